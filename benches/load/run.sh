@@ -1,0 +1,480 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark: edgeplane vs nginx vs HAProxy as reverse
+# proxies in front of the same two nginx backends. See benches/load/README.md.
+#
+# Layout (2-core machine): core 0 = the proxy under test (one worker each),
+# core 1 = wrk (one thread) + the backend nginx (one worker).
+#
+# Environment:
+#   PROXIES         proxies to run, in this order          (default "edgeplane nginx haproxy")
+#   DURATION        measured wrk run per cell              (default 10s)
+#   WARMUP          unmeasured wrk run before each cell    (default 2s; 0 disables)
+#   OUT             also write the report to this file     (default: stdout only)
+#   EDGEPLANE_BIN   edgeplane binary, relative to the repo root or absolute
+#                                                          (default target/release/edgeplane)
+#   PROXY_CPU       core for the proxy under test          (default 0)
+#   LOAD_CPU        core for wrk and the backends          (default 1)
+#   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 128)
+#   READY_TIMEOUT   seconds to wait for each server        (default 20)
+#   KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
+set -euo pipefail
+
+ORIG_PWD=$PWD
+cd "$(dirname "$0")/../.."
+REPO_ROOT=$PWD
+LOAD_DIR=$REPO_ROOT/benches/load
+
+PROXIES=${PROXIES:-"edgeplane nginx haproxy"}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+OUT=${OUT:-}
+EDGEPLANE_BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+NGINX_UPSTREAM_KEEPALIVE=${NGINX_UPSTREAM_KEEPALIVE:-128}
+READY_TIMEOUT=${READY_TIMEOUT:-20}
+KEEP_TMP=${KEEP_TMP:-0}
+
+# Scenarios: "label path connections".
+SCENARIOS=(
+    "2 B/64c    2b  64"
+    "2 B/256c   2b  256"
+    "16 KiB/64c 16k 64"
+    "16 KiB/256c 16k 256"
+)
+
+log() { printf '[load] %s\n' "$*" >&2; }
+die() { printf '[load] error: %s\n' "$*" >&2; exit 1; }
+
+read -r -a PROXY_LIST <<<"$PROXIES"
+[ "${#PROXY_LIST[@]}" -gt 0 ] || die "PROXIES is empty"
+for p in "${PROXY_LIST[@]}"; do
+    case $p in
+        edgeplane | nginx | haproxy) ;;
+        *) die "unknown proxy '$p' in PROXIES (known: edgeplane nginx haproxy)" ;;
+    esac
+done
+selected() {
+    local p
+    for p in "${PROXY_LIST[@]}"; do [ "$p" = "$1" ] && return 0; done
+    return 1
+}
+case $OUT in '' | /*) ;; *) OUT=$ORIG_PWD/$OUT ;; esac
+
+# --------------------------------------------------------------------------
+# 1. Tools.
+
+find_bin() { # name -> path on stdout, or nothing
+    command -v "$1" 2>/dev/null && return 0
+    local d
+    for d in /usr/sbin /sbin /usr/local/sbin; do
+        if [ -x "$d/$1" ]; then echo "$d/$1"; return 0; fi
+    done
+    return 0
+}
+
+# True while some process holds one of apt's/dpkg's lock files. Reads
+# /proc/locks (apt uses fcntl locks), so it never takes a lock itself.
+apt_locked() {
+    local f dev ino key
+    for f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock; do
+        [ -e "$f" ] || continue
+        read -r dev ino < <(stat -c "%d %i" "$f") || continue
+        # /proc/locks names files as MAJOR:MINOR:INODE (hex, hex, decimal).
+        key=$(printf '%02x:%02x:%d' $(((dev >> 8) & 0xfff)) $(((dev & 0xff) | ((dev >> 12) & 0xfff00))) "$ino")
+        if awk -v key="$key" '{ for (i = 1; i <= NF; i++) if ($i == key) found = 1 } END { exit !found }' /proc/locks; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+wait_for_apt() {
+    local deadline=$((SECONDS + 1800)) said=0
+    while apt_locked; do
+        [ "$SECONDS" -lt "$deadline" ] || die "apt/dpkg lock still held after 30 min"
+        if [ "$said" -eq 0 ]; then log "waiting for a concurrent apt/dpkg to release its lock..."; said=1; fi
+        sleep 2
+    done
+}
+
+missing_tools() { # prints the apt packages still needed
+    local pkgs=()
+    [ -n "$(find_bin wrk)" ] || pkgs+=(wrk)
+    [ -n "$(find_bin nginx)" ] || pkgs+=(nginx-light)
+    if selected haproxy && [ -z "$(find_bin haproxy)" ]; then pkgs+=(haproxy); fi
+    [ -n "$(find_bin curl)" ] || pkgs+=(curl)
+    [ -n "$(find_bin python3)" ] || pkgs+=(python3)
+    [ -n "$(find_bin taskset)" ] || pkgs+=(util-linux)
+    [ -n "$(find_bin pgrep)" ] || pkgs+=(procps)
+    echo "${pkgs[*]-}"
+}
+
+ensure_tools() {
+    local need
+    need=$(missing_tools)
+    [ -n "$need" ] || return 0
+    # Maybe a concurrent apt is installing them right now.
+    wait_for_apt
+    need=$(missing_tools)
+    [ -n "$need" ] || return 0
+    [ "$(id -u)" -eq 0 ] || die "missing packages: $need (run as root, or install them)"
+    log "installing: $need"
+    local try pkgs
+    read -r -a pkgs <<<"$need"
+    for try in 1 2 3 4 5; do
+        wait_for_apt
+        if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 &&
+            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${pkgs[@]}" >&2; then
+            break
+        fi
+        log "apt-get failed (attempt $try), retrying"
+        sleep 3
+    done
+    need=$(missing_tools)
+    [ -z "$need" ] || die "still missing after apt-get: $need"
+}
+
+ensure_tools
+WRK=$(find_bin wrk)
+NGINX=$(find_bin nginx)
+HAPROXY=$(find_bin haproxy)
+CURL=$(find_bin curl)
+PYTHON=$(find_bin python3)
+
+if selected edgeplane; then
+    case $EDGEPLANE_BIN in /*) ;; *) EDGEPLANE_BIN=$REPO_ROOT/$EDGEPLANE_BIN ;; esac
+    if [ ! -x "$EDGEPLANE_BIN" ]; then
+        log "$EDGEPLANE_BIN not found; building it (cargo build --release)"
+        cargo build --release -p edgeplane-proxy --bin edgeplane >&2
+    fi
+    [ -x "$EDGEPLANE_BIN" ] || die "edgeplane binary not found at $EDGEPLANE_BIN (set EDGEPLANE_BIN)"
+fi
+
+NCPU=$(nproc)
+for c in "$PROXY_CPU" "$LOAD_CPU"; do
+    [ "$c" -lt "$NCPU" ] || die "core $c does not exist (nproc=$NCPU)"
+done
+[ "$PROXY_CPU" != "$LOAD_CPU" ] || log "warning: PROXY_CPU == LOAD_CPU; numbers will be meaningless"
+HZ=$(getconf CLK_TCK)
+# More fds for 256 client + 256 upstream connections per proxy.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# --------------------------------------------------------------------------
+# 2. Temp dir and cleanup.
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgeplane-load.XXXXXX")
+STARTED=() # PIDs of everything we start in the background
+WRK_PID=
+
+descendants() { # pid -> its descendants, one per line
+    local c
+    for c in $(pgrep -P "$1" 2>/dev/null || true); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    local all=() pid deadline
+    [ -n "$WRK_PID" ] && all+=("$WRK_PID")
+    for pid in ${STARTED[@]+"${STARTED[@]}"}; do
+        all+=("$pid")
+        while read -r c; do [ -n "$c" ] && all+=("$c"); done < <(descendants "$pid")
+    done
+    if [ "${#all[@]}" -gt 0 ]; then
+        kill -TERM "${all[@]}" 2>/dev/null
+        deadline=$((SECONDS + 5))
+        while [ "$SECONDS" -lt "$deadline" ]; do
+            local alive=0
+            for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+            [ "$alive" -eq 1 ] || break
+            sleep 0.1
+        done
+        kill -KILL "${all[@]}" 2>/dev/null
+        wait 2>/dev/null
+    fi
+    if [ "$KEEP_TMP" = 1 ]; then
+        log "kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --------------------------------------------------------------------------
+# 3. Ports, templates.
+
+free_ports() { # n -> n distinct free loopback ports (kernel-chosen)
+    "$PYTHON" - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+read -r BACKEND1_PORT BACKEND2_PORT STATUS_PORT EDGEPLANE_PORT NGINX_PORT HAPROXY_PORT <<<"$(free_ports 6)"
+declare -A PORT=([edgeplane]=$EDGEPLANE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
+declare -A PID=()
+
+render() { # template output KEY=VALUE...
+    local tmpl=$1 out=$2 s kv
+    shift 2
+    s=$(<"$tmpl")
+    for kv in "$@"; do
+        s=${s//"@${kv%%=*}@"/"${kv#*=}"}
+    done
+    if grep -Eo '@[A-Z0-9_]+@' <<<"$s" >&2; then die "unreplaced placeholder(s) in $tmpl"; fi
+    printf '%s\n' "$s" >"$out"
+}
+
+USER_DIRECTIVE=""
+[ "$(id -u)" -ne 0 ] || USER_DIRECTIVE="user root;" # workers must read files in $TMP
+STATUS_SERVER=""
+if "$NGINX" -V 2>&1 | grep -q http_stub_status_module; then
+    STATUS_SERVER="    server { listen 127.0.0.1:$STATUS_PORT; location / { stub_status; } }"
+fi
+
+mkdir -p "$TMP/www" "$TMP/backend" "$TMP/nginx"
+chmod 755 "$TMP"
+printf 'ok' >"$TMP/www/2b"
+head -c 16384 /dev/zero | tr '\0' 'x' >"$TMP/www/16k"
+
+COMMON=(BACKEND1_PORT="$BACKEND1_PORT" BACKEND2_PORT="$BACKEND2_PORT" USER_DIRECTIVE="$USER_DIRECTIVE")
+render "$LOAD_DIR/nginx-backend.conf.tmpl" "$TMP/backend/nginx.conf" "${COMMON[@]}" \
+    DIR="$TMP/backend" WWW="$TMP/www" STATUS_SERVER="$STATUS_SERVER"
+render "$LOAD_DIR/nginx-proxy.conf.tmpl" "$TMP/nginx/nginx.conf" "${COMMON[@]}" \
+    DIR="$TMP/nginx" PORT="$NGINX_PORT" NGINX_UPSTREAM_KEEPALIVE="$NGINX_UPSTREAM_KEEPALIVE"
+render "$LOAD_DIR/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "${COMMON[@]}" PORT="$HAPROXY_PORT"
+render "$LOAD_DIR/edgeplane.toml.tmpl" "$TMP/edgeplane.toml" "${COMMON[@]}" PORT="$EDGEPLANE_PORT"
+
+# --------------------------------------------------------------------------
+# 4./5. Start servers and wait until they answer.
+
+show_log() { if [ -f "$1" ]; then tail -n 30 "$1" >&2; fi; }
+
+wait_http() { # name pid url logfile
+    local name=$1 pid=$2 url=$3 logf=$4 deadline=$((SECONDS + READY_TIMEOUT))
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_log "$logf"
+            die "$name exited during startup (log above)"
+        fi
+        "$CURL" -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            show_log "$logf"
+            die "$name not ready at $url after ${READY_TIMEOUT}s"
+        fi
+        sleep 0.05
+    done
+}
+
+start_nginx() { # name dir cpu
+    local name=$1 dir=$2 cpu=$3
+    local args=(-p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf")
+    "$NGINX" -t -q "${args[@]}" >"$dir/check.log" 2>&1 || {
+        show_log "$dir/check.log"
+        show_log "$dir/error.log"
+        die "$name config invalid"
+    }
+    taskset -c "$cpu" "$NGINX" "${args[@]}" -g 'daemon off;' >"$dir/stdout.log" 2>&1 &
+    STARTED+=("$!")
+    PID[$name]=$!
+}
+
+log "temp dir $TMP; backends on :$BACKEND1_PORT :$BACKEND2_PORT (core $LOAD_CPU)"
+start_nginx backend "$TMP/backend" "$LOAD_CPU"
+wait_http "backend 1" "${PID[backend]}" "http://127.0.0.1:$BACKEND1_PORT/2b" "$TMP/backend/error.log"
+wait_http "backend 2" "${PID[backend]}" "http://127.0.0.1:$BACKEND2_PORT/2b" "$TMP/backend/error.log"
+
+start_proxy() { # name
+    case $1 in
+        nginx)
+            start_nginx nginx "$TMP/nginx" "$PROXY_CPU"
+            LOGF[nginx]=$TMP/nginx/error.log
+            ;;
+        haproxy)
+            "$HAPROXY" -c -q -f "$TMP/haproxy.cfg" >"$TMP/haproxy.check.log" 2>&1 || { show_log "$TMP/haproxy.check.log"; die "haproxy config invalid"; }
+            taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
+            STARTED+=("$!")
+            PID[haproxy]=$!
+            LOGF[haproxy]=$TMP/haproxy.log
+            ;;
+        edgeplane)
+            RUST_LOG=warn taskset -c "$PROXY_CPU" "$EDGEPLANE_BIN" run --config "$TMP/edgeplane.toml" >"$TMP/edgeplane.log" 2>&1 &
+            STARTED+=("$!")
+            PID[edgeplane]=$!
+            LOGF[edgeplane]=$TMP/edgeplane.log
+            ;;
+    esac
+}
+
+# Sanity checks through a proxy: bodies are intact, both backends are used.
+check_proxy() { # name
+    local name=$1 base="http://127.0.0.1:${PORT[$1]}" n seen b
+    n=$("$CURL" -fsS --max-time 5 "$base/16k" | wc -c) || die "$name: GET /16k failed"
+    [ "$n" -eq 16384 ] || die "$name: /16k returned $n bytes, want 16384"
+    b=$("$CURL" -fsS --max-time 5 "$base/2b") || die "$name: GET /2b failed"
+    [ "$b" = ok ] || die "$name: /2b returned '$b', want 'ok'"
+    seen=""
+    for _ in 1 2 3 4 5 6; do
+        b=$("$CURL" -fsS --max-time 5 -o /dev/null -D - "$base/2b" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-backend" { print $2 }') || true
+        case " $seen " in *" $b "*) ;; *) seen="$seen $b" ;; esac
+    done
+    case "$seen" in
+        *1*2* | *2*1*) ;;
+        *) log "warning: $name sent 6 requests to backend(s)$seen only; round robin not working?" ;;
+    esac
+}
+
+declare -A LOGF=()
+for p in "${PROXY_LIST[@]}"; do
+    start_proxy "$p"
+    wait_http "$p" "${PID[$p]}" "http://127.0.0.1:${PORT[$p]}/2b" "${LOGF[$p]}"
+    check_proxy "$p"
+    log "$p ready on :${PORT[$p]} (pid ${PID[$p]}, core $PROXY_CPU)"
+done
+
+# --------------------------------------------------------------------------
+# 6. Measure.
+
+proc_pids() { # name -> PIDs whose CPU time counts for it (nginx: master + workers)
+    echo "${PID[$1]}"
+    if [ "$1" = nginx ]; then descendants "${PID[$1]}"; fi
+}
+
+cpu_ticks() { # pids... -> sum of utime+stime (fields 14, 15 of /proc/PID/stat)
+    local pid s f total=0
+    for pid in "$@"; do
+        s=$(<"/proc/$pid/stat") || die "process $pid vanished"
+        s=${s##*) } # drop "pid (comm) "; field 3 (state) is now f[0]
+        read -r -a f <<<"$s"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+backend_accepts() { # -> connections accepted so far by the backend nginx, or empty
+    [ -n "$STATUS_SERVER" ] || return 0
+    "$CURL" -fsS --max-time 2 "http://127.0.0.1:$STATUS_PORT/" 2>/dev/null | awk 'NR == 3 { print $1 }' || true
+}
+
+run_wrk() { # duration conns url outfile -> wrk's exit status
+    local rc=0
+    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$2" -d"$1" --latency "$3" >"$4" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=
+    return "$rc"
+}
+
+declare -A ROW=() RAW=()
+NS=${#SCENARIOS[@]}
+NP=${#PROXY_LIST[@]}
+for ((si = 0; si < NS; si++)); do
+    read -r label1 label2 path conns <<<"${SCENARIOS[si]}"
+    label="$label1 $label2"
+    for ((k = 0; k < NP; k++)); do
+        # Interleave, and rotate who goes first, so drift hits everyone alike.
+        p=${PROXY_LIST[(si + k) % NP]}
+        url="http://127.0.0.1:${PORT[$p]}/$path"
+        out="$TMP/wrk-$p-$path-$conns.txt"
+        log "$p: $label ($url)"
+        case $WARMUP in
+            0 | 0s | "") ;;
+            *) run_wrk "$WARMUP" "$conns" "$url" "$out.warmup" || log "warning: warmup wrk exited non-zero" ;;
+        esac
+        read -r -a pids <<<"$(proc_pids "$p" | tr '\n' ' ')"
+        acc0=$(backend_accepts)
+        t0=$(cpu_ticks "${pids[@]}")
+        wrc=0
+        run_wrk "$DURATION" "$conns" "$url" "$out" || wrc=$?
+        t1=$(cpu_ticks "${pids[@]}")
+        acc1=$(backend_accepts)
+        kill -0 "${PID[$p]}" 2>/dev/null || { show_log "${LOGF[$p]}"; die "$p died during the run"; }
+        if [ "$wrc" -ne 0 ]; then
+            show_log "$out"
+            ROW[$p,$si]="| $p | $label | wrk failed (exit $wrc) | | | | |"
+            RAW[$p,$si]="| $p | $label | | | | | |"
+            continue
+        fi
+        reqs=$(awk '/ requests in / { print $1; exit }' "$out")
+        wall=$(awk '/ requests in / { sub(/,$/, "", $4); print $4; exit }' "$out")
+        rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+        p50=$(awk '$1 == "50%" { print $2 }' "$out")
+        p99=$(awk '$1 == "99%" { print $2 }' "$out")
+        sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
+        sockdetail=$(awk '/Socket errors:/ { gsub(/,/, ""); printf "c%s/r%s/w%s/t%s", $4, $6, $8, $10 }' "$out")
+        non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
+        sockerr=${sockerr:-0} non2xx=${non2xx:-0}
+        dt=$((t1 - t0))
+        read -r cpu_us cpu_s cpu_pct <<<"$(awk -v dt="$dt" -v hz="$HZ" -v n="${reqs:-0}" -v wall="$wall" 'BEGIN {
+            s = dt / hz; w = wall + 0
+            if (wall ~ /ms$/) w /= 1000; else if (wall ~ /m$/) w *= 60
+            printf "%s %.2f %s\n", (n > 0 ? sprintf("%.1f", s * 1e6 / n) : "n/a"), s, (w > 0 ? sprintf("%.0f%%", 100 * s / w) : "n/a")
+        }')"
+        if [ "$sockerr" -eq 0 ] && [ "$non2xx" -eq 0 ]; then
+            errs=0
+        else
+            errs="non-2xx $non2xx, socket $sockerr ($sockdetail)"
+        fi
+        # (minus 1: the second stub_status request is itself a new connection)
+        if [ -n "$acc0" ] && [ -n "$acc1" ]; then upconns=$((acc1 - acc0 - 1)); else upconns=n/a; fi
+        ROW[$p,$si]="| $p | $label | $rps | $p50 | $p99 | $cpu_us | $errs |"
+        RAW[$p,$si]="| $p | $label | $reqs | $wall | $cpu_s | $cpu_pct | $upconns |"
+        log "  -> $rps req/s, p50 $p50, p99 $p99, $cpu_us µs CPU/req, errors: $errs"
+    done
+done
+
+# --------------------------------------------------------------------------
+# 7. Report.
+
+ver_nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
+ver_haproxy=$( ([ -n "$HAPROXY" ] && "$HAPROXY" -v 2>/dev/null | head -n 1) || echo "n/a")
+ver_wrk=$("$WRK" -v 2>&1 | head -n 1 | sed 's/ Copyright.*//' || true)
+ver_edgeplane=n/a
+if selected edgeplane; then
+    ver_edgeplane=$(timeout 5 "$EDGEPLANE_BIN" --version 2>/dev/null | head -n 1 || true)
+    ver_edgeplane="${ver_edgeplane:-unknown} ($(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO_ROOT" diff --quiet HEAD 2>/dev/null || echo ', dirty'))"
+fi
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+
+{
+    echo "### Load benchmark: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- host: nproc=$NCPU, CPU: ${cpu_model:-unknown}, kernel $(uname -r)"
+    echo "- nginx: $ver_nginx; haproxy: $ver_haproxy; wrk: $ver_wrk; edgeplane: $ver_edgeplane"
+    echo "- proxy under test pinned to core $PROXY_CPU with one worker; wrk -t1 and the backend nginx (1 worker, 2 ports) pinned to core $LOAD_CPU"
+    echo "- each cell: ${WARMUP} warmup, then wrk for ${DURATION}; proxies interleaved per scenario; proxies: ${PROXY_LIST[*]}"
+    echo
+    echo "| proxy | scenario | req/s | p50 | p99 | CPU µs/req | errors |"
+    echo "|---|---|---:|---:|---:|---:|---|"
+    for ((si = 0; si < NS; si++)); do
+        for p in "${PROXY_LIST[@]}"; do echo "${ROW[$p,$si]}"; done
+    done
+    echo
+    echo "<details><summary>raw counts</summary>"
+    echo
+    echo "| proxy | scenario | requests | wall | proxy CPU s | proxy CPU % | backend conns opened |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    for ((si = 0; si < NS; si++)); do
+        for p in "${PROXY_LIST[@]}"; do echo "${RAW[$p,$si]}"; done
+    done
+    echo
+    echo "</details>"
+} >"$TMP/report.md"
+
+cat "$TMP/report.md"
+if [ -n "$OUT" ]; then
+    cp "$TMP/report.md" "$OUT"
+    log "report written to $OUT"
+fi

@@ -1,0 +1,187 @@
+//! Validated types: what the rest of edgeplane consumes. Every value here has passed [`crate::validate`].
+
+use crate::ContentHash;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A complete node config: this process's settings plus the routing document.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Settings of this process (restart to change).
+    pub node: Node,
+    /// Routes and clusters (hot-reloadable, replaced whole).
+    pub routing: Routing,
+}
+
+/// Settings of one node process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Node id (letters, digits, `-`, `_`).
+    pub id: String,
+    /// Zone the node runs in.
+    pub zone: Option<String>,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Admin listener (health endpoints), if any.
+    pub admin: Option<SocketAddr>,
+    /// Proxy listeners, at least one.
+    pub listeners: Vec<Listener>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Downstream timeouts.
+    pub timeouts: NodeTimeouts,
+}
+
+/// One proxy listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Name used in logs.
+    pub name: String,
+    /// Address to bind.
+    pub address: SocketAddr,
+}
+
+/// Downstream resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open downstream connections at most (default 10000).
+    pub max_connections: usize,
+    /// Bytes of request line plus headers at most (default 16384, at least 8192).
+    pub max_header_bytes: usize,
+    /// Request headers at most (default 100).
+    pub max_headers: usize,
+}
+
+/// Downstream timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeTimeouts {
+    /// Time to receive a request's headers (default 10s).
+    pub header_read: Duration,
+    /// Idle keep-alive connections are closed after this (default 60s).
+    pub idle: Duration,
+    /// Grace period for in-flight requests at shutdown (default 30s).
+    pub shutdown_grace: Duration,
+}
+
+/// The routing document: replaced whole on reload.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// Routes in the order written.
+    pub routes: Vec<Route>,
+    /// Clusters sorted by name.
+    pub clusters: Vec<Cluster>,
+    /// Content hash of the document.
+    pub hash: ContentHash,
+}
+
+/// A route: conditions on the request and the cluster that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Unique route name.
+    pub name: String,
+    /// Host conditions; empty = any host.
+    pub hosts: Vec<HostMatch>,
+    /// Path prefix (starts with `/`).
+    pub path_prefix: String,
+    /// Methods (upper case); empty = any.
+    pub methods: Vec<String>,
+    /// Header conditions; all must hold.
+    pub headers: Vec<HeaderMatch>,
+    /// Index into [`Routing::clusters`].
+    pub cluster: usize,
+}
+
+/// A host condition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostMatch {
+    /// The host equals this (lower case, without port).
+    Exact(String),
+    /// The host ends with this suffix, which starts with a dot (`*.example.com` → `.example.com`).
+    Suffix(String),
+}
+
+/// A header condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// Header name, lower case.
+    pub name: String,
+    /// Exact value, or `None` for presence only.
+    pub value: Option<String>,
+}
+
+/// A cluster of interchangeable upstream endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// Unique cluster name.
+    pub name: String,
+    /// Balancing policy.
+    pub balancing: Balancing,
+    /// Host header sent upstream instead of the client's.
+    pub host_rewrite: Option<String>,
+    /// Endpoints (addresses unique within the cluster).
+    pub endpoints: Vec<Endpoint>,
+    /// Upstream timeouts.
+    pub timeouts: ClusterTimeouts,
+    /// Upstream connection pool settings.
+    pub pool: Pool,
+}
+
+/// Balancing policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balancing {
+    /// Each endpoint in turn, ignoring weights.
+    RoundRobin,
+    /// nginx's smooth weighted round robin.
+    WeightedRoundRobin,
+    /// Fewest in-flight requests relative to weight.
+    LeastConnections,
+}
+
+impl Balancing {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balancing::RoundRobin => "round_robin",
+            Balancing::WeightedRoundRobin => "weighted_round_robin",
+            Balancing::LeastConnections => "least_connections",
+        }
+    }
+
+    /// Every policy, for error messages and docs.
+    pub const ALL: [Balancing; 3] = [
+        Balancing::RoundRobin,
+        Balancing::WeightedRoundRobin,
+        Balancing::LeastConnections,
+    ];
+}
+
+/// One upstream endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Socket address.
+    pub address: SocketAddr,
+    /// Relative weight, 1..=10000.
+    pub weight: u32,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Priority (0 = primary).
+    pub priority: u8,
+}
+
+/// Upstream timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterTimeouts {
+    /// TCP connect (default 2s).
+    pub connect: Duration,
+    /// Until the response headers arrive (default 30s).
+    pub response_header: Duration,
+}
+
+/// Upstream connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    /// Idle keep-alive connections kept per endpoint (default 64).
+    pub max_idle_per_endpoint: usize,
+    /// Idle connections older than this are closed (default 60s).
+    pub idle_timeout: Duration,
+}

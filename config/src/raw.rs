@@ -1,0 +1,162 @@
+//! The permissive first stage: serde structs that mirror the text. Values that need checking (addresses,
+//! durations, names, ranges) stay as text or wide integers here so that [`crate::validate`] can report
+//! each problem with its path instead of stopping at the first.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A whole node config as written in a file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Settings of this process.
+    #[serde(default)]
+    pub node: RawNode,
+    /// Routes in the order written; see the config reference for precedence.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// Clusters by name.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, RawCluster>,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Node id; defaults to `edge-1`.
+    pub id: Option<String>,
+    /// Zone the node runs in.
+    pub zone: Option<String>,
+    /// Worker threads; 0 or absent = one per core.
+    pub workers: Option<i64>,
+    /// Admin listener address (health endpoints).
+    pub admin: Option<String>,
+    /// Proxy listeners.
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Downstream timeouts.
+    #[serde(default)]
+    pub timeouts: RawNodeTimeouts,
+}
+
+/// `[[node.listeners]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// Name used in logs; defaults to `listener<index>`.
+    pub name: Option<String>,
+    /// Socket address to bind, e.g. `0.0.0.0:8080`.
+    pub address: String,
+}
+
+/// `[node.limits]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Open downstream connections at most; further clients wait in the accept backlog.
+    pub max_connections: Option<i64>,
+    /// Bytes of request line plus headers at most (431 beyond).
+    pub max_header_bytes: Option<i64>,
+    /// Number of request headers at most (431 beyond).
+    pub max_headers: Option<i64>,
+}
+
+/// `[node.timeouts]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodeTimeouts {
+    /// Time allowed to receive a request's headers (slowloris guard).
+    pub header_read: Option<String>,
+    /// A downstream connection with no request in flight and no traffic for this long is closed.
+    pub idle: Option<String>,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_grace: Option<String>,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Unique name; defaults to `route<index>`.
+    pub name: Option<String>,
+    /// Hosts: exact (`api.example.com`), wildcard (`*.example.com`) or `*`; empty = any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix, starting with `/`; defaults to `/`.
+    pub path_prefix: Option<String>,
+    /// Methods to match; empty = any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Headers that must be present (and equal `value` when given).
+    #[serde(default)]
+    pub headers: Vec<RawHeaderMatch>,
+    /// Name of the cluster that serves the route.
+    pub cluster: String,
+}
+
+/// One header condition of a route.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderMatch {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// Exact value; absent = the header only has to be present.
+    pub value: Option<String>,
+}
+
+/// `[clusters.<name>]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// `round_robin` (default), `weighted_round_robin` or `least_connections`.
+    pub balancing: Option<String>,
+    /// Host header sent upstream instead of the client's.
+    pub host_rewrite: Option<String>,
+    /// Upstream endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<RawEndpoint>,
+    /// Upstream timeouts.
+    #[serde(default)]
+    pub timeouts: RawClusterTimeouts,
+    /// Upstream connection pool.
+    #[serde(default)]
+    pub pool: RawPool,
+}
+
+/// `[[clusters.<name>.endpoints]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    /// `ip:port`.
+    pub address: String,
+    /// Relative weight, 1 to 10000; default 1.
+    pub weight: Option<i64>,
+    /// Zone of the endpoint.
+    pub zone: Option<String>,
+    /// Priority, 0 (primary, default) to 7.
+    pub priority: Option<i64>,
+}
+
+/// `[clusters.<name>.timeouts]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClusterTimeouts {
+    /// TCP connect to an endpoint.
+    pub connect: Option<String>,
+    /// From sending the request to receiving the response headers (504 beyond).
+    pub response_header: Option<String>,
+}
+
+/// `[clusters.<name>.pool]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    /// Idle keep-alive connections kept per endpoint.
+    pub max_idle_per_endpoint: Option<i64>,
+    /// Idle connections older than this are closed.
+    pub idle_timeout: Option<String>,
+}

@@ -1,0 +1,415 @@
+//! The second stage: checks a [`RawConfig`] as a whole and builds the validated model, or returns every
+//! error found with its path.
+
+use crate::duration;
+use crate::model::*;
+use crate::raw::*;
+use crate::{ConfigError, ContentHash, FieldError};
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Validates a raw config; on failure, the error lists every problem found.
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let mut v = Validator::default();
+    let node = v.node(&raw.node);
+    let routing = v.routing(&raw.routes, &raw.clusters);
+    if v.errors.is_empty() {
+        Ok(Config { node, routing })
+    } else {
+        Err(ConfigError::Invalid(v.errors))
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn node(&mut self, raw: &RawNode) -> Node {
+        let id = raw.id.clone().unwrap_or_else(|| "edge-1".to_string());
+        self.name("node.id", &id);
+        if let Some(zone) = &raw.zone {
+            self.name("node.zone", zone);
+        }
+        let workers = self.int("node.workers", raw.workers, 0, 0, 1024);
+        let admin = raw
+            .admin
+            .as_deref()
+            .and_then(|a| self.address("node.admin", a));
+        if raw.listeners.is_empty() {
+            self.error("node.listeners", "at least one listener is required");
+        }
+        let mut listeners = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, l) in raw.listeners.iter().enumerate() {
+            let path = format!("node.listeners[{i}]");
+            let name = l.name.clone().unwrap_or_else(|| format!("listener{i}"));
+            if let Some(address) = self.address(&format!("{path}.address"), &l.address) {
+                if !seen.insert(address) {
+                    self.error(
+                        format!("{path}.address"),
+                        format!("duplicate listener address {address}"),
+                    );
+                }
+                listeners.push(Listener { name, address });
+            }
+        }
+        let limits = Limits {
+            max_connections: self.int(
+                "node.limits.max_connections",
+                raw.limits.max_connections,
+                10_000,
+                1,
+                1_000_000,
+            ),
+            max_header_bytes: self.int(
+                "node.limits.max_header_bytes",
+                raw.limits.max_header_bytes,
+                16_384,
+                8_192,
+                1 << 20,
+            ),
+            max_headers: self.int(
+                "node.limits.max_headers",
+                raw.limits.max_headers,
+                100,
+                1,
+                1_000,
+            ),
+        };
+        let t = &raw.timeouts;
+        let timeouts = NodeTimeouts {
+            header_read: self.duration(
+                "node.timeouts.header_read",
+                t.header_read.as_deref(),
+                10_000,
+            ),
+            idle: self.duration("node.timeouts.idle", t.idle.as_deref(), 60_000),
+            shutdown_grace: self.duration(
+                "node.timeouts.shutdown_grace",
+                t.shutdown_grace.as_deref(),
+                30_000,
+            ),
+        };
+        Node {
+            id,
+            zone: raw.zone.clone(),
+            workers,
+            admin,
+            listeners,
+            limits,
+            timeouts,
+        }
+    }
+
+    fn routing(&mut self, routes: &[RawRoute], clusters: &BTreeMap<String, RawCluster>) -> Routing {
+        let hash = content_hash(routes, clusters);
+        let clusters: Vec<Cluster> = clusters
+            .iter()
+            .map(|(name, c)| self.cluster(name, c))
+            .collect();
+        let mut names = HashSet::new();
+        let routes = routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let route = self.route(i, r, &clusters);
+                if !names.insert(route.name.clone()) {
+                    self.error(
+                        format!("routes[{i}].name"),
+                        format!("duplicate route name {:?}", route.name),
+                    );
+                }
+                route
+            })
+            .collect();
+        Routing {
+            routes,
+            clusters,
+            hash,
+        }
+    }
+
+    fn route(&mut self, i: usize, raw: &RawRoute, clusters: &[Cluster]) -> Route {
+        let path = format!("routes[{i}]");
+        let name = raw.name.clone().unwrap_or_else(|| format!("route{i}"));
+        self.name(&format!("{path}.name"), &name);
+        let mut hosts = Vec::new();
+        for (j, h) in raw.hosts.iter().enumerate() {
+            let host = h.trim().to_ascii_lowercase();
+            if host == "*" {
+                // `*` means any host, the same as no host condition at all.
+                hosts.clear();
+                hosts.push(None);
+                continue;
+            }
+            match host_match(&host) {
+                Ok(m) => hosts.push(Some(m)),
+                Err(e) => self.error(format!("{path}.hosts[{j}]"), e),
+            }
+        }
+        let hosts = if hosts.contains(&None) {
+            Vec::new()
+        } else {
+            hosts.into_iter().flatten().collect()
+        };
+        let path_prefix = raw.path_prefix.clone().unwrap_or_else(|| "/".to_string());
+        if !path_prefix.starts_with('/') {
+            self.error(
+                format!("{path}.path_prefix"),
+                format!("must start with '/': {path_prefix:?}"),
+            );
+        } else if path_prefix
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
+        {
+            self.error(
+                format!("{path}.path_prefix"),
+                format!("must not hold spaces, controls, '?' or '#': {path_prefix:?}"),
+            );
+        }
+        let mut methods = Vec::new();
+        for (j, m) in raw.methods.iter().enumerate() {
+            let upper = m.trim().to_ascii_uppercase();
+            if upper.is_empty() || !upper.bytes().all(is_token_byte) {
+                self.error(
+                    format!("{path}.methods[{j}]"),
+                    format!("invalid method {m:?}"),
+                );
+            } else {
+                methods.push(upper);
+            }
+        }
+        let mut headers = Vec::new();
+        for (j, h) in raw.headers.iter().enumerate() {
+            let name = h.name.trim().to_ascii_lowercase();
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                self.error(
+                    format!("{path}.headers[{j}].name"),
+                    format!("invalid header name {:?}", h.name),
+                );
+            }
+            if let Some(v) = &h.value {
+                if v.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+                    self.error(
+                        format!("{path}.headers[{j}].value"),
+                        "header value holds control characters",
+                    );
+                }
+            }
+            headers.push(HeaderMatch {
+                name,
+                value: h.value.clone(),
+            });
+        }
+        let cluster = match clusters.iter().position(|c| c.name == raw.cluster) {
+            Some(index) => index,
+            None => {
+                self.error(
+                    format!("{path}.cluster"),
+                    format!("unknown cluster {:?}", raw.cluster),
+                );
+                0
+            }
+        };
+        Route {
+            name,
+            hosts,
+            path_prefix,
+            methods,
+            headers,
+            cluster,
+        }
+    }
+
+    fn cluster(&mut self, name: &str, raw: &RawCluster) -> Cluster {
+        let path = format!("clusters.{name}");
+        self.name(&path, name);
+        let balancing = match raw.balancing.as_deref() {
+            None => Balancing::RoundRobin,
+            Some(b) => match Balancing::ALL.into_iter().find(|p| p.as_str() == b) {
+                Some(p) => p,
+                None => {
+                    let known: Vec<_> = Balancing::ALL.iter().map(|p| p.as_str()).collect();
+                    self.error(
+                        format!("{path}.balancing"),
+                        format!("unknown policy {b:?} (one of {})", known.join(", ")),
+                    );
+                    Balancing::RoundRobin
+                }
+            },
+        };
+        if let Some(h) = &raw.host_rewrite {
+            if h.is_empty() || h.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'/') {
+                self.error(
+                    format!("{path}.host_rewrite"),
+                    format!("invalid host {h:?}"),
+                );
+            }
+        }
+        let mut endpoints = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, e) in raw.endpoints.iter().enumerate() {
+            let epath = format!("{path}.endpoints[{i}]");
+            let address = self.address(&format!("{epath}.address"), &e.address);
+            let weight = self.int(&format!("{epath}.weight"), e.weight, 1, 1, 10_000) as u32;
+            let priority = self.int(&format!("{epath}.priority"), e.priority, 0, 0, 7) as u8;
+            if let Some(zone) = &e.zone {
+                self.name(&format!("{epath}.zone"), zone);
+            }
+            if let Some(address) = address {
+                if !seen.insert(address) {
+                    self.error(
+                        format!("{epath}.address"),
+                        format!("duplicate endpoint {address}"),
+                    );
+                }
+                endpoints.push(Endpoint {
+                    address,
+                    weight,
+                    zone: e.zone.clone(),
+                    priority,
+                });
+            }
+        }
+        let timeouts = ClusterTimeouts {
+            connect: self.duration(
+                &format!("{path}.timeouts.connect"),
+                raw.timeouts.connect.as_deref(),
+                2_000,
+            ),
+            response_header: self.duration(
+                &format!("{path}.timeouts.response_header"),
+                raw.timeouts.response_header.as_deref(),
+                30_000,
+            ),
+        };
+        let pool = Pool {
+            max_idle_per_endpoint: self.int(
+                &format!("{path}.pool.max_idle_per_endpoint"),
+                raw.pool.max_idle_per_endpoint,
+                64,
+                0,
+                10_000,
+            ),
+            idle_timeout: self.duration(
+                &format!("{path}.pool.idle_timeout"),
+                raw.pool.idle_timeout.as_deref(),
+                60_000,
+            ),
+        };
+        Cluster {
+            name: name.to_string(),
+            balancing,
+            host_rewrite: raw.host_rewrite.clone(),
+            endpoints,
+            timeouts,
+            pool,
+        }
+    }
+
+    /// Names end up in logs, metrics labels and (later) NATS subjects, so they are kept to a safe alphabet.
+    fn name(&mut self, path: &str, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            self.error(
+                path,
+                format!("invalid name {name:?}: use 1 to 64 letters, digits, '-' or '_'"),
+            );
+        }
+    }
+
+    fn address(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
+        match text.trim().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    path,
+                    format!("invalid socket address {text:?} (expected ip:port)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, path: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> usize {
+        let v = value.unwrap_or(default);
+        if v < min || v > max {
+            self.error(path, format!("{v} is out of range {min}..={max}"));
+            return default as usize;
+        }
+        v as usize
+    }
+
+    fn duration(&mut self, path: &str, text: Option<&str>, default_ms: u64) -> Duration {
+        let Some(text) = text else {
+            return Duration::from_millis(default_ms);
+        };
+        match duration::parse(text) {
+            Ok(d) if d.is_zero() => {
+                self.error(path, "must be greater than zero");
+                Duration::from_millis(default_ms)
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(path, e);
+                Duration::from_millis(default_ms)
+            }
+        }
+    }
+}
+
+fn host_match(host: &str) -> Result<HostMatch, String> {
+    let (wildcard, name) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, host),
+    };
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
+        return Err(format!(
+            "invalid host {host:?}: expected a DNS name, \"*.suffix\" or \"*\""
+        ));
+    }
+    Ok(if wildcard {
+        HostMatch::Suffix(format!(".{name}"))
+    } else {
+        HostMatch::Exact(name.to_string())
+    })
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The hash covers the routing document only, in a canonical JSON form (clusters sorted by name).
+fn content_hash(routes: &[RawRoute], clusters: &BTreeMap<String, RawCluster>) -> ContentHash {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        routes: &'a [RawRoute],
+        clusters: &'a BTreeMap<String, RawCluster>,
+    }
+    // Serializing plain structs and a BTreeMap to a Vec cannot fail.
+    let bytes = serde_json::to_vec(&Doc { routes, clusters }).unwrap_or_default();
+    ContentHash::of(&bytes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+use crate::model::{Balancing, HostMatch};
+use crate::{from_json, from_toml, ConfigError};
+
+const MINIMAL: &str = r#"
+[[node.listeners]]
+address = "127.0.0.1:8080"
+
+[[routes]]
+cluster = "api"
+
+[clusters.api]
+[[clusters.api.endpoints]]
+address = "127.0.0.1:9001"
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    match from_toml(text) {
+        Ok(_) => panic!("config should be rejected"),
+        Err(e) => e.lines(),
+    }
+}
+
+#[test]
+fn default_config_is_valid() {
+    let c = crate::default_config().expect("shipped default must validate");
+    assert_eq!(c.routing.clusters[0].endpoints.len(), 2);
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = from_toml(MINIMAL).unwrap();
+    assert_eq!(c.node.id, "edge-1");
+    assert_eq!(c.node.limits.max_header_bytes, 16_384);
+    let r = &c.routing.routes[0];
+    assert_eq!(r.name, "route0");
+    assert_eq!(r.path_prefix, "/");
+    assert!(r.hosts.is_empty());
+    assert_eq!(c.routing.clusters[0].balancing, Balancing::RoundRobin);
+    assert_eq!(c.routing.clusters[0].endpoints[0].weight, 1);
+}
+
+#[test]
+fn hosts_are_normalised() {
+    let c = from_toml(&MINIMAL.replace(
+        "cluster = \"api\"",
+        "hosts = [\"API.Example.com\", \"*.example.org\"]\ncluster = \"api\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.routing.routes[0].hosts,
+        vec![
+            HostMatch::Exact("api.example.com".into()),
+            HostMatch::Suffix(".example.org".into())
+        ]
+    );
+}
+
+#[test]
+fn every_error_is_reported_with_its_path() {
+    let text = r#"
+[node]
+id = "bad id"
+workers = -1
+admin = "localhost"
+
+[[node.listeners]]
+address = "0.0.0.0:80"
+[[node.listeners]]
+address = "0.0.0.0:80"
+
+[node.limits]
+max_header_bytes = 100
+
+[node.timeouts]
+idle = "ten seconds"
+header_read = "0s"
+
+[[routes]]
+name = "a"
+hosts = ["exa mple.com", "*."]
+path_prefix = "api"
+methods = ["GE T"]
+headers = [{ name = "bad header" }]
+cluster = "nope"
+
+[[routes]]
+name = "a"
+cluster = "api"
+
+[clusters.api]
+balancing = "random"
+[[clusters.api.endpoints]]
+address = "10.0.0.1:80"
+weight = 0
+[[clusters.api.endpoints]]
+address = "10.0.0.1:80"
+priority = 9
+[[clusters.api.endpoints]]
+address = "10.0.0:80"
+"#;
+    let got = errors(text);
+    let expect = [
+        "node.id: invalid name \"bad id\"",
+        "node.workers: -1 is out of range",
+        "node.admin: invalid socket address \"localhost\"",
+        "node.listeners[1].address: duplicate listener address 0.0.0.0:80",
+        "node.limits.max_header_bytes: 100 is out of range 8192..=1048576",
+        "node.timeouts.header_read: must be greater than zero",
+        "node.timeouts.idle: invalid duration \"ten seconds\"",
+        "routes[0].hosts[0]: invalid host \"exa mple.com\"",
+        "routes[0].hosts[1]: invalid host \"*.\"",
+        "routes[0].path_prefix: must start with '/'",
+        "routes[0].methods[0]: invalid method \"GE T\"",
+        "routes[0].headers[0].name: invalid header name \"bad header\"",
+        "routes[0].cluster: unknown cluster \"nope\"",
+        "routes[1].name: duplicate route name \"a\"",
+        "clusters.api.balancing: unknown policy \"random\"",
+        "clusters.api.endpoints[0].weight: 0 is out of range 1..=10000",
+        "clusters.api.endpoints[1].priority: 9 is out of range 0..=7",
+        "clusters.api.endpoints[1].address: duplicate endpoint 10.0.0.1:80",
+        "clusters.api.endpoints[2].address: invalid socket address \"10.0.0:80\"",
+    ];
+    for e in expect {
+        assert!(
+            got.iter().any(|g| g.starts_with(e)),
+            "missing {e:?} in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), expect.len(), "unexpected extra errors: {got:#?}");
+}
+
+#[test]
+fn listeners_are_required() {
+    let got = errors("[[routes]]\ncluster = \"x\"\n[clusters.x]\n");
+    assert!(got
+        .iter()
+        .any(|e| e.starts_with("node.listeners: at least one listener")));
+}
+
+#[test]
+fn unknown_fields_and_syntax_errors_are_rejected() {
+    let err = from_toml(&MINIMAL.replace(
+        "address = \"127.0.0.1:9001\"",
+        "adress = \"127.0.0.1:9001\"",
+    ))
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }));
+    assert!(err.to_string().contains("adress"), "{err}");
+    let err = from_toml("[node\n").unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }));
+}
+
+#[test]
+fn json_uses_the_same_model() {
+    let json = r#"{
+      "node": {"listeners": [{"address": "127.0.0.1:8080"}]},
+      "routes": [{"cluster": "api", "path_prefix": "/v1"}],
+      "clusters": {"api": {"balancing": "least_connections", "endpoints": [{"address": "127.0.0.1:9001", "weight": 3}]}}
+    }"#;
+    let c = from_json(json).unwrap();
+    assert_eq!(c.routing.clusters[0].balancing, Balancing::LeastConnections);
+    assert_eq!(c.routing.routes[0].path_prefix, "/v1");
+    let err = from_json("{\"routes\": [{\"cluster\": \"x\"}]}").unwrap_err();
+    assert!(err
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("routes[0].cluster: unknown cluster")));
+}
+
+#[test]
+fn hash_follows_routing_content_only() {
+    let a = from_toml(MINIMAL).unwrap();
+    let b = from_toml(&MINIMAL.replace("127.0.0.1:8080", "127.0.0.1:8081")).unwrap();
+    let c = from_toml(&MINIMAL.replace("9001", "9002")).unwrap();
+    assert_eq!(
+        a.routing.hash, b.routing.hash,
+        "node settings are not part of the routing hash"
+    );
+    assert_ne!(a.routing.hash, c.routing.hash);
+    assert_eq!(a.routing.hash.to_string().len(), 64);
+}

@@ -1,0 +1,67 @@
+//! Balancers: given a cluster's candidate endpoints, pick one.
+//!
+//! A balancer is built on the cold path whenever a snapshot is built (weights expanded, schedules
+//! precomputed) and only read on the request path, where `pick` takes no lock and allocates nothing.
+//! Each policy is one file; adding one means a new file, a [`Balancing`] variant and a line in [`build`].
+
+mod least_conn;
+mod round_robin;
+mod weighted;
+
+use crate::tables::Endpoint;
+use edgeplane_config::model::Balancing;
+use std::fmt;
+
+/// Picks an endpoint for a request.
+pub trait Balancer: Send + Sync + fmt::Debug {
+    /// Returns an index into `endpoints`, which is the same candidate list the balancer was built for,
+    /// or `None` if it is empty.
+    fn pick(&self, endpoints: &[Endpoint]) -> Option<usize>;
+}
+
+/// Builds the balancer of `policy` for these candidate endpoints.
+pub fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
+    match policy {
+        Balancing::RoundRobin => Box::new(round_robin::RoundRobin::default()),
+        Balancing::WeightedRoundRobin => Box::new(weighted::SmoothWeighted::new(endpoints)),
+        Balancing::LeastConnections => Box::new(least_conn::LeastConnections::default()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::pool::Pool;
+    use crate::tables::Endpoint;
+    use crate::upstream::Upstream;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Endpoints on 127.0.0.1:1.. with the given weights.
+    pub fn endpoints(weights: &[u32]) -> Vec<Endpoint> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &weight)| Endpoint {
+                upstream: Arc::new(Upstream::new(
+                    ([127, 0, 0, 1], 1 + i as u16).into(),
+                    Pool::new(edgeplane_config::model::Pool {
+                        max_idle_per_endpoint: 1,
+                        idle_timeout: Duration::from_secs(1),
+                    }),
+                )),
+                weight,
+                zone: None,
+                priority: 0,
+            })
+            .collect()
+    }
+
+    /// How often each index is picked in `n` picks.
+    pub fn counts(b: &dyn super::Balancer, eps: &[Endpoint], n: usize) -> Vec<usize> {
+        let mut counts = vec![0; eps.len()];
+        for _ in 0..n {
+            counts[b.pick(eps).expect("non-empty")] += 1;
+        }
+        counts
+    }
+}

@@ -1,0 +1,118 @@
+//! Smooth weighted round robin (nginx's algorithm), precomputed.
+//!
+//! nginx keeps a mutable "current weight" per peer under a lock. Here the whole cycle of picks is
+//! computed once when the snapshot is built, so a pick is one atomic increment and one array read.
+//! The cycle has `sum(weights) / gcd(weights)` entries; beyond [`MAX_CYCLE`] the weights are scaled
+//! down proportionally (each stays at least 1), which keeps the shares to within a fraction of a percent.
+
+use super::Balancer;
+use crate::tables::Endpoint;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Longest precomputed cycle (entries are `u32`, so at most 256 KiB per cluster).
+pub const MAX_CYCLE: u64 = 1 << 16;
+
+/// The precomputed pick order.
+#[derive(Debug)]
+pub struct SmoothWeighted {
+    cycle: Box<[u32]>,
+    next: AtomicUsize,
+}
+
+impl SmoothWeighted {
+    /// Precomputes the cycle for these endpoints' weights.
+    pub fn new(endpoints: &[Endpoint]) -> Self {
+        let weights: Vec<u64> = endpoints
+            .iter()
+            .map(|e| u64::from(e.weight.max(1)))
+            .collect();
+        SmoothWeighted {
+            cycle: schedule(&weights).into_boxed_slice(),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Balancer for SmoothWeighted {
+    fn pick(&self, endpoints: &[Endpoint]) -> Option<usize> {
+        if self.cycle.is_empty() {
+            return None;
+        }
+        let i = self.cycle[self.next.fetch_add(1, Relaxed) % self.cycle.len()] as usize;
+        // The cycle was built for this exact list; the check only guards against misuse.
+        (i < endpoints.len()).then_some(i)
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// nginx's smooth weighted round robin, run for one full cycle.
+fn schedule(weights: &[u64]) -> Vec<u32> {
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let g = weights.iter().fold(0, |g, &w| gcd(g, w)).max(1);
+    let mut w: Vec<i64> = weights.iter().map(|&x| (x / g) as i64).collect();
+    let total: u64 = w.iter().map(|&x| x as u64).sum();
+    if total > MAX_CYCLE {
+        for x in &mut w {
+            *x = ((*x as u64 * MAX_CYCLE / total) as i64).max(1);
+        }
+    }
+    let total: i64 = w.iter().sum();
+    let mut current = vec![0i64; w.len()];
+    let mut cycle = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for i in 0..w.len() {
+            current[i] += w[i];
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        cycle.push(best as u32);
+    }
+    cycle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balancer::test_support::{counts, endpoints};
+
+    #[test]
+    fn matches_nginx_sequence() {
+        // nginx's documented example: weights a=5, b=1, c=1 give a a b a c a a.
+        assert_eq!(schedule(&[5, 1, 1]), [0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn shares_follow_weights_exactly_per_cycle() {
+        let eps = endpoints(&[3, 1, 6]);
+        let b = SmoothWeighted::new(&eps);
+        assert_eq!(counts(&b, &eps, 10_000), [3_000, 1_000, 6_000]);
+    }
+
+    #[test]
+    fn huge_weights_are_scaled_not_dropped() {
+        let weights: Vec<u32> = (0..100).map(|i| 9_000 + i).collect();
+        let eps = endpoints(&weights);
+        let b = SmoothWeighted::new(&eps);
+        assert!(b.cycle.len() as u64 <= MAX_CYCLE + 100);
+        let c = counts(&b, &eps, b.cycle.len());
+        assert!(c.iter().all(|&n| n > 0));
+    }
+
+    #[test]
+    fn empty_cluster_picks_nothing() {
+        let b = SmoothWeighted::new(&[]);
+        assert_eq!(b.pick(&[]), None);
+    }
+}

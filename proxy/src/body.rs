@@ -1,0 +1,113 @@
+//! The response body the proxy sends downstream: an upstream body streamed frame by frame, or a short
+//! body the proxy made itself.
+//!
+//! Streaming the upstream body is also where a request ends: when its last frame passes, the upstream
+//! connection goes back to the pool and the endpoint's in-flight count drops. A body dropped before its
+//! end (the client went away) drops the connection instead, since it is mid-message.
+
+use crate::pool::Sender;
+use crate::upstream::InFlight;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+/// A body sent to the client.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// Streamed from an upstream.
+    Upstream(UpstreamBody),
+    /// Made by the proxy; `None` once sent.
+    Local(Option<Bytes>),
+}
+
+impl ProxyBody {
+    /// A body made by the proxy.
+    pub fn local(text: impl Into<Bytes>) -> Self {
+        ProxyBody::Local(Some(text.into()))
+    }
+
+    /// No body.
+    pub fn empty() -> Self {
+        ProxyBody::Local(None)
+    }
+}
+
+/// An upstream response body plus what to release when it ends.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    inner: Incoming,
+    finish: Option<Finish>,
+}
+
+#[derive(Debug)]
+struct Finish {
+    sender: Sender,
+    in_flight: InFlight,
+}
+
+impl UpstreamBody {
+    /// Wraps `inner`; at its end, `sender` returns to the endpoint's pool and `in_flight` is released.
+    pub fn new(inner: Incoming, sender: Sender, in_flight: InFlight) -> Self {
+        let mut body = UpstreamBody {
+            inner,
+            finish: Some(Finish { sender, in_flight }),
+        };
+        if body.inner.is_end_stream() {
+            body.finished();
+        }
+        body
+    }
+
+    fn finished(&mut self) {
+        if let Some(f) = self.finish.take() {
+            f.in_flight.upstream().pool.put(f.sender);
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Local(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ProxyBody::Upstream(up) => {
+                let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));
+                match &frame {
+                    None => up.finished(),
+                    Some(Ok(_)) if up.inner.is_end_stream() => up.finished(),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        if let Some(f) = up.finish.take() {
+                            tracing::debug!(upstream = %f.in_flight.upstream().address, error = %e, "upstream body failed");
+                            f.in_flight.upstream().record_failure();
+                        }
+                    }
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Local(data) => data.is_none(),
+            ProxyBody::Upstream(up) => up.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Local(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            ProxyBody::Upstream(up) => up.inner.size_hint(),
+        }
+    }
+}

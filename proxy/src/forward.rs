@@ -1,0 +1,244 @@
+//! The request path: route, pick, rewrite, send upstream, stream the response back.
+//!
+//! One `load()` of the snapshot per request; no lock except the endpoint pool's short push/pop; no
+//! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
+
+use crate::body::{ProxyBody, UpstreamBody};
+use crate::error::ProxyError;
+use crate::headers::{self, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::pool::{self, Sender};
+use crate::router::{normalize_host, MAX_HOST};
+use crate::tables::Tables;
+use crate::upstream::Upstream;
+use edgeplane_config::model::ClusterTimeouts;
+use http::uri::{PathAndQuery, Uri};
+use http::{header, HeaderValue, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every request of the node shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The routing tables.
+    pub tables: Arc<Tables>,
+    /// `Via` value for HTTP/1.x requests, e.g. `1.1 edge-1`.
+    pub via_h1: HeaderValue,
+    /// `Via` value for HTTP/2 requests, e.g. `2.0 edge-1`.
+    pub via_h2: HeaderValue,
+}
+
+impl Shared {
+    /// Shared request state for the node `node_id`.
+    pub fn new(tables: Arc<Tables>, node_id: &str) -> Self {
+        let via = |v: &str| {
+            HeaderValue::from_str(&format!("{v} {node_id}"))
+                .unwrap_or(HeaderValue::from_static("1.1 edgeplane"))
+        };
+        Shared {
+            tables,
+            via_h1: via("1.1"),
+            via_h2: via("2.0"),
+        }
+    }
+}
+
+/// What every request of one downstream connection shares.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The client's IP as a header value, made once per connection.
+    pub client_ip: HeaderValue,
+    /// `http` or `https`.
+    pub proto: HeaderValue,
+}
+
+/// How many pooled connections a request tries before it opens a fresh one.
+const POOLED_ATTEMPTS: usize = 3;
+
+/// Proxies one request; errors become the proxy's own responses.
+pub async fn handle(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    match forward(shared, conn, req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(error = %e, status = e.status().as_u16(), "request failed at the proxy");
+            e.into_response()
+        }
+    }
+}
+
+async fn forward(
+    shared: &Shared,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let snapshot = shared.tables.load();
+    let route = {
+        // An absolute-form target or an h2 :authority wins over Host (RFC 9112 section 3.2.2).
+        let raw_host = match req.uri().authority() {
+            Some(a) => a.as_str().as_bytes(),
+            None => match req.headers().get(header::HOST) {
+                Some(h) => h.as_bytes(),
+                None if req.version() == Version::HTTP_11 => {
+                    return Err(ProxyError::BadRequest("missing Host header"))
+                }
+                None => b"",
+            },
+        };
+        let mut buf = [0u8; MAX_HOST];
+        let host = normalize_host(raw_host, &mut buf);
+        snapshot
+            .router
+            .find(host, req.uri().path(), req.method(), req.headers())
+            .ok_or(ProxyError::NoRoute)?
+    };
+    let cluster = snapshot
+        .clusters
+        .get(route.cluster)
+        .ok_or(ProxyError::NoRoute)?;
+    let endpoint = cluster
+        .pick()
+        .ok_or_else(|| ProxyError::NoEndpoint(cluster.name.clone()))?;
+    tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
+
+    let upgrade = if req.version() == Version::HTTP_11 {
+        headers::upgrade_request(req.headers())
+    } else {
+        None
+    };
+    rewrite_request(
+        shared,
+        conn,
+        &mut req,
+        cluster.host_rewrite.as_ref(),
+        upgrade.as_ref(),
+    )?;
+    let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+
+    let upstream = endpoint.upstream.clone();
+    let timeouts = cluster.timeouts;
+    // The snapshot is not needed past this point; release it so a long response does not pin it.
+    drop(snapshot);
+
+    let in_flight = upstream.start_request();
+    let started = Instant::now();
+    let (mut resp, sender) = match send(&upstream, timeouts, req).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            upstream.record_failure();
+            return Err(e);
+        }
+    };
+    upstream.record_success(started.elapsed());
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(downstream) = downstream_upgrade else {
+            return Err(ProxyError::Upstream(
+                "101 Switching Protocols to a request that asked no upgrade".into(),
+            ));
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(crate::tunnel::run(downstream, upstream_upgrade, in_flight));
+        return Ok(resp.map(|_| ProxyBody::empty()));
+    }
+    headers::strip_hop_by_hop(resp.headers_mut());
+    Ok(resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight))))
+}
+
+/// Turns the client's request into the upstream's: origin-form target, HTTP/1.1, no hop-by-hop headers,
+/// forwarding headers added, Host kept or rewritten.
+fn rewrite_request(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &mut Request<Incoming>,
+    host_rewrite: Option<&HeaderValue>,
+    upgrade: Option<&HeaderValue>,
+) -> Result<(), ProxyError> {
+    let via = if req.version() == Version::HTTP_2 {
+        &shared.via_h2
+    } else {
+        &shared.via_h1
+    };
+    let authority = req.uri().authority().cloned();
+    if req.uri().scheme().is_some() || authority.is_some() {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+    }
+    *req.version_mut() = Version::HTTP_11;
+
+    let h = req.headers_mut();
+    headers::strip_hop_by_hop(h);
+    // We answered `Expect: 100-continue` to the client ourselves (hyper does when the body is read).
+    h.remove(header::EXPECT);
+    if let Some(a) = &authority {
+        let value = HeaderValue::from_str(a.as_str())
+            .map_err(|_| ProxyError::BadRequest("invalid authority"))?;
+        h.insert(header::HOST, value);
+    }
+    if let Some(host) = h.get(header::HOST).cloned() {
+        h.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    if let Some(rewrite) = host_rewrite {
+        h.insert(header::HOST, rewrite.clone());
+    }
+    headers::append_forwarded_for(h, &conn.client_ip);
+    h.insert(X_FORWARDED_PROTO.clone(), conn.proto.clone());
+    headers::append_via(h, via);
+    if let Some(protocol) = upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, protocol.clone());
+    }
+    Ok(())
+}
+
+/// Sends the request on a pooled connection, or a new one. A pooled connection that turns out dead
+/// before the request went out is replaced transparently: hyper hands the unsent request back.
+async fn send(
+    upstream: &Upstream,
+    timeouts: ClusterTimeouts,
+    mut req: Request<Incoming>,
+) -> Result<(Response<Incoming>, Sender), ProxyError> {
+    let mut pooled_attempts = 0;
+    loop {
+        let pooled = if pooled_attempts < POOLED_ATTEMPTS {
+            upstream.pool.take()
+        } else {
+            None
+        };
+        let is_pooled = pooled.is_some();
+        let mut sender = match pooled {
+            Some(s) => {
+                pooled_attempts += 1;
+                s
+            }
+            None => pool::connect(upstream.address, timeouts.connect).await?,
+        };
+        if sender.ready().await.is_err() {
+            if is_pooled {
+                continue;
+            }
+            return Err(ProxyError::Connect(
+                "connection closed before the request was sent".into(),
+            ));
+        }
+        match tokio::time::timeout(timeouts.response_header, sender.try_send_request(req)).await {
+            Err(_) => return Err(ProxyError::Timeout),
+            Ok(Ok(resp)) => return Ok((resp, sender)),
+            Ok(Err(mut e)) => match e.take_message() {
+                Some(unsent) if is_pooled => {
+                    tracing::debug!(upstream = %upstream.address, error = %e.error(), "pooled connection failed before sending; retrying on another");
+                    req = unsent;
+                }
+                Some(_) => return Err(ProxyError::Connect(e.into_error().to_string())),
+                None => return Err(ProxyError::Upstream(e.into_error().to_string())),
+            },
+        }
+    }
+}

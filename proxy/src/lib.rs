@@ -1,0 +1,26 @@
+//! edgeplane's data plane: an HTTP reverse proxy that makes every routing and balancing decision from
+//! one immutable snapshot of its tables, swapped whole by hot reload (and, later, the controller).
+//!
+//! The request path ([`forward`]) does one `load()` of the [`tables::Tables`], matches a route on
+//! borrowed data ([`router`]), asks the cluster's [`balancer`] for an endpoint, and streams the request
+//! to it over a pooled HTTP/1.1 connection ([`pool`]); the response streams back frame by frame
+//! ([`body`]). Per-endpoint live state ([`upstream`]) lives in atomics that survive snapshot swaps.
+
+pub mod admin;
+pub mod balancer;
+pub mod body;
+pub mod demo;
+pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod idle;
+pub mod node;
+pub mod pool;
+pub mod reload;
+pub mod router;
+pub mod server;
+pub mod tables;
+pub mod tunnel;
+pub mod upstream;
+
+pub use node::{NodeHandle, StartError};

@@ -1,0 +1,175 @@
+//! A running node: tables, listeners, admin endpoint and the shutdown sequence, wired together.
+
+use crate::admin;
+use crate::forward::Shared;
+use crate::router::RouterError;
+use crate::server::{Phase, Server};
+use crate::tables::{Snapshot, Tables};
+use edgeplane_config::model::Node as NodeConfig;
+use edgeplane_config::Config;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot bind {name} on {address}: {source}")]
+    Bind {
+        /// Listener name.
+        name: String,
+        /// Address asked for.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The routing tables could not be built.
+    #[error(transparent)]
+    Tables(#[from] RouterError),
+}
+
+/// A node that serves traffic until [`NodeHandle::shutdown`].
+#[derive(Debug)]
+pub struct NodeHandle {
+    tables: Arc<Tables>,
+    config: NodeConfig,
+    listeners: Vec<SocketAddr>,
+    admin: Option<SocketAddr>,
+    phase: watch::Sender<Phase>,
+    slots: Arc<Semaphore>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Binds every listener, builds the first snapshot and starts serving. Must run in a tokio runtime.
+    pub async fn start(config: &Config) -> Result<NodeHandle, StartError> {
+        let node = &config.node;
+        let tables = Arc::new(Tables::new(Snapshot::build(&config.routing, None)?));
+        let shared = Arc::new(Shared::new(tables.clone(), &node.id));
+        let (phase, phase_rx) = watch::channel(Phase::Running);
+        let slots = Arc::new(Semaphore::new(node.limits.max_connections));
+        let server = Server::new(
+            shared,
+            node.limits,
+            node.timeouts,
+            slots.clone(),
+            phase_rx.clone(),
+        );
+
+        let mut bound = Vec::new();
+        for l in &node.listeners {
+            let listener = bind(&l.name, l.address).await?;
+            bound.push((l.name.clone(), listener));
+        }
+        let admin_listener = match node.admin {
+            Some(address) => Some(bind("admin", address).await?),
+            None => None,
+        };
+
+        let mut listeners = Vec::new();
+        let mut tasks = Vec::new();
+        for (name, listener) in bound {
+            let local = listener.local_addr().map_err(|source| StartError::Bind {
+                name: name.clone(),
+                address: listener.local_addr().unwrap_or(([0, 0, 0, 0], 0).into()),
+                source,
+            })?;
+            tracing::info!(listener = %name, address = %local, "listening");
+            listeners.push(local);
+            tasks.push(tokio::spawn(server.clone().serve(listener, name.into())));
+        }
+        let admin = match admin_listener {
+            Some(l) => {
+                let local = l.local_addr().ok();
+                tracing::info!(address = ?local, "admin listening");
+                tasks.push(tokio::spawn(admin::serve(l, tables.clone(), phase_rx)));
+                local
+            }
+            None => None,
+        };
+        let snap = tables.load();
+        tracing::info!(node = %node.id, hash = %snap.hash.short(), routes = config.routing.routes.len(),
+            clusters = snap.clusters.len(), "node started");
+        Ok(NodeHandle {
+            tables,
+            config: node.clone(),
+            listeners,
+            admin,
+            phase,
+            slots,
+            tasks,
+        })
+    }
+
+    /// The routing tables (to apply new routing documents).
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.tables
+    }
+
+    /// The node settings it started with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Bound proxy listener addresses, in config order (useful with port 0).
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listeners
+    }
+
+    /// Bound admin address, if the node has an admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests finish for up to the configured grace
+    /// period, then close what is left. Returns the number of connections that had to be cut.
+    pub async fn shutdown(self) -> usize {
+        let grace = self.config.timeouts.shutdown_grace;
+        self.shutdown_within(grace).await
+    }
+
+    /// [`NodeHandle::shutdown`] with an explicit grace period.
+    pub async fn shutdown_within(self, grace: Duration) -> usize {
+        tracing::info!(grace = ?grace, "draining");
+        let _ = self.phase.send(Phase::Draining);
+        let total = self.config.limits.max_connections as u32;
+        let drained = tokio::time::timeout(grace, self.slots.acquire_many(total)).await;
+        let cut = match drained {
+            Ok(_) => 0,
+            Err(_) => total as usize - self.slots.available_permits(),
+        };
+        let _ = self.phase.send(Phase::Closing);
+        for t in self.tasks {
+            t.abort();
+        }
+        if cut > 0 {
+            tracing::warn!(
+                connections = cut,
+                "grace period over; closing remaining connections"
+            );
+        }
+        tracing::info!("stopped");
+        cut
+    }
+}
+
+async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
+    let err = |source| StartError::Bind {
+        name: name.to_string(),
+        address,
+        source,
+    };
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(address).map_err(err)?;
+    socket.listen(4096).map_err(err)
+}

@@ -1,0 +1,133 @@
+//! Hot reload of the config file: on change (polled) or SIGHUP, read, validate, and apply the routing
+//! document in one swap. An invalid file is logged with every error and changes nothing.
+//!
+//! Polling the file's metadata four times a second is used rather than inotify: it sees editors that
+//! replace the file, symlink swaps (Kubernetes ConfigMaps) and network filesystems alike, and costs one
+//! `stat` per poll.
+
+use crate::tables::Tables;
+use edgeplane_config::model::Node;
+use edgeplane_config::ContentHash;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the file's metadata is checked.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new routing document is in place.
+    Applied(ContentHash),
+    /// The file's routing document is the one already applied.
+    Unchanged,
+    /// The file was rejected; nothing changed.
+    Rejected(Vec<String>),
+}
+
+/// Watches one config file and applies it to the tables.
+#[derive(Debug)]
+pub struct Reloader {
+    path: PathBuf,
+    tables: Arc<Tables>,
+    node: Node,
+    stamp: Option<Stamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+fn stamp(path: &PathBuf) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        #[cfg(unix)]
+        inode: std::os::unix::fs::MetadataExt::ino(&m),
+    })
+}
+
+impl Reloader {
+    /// A reloader for `path`, whose current content is already applied with node settings `node`.
+    pub fn new(path: PathBuf, tables: Arc<Tables>, node: Node) -> Self {
+        let stamp = stamp(&path);
+        Reloader {
+            path,
+            tables,
+            node,
+            stamp,
+        }
+    }
+
+    /// Reads, validates and applies the file now.
+    pub fn reload(&mut self) -> Outcome {
+        let config = match edgeplane_config::from_file(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                let errors = e.lines();
+                tracing::error!(path = %self.path.display(), errors = ?errors, "config rejected; keeping the current one");
+                return Outcome::Rejected(errors);
+            }
+        };
+        if config.node != self.node {
+            tracing::warn!(path = %self.path.display(), "[node] settings changed; they take effect at the next restart");
+        }
+        if config.routing.hash == self.tables.load().hash {
+            return Outcome::Unchanged;
+        }
+        match self.tables.apply(&config.routing) {
+            Ok(snap) => {
+                tracing::info!(path = %self.path.display(), hash = %snap.hash.short(), generation = snap.generation, "config applied");
+                Outcome::Applied(snap.hash)
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "config rejected; keeping the current one");
+                Outcome::Rejected(vec![e.to_string()])
+            }
+        }
+    }
+
+    /// Reloads if the file's metadata changed since the last look.
+    pub fn poll(&mut self) -> Option<Outcome> {
+        let now = stamp(&self.path);
+        if now == self.stamp {
+            return None;
+        }
+        self.stamp = now;
+        Some(self.reload())
+    }
+
+    /// Polls the file and listens for SIGHUP until the task is dropped.
+    pub async fn run(mut self) {
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        loop {
+            #[cfg(unix)]
+            let hup_recv = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_recv = std::future::pending::<Option<()>>();
+            tokio::select! {
+                _ = tick.tick() => {
+                    self.poll();
+                }
+                _ = hup_recv => {
+                    tracing::info!("SIGHUP: reloading");
+                    self.stamp = stamp(&self.path);
+                    self.reload();
+                }
+            }
+        }
+    }
+}

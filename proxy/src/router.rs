@@ -1,0 +1,199 @@
+//! Route matching on borrowed request data, without allocation.
+//!
+//! Precedence (also in docs/config.md):
+//! 1. Host groups from most to least specific: the exact host, then wildcard suffixes from longest to
+//!    shortest, then routes without a host condition. A request falls through to the next group when no
+//!    route of a group matches.
+//! 2. Within a group: longest `path_prefix` first; on equal prefixes, the route with more conditions
+//!    (methods plus headers) first; then the order of the config file. The first route whose path prefix,
+//!    methods and headers all match wins.
+
+use edgeplane_config::model::{self, HostMatch};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct Route {
+    /// Route name (logs, metrics).
+    pub name: Arc<str>,
+    /// Index of the cluster in the snapshot.
+    pub cluster: usize,
+    path_prefix: Box<str>,
+    methods: Box<[Method]>,
+    headers: Box<[(HeaderName, Option<HeaderValue>)]>,
+    order: usize,
+}
+
+impl Route {
+    fn matches(&self, path: &str, method: &Method, headers: &HeaderMap) -> bool {
+        path.starts_with(&*self.path_prefix)
+            && (self.methods.is_empty() || self.methods.contains(method))
+            && self.headers.iter().all(|(name, value)| match value {
+                None => headers.contains_key(name),
+                Some(v) => headers.get_all(name).iter().any(|h| h == v),
+            })
+    }
+
+    fn conditions(&self) -> usize {
+        self.methods.len() + self.headers.len()
+    }
+}
+
+/// Routes grouped by host, ready for lookups.
+#[derive(Debug, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+    exact: HashMap<Box<str>, Vec<usize>>,
+    /// Sorted from longest suffix to shortest.
+    suffixes: Vec<(Box<str>, Vec<usize>)>,
+    any: Vec<usize>,
+}
+
+/// Why a router could not be built from a validated document (only invalid header data can do that).
+#[derive(Debug, thiserror::Error)]
+#[error("routes[{index}]: {message}")]
+pub struct RouterError {
+    index: usize,
+    message: String,
+}
+
+impl Router {
+    /// Compiles validated routes.
+    pub fn new(routes: &[model::Route]) -> Result<Router, RouterError> {
+        let mut router = Router::default();
+        for (order, r) in routes.iter().enumerate() {
+            let err = |message: String| RouterError {
+                index: order,
+                message,
+            };
+            let methods = r
+                .methods
+                .iter()
+                .map(|m| Method::from_bytes(m.as_bytes()).map_err(|e| err(e.to_string())))
+                .collect::<Result<_, _>>()?;
+            let headers = r
+                .headers
+                .iter()
+                .map(|h| {
+                    let name = HeaderName::from_bytes(h.name.as_bytes())
+                        .map_err(|e| err(e.to_string()))?;
+                    let value = match &h.value {
+                        Some(v) => Some(HeaderValue::from_str(v).map_err(|e| err(e.to_string()))?),
+                        None => None,
+                    };
+                    Ok((name, value))
+                })
+                .collect::<Result<_, _>>()?;
+            let index = router.routes.len();
+            router.routes.push(Route {
+                name: r.name.as_str().into(),
+                cluster: r.cluster,
+                path_prefix: r.path_prefix.as_str().into(),
+                methods,
+                headers,
+                order,
+            });
+            if r.hosts.is_empty() {
+                router.any.push(index);
+            }
+            for h in &r.hosts {
+                match h {
+                    HostMatch::Exact(name) => router
+                        .exact
+                        .entry(name.as_str().into())
+                        .or_default()
+                        .push(index),
+                    HostMatch::Suffix(suffix) => {
+                        match router.suffixes.iter_mut().find(|(s, _)| **s == **suffix) {
+                            Some((_, list)) => list.push(index),
+                            None => router.suffixes.push((suffix.as_str().into(), vec![index])),
+                        }
+                    }
+                }
+            }
+        }
+        router
+            .suffixes
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        let routes = &router.routes;
+        let order = |list: &mut Vec<usize>| {
+            list.sort_by(|&a, &b| {
+                let (a, b) = (&routes[a], &routes[b]);
+                b.path_prefix
+                    .len()
+                    .cmp(&a.path_prefix.len())
+                    .then(b.conditions().cmp(&a.conditions()))
+                    .then(a.order.cmp(&b.order))
+            })
+        };
+        router.exact.values_mut().for_each(order);
+        router.suffixes.iter_mut().for_each(|(_, l)| order(l));
+        order(&mut router.any);
+        Ok(router)
+    }
+
+    /// Finds the route for a request. `host` must be lower case without port (see [`normalize_host`]).
+    pub fn find(
+        &self,
+        host: &str,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<&Route> {
+        let first = |list: &[usize]| {
+            list.iter()
+                .map(|&i| &self.routes[i])
+                .find(|r| r.matches(path, method, headers))
+        };
+        if let Some(list) = self.exact.get(host) {
+            if let Some(r) = first(list) {
+                return Some(r);
+            }
+        }
+        for (suffix, list) in &self.suffixes {
+            if host.len() > suffix.len() && host.ends_with(&**suffix) {
+                if let Some(r) = first(list) {
+                    return Some(r);
+                }
+            }
+        }
+        first(&self.any)
+    }
+}
+
+/// Longest host name accepted for matching; longer hosts only match routes without a host condition.
+pub const MAX_HOST: usize = 255;
+
+/// Strips the port (and IPv6 brackets' port) from a Host value and lower-cases it into `buf` when it
+/// has upper-case letters, so that the common, already lower-case host is used as it is.
+pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str {
+    let host = if raw.first() == Some(&b'[') {
+        match raw.iter().position(|&b| b == b']') {
+            Some(end) => &raw[..=end],
+            None => raw,
+        }
+    } else {
+        match raw.iter().rposition(|&b| b == b':') {
+            Some(colon) => &raw[..colon],
+            None => raw,
+        }
+    };
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    if host.len() > MAX_HOST {
+        return "";
+    }
+    let bytes: &[u8] = if host.iter().any(u8::is_ascii_uppercase) {
+        let out = &mut buf[..host.len()];
+        out.copy_from_slice(host);
+        out.make_ascii_lowercase();
+        out
+    } else {
+        host
+    };
+    std::str::from_utf8(bytes).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests;

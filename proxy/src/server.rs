@@ -1,0 +1,154 @@
+//! Downstream serving: the accept loop of a listener and the life of each connection.
+//!
+//! HTTP/1.1 and cleartext HTTP/2 are both accepted on every listener (hyper-util's auto builder sniffs
+//! the preface). Limits: at most `max_connections` open connections (the accept loop waits for a free
+//! slot, leaving further clients in the kernel's backlog, as HAProxy's maxconn does); request headers
+//! bounded in size (431) and in read time (slowloris); connections without traffic closed after the
+//! idle timeout.
+
+use crate::forward::{self, ConnInfo, Shared};
+use crate::idle::{Activity, Tracked};
+use edgeplane_config::model::{Limits, NodeTimeouts};
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+/// Where a node is in its life; connections watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving.
+    Running,
+    /// Stop accepting; let in-flight requests finish, then close each connection.
+    Draining,
+    /// Close every connection now.
+    Closing,
+}
+
+/// Everything a listener needs to serve connections.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    timeouts: NodeTimeouts,
+    slots: Arc<Semaphore>,
+    phase: watch::Receiver<Phase>,
+}
+
+impl Server {
+    /// A server with the node's limits; `slots` counts open connections across all listeners.
+    pub fn new(
+        shared: Arc<Shared>,
+        limits: Limits,
+        timeouts: NodeTimeouts,
+        slots: Arc<Semaphore>,
+        phase: watch::Receiver<Phase>,
+    ) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeouts.header_read)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(limits.max_header_bytes as u32);
+        Server {
+            shared,
+            builder: Arc::new(builder),
+            timeouts,
+            slots,
+            phase,
+        }
+    }
+
+    /// Accepts connections until the node leaves [`Phase::Running`].
+    pub async fn serve(self, listener: TcpListener, name: Arc<str>) {
+        let mut phase = self.phase.clone();
+        loop {
+            let permit = tokio::select! {
+                p = self.slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = stopped(&mut phase) => break,
+            };
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!(listener = %name, error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = stopped(&mut phase) => break,
+            };
+            tokio::spawn(self.clone().connection(stream, peer, permit));
+        }
+        tracing::debug!(listener = %name, "stopped accepting");
+    }
+
+    async fn connection(self, stream: TcpStream, peer: SocketAddr, _slot: OwnedSemaphorePermit) {
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::default();
+        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+        let info = Arc::new(ConnInfo {
+            client_ip: HeaderValue::from_str(&peer.ip().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown")),
+            proto: HeaderValue::from_static("http"),
+        });
+        let shared = self.shared.clone();
+        let service = service_fn(move |req| {
+            let shared = shared.clone();
+            let info = info.clone();
+            async move { Ok::<_, Infallible>(forward::handle(&shared, &info, req).await) }
+        });
+        let conn = self.builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(conn);
+        let mut phase = self.phase.clone();
+        let mut idle = activity.watchdog(self.timeouts.idle);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                changed = phase.changed() => {
+                    let now = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Closing };
+                    match now {
+                        Phase::Running => {}
+                        Phase::Draining if !closing => {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        Phase::Draining => {}
+                        Phase::Closing => break,
+                    }
+                }
+                () = idle.expired(), if !closing => {
+                    tracing::debug!(%peer, "closing idle connection");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the node leaves [`Phase::Running`] (or the node is gone).
+async fn stopped(phase: &mut watch::Receiver<Phase>) {
+    let _ = phase.wait_for(|p| *p != Phase::Running).await.map(|_| ());
+}

@@ -1,0 +1,235 @@
+//! The routing tables: one immutable [`Snapshot`] behind one `ArcSwap`.
+//!
+//! Routes, clusters and endpoints that belong together live in one snapshot, so one `store` swaps them
+//! all. A request does one `load` and works on what it got, whatever is stored meanwhile. Building a
+//! snapshot reuses the [`Upstream`] of every endpoint whose identity (cluster name, address) is
+//! unchanged, so in-flight counts, latency and idle connections survive reloads.
+
+use crate::balancer::{self, Balancer};
+use crate::pool::Pool;
+use crate::router::{Router, RouterError};
+use crate::upstream::Upstream;
+use arc_swap::ArcSwap;
+use edgeplane_config::model::{Balancing, ClusterTimeouts, Routing};
+use edgeplane_config::ContentHash;
+use http::HeaderValue;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The proxy's routing state: the current snapshot, swapped whole.
+#[derive(Debug)]
+pub struct Tables {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Tables {
+    /// Tables holding a first snapshot.
+    pub fn new(first: Snapshot) -> Tables {
+        Tables {
+            current: ArcSwap::from_pointee(first),
+        }
+    }
+
+    /// The current snapshot (one atomic load; the snapshot stays valid while held).
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Builds a snapshot of `routing` on top of the current one and stores it, in one swap.
+    pub fn apply(&self, routing: &Routing) -> Result<Arc<Snapshot>, RouterError> {
+        let next = Arc::new(Snapshot::build(routing, Some(&self.load()))?);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+}
+
+/// Everything a request needs to be routed, immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Route lookup.
+    pub router: Router,
+    /// Clusters, indexed by [`crate::router::Route::cluster`].
+    pub clusters: Vec<Cluster>,
+    /// Content hash of the routing document this snapshot was built from.
+    pub hash: ContentHash,
+    /// Counts the snapshots built by this process, starting at 1.
+    pub generation: u64,
+}
+
+/// A cluster in a snapshot.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Cluster name.
+    pub name: Arc<str>,
+    /// Balancing policy.
+    pub policy: Balancing,
+    /// All endpoints, sorted by priority (primaries first).
+    pub endpoints: Vec<Endpoint>,
+    /// How many of `endpoints` form the best priority level, the candidates of the balancer.
+    pub candidates: usize,
+    /// Picks among `endpoints[..candidates]`.
+    pub balancer: Box<dyn Balancer>,
+    /// Host header to send upstream instead of the client's.
+    pub host_rewrite: Option<HeaderValue>,
+    /// Upstream timeouts.
+    pub timeouts: ClusterTimeouts,
+}
+
+impl Cluster {
+    /// Picks an endpoint for a request.
+    pub fn pick(&self) -> Option<&Endpoint> {
+        let candidates = &self.endpoints[..self.candidates];
+        self.balancer
+            .pick(candidates)
+            .and_then(|i| candidates.get(i))
+    }
+}
+
+/// An endpoint in a snapshot: this version's settings plus the long-lived [`Upstream`].
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Live state, shared with the previous and next snapshots.
+    pub upstream: Arc<Upstream>,
+    /// Relative weight.
+    pub weight: u32,
+    /// Zone, if known.
+    pub zone: Option<Arc<str>>,
+    /// Priority (0 = primary).
+    pub priority: u8,
+}
+
+impl Snapshot {
+    /// Builds a snapshot of `routing`, carrying over endpoint state from `previous`.
+    pub fn build(routing: &Routing, previous: Option<&Snapshot>) -> Result<Snapshot, RouterError> {
+        let mut carried: HashMap<(&str, SocketAddr), &Arc<Upstream>> = HashMap::new();
+        if let Some(prev) = previous {
+            for c in &prev.clusters {
+                for e in &c.endpoints {
+                    carried.insert((&c.name, e.upstream.address), &e.upstream);
+                }
+            }
+        }
+        let clusters = routing
+            .clusters
+            .iter()
+            .map(|c| {
+                let mut endpoints: Vec<Endpoint> = c
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let upstream = match carried.get(&(c.name.as_str(), e.address)) {
+                            Some(&existing) => {
+                                existing.pool.configure(c.pool);
+                                existing.clone()
+                            }
+                            None => Arc::new(Upstream::new(e.address, Pool::new(c.pool))),
+                        };
+                        Endpoint {
+                            upstream,
+                            weight: e.weight,
+                            zone: e.zone.as_deref().map(Arc::from),
+                            priority: e.priority,
+                        }
+                    })
+                    .collect();
+                endpoints.sort_by_key(|e| e.priority);
+                let best = endpoints.first().map(|e| e.priority);
+                let candidates = endpoints
+                    .iter()
+                    .take_while(|e| Some(e.priority) == best)
+                    .count();
+                let balancer = balancer::build(c.balancing, &endpoints[..candidates]);
+                Cluster {
+                    name: c.name.as_str().into(),
+                    policy: c.balancing,
+                    candidates,
+                    balancer,
+                    endpoints,
+                    // Validation rejected host names with bytes a header value cannot hold.
+                    host_rewrite: c
+                        .host_rewrite
+                        .as_deref()
+                        .and_then(|h| HeaderValue::from_str(h).ok()),
+                    timeouts: c.timeouts,
+                }
+            })
+            .collect();
+        Ok(Snapshot {
+            router: Router::new(&routing.routes)?,
+            clusters,
+            hash: routing.hash,
+            generation: previous.map_or(1, |p| p.generation + 1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routing(endpoints: &[&str], policy: &str) -> Routing {
+        let eps: String = endpoints
+            .iter()
+            .map(|a| format!("[[clusters.c.endpoints]]\naddress = \"{a}\"\n"))
+            .collect();
+        let text = format!(
+            "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n\
+             [clusters.c]\nbalancing = \"{policy}\"\n{eps}"
+        );
+        edgeplane_config::from_toml(&text).unwrap().routing
+    }
+
+    #[test]
+    fn endpoint_state_survives_rebuilds_when_identity_is_kept() {
+        let tables = Tables::new(
+            Snapshot::build(
+                &routing(&["127.0.0.1:1", "127.0.0.1:2"], "round_robin"),
+                None,
+            )
+            .unwrap(),
+        );
+        let first = tables.load();
+        let kept = first.clusters[0].endpoints[0].upstream.clone();
+        let _in_flight = kept.start_request();
+        kept.record_success(std::time::Duration::from_millis(5));
+
+        // A new version: other policy, one endpoint removed, one added.
+        let next = tables
+            .apply(&routing(
+                &["127.0.0.1:1", "127.0.0.1:3"],
+                "least_connections",
+            ))
+            .unwrap();
+        assert_eq!(next.generation, 2);
+        let ep = &next.clusters[0].endpoints[0];
+        assert!(
+            Arc::ptr_eq(&ep.upstream, &kept),
+            "same identity, same live state"
+        );
+        assert_eq!(ep.upstream.in_flight(), 1);
+        assert!(ep.upstream.ewma_latency().is_some());
+        let added = &next.clusters[0].endpoints[1];
+        assert_eq!(added.upstream.address, "127.0.0.1:3".parse().unwrap());
+        assert_eq!(added.upstream.in_flight(), 0);
+        // The old snapshot is untouched for requests that still hold it.
+        assert_eq!(
+            first.clusters[0].endpoints[1].upstream.address,
+            "127.0.0.1:2".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn only_the_best_priority_is_a_candidate() {
+        let text = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\npriority = 1\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:2\"\n";
+        let routing = edgeplane_config::from_toml(text).unwrap().routing;
+        let snap = Snapshot::build(&routing, None).unwrap();
+        let c = &snap.clusters[0];
+        assert_eq!(c.candidates, 1);
+        for _ in 0..4 {
+            assert_eq!(c.pick().unwrap().upstream.address.port(), 2);
+        }
+    }
+}

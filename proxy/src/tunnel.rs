@@ -1,0 +1,27 @@
+//! Upgraded connections (WebSocket and other `Upgrade` protocols): bytes copied both ways until either
+//! side closes. A tunnel outlives config reloads: it holds its endpoint, not a snapshot.
+
+use crate::upstream::InFlight;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+/// Waits for both sides to finish the upgrade, then copies bytes until one side closes.
+pub async fn run(downstream: OnUpgrade, upstream: OnUpgrade, in_flight: InFlight) {
+    let address = in_flight.upstream().address;
+    let (down, up) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(%address, error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut down = TokioIo::new(down);
+    let mut up = TokioIo::new(up);
+    match tokio::io::copy_bidirectional(&mut down, &mut up).await {
+        Ok((to_upstream, to_client)) => {
+            tracing::debug!(%address, to_upstream, to_client, "tunnel closed");
+        }
+        Err(e) => tracing::debug!(%address, error = %e, "tunnel ended with an error"),
+    }
+    drop(in_flight);
+}
