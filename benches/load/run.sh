@@ -363,6 +363,17 @@ cpu_ticks() { # pids... -> sum of utime+stime (fields 14, 15 of /proc/PID/stat)
     echo "$total"
 }
 
+core_ticks() { # core -> "busy total" jiffies of that core, from /proc/stat
+    awk -v c="cpu$1" '$1 == c { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
+
+busy_pct() { # "busy0 total0" "busy1 total1" -> percentage
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$1"
+    read -r b1 t1 <<<"$2"
+    awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" 'BEGIN { if (t > 0) printf "%.0f%%", 100 * b / t; else print "n/a" }'
+}
+
 backend_accepts() { # -> connections accepted so far by the backend nginx, or empty
     [ -n "$STATUS_SERVER" ] || return 0
     "$CURL" -fsS --max-time 2 "http://127.0.0.1:$STATUS_PORT/" 2>/dev/null | awk 'NR == 3 { print $1 }' || true
@@ -395,16 +406,18 @@ for ((si = 0; si < NS; si++)); do
         esac
         read -r -a pids <<<"$(proc_pids "$p" | tr '\n' ' ')"
         acc0=$(backend_accepts)
+        c0=$(core_ticks "$PROXY_CPU") l0=$(core_ticks "$LOAD_CPU")
         t0=$(cpu_ticks "${pids[@]}")
         wrc=0
         run_wrk "$DURATION" "$conns" "$url" "$out" || wrc=$?
         t1=$(cpu_ticks "${pids[@]}")
+        c1=$(core_ticks "$PROXY_CPU") l1=$(core_ticks "$LOAD_CPU")
         acc1=$(backend_accepts)
         kill -0 "${PID[$p]}" 2>/dev/null || { show_log "${LOGF[$p]}"; die "$p died during the run"; }
         if [ "$wrc" -ne 0 ]; then
             show_log "$out"
             ROW[$p,$si]="| $p | $label | wrk failed (exit $wrc) | | | | |"
-            RAW[$p,$si]="| $p | $label | | | | | |"
+            RAW[$p,$si]="| $p | $label | | | | | | | |"
             continue
         fi
         reqs=$(awk '/ requests in / { print $1; exit }' "$out")
@@ -430,7 +443,7 @@ for ((si = 0; si < NS; si++)); do
         # (minus 1: the second stub_status request is itself a new connection)
         if [ -n "$acc0" ] && [ -n "$acc1" ]; then upconns=$((acc1 - acc0 - 1)); else upconns=n/a; fi
         ROW[$p,$si]="| $p | $label | $rps | $p50 | $p99 | $cpu_us | $errs |"
-        RAW[$p,$si]="| $p | $label | $reqs | $wall | $cpu_s | $cpu_pct | $upconns |"
+        RAW[$p,$si]="| $p | $label | $reqs | $wall | $cpu_s | $cpu_pct | $(busy_pct "$c0" "$c1") | $(busy_pct "$l0" "$l1") | $upconns |"
         log "  -> $rps req/s, p50 $p50, p99 $p99, $cpu_us µs CPU/req, errors: $errs"
     done
 done
@@ -464,8 +477,8 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo
     echo "<details><summary>raw counts</summary>"
     echo
-    echo "| proxy | scenario | requests | wall | proxy CPU s | proxy CPU % | backend conns opened |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
+    echo "| proxy | scenario | requests | wall | proxy CPU s | proxy CPU % | core $PROXY_CPU busy | core $LOAD_CPU busy | backend conns opened |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     for ((si = 0; si < NS; si++)); do
         for p in "${PROXY_LIST[@]}"; do echo "${RAW[$p,$si]}"; done
     done

@@ -34,7 +34,7 @@ impl Activity {
     }
 }
 
-/// Resolves once a connection has had no I/O for its timeout.
+/// Resolves once a connection has had no I/O for its timeout (and again after each further timeout).
 #[derive(Debug)]
 pub struct Watchdog {
     activity: Activity,
@@ -54,6 +54,8 @@ impl Watchdog {
                 self.seen = count;
                 self.quiet_since = now;
             } else if now.duration_since(self.quiet_since) >= self.timeout {
+                // The next expiry needs another whole quiet timeout.
+                self.quiet_since = now;
                 return;
             }
         }

@@ -138,7 +138,13 @@ impl Server {
                         Phase::Closing => break,
                     }
                 }
-                () = idle.expired(), if !closing => {
+                () = idle.expired() => {
+                    if closing {
+                        // Still no traffic a whole timeout after asking the connection to close:
+                        // a request is stuck (e.g. an upstream stalled mid-body). Cut it.
+                        tracing::debug!(%peer, "closing stalled connection");
+                        break;
+                    }
                     tracing::debug!(%peer, "closing idle connection");
                     closing = true;
                     conn.as_mut().graceful_shutdown();

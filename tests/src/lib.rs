@@ -1,1 +1,52 @@
-//! Fixtures for edgeplane's end-to-end tests: backends, nodes and clients bound to `127.0.0.1:0`.
+//! Fixtures for edgeplane's end-to-end tests: backends, clients and polling, each bound to
+//! `127.0.0.1:0` before use. Nothing here sleeps to synchronise: [`eventually`] polls with a deadline.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod backend;
+mod body;
+mod client;
+
+pub use backend::{Backend, Handler, Reply};
+pub use body::Generated;
+pub use client::{raw_request, Client, Resp};
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 10 ms until it returns true; panics with `what` after `deadline`.
+pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A node config with one listener on `127.0.0.1:0`, followed by `rest` (routes and clusters).
+pub fn node_config(rest: &str) -> String {
+    format!("[node]\nid = \"test-node\"\n[[node.listeners]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n{rest}")
+}
+
+/// `[[clusters.NAME.endpoints]]` entries for these backends, with optional weights.
+pub fn endpoints(cluster: &str, backends: &[(&Backend, u32)]) -> String {
+    backends
+        .iter()
+        .map(|(b, w)| {
+            format!(
+                "[[clusters.{cluster}.endpoints]]\naddress = \"{}\"\nweight = {w}\n",
+                b.addr
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! The `edgeplane` binary as a user runs it: `check`, `run --config` with 64 MiB bodies streamed both
+//! ways in bounded memory, and graceful exit on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use edgeplane_tests::{endpoints, eventually, Backend, Client, Generated};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_edgeplane");
+
+/// A free loopback port: bound, read, released. The node binds it again right away.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+async fn run_node(config: &str) -> (Proc, std::net::SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    let port = free_port();
+    let text = format!(
+        "[node]\nid = \"bin-node\"\nworkers = 1\n[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{config}"
+    );
+    std::fs::write(&path, text).unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    eventually(Duration::from_secs(10), "node listening", || async move {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    (Proc(child), addr, dir)
+}
+
+#[test]
+fn check_reports_every_error_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let mut f = std::fs::File::create(&bad).unwrap();
+    writeln!(
+        f,
+        "[[node.listeners]]\naddress = \"0.0.0.0:80\"\n[[routes]]\ncluster = \"nope\"\n\
+         [clusters.api]\n[[clusters.api.endpoints]]\naddress = \"10.0.0:80\"\nweight = 0"
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("check").arg(&bad).output().unwrap();
+    assert!(!out.status.success(), "invalid config exits non-zero");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "routes[0].cluster: unknown cluster \"nope\"",
+        "clusters.api.endpoints[0].address: invalid socket address \"10.0.0:80\"",
+        "clusters.api.endpoints[0].weight: 0 is out of range",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, edgeplane_config::DEFAULT_TOML).unwrap();
+    let out = Command::new(BIN).arg("check").arg(&good).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": ok (1 routes, 1 clusters, 2 endpoints")
+    );
+
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "run refuses an invalid config");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0].cluster"));
+}
+
+const BODY: u64 = 64 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_mib_both_ways_in_bounded_memory() {
+    let sink = Backend::counting_sink("sink").await;
+    let source = Backend::streaming_source("source", BODY).await;
+    let config = format!(
+        "[[routes]]\npath_prefix = \"/up\"\ncluster = \"sink\"\n[[routes]]\npath_prefix = \"/down\"\ncluster = \"source\"\n\
+         [clusters.sink]\n{}[clusters.source]\n{}",
+        endpoints("sink", &[(&sink, 1)]),
+        endpoints("source", &[(&source, 1)])
+    );
+    let (node, addr, _dir) = run_node(&config).await;
+    let client = Client::new(addr);
+    // Warm up, then take the baseline.
+    assert_eq!(client.get("a", "/up").await.status, StatusCode::OK);
+    let baseline = node.peak_rss_kib();
+
+    let upload = client
+        .request("a", "/up")
+        .method("POST")
+        .body(Generated::new(BODY).boxed())
+        .unwrap();
+    let resp = client.send(upload).await.unwrap();
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(resp.body, BODY.to_string(), "upstream received every byte");
+
+    let download = http::Request::get(format!("http://{addr}/down"))
+        .header(http::header::HOST, "a")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let plain = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let mut resp = tokio::time::timeout(Duration::from_secs(30), plain.request(download))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut received = 0u64;
+    while let Some(frame) = resp.body_mut().frame().await {
+        received += frame
+            .unwrap()
+            .into_data()
+            .map(|d| d.len() as u64)
+            .unwrap_or(0);
+    }
+    assert_eq!(received, BODY, "client received every byte");
+
+    let peak = node.peak_rss_kib();
+    let grown_mib = (peak.saturating_sub(baseline)) / 1024;
+    eprintln!("proxy peak RSS: baseline {baseline} KiB, after 2 x 64 MiB {peak} KiB");
+    assert!(
+        grown_mib < 16,
+        "proxy memory grew by {grown_mib} MiB moving 64 MiB each way: bodies are buffered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (r, a) = (release.clone(), arrived.clone());
+    let slow = Backend::with("slow", move |_req| {
+        let (r, a) = (r.clone(), a.clone());
+        async move {
+            a.store(true, std::sync::atomic::Ordering::SeqCst);
+            r.notified().await;
+            edgeplane_tests::Reply::new(
+                http_body_util::Full::new(bytes::Bytes::from("done")).boxed(),
+            )
+        }
+    })
+    .await;
+    let (mut node, addr, _dir) = run_node(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&slow, 1)])
+    ))
+    .await;
+    let client = Client::new(addr);
+    let in_flight = tokio::spawn(async move { client.get("a", "/").await });
+    eventually(
+        Duration::from_secs(5),
+        "request reached the backend",
+        || {
+            let a = arrived.clone();
+            async move { a.load(std::sync::atomic::Ordering::SeqCst) }
+        },
+    )
+    .await;
+    node.signal("-TERM");
+    eventually(
+        Duration::from_secs(5),
+        "listener closed after SIGTERM",
+        || async move { tokio::net::TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
+    assert!(
+        node.0.try_wait().unwrap().is_none(),
+        "still running while a request is in flight"
+    );
+    release.notify_one();
+    let resp = in_flight.await.unwrap();
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(resp.body, "done");
+    let mut status = None;
+    eventually(Duration::from_secs(10), "process exited", || {
+        status = node.0.try_wait().unwrap();
+        let done = status.is_some();
+        async move { done }
+    })
+    .await;
+    assert!(status.unwrap().success(), "clean exit after drain");
+}

@@ -1,0 +1,21 @@
+//! Starting nodes for the end-to-end tests.
+
+use edgeplane_proxy::NodeHandle;
+use edgeplane_tests::Client;
+use std::net::SocketAddr;
+
+/// A node started in this process from config text; its first listener's address.
+pub async fn start_node(text: &str) -> (NodeHandle, SocketAddr) {
+    let config = edgeplane_config::from_toml(text)
+        .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
+    let node = NodeHandle::start(&config).await.unwrap();
+    let addr = node.listen_addrs()[0];
+    (node, addr)
+}
+
+/// A node and an HTTP/1.1 client for it.
+#[allow(dead_code)]
+pub async fn node_and_client(text: &str) -> (NodeHandle, Client) {
+    let (node, addr) = start_node(text).await;
+    (node, Client::new(addr))
+}

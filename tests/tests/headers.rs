@@ -1,0 +1,110 @@
+//! Hop-by-hop removal and forwarding headers, both directions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::node_and_client;
+use edgeplane_tests::{endpoints, node_config, Backend, Reply};
+use http::StatusCode;
+use http_body_util::{BodyExt, Empty, Full};
+
+fn lines(body: &str) -> Vec<&str> {
+    body.lines().skip(1).collect()
+}
+
+#[tokio::test]
+async fn request_hop_by_hop_removed_and_forwarding_headers_added() {
+    let b = Backend::named("b").await;
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&b, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let req = client
+        .request("shop.example.com", "/path?x=1")
+        .header("connection", "keep-alive, x-private")
+        .header("x-private", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-connection", "keep-alive")
+        .header("te", "trailers")
+        .header("trailer", "x-sum")
+        .header("upgrade", "h2c")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("via", "1.1 cdn")
+        .header("x-end-to-end", "kept")
+        .body(Empty::new().boxed())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(resp.status, StatusCode::OK);
+    let got = lines(&resp.body);
+    for gone in [
+        "x-private",
+        "keep-alive",
+        "proxy-connection",
+        "te:",
+        "trailer",
+        "upgrade",
+    ] {
+        assert!(
+            !got.iter().any(|l| l.starts_with(gone)),
+            "{gone} was forwarded: {got:#?}"
+        );
+    }
+    // hyper's client adds nothing hop-by-hop of its own on a keep-alive request; none may come from us.
+    assert!(
+        !got.iter().any(|l| l.starts_with("connection:")),
+        "{got:#?}"
+    );
+    for want in [
+        "host: shop.example.com",
+        "x-end-to-end: kept",
+        "x-forwarded-for: 203.0.113.9, 127.0.0.1",
+        "x-forwarded-proto: http",
+        "x-forwarded-host: shop.example.com",
+        "via: 1.1 cdn, 1.1 test-node",
+    ] {
+        assert!(got.contains(&want), "missing {want:?} in {got:#?}");
+    }
+}
+
+#[tokio::test]
+async fn host_is_rewritten_per_cluster() {
+    let b = Backend::named("b").await;
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\nhost_rewrite = \"internal.svc\"\n{}",
+        endpoints("c", &[(&b, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let resp = client.get("public.example.com", "/").await;
+    let got = lines(&resp.body);
+    assert!(got.contains(&"host: internal.svc"), "{got:#?}");
+    assert!(
+        got.contains(&"x-forwarded-host: public.example.com"),
+        "{got:#?}"
+    );
+}
+
+#[tokio::test]
+async fn response_hop_by_hop_removed() {
+    let b = Backend::with("b", |_req| async {
+        let mut r = Reply::new(Full::new(bytes::Bytes::from("ok")).boxed());
+        let h = r.headers_mut();
+        h.insert("connection", "x-upstream-private".parse().unwrap());
+        h.insert("x-upstream-private", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=3".parse().unwrap());
+        h.insert("x-public", "1".parse().unwrap());
+        r
+    })
+    .await;
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&b, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let resp = client.get("a.test", "/").await;
+    assert_eq!(resp.header("x-public"), "1");
+    assert_eq!(resp.header("x-upstream-private"), "");
+    assert_eq!(resp.header("keep-alive"), "");
+    assert_eq!(resp.body, "ok");
+}

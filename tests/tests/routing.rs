@@ -1,0 +1,223 @@
+//! Host and path routing, balancing distributions, and HTTP/2 downstream, through a real node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::node_and_client;
+use edgeplane_tests::{endpoints, node_config, Backend, Client};
+use http::StatusCode;
+use std::collections::HashMap;
+
+#[tokio::test]
+async fn routes_by_host_and_path() {
+    let api = Backend::named("api").await;
+    let api_v2 = Backend::named("api-v2").await;
+    let wild = Backend::named("wild").await;
+    let web = Backend::named("web").await;
+    let text = node_config(&format!(
+        r#"
+[[routes]]
+name = "api-v2"
+hosts = ["api.example.com"]
+path_prefix = "/v2"
+cluster = "api-v2"
+[[routes]]
+name = "api"
+hosts = ["api.example.com"]
+path_prefix = "/"
+cluster = "api"
+[[routes]]
+name = "wild"
+hosts = ["*.example.com"]
+cluster = "wild"
+[[routes]]
+name = "web"
+cluster = "web"
+[[routes]]
+name = "posts"
+hosts = ["api.example.com"]
+path_prefix = "/v2/posts"
+methods = ["POST"]
+cluster = "web"
+[clusters.api]
+{}
+[clusters.api-v2]
+{}
+[clusters.wild]
+{}
+[clusters.web]
+{}
+"#,
+        endpoints("api", &[(&api, 1)]),
+        endpoints("api-v2", &[(&api_v2, 1)]),
+        endpoints("wild", &[(&wild, 1)]),
+        endpoints("web", &[(&web, 1)]),
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let cases = [
+        ("api.example.com", "/v2/users", "api-v2"),
+        ("API.Example.com:8080", "/v2/users", "api-v2"),
+        ("api.example.com", "/v1/users", "api"),
+        ("api.example.com", "/v2/posts", "api-v2"),
+        ("shop.example.com", "/", "wild"),
+        ("example.com", "/", "web"),
+        ("other.test", "/anything?q=1", "web"),
+    ];
+    for (host, path, want) in cases {
+        let resp = client.get(host, path).await;
+        assert_eq!(resp.status, StatusCode::OK, "{host}{path}");
+        assert_eq!(resp.header("x-backend"), want, "{host}{path}");
+    }
+    // The method condition: POST /v2/posts goes to the method-specific route.
+    let req = client
+        .request("api.example.com", "/v2/posts")
+        .method("POST")
+        .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+        .unwrap();
+    assert_eq!(client.send(req).await.unwrap().header("x-backend"), "web");
+}
+
+async fn distribution(
+    policy: &str,
+    weights: &[u32],
+    requests: usize,
+    concurrency: usize,
+) -> Vec<usize> {
+    let backends: Vec<Backend> = futures(weights.len()).await;
+    let pairs: Vec<(&Backend, u32)> = backends.iter().zip(weights.iter().copied()).collect();
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\nbalancing = \"{policy}\"\n{}",
+        endpoints("c", &pairs)
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = HashMap::<String, usize>::new();
+            for _ in 0..requests / concurrency {
+                let r = client.get("dist.test", "/").await;
+                assert_eq!(r.status, StatusCode::OK);
+                *seen.entry(r.header("x-backend").to_string()).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    let mut total = HashMap::<String, usize>::new();
+    for t in tasks {
+        for (k, v) in t.await.unwrap() {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    backends
+        .iter()
+        .map(|b| total.get(&b.name).copied().unwrap_or(0))
+        .collect()
+}
+
+async fn futures(n: usize) -> Vec<Backend> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        v.push(Backend::named(&format!("b{i}")).await);
+    }
+    v
+}
+
+/// Asserts each share is within `tolerance` (fraction of all requests) of the weight's share.
+fn assert_shares(counts: &[usize], weights: &[u32], tolerance: f64) {
+    let total: usize = counts.iter().sum();
+    let wsum: u32 = weights.iter().sum();
+    for (c, w) in counts.iter().zip(weights) {
+        let got = *c as f64 / total as f64;
+        let want = f64::from(*w) / f64::from(wsum);
+        assert!(
+            (got - want).abs() <= tolerance,
+            "share {got:.3} vs weight share {want:.3}: counts {counts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn round_robin_spreads_evenly() {
+    // Sequential requests: exactly even.
+    let counts = distribution("round_robin", &[1, 5, 1], 300, 1).await;
+    assert_eq!(counts, [100, 100, 100]);
+}
+
+#[tokio::test]
+async fn weighted_round_robin_follows_weights() {
+    // Sequential requests walk whole cycles: exact. Concurrent ones: within 2 % of the weight share.
+    let counts = distribution("weighted_round_robin", &[1, 3, 6], 500, 1).await;
+    assert_eq!(counts, [50, 150, 300]);
+    let counts = distribution("weighted_round_robin", &[1, 3, 6], 1000, 8).await;
+    assert_shares(&counts, &[1, 3, 6], 0.02);
+}
+
+#[tokio::test]
+async fn least_connections_prefers_idle_backends() {
+    use edgeplane_tests::{eventually, Reply};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    // b0 holds its requests until released; b1 answers at once. With one request parked on b0,
+    // every following request goes to b1.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let parked = Arc::new(AtomicBool::new(false));
+    let (r, p) = (release.clone(), parked.clone());
+    let slow = Backend::with("slow", move |_req| {
+        let (r, p) = (r.clone(), p.clone());
+        async move {
+            p.store(true, Ordering::SeqCst);
+            r.notified().await;
+            Reply::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+                bytes::Bytes::from("slow"),
+            )))
+        }
+    })
+    .await;
+    let fast = Backend::named("fast").await;
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\nbalancing = \"least_connections\"\n{}",
+        endpoints("c", &[(&slow, 1), (&fast, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    // Park requests until one lands on the slow backend.
+    let mut parked_req = None;
+    for _ in 0..2 {
+        let c = client.clone();
+        let h = tokio::spawn(async move { c.get("lc.test", "/").await });
+        eventually(Duration::from_secs(5), "request answered or parked", || {
+            let (p, done) = (parked.clone(), h.is_finished());
+            async move { p.load(Ordering::SeqCst) || done }
+        })
+        .await;
+        if parked.load(Ordering::SeqCst) {
+            parked_req = Some(h);
+            break;
+        }
+    }
+    let parked_req = parked_req.expect("a request reached the slow backend");
+    for _ in 0..20 {
+        assert_eq!(client.get("lc.test", "/").await.header("x-backend"), "fast");
+    }
+    release.notify_one();
+    assert_eq!(parked_req.await.unwrap().header("x-backend"), "slow");
+}
+
+#[tokio::test]
+async fn http2_clients_are_served() {
+    let b = Backend::named("b").await;
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&b, 1)])
+    ));
+    let (node, _client) = node_and_client(&text).await;
+    let h2 = Client::h2(node.listen_addrs()[0]);
+    let resp = h2.get("h2.test", "/over-h2").await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(resp.header("x-backend"), "b");
+    // The upstream got an HTTP/1.1 request with a Host from the :authority and a 2.0 Via.
+    assert!(resp.body.contains("via: 2.0 test-node"), "{}", resp.body);
+    assert!(resp.body.contains("host: "), "{}", resp.body);
+}
