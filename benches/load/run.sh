@@ -14,7 +14,7 @@
 #                                                          (default target/release/edgeplane)
 #   PROXY_CPU       core for the proxy under test          (default 0)
 #   LOAD_CPU        core for wrk and the backends          (default 1)
-#   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 128)
+#   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 512, as edgeplane's max_idle_per_endpoint)
 #   READY_TIMEOUT   seconds to wait for each server        (default 20)
 #   KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
 set -euo pipefail
@@ -31,7 +31,7 @@ OUT=${OUT:-}
 EDGEPLANE_BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-NGINX_UPSTREAM_KEEPALIVE=${NGINX_UPSTREAM_KEEPALIVE:-128}
+NGINX_UPSTREAM_KEEPALIVE=${NGINX_UPSTREAM_KEEPALIVE:-512}
 READY_TIMEOUT=${READY_TIMEOUT:-20}
 KEEP_TMP=${KEEP_TMP:-0}
 

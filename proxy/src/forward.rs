@@ -75,7 +75,7 @@ async fn forward(
     conn: &ConnInfo,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let snapshot = shared.tables.load();
+    let snapshot = shared.tables.guard();
     let route = {
         // An absolute-form target or an h2 :authority wins over Host (RFC 9112 section 3.2.2).
         let raw_host = match req.uri().authority() {
@@ -118,14 +118,14 @@ async fn forward(
     )?;
     let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
 
-    let upstream = endpoint.upstream.clone();
+    let in_flight = endpoint.upstream.start_request();
     let timeouts = cluster.timeouts;
-    // The snapshot is not needed past this point; release it so a long response does not pin it.
+    // The snapshot is not needed past this point: release it before the first await.
     drop(snapshot);
 
-    let in_flight = upstream.start_request();
+    let upstream = in_flight.upstream();
     let started = Instant::now();
-    let (mut resp, sender) = match send(&upstream, timeouts, req).await {
+    let (mut resp, sender) = match send(upstream, timeouts, req).await {
         Ok(ok) => ok,
         Err(e) => {
             upstream.record_failure();

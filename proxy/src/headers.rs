@@ -2,19 +2,18 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that apply to one connection only and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// Headers that apply to one connection only and are never forwarded; `Connection` first.
+/// (`Keep-Alive` and `Proxy-Connection` are not among `http`'s constants.)
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     header::TE,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHENTICATE,
     header::TRAILER,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
 ];
-
-/// `Keep-Alive` and `Proxy-Connection` are not in `http`'s constants.
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// `X-Forwarded-For`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -25,38 +24,62 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(named) = connection_named(headers) {
-        for name in named {
-            headers.remove(name);
+    // One pass over the names (cheap comparisons of standard headers) finds which hop-by-hop headers
+    // are present, so only those are removed: most messages carry none, or only `Connection`.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name) {
+            present[i] = true;
+            any = true;
         }
     }
-    for name in &HOP_BY_HOP {
+    if !any {
+        return;
+    }
+    // Index 0 is `Connection`: the headers it names go too.
+    if present[0] {
+        if let Some(named) = connection_named(headers) {
+            for name in named {
+                headers.remove(name);
+            }
+        }
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
 }
 
-/// Header names listed in `Connection` (other than the tokens that are not header names).
+/// The position of `name` in [`HOP_BY_HOP`]. Names of other lengths are rejected by one comparison,
+/// which is most of them.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    let s = name.as_str();
+    match s.len() {
+        2 | 7 | 10 | 16 | 17 | 18 => HOP_BY_HOP.iter().position(|h| h.as_str() == s),
+        _ => None,
+    }
+}
+
+/// Header names listed in `Connection`, other than tokens that name no header to forward; `None`
+/// (no allocation) in the usual case of `keep-alive`, `close` or `upgrade` alone.
 fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
-    let mut values = headers.get_all(header::CONNECTION).iter().peekable();
-    values.peek()?;
-    let mut names = Vec::new();
-    for value in values {
+    let mut names: Option<Vec<HeaderName>> = None;
+    for value in headers.get_all(header::CONNECTION) {
         let Ok(text) = value.to_str() else { continue };
         for token in text.split(',').map(str::trim) {
             if token.is_empty()
                 || token.eq_ignore_ascii_case("close")
+                || token.eq_ignore_ascii_case("keep-alive")
                 || token.eq_ignore_ascii_case("upgrade")
             {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                names.push(name);
+                names.get_or_insert_with(Vec::new).push(name);
             }
         }
     }
-    Some(names)
+    names
 }
 
 /// The protocol an HTTP/1.1 client asks to switch to (`Connection: upgrade` plus `Upgrade`), if any.

@@ -108,10 +108,18 @@ fn check(files: &[PathBuf]) -> ExitCode {
 }
 
 fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.node.workers > 0 {
-        builder.worker_threads(config.node.workers);
-    }
+    // One worker: a current-thread runtime skips the work-stealing machinery (no cross-thread task
+    // queues, no idle-worker wakeups). More: the multi-thread scheduler.
+    let mut builder =
+        if config.node.workers == 1 || std::env::var_os("EDGEPLANE_CURRENT_THREAD").is_some() {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if config.node.workers > 0 {
+                b.worker_threads(config.node.workers);
+            }
+            b
+        };
     builder
         .enable_all()
         .build()

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Where a node is in its life; connections watch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,54 +102,84 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
         let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-        let info = Arc::new(ConnInfo {
+        let info = ConnInfo {
             client_ip: HeaderValue::from_str(&peer.ip().to_string())
                 .unwrap_or(HeaderValue::from_static("unknown")),
             proto: HeaderValue::from_static("http"),
-        });
-        let shared = self.shared.clone();
+        };
+        // One Arc per connection, so a request clones one reference count, not two.
+        let ctx = Arc::new((self.shared.clone(), info));
         let service = service_fn(move |req| {
-            let shared = shared.clone();
-            let info = info.clone();
-            async move { Ok::<_, Infallible>(forward::handle(&shared, &info, req).await) }
+            let ctx = ctx.clone();
+            async move { Ok::<_, Infallible>(forward::handle(&ctx.0, &ctx.1, req).await) }
         });
         let conn = self.builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
-        let mut phase = self.phase.clone();
-        let mut idle = activity.watchdog(self.timeouts.idle);
+        // Idle and drain decisions are made by a supervisor task, so that the connection's own task,
+        // woken for every request, polls only two cheap oneshot receivers besides the connection.
+        let (graceful_tx, mut graceful) = oneshot::channel();
+        let (now_tx, mut now) = oneshot::channel();
+        tokio::spawn(supervise(
+            activity,
+            self.timeouts.idle,
+            self.phase.clone(),
+            graceful_tx,
+            now_tx,
+            peer,
+        ));
         let mut closing = false;
         loop {
             tokio::select! {
+                biased;
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                     break;
                 }
-                changed = phase.changed() => {
-                    let now = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Closing };
-                    match now {
-                        Phase::Running => {}
-                        Phase::Draining if !closing => {
-                            closing = true;
-                            conn.as_mut().graceful_shutdown();
-                        }
-                        Phase::Draining => {}
-                        Phase::Closing => break,
-                    }
-                }
-                () = idle.expired() => {
-                    if closing {
-                        // Still no traffic a whole timeout after asking the connection to close:
-                        // a request is stuck (e.g. an upstream stalled mid-body). Cut it.
-                        tracing::debug!(%peer, "closing stalled connection");
-                        break;
-                    }
-                    tracing::debug!(%peer, "closing idle connection");
+                _ = &mut graceful, if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
+                _ = &mut now => break,
             }
+        }
+    }
+}
+
+/// Watches one connection: asks it to close gracefully when the node drains or the connection has been
+/// idle for `idle`, and to close now when the node closes or it is still silent one `idle` later (e.g.
+/// an upstream stalled mid-body). Ends when the connection does.
+async fn supervise(
+    activity: Activity,
+    idle: std::time::Duration,
+    mut phase: watch::Receiver<Phase>,
+    graceful: oneshot::Sender<()>,
+    mut now: oneshot::Sender<()>,
+    peer: SocketAddr,
+) {
+    let mut graceful = Some(graceful);
+    let mut watchdog = activity.watchdog(idle);
+    loop {
+        let ask_graceful = tokio::select! {
+            () = now.closed() => return,
+            changed = phase.changed() => match changed.map(|()| *phase.borrow_and_update()) {
+                Ok(Phase::Running) => continue,
+                Ok(Phase::Draining) => true,
+                Ok(Phase::Closing) | Err(_) => false,
+            },
+            () = watchdog.expired() => {
+                tracing::debug!(%peer, closing = graceful.is_none(), "connection idle");
+                graceful.is_some()
+            }
+        };
+        if ask_graceful {
+            if let Some(g) = graceful.take() {
+                let _ = g.send(());
+            }
+        } else {
+            let _ = now.send(());
+            return;
         }
     }
 }

@@ -31,9 +31,15 @@ impl Tables {
         }
     }
 
-    /// The current snapshot (one atomic load; the snapshot stays valid while held).
+    /// The current snapshot as an owned `Arc`, for holders that keep it a while.
     pub fn load(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The current snapshot, borrowed: no reference-count traffic on the shared snapshot, so worker
+    /// threads do not contend on it. For the request path, which drops it before its first await.
+    pub fn guard(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
     }
 
     /// Builds a snapshot of `routing` on top of the current one and stores it, in one swap.
