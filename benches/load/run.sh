@@ -9,6 +9,8 @@
 #   PROXIES         proxies to run, in this order          (default "edgeplane nginx haproxy")
 #   DURATION        measured wrk run per cell              (default 10s)
 #   WARMUP          unmeasured wrk run before each cell    (default 2s; 0 disables)
+#   ROUNDS          times the whole interleaved sequence is repeated; the
+#                   report shows medians over the rounds    (default 3)
 #   OUT             also write the report to this file     (default: stdout only)
 #   EDGEPLANE_BIN   edgeplane binary, relative to the repo root or absolute
 #                                                          (default target/release/edgeplane)
@@ -27,6 +29,7 @@ LOAD_DIR=$REPO_ROOT/benches/load
 PROXIES=${PROXIES:-"edgeplane nginx haproxy"}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-}
 EDGEPLANE_BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
 PROXY_CPU=${PROXY_CPU:-0}
@@ -45,6 +48,8 @@ SCENARIOS=(
 
 log() { printf '[load] %s\n' "$*" >&2; }
 die() { printf '[load] error: %s\n' "$*" >&2; exit 1; }
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
 
 read -r -a PROXY_LIST <<<"$PROXIES"
 [ "${#PROXY_LIST[@]}" -gt 0 ] || die "PROXIES is empty"
@@ -388,68 +393,169 @@ run_wrk() { # duration conns url outfile -> wrk's exit status
     return "$rc"
 }
 
-declare -A ROW=() RAW=()
+# wrk latency lines ("50%  612.00us", "99%  3.45ms", "1.02s") -> microseconds.
+lat_us() { # percentile-label wrk-output -> µs, or nothing
+    awk -v k="$1" '$1 == k {
+        v = $2
+        if (!match(v, /^[0-9.]+/)) exit
+        n = substr(v, 1, RLENGTH) + 0; u = substr(v, RLENGTH + 1)
+        if (u == "us") m = 1; else if (u == "ms") m = 1e3; else if (u == "s") m = 1e6
+        else if (u == "m") m = 6e7; else if (u == "h") m = 3.6e9; else exit
+        printf "%.2f\n", n * m; exit
+    }' "$2"
+}
+
+fmt_lat() { # µs -> wrk-style "612.00us" / "3.45ms" / "1.02s"
+    awk -v u="$1" 'BEGIN {
+        if (u == "") print "n/a"
+        else if (u < 1000) printf "%.2fus\n", u
+        else if (u < 1e6) printf "%.2fms\n", u / 1e3
+        else printf "%.2fs\n", u / 1e6
+    }'
+}
+
+stats() { # values... -> "median min max" (non-numbers such as n/a are skipped), or nothing
+    awk 'BEGIN {
+        n = 0
+        for (i = 1; i < ARGC; i++) if (ARGV[i] ~ /^[0-9]+(\.[0-9]*)?$/) x[++n] = ARGV[i] + 0
+        if (n == 0) exit
+        for (i = 2; i <= n; i++) { t = x[i]; for (j = i - 1; j >= 1 && x[j] > t; j--) x[j + 1] = x[j]; x[j + 1] = t }
+        # Even count: the mean of the two middle values.
+        med = (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+        printf "%.6f %.6f %.6f\n", med, x[1], x[n]
+    }' "$@"
+}
+
+# Per cell (proxy,scenario) and round r: RPS/P50/P99 (µs)/CPU (µs per request,
+# or n/a), error counts, FAIL (wrk's exit status if it failed), RAW table row.
+declare -A RPS=() P50=() P99=() CPU=() NON2XX=() SOCK=() FAIL=() RAW=()
 NS=${#SCENARIOS[@]}
 NP=${#PROXY_LIST[@]}
-for ((si = 0; si < NS; si++)); do
-    read -r label1 label2 path conns <<<"${SCENARIOS[si]}"
-    label="$label1 $label2"
-    for ((k = 0; k < NP; k++)); do
-        # Interleave, and rotate who goes first, so drift hits everyone alike.
-        p=${PROXY_LIST[(si + k) % NP]}
-        url="http://127.0.0.1:${PORT[$p]}/$path"
-        out="$TMP/wrk-$p-$path-$conns.txt"
-        log "$p: $label ($url)"
-        case $WARMUP in
-            0 | 0s | "") ;;
-            *) run_wrk "$WARMUP" "$conns" "$url" "$out.warmup" || log "warning: warmup wrk exited non-zero" ;;
-        esac
-        read -r -a pids <<<"$(proc_pids "$p" | tr '\n' ' ')"
-        acc0=$(backend_accepts)
-        c0=$(core_ticks "$PROXY_CPU") l0=$(core_ticks "$LOAD_CPU")
-        t0=$(cpu_ticks "${pids[@]}")
-        wrc=0
-        run_wrk "$DURATION" "$conns" "$url" "$out" || wrc=$?
-        t1=$(cpu_ticks "${pids[@]}")
-        c1=$(core_ticks "$PROXY_CPU") l1=$(core_ticks "$LOAD_CPU")
-        acc1=$(backend_accepts)
-        kill -0 "${PID[$p]}" 2>/dev/null || { show_log "${LOGF[$p]}"; die "$p died during the run"; }
-        if [ "$wrc" -ne 0 ]; then
-            show_log "$out"
-            ROW[$p,$si]="| $p | $label | wrk failed (exit $wrc) | | | | |"
-            RAW[$p,$si]="| $p | $label | | | | | | | |"
-            continue
-        fi
-        reqs=$(awk '/ requests in / { print $1; exit }' "$out")
-        wall=$(awk '/ requests in / { sub(/,$/, "", $4); print $4; exit }' "$out")
-        rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
-        p50=$(awk '$1 == "50%" { print $2 }' "$out")
-        p99=$(awk '$1 == "99%" { print $2 }' "$out")
-        sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
-        sockdetail=$(awk '/Socket errors:/ { gsub(/,/, ""); printf "c%s/r%s/w%s/t%s", $4, $6, $8, $10 }' "$out")
-        non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
-        sockerr=${sockerr:-0} non2xx=${non2xx:-0}
-        dt=$((t1 - t0))
-        read -r cpu_us cpu_s cpu_pct <<<"$(awk -v dt="$dt" -v hz="$HZ" -v n="${reqs:-0}" -v wall="$wall" 'BEGIN {
-            s = dt / hz; w = wall + 0
-            if (wall ~ /ms$/) w /= 1000; else if (wall ~ /m$/) w *= 60
-            printf "%s %.2f %s\n", (n > 0 ? sprintf("%.1f", s * 1e6 / n) : "n/a"), s, (w > 0 ? sprintf("%.0f%%", 100 * s / w) : "n/a")
-        }')"
-        if [ "$sockerr" -eq 0 ] && [ "$non2xx" -eq 0 ]; then
-            errs=0
-        else
-            errs="non-2xx $non2xx, socket $sockerr ($sockdetail)"
-        fi
-        # (minus 1: the second stub_status request is itself a new connection)
-        if [ -n "$acc0" ] && [ -n "$acc1" ]; then upconns=$((acc1 - acc0 - 1)); else upconns=n/a; fi
-        ROW[$p,$si]="| $p | $label | $rps | $p50 | $p99 | $cpu_us | $errs |"
-        RAW[$p,$si]="| $p | $label | $reqs | $wall | $cpu_s | $cpu_pct | $(busy_pct "$c0" "$c1") | $(busy_pct "$l0" "$l1") | $upconns |"
-        log "  -> $rps req/s, p50 $p50, p99 $p99, $cpu_us µs CPU/req, errors: $errs"
+for ((r = 0; r < ROUNDS; r++)); do
+    log "round $((r + 1))/$ROUNDS"
+    for ((si = 0; si < NS; si++)); do
+        read -r label1 label2 path conns <<<"${SCENARIOS[si]}"
+        label="$label1 $label2"
+        for ((k = 0; k < NP; k++)); do
+            # Interleave, and rotate who goes first (per scenario and per
+            # round), so drift hits everyone alike and no proxy is always first.
+            p=${PROXY_LIST[(si + r + k) % NP]}
+            url="http://127.0.0.1:${PORT[$p]}/$path"
+            out="$TMP/wrk-$p-$path-$conns-r$((r + 1)).txt"
+            log "$p: $label ($url) [round $((r + 1))/$ROUNDS]"
+            case $WARMUP in
+                0 | 0s | "") ;;
+                *) run_wrk "$WARMUP" "$conns" "$url" "$out.warmup" || log "warning: warmup wrk exited non-zero" ;;
+            esac
+            read -r -a pids <<<"$(proc_pids "$p" | tr '\n' ' ')"
+            acc0=$(backend_accepts)
+            c0=$(core_ticks "$PROXY_CPU") l0=$(core_ticks "$LOAD_CPU")
+            t0=$(cpu_ticks "${pids[@]}")
+            wrc=0
+            run_wrk "$DURATION" "$conns" "$url" "$out" || wrc=$?
+            t1=$(cpu_ticks "${pids[@]}")
+            c1=$(core_ticks "$PROXY_CPU") l1=$(core_ticks "$LOAD_CPU")
+            acc1=$(backend_accepts)
+            kill -0 "${PID[$p]}" 2>/dev/null || { show_log "${LOGF[$p]}"; die "$p died during the run"; }
+            cell="$p,$si,$r"
+            if [ "$wrc" -ne 0 ]; then
+                show_log "$out"
+                log "  -> wrk failed (exit $wrc)"
+                FAIL[$cell]=$wrc
+                RAW[$cell]="| $p | $label | $((r + 1)) | wrk failed (exit $wrc) | | | | | | |"
+                continue
+            fi
+            reqs=$(awk '/ requests in / { print $1; exit }' "$out")
+            wall=$(awk '/ requests in / { sub(/,$/, "", $4); print $4; exit }' "$out")
+            rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+            p50=$(awk '$1 == "50%" { print $2 }' "$out")
+            p99=$(awk '$1 == "99%" { print $2 }' "$out")
+            # Socket errors as "connect read write timeout".
+            sock=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + 0, $6 + 0, $8 + 0, $10 + 0 }' "$out")
+            non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
+            sock=${sock:-0 0 0 0} non2xx=${non2xx:-0}
+            dt=$((t1 - t0))
+            read -r cpu_us cpu_s cpu_pct <<<"$(awk -v dt="$dt" -v hz="$HZ" -v n="${reqs:-0}" -v wall="$wall" 'BEGIN {
+                s = dt / hz; w = wall + 0
+                if (wall ~ /ms$/) w /= 1000; else if (wall ~ /m$/) w *= 60
+                printf "%s %.2f %s\n", (n > 0 ? sprintf("%.1f", s * 1e6 / n) : "n/a"), s, (w > 0 ? sprintf("%.0f%%", 100 * s / w) : "n/a")
+            }')"
+            # (minus 1: the second stub_status request is itself a new connection)
+            if [ -n "$acc0" ] && [ -n "$acc1" ]; then upconns=$((acc1 - acc0 - 1)); else upconns=n/a; fi
+            RPS[$cell]=$rps
+            P50[$cell]=$(lat_us 50% "$out")
+            P99[$cell]=$(lat_us 99% "$out")
+            CPU[$cell]=$cpu_us
+            NON2XX[$cell]=$non2xx
+            SOCK[$cell]=$sock
+            RAW[$cell]="| $p | $label | $((r + 1)) | $reqs | $wall | $cpu_s | $cpu_pct | $(busy_pct "$c0" "$c1") | $(busy_pct "$l0" "$l1") | $upconns |"
+            if [ "$sock" = "0 0 0 0" ] && [ "$non2xx" -eq 0 ]; then errs=0; else errs="non-2xx $non2xx, socket c/r/w/t ${sock// //}"; fi
+            log "  -> $rps req/s, p50 $p50, p99 $p99, $cpu_us µs CPU/req, errors: $errs"
+        done
     done
 done
 
 # --------------------------------------------------------------------------
 # 7. Report.
+
+# Medians over the rounds whose wrk run succeeded.
+declare -A ROW=() MED_CPU=()
+for ((si = 0; si < NS; si++)); do
+    read -r label1 label2 _ _ <<<"${SCENARIOS[si]}"
+    label="$label1 $label2"
+    for p in "${PROXY_LIST[@]}"; do
+        rps_v=() p50_v=() p99_v=() cpu_v=()
+        nfail=0 lastfail=0 non2xx=0 sc=0 sr=0 sw=0 st=0
+        for ((r = 0; r < ROUNDS; r++)); do
+            cell="$p,$si,$r"
+            if [ -n "${FAIL[$cell]-}" ]; then
+                nfail=$((nfail + 1)) lastfail=${FAIL[$cell]}
+                continue
+            fi
+            rps_v+=("${RPS[$cell]}") p50_v+=("${P50[$cell]}") p99_v+=("${P99[$cell]}") cpu_v+=("${CPU[$cell]}")
+            read -r e_c e_r e_w e_t <<<"${SOCK[$cell]}"
+            non2xx=$((non2xx + ${NON2XX[$cell]})) sc=$((sc + e_c)) sr=$((sr + e_r)) sw=$((sw + e_w)) st=$((st + e_t))
+        done
+        if [ "$nfail" -eq "$ROUNDS" ]; then
+            ROW[$p,$si]="| $p | $label | n/a | n/a | n/a | n/a | n/a |@VS@ wrk failed in all $ROUNDS rounds (last exit $lastfail) |"
+            continue
+        fi
+        read -r rps _ _ <<<"$(stats ${rps_v[@]+"${rps_v[@]}"})"
+        read -r p50 _ _ <<<"$(stats ${p50_v[@]+"${p50_v[@]}"})"
+        read -r p99 _ _ <<<"$(stats ${p99_v[@]+"${p99_v[@]}"})"
+        read -r cpu cmin cmax <<<"$(stats ${cpu_v[@]+"${cpu_v[@]}"})"
+        MED_CPU[$p,$si]=${cpu:-}
+        rps=$([ -n "$rps" ] && printf '%.0f' "$rps" || echo n/a)
+        if [ -n "$cpu" ]; then
+            cpu_s=$(printf '%.1f' "$cpu") range=$(printf '%.1f–%.1f' "$cmin" "$cmax")
+        else
+            cpu_s=n/a range=n/a
+        fi
+        sockerr=$((sc + sr + sw + st))
+        if [ "$sockerr" -eq 0 ] && [ "$non2xx" -eq 0 ]; then
+            errs=0
+        else
+            errs="non-2xx $non2xx, socket $sockerr (c$sc/r$sr/w$sw/t$st)"
+        fi
+        [ "$nfail" -eq 0 ] || errs="$errs; wrk failed in $nfail of $ROUNDS rounds (exit $lastfail)"
+        # @VS@ is filled in below, once nginx's median is known.
+        ROW[$p,$si]="| $p | $label | $rps | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $cpu_s | $range |@VS@ $errs |"
+    done
+done
+
+VS_NGINX=0
+if selected nginx; then VS_NGINX=1; fi
+for ((si = 0; si < NS; si++)); do
+    for p in "${PROXY_LIST[@]}"; do
+        vs=""
+        if [ "$VS_NGINX" -eq 1 ]; then
+            vs=" $(awk -v a="${MED_CPU[$p,$si]-}" -v b="${MED_CPU[nginx,$si]-}" 'BEGIN {
+                if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.0f%%\n", 100 * a / b
+            }') |"
+        fi
+        ROW[$p,$si]=${ROW[$p,$si]/"@VS@"/"$vs"}
+    done
+done
 
 ver_nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 ver_haproxy=$( ([ -n "$HAPROXY" ] && "$HAPROXY" -v 2>/dev/null | head -n 1) || echo "n/a")
@@ -467,20 +573,28 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "- host: nproc=$NCPU, CPU: ${cpu_model:-unknown}, kernel $(uname -r)"
     echo "- nginx: $ver_nginx; haproxy: $ver_haproxy; wrk: $ver_wrk; edgeplane: $ver_edgeplane"
     echo "- proxy under test pinned to core $PROXY_CPU with one worker; wrk -t1 and the backend nginx (1 worker, 2 ports) pinned to core $LOAD_CPU"
-    echo "- each cell: ${WARMUP} warmup, then wrk for ${DURATION}; proxies interleaved per scenario; proxies: ${PROXY_LIST[*]}"
+    echo "- each cell: ${WARMUP} warmup, then wrk for ${DURATION}; proxies interleaved per scenario, first proxy rotating per scenario and per round; proxies: ${PROXY_LIST[*]}"
+    echo "- $ROUNDS round(s); the table shows medians over the rounds, the min–max of CPU µs/req (range) and the errors summed over all rounds"
     echo
-    echo "| proxy | scenario | req/s | p50 | p99 | CPU µs/req | errors |"
-    echo "|---|---|---:|---:|---:|---:|---|"
+    if [ "$VS_NGINX" -eq 1 ]; then
+        echo "| proxy | scenario | req/s (median) | p50 (median) | p99 (median) | CPU µs/req (median) | range | vs nginx | errors (total) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+    else
+        echo "| proxy | scenario | req/s (median) | p50 (median) | p99 (median) | CPU µs/req (median) | range | errors (total) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---|"
+    fi
     for ((si = 0; si < NS; si++)); do
         for p in "${PROXY_LIST[@]}"; do echo "${ROW[$p,$si]}"; done
     done
     echo
     echo "<details><summary>raw counts</summary>"
     echo
-    echo "| proxy | scenario | requests | wall | proxy CPU s | proxy CPU % | core $PROXY_CPU busy | core $LOAD_CPU busy | backend conns opened |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| proxy | scenario | round | requests | wall | proxy CPU s | proxy CPU % | core $PROXY_CPU busy | core $LOAD_CPU busy | backend conns opened |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for ((si = 0; si < NS; si++)); do
-        for p in "${PROXY_LIST[@]}"; do echo "${RAW[$p,$si]}"; done
+        for p in "${PROXY_LIST[@]}"; do
+            for ((r = 0; r < ROUNDS; r++)); do echo "${RAW[$p,$si,$r]}"; done
+        done
     done
     echo
     echo "</details>"

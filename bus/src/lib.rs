@@ -1,11 +1,22 @@
 //! edgeplane's NATS boundary.
 //!
-//! This crate will hold everything that touches the wire: subject names under a configurable prefix
-//! (default [`DEFAULT_PREFIX`]), the serde wire messages for config pushes, heartbeats, scaling events
-//! and node announcements, their codec, and the NATS connection options. It is the only crate with serde
-//! wire types; the proxy's tables never see them.
+//! Everything that touches the wire lives here and nowhere else: subject names under a configurable
+//! prefix ([`Subjects`]), the serde wire messages for config acknowledgements, heartbeats, scaling
+//! events and node announcements ([`wire`]), their codec with schema versioning ([`codec`]), the NATS
+//! connection options (auth, TLS, ping interval, jittered reconnect; [`connect`]) and the JetStream
+//! resources (the config KV bucket, created in a way that works on nats-server 2.9 as well as 2.1x;
+//! [`jetstream`]). It is the only crate with serde wire types; the proxy's tables never see them.
 //!
-//! Today a node runs from its config file only; the NATS plumbing lands with the controller issue.
+//! The wire format is documented for publishers in any language in `docs/bus.md`.
 
-/// The default subject prefix: every subject edgeplane uses starts with it.
-pub const DEFAULT_PREFIX: &str = "edge.v1";
+pub mod codec;
+pub mod connect;
+mod error;
+pub mod jetstream;
+mod subjects;
+pub mod wire;
+
+pub use codec::{decode, encode, DecodeError, CONTENT_TYPE, SCHEMA_VERSION};
+pub use connect::{BusOptions, BusStats, Credentials, TlsFiles};
+pub use error::BusError;
+pub use subjects::{Subjects, DEFAULT_PREFIX};

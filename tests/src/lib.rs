@@ -6,10 +6,12 @@
 mod backend;
 mod body;
 mod client;
+mod nats;
 
 pub use backend::{Backend, Handler, Reply};
 pub use body::Generated;
 pub use client::{raw_request, Client, Resp};
+pub use nats::{nats_server_bin, NatsServer};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,0 +1,48 @@
+//! JetStream resources: the config KV bucket (history kept for rollback) and the scaling-event stream.
+//!
+//! async-nats' `create_key_value` fails against nats-server 2.9 (its account-info reply lacks fields
+//! the client requires), so the bucket's stream is created directly with the settings a KV bucket has
+//! (`KV_<bucket>`, subjects `$KV.<bucket>.>`, one message per subject per history slot, rollup
+//! allowed, delete denied, direct get allowed, discard new), and then opened with `get_key_value`.
+//! This works on 2.9 and on current 2.1x servers alike.
+
+use crate::BusError;
+use async_nats::jetstream::{self, kv, stream};
+
+/// Default name of the config bucket.
+pub const CONFIG_BUCKET: &str = "edge_config";
+/// The key under which the current routing document lives.
+pub const CONFIG_KEY: &str = "current";
+/// Default number of revisions the config bucket keeps (for `history` and `rollback`).
+pub const CONFIG_HISTORY: i64 = 64;
+
+/// Opens the KV bucket `bucket`, creating it (with `history` revisions per key) if it does not exist.
+pub async fn config_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    history: i64,
+) -> Result<kv::Store, BusError> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    let config = stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: history,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    match js.create_stream(config).await {
+        Ok(_) => {}
+        // Another node created it between our look and our create: fine.
+        Err(e) if e.to_string().contains("already in use") => {}
+        Err(e) => return Err(BusError::JetStream(format!("create bucket {bucket}: {e}"))),
+    }
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| BusError::JetStream(format!("open bucket {bucket}: {e}")))
+}

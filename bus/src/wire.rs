@@ -1,0 +1,262 @@
+//! Wire messages, JSON with a `schema` version field. Field names and meanings are the public contract
+//! documented in `docs/bus.md`; change them only with a new schema version.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// A node's answer to a config revision, on `<prefix>.ack.<node>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigAck {
+    /// Schema version of this message.
+    pub schema: u32,
+    /// The node that answers.
+    pub node: String,
+    /// Changes at every process start, so a restart is visible.
+    pub boot_id: String,
+    /// The KV revision the answer is about.
+    pub revision: u64,
+    /// SHA-256 of the routing document (hex), when it parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// What the node did.
+    pub status: AckStatus,
+    /// Every error, with its path, when rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// What a node did with a config revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    /// Validated and in place.
+    Applied,
+    /// Invalid; nothing changed.
+    Rejected,
+}
+
+/// A backend instance's heartbeat, on `<prefix>.hb.<cluster>.<instance>` (core NATS, lossy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Schema version of this message.
+    pub schema: u32,
+    /// Instance id (also the last subject token).
+    pub instance: String,
+    /// Changes when the instance restarts; sequences restart with it.
+    pub boot_id: String,
+    /// Increases by one per heartbeat within a boot; older or repeated sequences are dropped.
+    pub seq: u64,
+    /// `ip:port` that serves traffic.
+    pub address: String,
+    /// Relative weight, 1..=10000 (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Zone of the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Health score, 0 (down) to 100 (fully healthy).
+    #[serde(default = "hundred")]
+    pub health: u8,
+    /// Requests in flight at the instance.
+    #[serde(default)]
+    pub in_flight: u32,
+    /// CPU use, 0.0 to 1.0 (per the instance's own measure).
+    #[serde(default)]
+    pub cpu: f32,
+    /// Recent latency seen by the instance, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: f32,
+    /// Without a newer heartbeat within this many milliseconds, the instance is down.
+    pub ttl_ms: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn hundred() -> u8 {
+    100
+}
+
+/// A scaling event, on `<prefix>.scale.<cluster>` (durable in a JetStream stream). Unlike the other
+/// messages it tolerates unknown fields: serde cannot reject them through the flattened action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleEvent {
+    /// Schema version of this message.
+    pub schema: u32,
+    /// Unique id; an event seen before is ignored (idempotency).
+    pub id: String,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: ScaleAction,
+}
+
+/// The change a scaling event asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ScaleAction {
+    /// Add an endpoint (or update it if present).
+    Add {
+        /// `ip:port`.
+        address: String,
+        /// Relative weight, 1..=10000.
+        #[serde(default = "one")]
+        weight: u32,
+        /// Zone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+    },
+    /// Remove an endpoint at once.
+    Remove {
+        /// `ip:port`.
+        address: String,
+    },
+    /// Stop sending new requests to an endpoint, let in-flight ones finish, then remove it.
+    Drain {
+        /// `ip:port`.
+        address: String,
+        /// Remove it after this many milliseconds even if requests are still in flight.
+        #[serde(default = "drain_deadline")]
+        deadline_ms: u64,
+    },
+    /// Change an endpoint's weight.
+    Weight {
+        /// `ip:port`.
+        address: String,
+        /// Relative weight, 1..=10000.
+        weight: u32,
+    },
+}
+
+fn drain_deadline() -> u64 {
+    30_000
+}
+
+/// A node's periodic announcement, on `<prefix>.node.<node>`, and its answer to `<prefix>.status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeStatus {
+    /// Schema version of this message.
+    pub schema: u32,
+    /// Node id.
+    pub node: String,
+    /// Changes at every process start.
+    pub boot_id: String,
+    /// Zone of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// edgeplane version.
+    pub version: String,
+    /// KV revision of the config in place (0 = file config only).
+    pub revision: u64,
+    /// Content hash of the routing document in place.
+    pub hash: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Requests per second over the last interval.
+    pub rps: f64,
+    /// Open downstream connections.
+    pub connections: u64,
+}
+
+/// Checks a decoded message beyond its shape.
+pub trait Validate {
+    /// Every problem, as `field: message`.
+    fn problems(&self) -> Vec<String>;
+}
+
+fn check_address(field: &str, address: &str, out: &mut Vec<String>) {
+    if address.parse::<SocketAddr>().is_err() {
+        out.push(format!(
+            "{field}: invalid socket address {address:?} (expected ip:port)"
+        ));
+    }
+}
+
+fn check_weight(weight: u32, out: &mut Vec<String>) {
+    if !(1..=10_000).contains(&weight) {
+        out.push(format!("weight: {weight} is out of range 1..=10000"));
+    }
+}
+
+fn check_token(field: &str, value: &str, out: &mut Vec<String>) {
+    if !crate::subjects::valid_token(value) {
+        out.push(format!(
+            "{field}: invalid name {value:?}: use 1 to 64 letters, digits, '-' or '_'"
+        ));
+    }
+}
+
+impl Validate for Heartbeat {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        check_token("instance", &self.instance, &mut out);
+        check_address("address", &self.address, &mut out);
+        check_weight(self.weight, &mut out);
+        if self.health > 100 {
+            out.push(format!("health: {} is out of range 0..=100", self.health));
+        }
+        if self.ttl_ms == 0 {
+            out.push("ttl_ms: must be greater than zero".into());
+        }
+        if let Some(z) = &self.zone {
+            check_token("zone", z, &mut out);
+        }
+        if !(0.0..=1.0).contains(&self.cpu) || !self.latency_ms.is_finite() || self.latency_ms < 0.0
+        {
+            out.push(
+                "cpu/latency_ms: cpu must be within 0..=1 and latency_ms finite and non-negative"
+                    .into(),
+            );
+        }
+        out
+    }
+}
+
+impl Validate for ScaleEvent {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.id.is_empty() || self.id.len() > 128 {
+            out.push("id: must be 1 to 128 bytes".into());
+        }
+        match &self.action {
+            ScaleAction::Add {
+                address,
+                weight,
+                zone,
+            } => {
+                check_address("address", address, &mut out);
+                check_weight(*weight, &mut out);
+                if let Some(z) = zone {
+                    check_token("zone", z, &mut out);
+                }
+            }
+            ScaleAction::Remove { address } | ScaleAction::Drain { address, .. } => {
+                check_address("address", address, &mut out);
+            }
+            ScaleAction::Weight { address, weight } => {
+                check_address("address", address, &mut out);
+                check_weight(*weight, &mut out);
+            }
+        }
+        out
+    }
+}
+
+impl Validate for ConfigAck {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        check_token("node", &self.node, &mut out);
+        out
+    }
+}
+
+impl Validate for NodeStatus {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        check_token("node", &self.node, &mut out);
+        out
+    }
+}
