@@ -155,8 +155,8 @@ pub struct NodeStatus {
     pub hash: String,
     /// Seconds since start.
     pub uptime_s: u64,
-    /// Requests per second over the last interval.
-    pub rps: f64,
+    /// Requests received since start (a counter: rates are its differences).
+    pub requests: u64,
     /// Open downstream connections.
     pub connections: u64,
 }

@@ -21,7 +21,7 @@ mod validate;
 pub use error::{ConfigError, FieldError};
 pub use hash::ContentHash;
 pub use model::{Config, Routing};
-pub use validate::validate;
+pub use validate::{validate, validate_document};
 
 use std::path::Path;
 
@@ -44,6 +44,45 @@ pub fn from_json(text: &str) -> Result<Config, ConfigError> {
         message: e.to_string(),
     })?;
     validate(raw)
+}
+
+/// Parses and validates a pushed routing document (routes and clusters, no `[node]`), written in JSON
+/// (when its first non-blank character is `{`) or TOML. This is what `edgeplane push` publishes.
+pub fn document_from_text(text: &str) -> Result<Routing, ConfigError> {
+    let raw: raw::RawDocument = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+            format: "JSON",
+            message: e.to_string(),
+        })?
+    } else {
+        toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            format: "TOML",
+            message: e.to_string(),
+        })?
+    };
+    validate_document(raw)
+}
+
+/// The routing part of a full config file as a document to push: the same routes and clusters,
+/// without `[node]`, as canonical JSON.
+pub fn document_of_file_text(text: &str) -> Result<String, ConfigError> {
+    let raw: raw::RawConfig = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+            format: "JSON",
+            message: e.to_string(),
+        })?
+    } else {
+        toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            format: "TOML",
+            message: e.to_string(),
+        })?
+    };
+    let doc = raw::RawDocument {
+        routes: raw.routes,
+        clusters: raw.clusters,
+    };
+    validate_document(doc.clone())?;
+    Ok(serde_json::to_string_pretty(&doc).unwrap_or_default())
 }
 
 /// Reads a config file; `.json` files are parsed as JSON, everything else as TOML.

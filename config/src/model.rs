@@ -30,6 +30,44 @@ pub struct Node {
     pub limits: Limits,
     /// Downstream timeouts.
     pub timeouts: NodeTimeouts,
+    /// Where the last applied pushed config is kept (default `/var/lib/edgeplane`).
+    pub state_dir: std::path::PathBuf,
+    /// NATS settings; `None` runs from the file alone.
+    pub nats: Option<Nats>,
+}
+
+/// How a node reaches NATS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nats {
+    /// Server URLs (`nats://host:port`, `tls://host:port`).
+    pub urls: Vec<String>,
+    /// Subject prefix.
+    pub prefix: String,
+    /// Config KV bucket.
+    pub bucket: String,
+    /// Authentication.
+    pub auth: NatsAuth,
+    /// CA certificates for the servers.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate and key.
+    pub tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Refuse to connect without TLS.
+    pub tls_required: bool,
+}
+
+/// One NATS authentication method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatsAuth {
+    /// None.
+    None,
+    /// User and password.
+    UserPassword(String, String),
+    /// Token.
+    Token(String),
+    /// Nkey seed.
+    NkeySeed(String),
+    /// Credentials file.
+    CredsFile(std::path::PathBuf),
 }
 
 /// One proxy listener.

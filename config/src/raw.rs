@@ -41,6 +41,53 @@ pub struct RawNode {
     /// Downstream timeouts.
     #[serde(default)]
     pub timeouts: RawNodeTimeouts,
+    /// Where the node keeps its last applied pushed config.
+    pub state_dir: Option<String>,
+    /// NATS: when present, the node follows the fleet's pushed config.
+    pub nats: Option<RawNats>,
+}
+
+/// `[node.nats]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNats {
+    /// Server URLs.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Subject prefix (default `edge.v1`).
+    pub prefix: Option<String>,
+    /// KV bucket of the config (default `edge_config`).
+    pub bucket: Option<String>,
+    /// User (with `password`).
+    pub user: Option<String>,
+    /// Password (with `user`).
+    pub password: Option<String>,
+    /// Token.
+    pub token: Option<String>,
+    /// Nkey seed.
+    pub nkey_seed: Option<String>,
+    /// Credentials file.
+    pub creds_file: Option<String>,
+    /// CA certificates (PEM) for the servers.
+    pub tls_ca: Option<String>,
+    /// Client certificate (PEM), with `tls_key`.
+    pub tls_cert: Option<String>,
+    /// Client key (PEM), with `tls_cert`.
+    pub tls_key: Option<String>,
+    /// Refuse to connect without TLS.
+    pub tls_required: Option<bool>,
+}
+
+/// A pushed routing document: routes and clusters only (node settings are local to each node).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDocument {
+    /// Routes in order.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// Clusters by name.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, RawCluster>,
 }
 
 /// `[[node.listeners]]`.

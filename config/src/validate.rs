@@ -9,6 +9,17 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Validates a pushed routing document (routes and clusters only).
+pub fn validate_document(raw: RawDocument) -> Result<Routing, ConfigError> {
+    let mut v = Validator::default();
+    let routing = v.routing(&raw.routes, &raw.clusters);
+    if v.errors.is_empty() {
+        Ok(routing)
+    } else {
+        Err(ConfigError::Invalid(v.errors))
+    }
+}
+
 /// Validates a raw config; on failure, the error lists every problem found.
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut v = Validator::default();
@@ -100,6 +111,7 @@ impl Validator {
                 30_000,
             ),
         };
+        let nats = raw.nats.as_ref().map(|n| self.nats(n));
         Node {
             id,
             zone: raw.zone.clone(),
@@ -108,6 +120,104 @@ impl Validator {
             listeners,
             limits,
             timeouts,
+            state_dir: raw
+                .state_dir
+                .as_deref()
+                .unwrap_or("/var/lib/edgeplane")
+                .into(),
+            nats,
+        }
+    }
+
+    fn nats(&mut self, raw: &RawNats) -> Nats {
+        let path = "node.nats";
+        if raw.urls.is_empty() {
+            self.error(
+                format!("{path}.urls"),
+                "at least one server URL is required",
+            );
+        }
+        for (i, url) in raw.urls.iter().enumerate() {
+            let rest = url
+                .split_once("://")
+                .map_or(url.as_str(), |(scheme, rest)| {
+                    if !matches!(scheme, "nats" | "tls") {
+                        self.error(
+                            format!("{path}.urls[{i}]"),
+                            format!("unsupported scheme {scheme:?} (nats or tls)"),
+                        );
+                    }
+                    rest
+                });
+            let hostport = rest.rsplit('@').next().unwrap_or(rest);
+            let ok = hostport
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                self.error(
+                    format!("{path}.urls[{i}]"),
+                    format!("invalid server URL {url:?} (expected nats://host:port)"),
+                );
+            }
+        }
+        let prefix = raw.prefix.clone().unwrap_or_else(|| "edge.v1".into());
+        if !prefix.split('.').all(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }) {
+            self.error(
+                format!("{path}.prefix"),
+                format!("invalid subject prefix {prefix:?}: dot-separated names"),
+            );
+        }
+        let bucket = raw.bucket.clone().unwrap_or_else(|| "edge_config".into());
+        self.name(&format!("{path}.bucket"), &bucket);
+        let methods = [
+            raw.user.is_some() || raw.password.is_some(),
+            raw.token.is_some(),
+            raw.nkey_seed.is_some(),
+            raw.creds_file.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            self.error(
+                path,
+                "choose one authentication method: user/password, token, nkey_seed or creds_file",
+            );
+        }
+        let auth = match (
+            &raw.user,
+            &raw.password,
+            &raw.token,
+            &raw.nkey_seed,
+            &raw.creds_file,
+        ) {
+            (Some(u), Some(p), ..) => NatsAuth::UserPassword(u.clone(), p.clone()),
+            (Some(_), None, ..) | (None, Some(_), ..) => {
+                self.error(path, "user and password go together");
+                NatsAuth::None
+            }
+            (_, _, Some(t), ..) => NatsAuth::Token(t.clone()),
+            (_, _, _, Some(seed), _) => NatsAuth::NkeySeed(seed.clone()),
+            (_, _, _, _, Some(file)) => NatsAuth::CredsFile(file.into()),
+            _ => NatsAuth::None,
+        };
+        let tls_client = match (&raw.tls_cert, &raw.tls_key) {
+            (Some(c), Some(k)) => Some((c.into(), k.into())),
+            (None, None) => None,
+            _ => {
+                self.error(path, "tls_cert and tls_key go together");
+                None
+            }
+        };
+        Nats {
+            urls: raw.urls.clone(),
+            prefix,
+            bucket,
+            auth,
+            tls_ca: raw.tls_ca.as_ref().map(Into::into),
+            tls_client,
+            tls_required: raw.tls_required.unwrap_or(false),
         }
     }
 

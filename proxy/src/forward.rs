@@ -26,6 +26,8 @@ pub struct Shared {
     pub via_h1: HeaderValue,
     /// `Via` value for HTTP/2 requests, e.g. `2.0 edge-1`.
     pub via_h2: HeaderValue,
+    /// Requests received since start.
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -39,6 +41,7 @@ impl Shared {
             tables,
             via_h1: via("1.1"),
             via_h2: via("2.0"),
+            requests: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }

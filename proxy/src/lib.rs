@@ -11,6 +11,7 @@ pub mod balancer;
 pub mod body;
 pub mod demo;
 pub mod error;
+pub mod fleet;
 pub mod forward;
 pub mod headers;
 pub mod idle;

@@ -8,6 +8,9 @@ use edgeplane_proxy::{demo, NodeHandle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[path = "cli/push.rs"]
+mod push;
+
 // mimalloc saves about half a microsecond per proxied request over glibc malloc (see DESIGN.md's probe).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,6 +48,8 @@ enum Command {
     },
     /// Run the shipped default config with two built-in demo upstreams and show traffic balanced over them.
     Demo,
+    /// Push a config's routes and clusters to the fleet over NATS and report which nodes applied it.
+    Push(push::PushArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,15 @@ fn main() -> ExitCode {
         Command::Check { files } => return check(&files),
         Command::Run { config } => run(config),
         Command::Demo => demo(),
+        Command::Push(args) => {
+            return match small_runtime().and_then(|rt| rt.block_on(push::run(args))) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,6 +140,14 @@ fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
+/// A runtime for the CLI commands that talk to NATS.
+fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
 fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = match &path {
         Some(p) => edgeplane_config::from_file(p)
@@ -137,13 +159,20 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     runtime(&config)?.block_on(async {
         let node = NodeHandle::start(&config).await?;
-        let reloader = path.map(|p| {
-            tokio::spawn(Reloader::new(p, node.tables().clone(), config.node.clone()).run())
-        });
+        let controller = edgeplane_proxy::fleet::join(&node).await?;
+        // With NATS, routing comes from the fleet's pushes (the file's routes only bootstrap a node
+        // that has never seen one), so the file is not reloaded.
+        let reloader = match (&controller, path) {
+            (None, Some(p)) => Some(tokio::spawn(
+                Reloader::new(p, node.tables().clone(), config.node.clone()).run(),
+            )),
+            _ => None,
+        };
         wait_for_stop_signal().await?;
         if let Some(r) = reloader {
             r.abort();
         }
+        drop(controller);
         let grace = config.node.timeouts.shutdown_grace;
         tokio::select! {
             _ = node.shutdown_within(grace) => {}

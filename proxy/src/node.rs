@@ -36,6 +36,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct NodeHandle {
     tables: Arc<Tables>,
+    shared: Arc<Shared>,
     config: NodeConfig,
     listeners: Vec<SocketAddr>,
     admin: Option<SocketAddr>,
@@ -53,7 +54,7 @@ impl NodeHandle {
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let slots = Arc::new(Semaphore::new(node.limits.max_connections));
         let server = Server::new(
-            shared,
+            shared.clone(),
             node.limits,
             node.timeouts,
             slots.clone(),
@@ -96,6 +97,7 @@ impl NodeHandle {
             clusters = snap.clusters.len(), "node started");
         Ok(NodeHandle {
             tables,
+            shared,
             config: node.clone(),
             listeners,
             admin,
@@ -108,6 +110,16 @@ impl NodeHandle {
     /// The routing tables (to apply new routing documents).
     pub fn tables(&self) -> &Arc<Tables> {
         &self.tables
+    }
+
+    /// What the controller may change and read: the tables and the node's counters.
+    pub fn sink(&self) -> Arc<dyn edgeplane_controller::RoutingSink> {
+        Arc::new(Sink {
+            tables: self.tables.clone(),
+            shared: self.shared.clone(),
+            slots: self.slots.clone(),
+            max_connections: self.config.limits.max_connections,
+        })
     }
 
     /// The node settings it started with.
@@ -172,4 +184,39 @@ async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener, StartError
     socket.set_reuseaddr(true).map_err(err)?;
     socket.bind(address).map_err(err)?;
     socket.listen(4096).map_err(err)
+}
+
+/// The proxy's side of the controller's narrow interface.
+struct Sink {
+    tables: Arc<Tables>,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl edgeplane_controller::RoutingSink for Sink {
+    fn apply(
+        &self,
+        routing: &edgeplane_config::Routing,
+    ) -> Result<edgeplane_config::ContentHash, String> {
+        self.tables
+            .apply(routing)
+            .map(|s| s.hash)
+            .map_err(|e| e.to_string())
+    }
+
+    fn current_hash(&self) -> edgeplane_config::ContentHash {
+        self.tables.guard().hash
+    }
+
+    fn connections(&self) -> u64 {
+        self.max_connections
+            .saturating_sub(self.slots.available_permits()) as u64
+    }
+
+    fn requests(&self) -> u64 {
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

@@ -52,11 +52,20 @@ impl Proc {
 }
 
 async fn run_node(config: &str) -> (Proc, std::net::SocketAddr, tempfile::TempDir) {
+    run_node_with(config, "").await
+}
+
+async fn run_node_with(
+    config: &str,
+    node_extra: &str,
+) -> (Proc, std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.toml");
     let port = free_port();
+    let state = dir.path().join("state");
     let text = format!(
-        "[node]\nid = \"bin-node\"\nworkers = 1\n[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{config}"
+        "[node]\nid = \"bin-node\"\nworkers = 1\nstate_dir = \"{}\"\n{node_extra}\n[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{config}",
+        state.display()
     );
     std::fs::write(&path, text).unwrap();
     let child = Command::new(BIN)
@@ -229,4 +238,76 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     })
     .await;
     assert!(status.unwrap().success(), "clean exit after drain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_prints_the_fleet_report_and_exits_accordingly() {
+    let nats = edgeplane_tests::NatsServer::start(&[]);
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let routing = |backend: &Backend| {
+        format!(
+            "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+            endpoints("c", &[(backend, 1)])
+        )
+    };
+    let nats_section = format!("[node.nats]\nurls = [\"{}\"]", nats.url());
+    let (_node, addr, dir) = run_node_with(&routing(&a), &nats_section).await;
+    let client = Client::new(addr);
+    assert_eq!(client.get("a", "/").await.header("x-backend"), "a");
+
+    let doc = dir.path().join("routing.toml");
+    std::fs::write(&doc, routing(&b)).unwrap();
+    let push = |extra: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("push")
+            .arg(&doc)
+            .args(["--server", &nats.url(), "--timeout", "5"])
+            .args(extra);
+        cmd.output().unwrap()
+    };
+    // The node connects in the background; push until it is discovered and answers.
+    let mut out = push(&[]);
+    let started = std::time::Instant::now();
+    while !String::from_utf8_lossy(&out.stdout).contains("applied   bin-node") {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "node never applied: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Make the next push a new revision, so it is not reported as unchanged.
+        std::fs::write(
+            &doc,
+            format!(
+                "{}\n[[routes]]\nname = \"x{}\"\npath_prefix = \"/x\"\ncluster = \"c\"\n",
+                routing(&b),
+                started.elapsed().as_nanos()
+            ),
+        )
+        .unwrap();
+        out = push(&[]);
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(client.get("a", "/").await.header("x-backend"), "b");
+
+    let again = push(&[]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("unchanged: revision"));
+
+    let conflict = push(&["--expect-revision", "999"]);
+    assert_eq!(
+        conflict.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&conflict.stderr)
+    );
+    assert!(String::from_utf8_lossy(&conflict.stderr).contains("revision conflict"));
+
+    std::fs::write(&doc, "[[routes]]\ncluster = \"nope\"\n").unwrap();
+    let invalid = push(&[]);
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("routes[0].cluster: unknown cluster"));
 }

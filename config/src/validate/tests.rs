@@ -179,3 +179,68 @@ fn hash_follows_routing_content_only() {
     assert_ne!(a.routing.hash, c.routing.hash);
     assert_eq!(a.routing.hash.to_string().len(), 64);
 }
+
+#[test]
+fn nats_settings_are_validated_with_paths() {
+    use crate::model::NatsAuth;
+    let ok = from_toml(&format!(
+        "[node.nats]\nurls = [\"nats://127.0.0.1:4222\", \"tls://nats.example.com:4443\"]\nuser = \"edge\"\npassword = \"pw\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    let nats = ok.node.nats.unwrap();
+    assert_eq!(nats.prefix, "edge.v1");
+    assert_eq!(nats.bucket, "edge_config");
+    assert_eq!(
+        nats.auth,
+        NatsAuth::UserPassword("edge".into(), "pw".into())
+    );
+
+    let got = errors(&format!(
+        "[node.nats]\nurls = [\"http://x:1\", \"nats://nohost\"]\nprefix = \"edge.>\"\nbucket = \"a.b\"\n\
+         token = \"t\"\ncreds_file = \"/x.creds\"\ntls_cert = \"c.pem\"\n{MINIMAL}"
+    ));
+    for want in [
+        "node.nats.urls[0]: unsupported scheme \"http\"",
+        "node.nats.urls[1]: invalid server URL \"nats://nohost\"",
+        "node.nats.prefix: invalid subject prefix",
+        "node.nats.bucket: invalid name",
+        "node.nats: choose one authentication method",
+        "node.nats: tls_cert and tls_key go together",
+    ] {
+        assert!(
+            got.iter().any(|g| g.starts_with(want)),
+            "missing {want:?} in {got:#?}"
+        );
+    }
+    let got = errors(&format!("[node.nats]\nuser = \"u\"\n{MINIMAL}"));
+    assert!(
+        got.iter()
+            .any(|g| g == "node.nats.urls: at least one server URL is required"),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|g| g == "node.nats: user and password go together"),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn pushed_documents_hold_routing_only_and_hash_like_files() {
+    let doc = "[[routes]]\ncluster = \"api\"\n[clusters.api]\n[[clusters.api.endpoints]]\naddress = \"127.0.0.1:9001\"\n";
+    let routing = crate::document_from_text(doc).unwrap();
+    assert_eq!(
+        routing.hash,
+        from_toml(MINIMAL).unwrap().routing.hash,
+        "same routing, same hash"
+    );
+    let json = crate::document_of_file_text(MINIMAL).unwrap();
+    assert!(json.trim_start().starts_with('{'));
+    assert_eq!(
+        crate::document_from_text(&json).unwrap().hash,
+        routing.hash,
+        "TOML and JSON forms hash alike"
+    );
+    let err = crate::document_from_text(&format!("[node]\nid = \"x\"\n{doc}")).unwrap_err();
+    assert!(err.to_string().contains("unknown field `node`"), "{err}");
+}

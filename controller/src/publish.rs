@@ -1,0 +1,218 @@
+//! The publisher's side of a config push: find the fleet, write the document with compare-and-set,
+//! gather every node's acknowledgement, and report (`edgeplane push`).
+
+use async_nats::jetstream;
+use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
+use edgeplane_bus::wire::{AckStatus, ConfigAck, NodeStatus};
+use edgeplane_bus::{decode, Subjects};
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// KV bucket.
+    pub bucket: String,
+    /// Only write if the current revision is this one (the version the publisher started from).
+    pub expect_revision: Option<u64>,
+    /// Write whatever the current revision is.
+    pub force: bool,
+    /// How long to look for nodes before pushing.
+    pub discover: Duration,
+    /// How long to wait for acknowledgements.
+    pub timeout: Duration,
+}
+
+/// Why a push did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The document is invalid; nothing was written.
+    #[error("invalid document:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+    /// The current revision is not the one the publisher started from.
+    #[error("revision conflict: the current revision is {current}, not {expected}; fetch it, re-apply your change, or use --force")]
+    Conflict {
+        /// Revision in the bucket.
+        current: u64,
+        /// Revision the publisher expected.
+        expected: u64,
+    },
+    /// NATS or JetStream failed.
+    #[error("{0}")]
+    Bus(String),
+}
+
+/// What happened to a push.
+#[derive(Debug, Default)]
+pub struct PushReport {
+    /// The revision written, or the one that already held this document.
+    pub revision: u64,
+    /// True when the bucket already held exactly this document, so nothing was written.
+    pub unchanged: bool,
+    /// Content hash of the document.
+    pub hash: String,
+    /// Nodes that applied it.
+    pub applied: BTreeSet<String>,
+    /// Nodes that rejected it, with their errors.
+    pub rejected: BTreeMap<String, Vec<String>>,
+    /// Nodes that were found before the push but did not answer in time.
+    pub silent: BTreeSet<String>,
+}
+
+impl PushReport {
+    /// True when every node that answered or was expected applied the document.
+    pub fn all_applied(&self) -> bool {
+        self.rejected.is_empty() && self.silent.is_empty()
+    }
+}
+
+/// The nodes that answer a status request within `window`.
+pub async fn discover(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    window: Duration,
+) -> Result<Vec<NodeStatus>, PushError> {
+    let inbox = client.new_inbox();
+    let mut replies = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    client
+        .publish_with_reply(subjects.status(), inbox, bytes::Bytes::new())
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    client
+        .flush()
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let deadline = Instant::now() + window;
+    let mut nodes = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        match decode::<NodeStatus>(&msg.payload) {
+            Ok(status) => nodes.push(status),
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed status reply"),
+        }
+    }
+    Ok(nodes)
+}
+
+/// Pushes a routing document (any config text: routes and clusters are taken, `[node]` is ignored).
+pub async fn push(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    text: &str,
+    opts: &PushOptions,
+) -> Result<PushReport, PushError> {
+    let document =
+        edgeplane_config::document_of_file_text(text).map_err(|e| PushError::Invalid(e.lines()))?;
+    let routing = edgeplane_config::document_from_text(&document)
+        .map_err(|e| PushError::Invalid(e.lines()))?;
+    let hash = routing.hash.to_string();
+
+    let js = jetstream::new(client.clone());
+    let kv = config_bucket(&js, &opts.bucket, CONFIG_HISTORY)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let current = kv
+        .entry(CONFIG_KEY)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let current_revision = current.as_ref().map_or(0, |e| e.revision);
+    if let Some(expected) = opts.expect_revision {
+        if expected != current_revision && !opts.force {
+            return Err(PushError::Conflict {
+                current: current_revision,
+                expected,
+            });
+        }
+    }
+    if let Some(entry) = &current {
+        let same = edgeplane_config::document_from_text(&String::from_utf8_lossy(&entry.value))
+            .map(|r| r.hash.to_string() == hash)
+            .unwrap_or(false);
+        if same {
+            return Ok(PushReport {
+                revision: entry.revision,
+                unchanged: true,
+                hash,
+                ..PushReport::default()
+            });
+        }
+    }
+
+    let expected_nodes: BTreeSet<String> = discover(client, subjects, opts.discover)
+        .await?
+        .into_iter()
+        .map(|n| n.node)
+        .collect();
+    // Subscribe to acks before writing, so that no answer is missed.
+    let mut acks = client
+        .subscribe(subjects.ack_all())
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    client
+        .flush()
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+
+    let bytes = bytes::Bytes::from(document.into_bytes());
+    let written = if opts.force {
+        kv.put(CONFIG_KEY, bytes)
+            .await
+            .map_err(|e| PushError::Bus(e.to_string()))?
+    } else if current.is_some() {
+        kv.update(CONFIG_KEY, bytes, current_revision)
+            .await
+            .map_err(|e| {
+                if e.kind() == async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision {
+                    PushError::Conflict {
+                        current: current_revision + 1,
+                        expected: current_revision,
+                    }
+                } else {
+                    PushError::Bus(e.to_string())
+                }
+            })?
+    } else {
+        kv.create(CONFIG_KEY, bytes)
+            .await
+            .map_err(|e| PushError::Bus(format!("{e} (another publisher wrote first? retry)")))?
+    };
+
+    let mut report = PushReport {
+        revision: written,
+        hash,
+        ..PushReport::default()
+    };
+    let deadline = Instant::now() + opts.timeout;
+    let mut waiting = expected_nodes.clone();
+    while !waiting.is_empty() || expected_nodes.is_empty() {
+        let msg = match tokio::time::timeout_at(deadline, acks.next()).await {
+            Ok(Some(msg)) => msg,
+            _ => break,
+        };
+        let ack: ConfigAck = match decode(&msg.payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a malformed ack");
+                continue;
+            }
+        };
+        if ack.revision != written {
+            continue;
+        }
+        waiting.remove(&ack.node);
+        match ack.status {
+            AckStatus::Applied => {
+                report.applied.insert(ack.node);
+            }
+            AckStatus::Rejected => {
+                report.rejected.insert(ack.node, ack.errors);
+            }
+        }
+    }
+    report.silent = waiting;
+    Ok(report)
+}

@@ -1,0 +1,168 @@
+//! Following config pushes: watch the KV key, decide, apply through the [`RoutingSink`], persist,
+//! acknowledge. Runs until its task is dropped; every failure is logged and retried, and the last
+//! applied config keeps serving meanwhile.
+
+use crate::identity::Identity;
+use crate::state::{ConfigState, Decision};
+use crate::store::Store;
+use crate::RoutingSink;
+use async_nats::jetstream;
+use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
+use edgeplane_bus::wire::{AckStatus, ConfigAck};
+use edgeplane_bus::{encode, BusStats, Subjects, SCHEMA_VERSION};
+use futures_util::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The config follower of one node.
+pub struct Pushes {
+    /// NATS client.
+    pub client: async_nats::Client,
+    /// Subjects of the fleet.
+    pub subjects: Subjects,
+    /// KV bucket name.
+    pub bucket: String,
+    /// Who we are.
+    pub identity: Identity,
+    /// Where applied configs go.
+    pub sink: Arc<dyn RoutingSink>,
+    /// Local copy of the last applied config.
+    pub store: Store,
+    /// What is applied (shared with the status responder).
+    pub state: Arc<Mutex<ConfigState>>,
+    /// Connection counters.
+    pub stats: Arc<BusStats>,
+}
+
+impl Pushes {
+    /// Applies the config saved on disk, if any, before NATS is reachable. Returns the revision applied.
+    pub fn restore(&self) -> Option<u64> {
+        let (revision, text) = match self.store.load() {
+            Ok(Some(saved)) => saved,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the saved config; waiting for NATS");
+                return None;
+            }
+        };
+        match self.handle(revision, &text, false) {
+            Some(AckStatus::Applied) => {
+                tracing::info!(revision, "serving the saved config until NATS answers");
+                Some(revision)
+            }
+            _ => None,
+        }
+    }
+
+    /// Watches the config key forever: the current value first, then every update.
+    pub async fn run(self) {
+        let mut attempt = 0usize;
+        loop {
+            match self.watch().await {
+                Ok(()) => tracing::warn!("config watch ended; watching again"),
+                Err(e) => tracing::warn!(error = %e, "config watch failed; retrying"),
+            }
+            attempt += 1;
+            tokio::time::sleep(edgeplane_bus::connect::reconnect_delay(attempt.min(6))).await;
+        }
+    }
+
+    async fn watch(&self) -> Result<(), String> {
+        let js = jetstream::new(self.client.clone());
+        let kv = config_bucket(&js, &self.bucket, CONFIG_HISTORY)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut updates = kv
+            .watch_with_history(CONFIG_KEY)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(bucket = %self.bucket, "following config pushes");
+        while let Some(entry) = updates.next().await {
+            let entry = entry.map_err(|e| e.to_string())?;
+            if entry.operation != async_nats::jetstream::kv::Operation::Put {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&entry.value);
+            if let Some(status) = self.handle(entry.revision, &text, true) {
+                tracing::debug!(
+                    revision = entry.revision,
+                    ?status,
+                    "config revision handled"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides, applies, persists and (when `ack`) acknowledges one revision. `None` when ignored.
+    fn handle(&self, revision: u64, text: &str, ack: bool) -> Option<AckStatus> {
+        let decision = match self.state.lock() {
+            Ok(s) => s.decide(revision, text),
+            Err(_) => return None,
+        };
+        let (status, hash, errors) = match decision {
+            Decision::Ignore => return None,
+            Decision::Apply(routing) => match self.sink.apply(&routing) {
+                Ok(hash) => {
+                    if let Ok(mut s) = self.state.lock() {
+                        s.applied(revision, hash);
+                    }
+                    if ack {
+                        if let Err(e) = self.store.save(revision, text) {
+                            tracing::error!(error = %e, "cannot save the applied config to disk");
+                        }
+                    }
+                    tracing::info!(revision, hash = %hash.short(), "pushed config applied");
+                    (AckStatus::Applied, Some(hash.to_string()), Vec::new())
+                }
+                Err(e) => {
+                    self.reject(revision);
+                    tracing::error!(revision, error = %e, "pushed config could not be built; keeping the current one");
+                    (AckStatus::Rejected, Some(routing.hash.to_string()), vec![e])
+                }
+            },
+            Decision::Reject(errors) => {
+                self.reject(revision);
+                tracing::error!(revision, errors = ?errors, "pushed config rejected; keeping the current one");
+                (AckStatus::Rejected, None, errors)
+            }
+        };
+        if ack {
+            self.ack(ConfigAck {
+                schema: SCHEMA_VERSION,
+                node: self.identity.node.clone(),
+                boot_id: self.identity.boot_id.clone(),
+                revision,
+                hash,
+                status,
+                errors,
+            });
+        }
+        Some(status)
+    }
+
+    fn reject(&self, revision: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.rejected(revision);
+        }
+    }
+
+    fn ack(&self, ack: ConfigAck) {
+        let subject = match self.subjects.ack(&self.identity.node) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the ack subject");
+                return;
+            }
+        };
+        let client = self.client.clone();
+        let payload = encode(&ack);
+        // Publishing only queues the message; a flush makes the ack leave promptly.
+        tokio::spawn(async move {
+            if let Err(e) = client.publish(subject, payload).await {
+                tracing::warn!(error = %e, "cannot publish config ack");
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+        });
+    }
+}

@@ -1,0 +1,118 @@
+//! The config-push state machine: given a revision of the routing document, decide what to do. Pure:
+//! no I/O, no clock, so it is tested directly and can replay a history.
+
+use edgeplane_config::{ConfigError, ContentHash, Routing};
+
+/// What the node has applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConfigState {
+    /// KV revision in place; 0 before any push was applied.
+    pub revision: u64,
+    /// Content hash in place, if known.
+    pub hash: Option<ContentHash>,
+}
+
+/// The decision for one revision.
+#[derive(Debug)]
+pub enum Decision {
+    /// Already applied, or older than what is applied: nothing to do, no ack.
+    Ignore,
+    /// Valid and new: apply it, then ack `applied`.
+    Apply(Box<Routing>),
+    /// Invalid: keep the current tables, ack `rejected` with every error.
+    Reject(Vec<String>),
+}
+
+impl ConfigState {
+    /// Decides what to do with revision `revision` whose document is `text`.
+    pub fn decide(&self, revision: u64, text: &str) -> Decision {
+        if revision <= self.revision {
+            return Decision::Ignore;
+        }
+        match edgeplane_config::document_from_text(text) {
+            Ok(routing) => Decision::Apply(Box::new(routing)),
+            Err(e) => Decision::Reject(errors(&e)),
+        }
+    }
+
+    /// Records that `revision` with `hash` is in place.
+    pub fn applied(&mut self, revision: u64, hash: ContentHash) {
+        self.revision = revision;
+        self.hash = Some(hash);
+    }
+
+    /// Records that `revision` was rejected: it is not retried, and older ones stay ignored.
+    pub fn rejected(&mut self, revision: u64) {
+        self.revision = self.revision.max(revision);
+    }
+}
+
+fn errors(e: &ConfigError) -> Vec<String> {
+    e.lines()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\n";
+
+    #[test]
+    fn applies_new_revisions_once_and_ignores_older_ones() {
+        let mut s = ConfigState::default();
+        let Decision::Apply(r) = s.decide(3, DOC) else {
+            panic!("new revision applies")
+        };
+        s.applied(3, r.hash);
+        assert!(
+            matches!(s.decide(3, DOC), Decision::Ignore),
+            "same revision again"
+        );
+        assert!(
+            matches!(s.decide(2, DOC), Decision::Ignore),
+            "older revision"
+        );
+        assert!(matches!(s.decide(4, DOC), Decision::Apply(_)));
+    }
+
+    #[test]
+    fn rejects_with_every_error_and_moves_past_it() {
+        let mut s = ConfigState::default();
+        let bad = "[[routes]]\ncluster = \"nope\"\n[clusters.c]\n[[clusters.c.endpoints]]\naddress = \"1.2.3:4\"\n";
+        let Decision::Reject(errors) = s.decide(5, bad) else {
+            panic!("invalid document rejected")
+        };
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("routes[0].cluster: unknown cluster")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("clusters.c.endpoints[0].address")),
+            "{errors:?}"
+        );
+        s.rejected(5);
+        assert!(matches!(s.decide(5, bad), Decision::Ignore));
+        assert_eq!(s.hash, None, "a rejection changes nothing in place");
+    }
+
+    #[test]
+    fn node_settings_cannot_be_pushed() {
+        let s = ConfigState::default();
+        let doc = format!("[node]\nid = \"x\"\n{DOC}");
+        let Decision::Reject(errors) = s.decide(1, &doc) else {
+            panic!("rejected")
+        };
+        assert!(errors[0].contains("node"), "{errors:?}");
+    }
+
+    #[test]
+    fn json_documents_too() {
+        let s = ConfigState::default();
+        let json = r#"{"routes":[{"cluster":"c"}],"clusters":{"c":{"endpoints":[{"address":"127.0.0.1:1"}]}}}"#;
+        assert!(matches!(s.decide(1, json), Decision::Apply(_)));
+    }
+}

@@ -1,0 +1,138 @@
+//! `edgeplane push`: validate locally, write the routing document to the fleet's KV bucket with
+//! compare-and-set, and print the distribution report.
+
+use anyhow::Context as _;
+use edgeplane_bus::{BusOptions, Credentials, Subjects};
+use edgeplane_controller::publish::{self, PushError, PushOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where and how to reach the fleet's NATS.
+#[derive(clap::Args, Debug)]
+pub struct NatsArgs {
+    /// NATS server URL (repeat for several).
+    #[arg(
+        long = "server",
+        env = "EDGEPLANE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    servers: Vec<String>,
+    /// Subject prefix of the fleet.
+    #[arg(long, default_value = edgeplane_bus::DEFAULT_PREFIX)]
+    prefix: String,
+    /// Config KV bucket.
+    #[arg(long, default_value = edgeplane_bus::jetstream::CONFIG_BUCKET)]
+    bucket: String,
+    /// NATS user (with --password).
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// NATS password.
+    #[arg(long, env = "EDGEPLANE_NATS_PASSWORD", requires = "user")]
+    password: Option<String>,
+    /// NATS token.
+    #[arg(long, env = "EDGEPLANE_NATS_TOKEN", conflicts_with_all = ["user", "creds"])]
+    token: Option<String>,
+    /// NATS credentials file.
+    #[arg(long, conflicts_with = "user")]
+    creds: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    async fn connect(&self) -> anyhow::Result<(async_nats::Client, Subjects)> {
+        let credentials = match (&self.user, &self.password, &self.token, &self.creds) {
+            (Some(u), Some(p), _, _) => Credentials::UserPassword {
+                user: u.clone(),
+                password: p.clone(),
+            },
+            (_, _, Some(t), _) => Credentials::Token(t.clone()),
+            (_, _, _, Some(c)) => Credentials::CredsFile(c.clone()),
+            _ => Credentials::None,
+        };
+        let options = BusOptions {
+            urls: self.servers.clone(),
+            credentials,
+            name: "edgeplane-cli".into(),
+            retry_initial: false,
+            ..BusOptions::default()
+        };
+        let client = options.connect(Default::default()).await?;
+        Ok((client, Subjects::new(&self.prefix)?))
+    }
+}
+
+/// `edgeplane push` arguments.
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// Config file to push (TOML or JSON); its routes and clusters are pushed, `[node]` is ignored.
+    file: PathBuf,
+    /// Only push if the fleet's current revision is this one (the version you started from).
+    #[arg(long)]
+    expect_revision: Option<u64>,
+    /// Overwrite whatever revision is current.
+    #[arg(long)]
+    force: bool,
+    /// Seconds to wait for every node's answer.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+/// Runs `edgeplane push`; exit 0 only if every node applied, 3 on a revision conflict.
+pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let (client, subjects) = args.nats.connect().await?;
+    let options = PushOptions {
+        bucket: args.nats.bucket.clone(),
+        expect_revision: args.expect_revision,
+        force: args.force,
+        discover: Duration::from_millis(500),
+        timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
+    };
+    let report = match publish::push(&client, &subjects, &text, &options).await {
+        Ok(r) => r,
+        Err(e @ PushError::Conflict { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(3));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if report.unchanged {
+        println!(
+            "unchanged: revision {} already holds this document (hash {})",
+            report.revision,
+            &report.hash[..12]
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "pushed revision {} (hash {})",
+        report.revision,
+        &report.hash[..12]
+    );
+    for node in &report.applied {
+        println!("  applied   {node}");
+    }
+    for (node, errors) in &report.rejected {
+        println!("  rejected  {node}");
+        for e in errors {
+            println!("              {e}");
+        }
+    }
+    for node in &report.silent {
+        println!("  no answer {node}");
+    }
+    if report.applied.is_empty() && report.rejected.is_empty() && report.silent.is_empty() {
+        println!("  no node is online; nodes apply it when they start");
+    }
+    Ok(if report.all_applied() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,83 @@
+//! Joining the fleet: when the node's config has `[node.nats]`, start the controller that follows
+//! config pushes, answers status requests, and keeps the last applied config on disk.
+
+use crate::NodeHandle;
+use edgeplane_bus::{BusStats, Subjects};
+use edgeplane_controller::identity::Identity;
+use edgeplane_controller::options::bus_options;
+use edgeplane_controller::pushes::Pushes;
+use edgeplane_controller::state::ConfigState;
+use edgeplane_controller::store::Store;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+
+/// The controller's tasks of one node; dropping it stops them.
+#[derive(Debug)]
+pub struct Controller {
+    tasks: Vec<JoinHandle<()>>,
+    /// Connection counters.
+    pub stats: Arc<BusStats>,
+    /// The revision in place.
+    pub state: Arc<Mutex<ConfigState>>,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// Bad NATS settings.
+    #[error(transparent)]
+    Bus(#[from] edgeplane_bus::BusError),
+}
+
+/// Starts the controller for `node` if its config names NATS. It first applies the config saved on
+/// disk (so the node serves the fleet's last config even if NATS is down), then connects in the
+/// background and follows pushes.
+pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
+    let config = node.config();
+    let Some(nats) = &config.nats else {
+        return Ok(None);
+    };
+    let identity = Identity::new(&config.id, config.zone.clone());
+    let subjects = Subjects::new(&nats.prefix)?;
+    let stats = Arc::new(BusStats::default());
+    let state = Arc::new(Mutex::new(ConfigState::default()));
+    let sink = node.sink();
+    let options = bus_options(nats, &format!("edgeplane-{}", config.id));
+    // With retry on initial connect, this returns at once and connects in the background.
+    let client = options.connect(stats.clone()).await?;
+    let pushes = Pushes {
+        client: client.clone(),
+        subjects: subjects.clone(),
+        bucket: nats.bucket.clone(),
+        identity: identity.clone(),
+        sink: sink.clone(),
+        store: Store::new(&config.state_dir),
+        state: state.clone(),
+        stats: stats.clone(),
+    };
+    pushes.restore();
+    let tasks = vec![
+        tokio::spawn(pushes.run()),
+        tokio::spawn(edgeplane_controller::status::serve(
+            client,
+            subjects,
+            identity,
+            state.clone(),
+            sink,
+        )),
+    ];
+    tracing::info!(urls = ?nats.urls, prefix = %nats.prefix, bucket = %nats.bucket, "following the fleet over NATS");
+    Ok(Some(Controller {
+        tasks,
+        stats,
+        state,
+    }))
+}

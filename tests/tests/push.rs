@@ -1,0 +1,334 @@
+//! Config pushes over a real nats-server: a fleet of in-process nodes follows the KV bucket, applies
+//! or rejects each revision whole, acknowledges it, and keeps serving through NATS outages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::start_node;
+use edgeplane_bus::{BusOptions, Subjects};
+use edgeplane_controller::publish::{push, PushError, PushOptions};
+use edgeplane_proxy::fleet::{join, Controller};
+use edgeplane_proxy::NodeHandle;
+use edgeplane_tests::{endpoints, eventually, Backend, Client, NatsServer};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Node {
+    handle: NodeHandle,
+    controller: Controller,
+    client: Client,
+}
+
+fn routing_to(b: &Backend) -> String {
+    format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(b, 1)])
+    )
+}
+
+async fn fleet_node(
+    id: &str,
+    nats: &NatsServer,
+    state: &std::path::Path,
+    bootstrap: &Backend,
+) -> Node {
+    let text = format!(
+        "[node]\nid = \"{id}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n{}",
+        state.join(id).display(),
+        nats.url(),
+        routing_to(bootstrap)
+    );
+    let (handle, addr) = start_node(&text).await;
+    let controller = join(&handle).await.unwrap().expect("node has [node.nats]");
+    Node {
+        handle,
+        controller,
+        client: Client::new(addr),
+    }
+}
+
+impl Node {
+    fn revision(&self) -> u64 {
+        self.controller.state.lock().unwrap().revision
+    }
+
+    async fn serves(&self, backend: &str) -> bool {
+        self.client.get("push.test", "/").await.header("x-backend") == backend
+    }
+}
+
+async fn publisher(nats: &NatsServer) -> async_nats::Client {
+    BusOptions {
+        urls: vec![nats.url()],
+        retry_initial: false,
+        ..BusOptions::default()
+    }
+    .connect(Default::default())
+    .await
+    .unwrap()
+}
+
+fn opts() -> PushOptions {
+    PushOptions {
+        bucket: "edge_config".into(),
+        expect_revision: None,
+        force: false,
+        discover: Duration::from_millis(300),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// Waits until every node answers status requests (its controller is connected and subscribed).
+async fn until_discovered(client: &async_nats::Client, n: usize) {
+    eventually(
+        Duration::from_secs(10),
+        "nodes answer status requests",
+        || async {
+            edgeplane_controller::publish::discover(
+                client,
+                &Subjects::default(),
+                Duration::from_millis(200),
+            )
+            .await
+            .map(|nodes| nodes.len() >= n)
+            .unwrap_or(false)
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_reaches_every_node_and_each_acknowledges() {
+    let nats = NatsServer::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2", "n3"] {
+        nodes.push(fleet_node(id, &nats, state.path(), &a).await);
+    }
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 3).await;
+    for n in &nodes {
+        assert!(n.serves("a").await);
+    }
+
+    let report = push(&pub_client, &Subjects::default(), &routing_to(&b), &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        report
+            .applied
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["n1", "n2", "n3"],
+        "{report:?}"
+    );
+    assert!(report.all_applied());
+    for n in &nodes {
+        assert!(n.serves("b").await, "applied means serving");
+        assert_eq!(n.revision(), report.revision);
+    }
+
+    // Pushing the same document again writes nothing.
+    let again = push(&pub_client, &Subjects::default(), &routing_to(&b), &opts())
+        .await
+        .unwrap();
+    assert!(again.unchanged);
+    assert_eq!(again.revision, report.revision);
+
+    // A stale expected revision is a conflict and writes nothing.
+    let stale = PushOptions {
+        expect_revision: Some(report.revision - 1),
+        ..opts()
+    };
+    match push(&pub_client, &Subjects::default(), &routing_to(&a), &stale).await {
+        Err(PushError::Conflict { current, expected }) => {
+            assert_eq!((current, expected), (report.revision, report.revision - 1))
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // --force overrides.
+    let forced = PushOptions {
+        force: true,
+        ..stale
+    };
+    assert!(
+        push(&pub_client, &Subjects::default(), &routing_to(&a), &forced)
+            .await
+            .unwrap()
+            .all_applied()
+    );
+    for n in &nodes {
+        assert!(n.serves("a").await);
+    }
+
+    // A node that starts after the push converges to it.
+    let late = fleet_node("n4", &nats, state.path(), &b).await;
+    eventually(Duration::from_secs(10), "late node converges", || async {
+        late.revision() == report.revision + 1
+    })
+    .await;
+    assert!(late.serves("a").await);
+    drop(late.handle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_documents_are_rejected_whole_by_every_node() {
+    let nats = NatsServer::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let a = Backend::named("a").await;
+    let nodes = [
+        fleet_node("n1", &nats, state.path(), &a).await,
+        fleet_node("n2", &nats, state.path(), &a).await,
+        fleet_node("n3", &nats, state.path(), &a).await,
+    ];
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 3).await;
+
+    // `push` validates locally first: nothing is written.
+    let bad = "[[routes]]\ncluster = \"nope\"\n";
+    match push(&pub_client, &Subjects::default(), bad, &opts()).await {
+        Err(PushError::Invalid(errors)) => assert!(
+            errors[0].starts_with("routes[0].cluster: unknown cluster"),
+            "{errors:?}"
+        ),
+        other => panic!("expected local rejection, got {other:?}"),
+    }
+
+    // A publisher that is not ours writes an invalid document straight into the bucket: every node
+    // rejects it with the error's path and keeps serving.
+    let mut acks = pub_client.subscribe("edge.v1.ack.*").await.unwrap();
+    let js = async_nats::jetstream::new(pub_client.clone());
+    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 8)
+        .await
+        .unwrap();
+    let revision = kv
+        .put(
+            "current",
+            "[[routes]]\ncluster = \"nope\"\n[clusters.c]\n".into(),
+        )
+        .await
+        .unwrap();
+    let mut rejected = std::collections::BTreeMap::new();
+    while rejected.len() < 3 {
+        let msg = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut acks),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let ack: edgeplane_bus::wire::ConfigAck = edgeplane_bus::decode(&msg.payload).unwrap();
+        assert_eq!(ack.revision, revision);
+        assert_eq!(ack.status, edgeplane_bus::wire::AckStatus::Rejected);
+        rejected.insert(ack.node, ack.errors);
+    }
+    for errors in rejected.values() {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("routes[0].cluster: unknown cluster \"nope\"")),
+            "{errors:?}"
+        );
+    }
+    for n in &nodes {
+        assert!(n.serves("a").await, "traffic unaffected");
+        assert_eq!(
+            n.revision(),
+            revision,
+            "the rejected revision is not retried"
+        );
+    }
+
+    // Garbage that is not even TOML is rejected the same way.
+    let revision = kv
+        .put("current", "\u{0}\u{1}not toml".into())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "garbage rejected", || async {
+        nodes.iter().all(|n| n.revision() == revision)
+    })
+    .await;
+    for n in &nodes {
+        assert!(n.serves("a").await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serve_through_a_nats_outage_and_restart_from_disk() {
+    let mut nats = NatsServer::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        Backend::named("a").await,
+        Backend::named("b").await,
+        Backend::named("c").await,
+    );
+    let node = fleet_node("n1", &nats, state.path(), &a).await;
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 1).await;
+    assert!(
+        push(&pub_client, &Subjects::default(), &routing_to(&b), &opts())
+            .await
+            .unwrap()
+            .all_applied()
+    );
+
+    // Traffic flows while NATS goes away and comes back: zero failed requests.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (client, stop, ok, failed) = (
+            node.client.clone(),
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let req = client
+                    .request("push.test", "/")
+                    .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+                    .unwrap();
+                match client.send(req).await {
+                    Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    nats.stop();
+    let before = ok.load(Ordering::Relaxed);
+    eventually(
+        Duration::from_secs(5),
+        "traffic continues without NATS",
+        || async { ok.load(Ordering::Relaxed) > before + 100 },
+    )
+    .await;
+    nats.restart();
+    // After the restart the node reconnects and applies the next push.
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 1).await;
+    let report = push(&pub_client, &Subjects::default(), &routing_to(&c), &opts())
+        .await
+        .unwrap();
+    assert!(report.all_applied(), "{report:?}");
+    assert!(node.serves("c").await);
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "zero failed requests through the outage"
+    );
+
+    // With NATS down, a restarted node serves the last pushed config from disk, not its file's.
+    nats.stop();
+    node.handle.shutdown_within(Duration::from_secs(1)).await;
+    drop(node.controller);
+    let restarted = fleet_node("n1", &nats, state.path(), &a).await;
+    assert_eq!(restarted.revision(), report.revision);
+    assert!(restarted.serves("c").await);
+}
