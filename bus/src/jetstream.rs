@@ -8,6 +8,7 @@
 
 use crate::BusError;
 use async_nats::jetstream::{self, kv, stream};
+use std::time::Duration;
 
 /// Default name of the config bucket.
 pub const CONFIG_BUCKET: &str = "edge_config";
@@ -16,11 +17,31 @@ pub const CONFIG_KEY: &str = "current";
 /// Default number of revisions the config bucket keeps (for `history` and `rollback`).
 pub const CONFIG_HISTORY: i64 = 64;
 
-/// Opens the KV bucket `bucket`, creating it (with `history` revisions per key) if it does not exist.
+/// Bucket where nodes announce themselves, one key per node.
+pub const NODES_BUCKET: &str = "edge_nodes";
+/// Announcements older than this disappear from the nodes bucket.
+pub const NODES_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Opens the config bucket `bucket`, creating it (with `history` revisions per key) if it does not exist.
 pub async fn config_bucket(
     js: &jetstream::Context,
     bucket: &str,
     history: i64,
+) -> Result<kv::Store, BusError> {
+    kv_bucket(js, bucket, history, Duration::ZERO).await
+}
+
+/// Opens the nodes bucket, creating it if it does not exist (latest announcement per node, kept an hour).
+pub async fn nodes_bucket(js: &jetstream::Context) -> Result<kv::Store, BusError> {
+    kv_bucket(js, NODES_BUCKET, 1, NODES_MAX_AGE).await
+}
+
+/// Opens KV bucket `bucket`, creating its stream directly if needed (`max_age` zero: kept forever).
+pub async fn kv_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    history: i64,
+    max_age: Duration,
 ) -> Result<kv::Store, BusError> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
@@ -34,6 +55,7 @@ pub async fn config_bucket(
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
         num_replicas: 1,
+        max_age,
         ..Default::default()
     };
     match js.create_stream(config).await {

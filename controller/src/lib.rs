@@ -9,6 +9,7 @@
 //!
 //! Heartbeats and scaling events join it in the next increments of the controller issue.
 
+pub mod announce;
 pub mod identity;
 pub mod options;
 pub mod publish;

@@ -216,3 +216,164 @@ pub async fn push(
     report.silent = waiting;
     Ok(report)
 }
+
+/// One node as the fleet last heard of it.
+#[derive(Debug, Clone)]
+pub struct FleetEntry {
+    /// Its last status.
+    pub status: NodeStatus,
+    /// Seconds since that status was reported.
+    pub age_s: u64,
+    /// Whether it answered a status request just now.
+    pub online: bool,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Every node: those that answer a status request now, plus those that announced themselves within
+/// the last hour but are silent now.
+pub async fn fleet(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    window: Duration,
+) -> Result<Vec<FleetEntry>, PushError> {
+    let mut entries: BTreeMap<String, FleetEntry> = discover(client, subjects, window)
+        .await?
+        .into_iter()
+        .map(|status| {
+            (
+                status.node.clone(),
+                FleetEntry {
+                    status,
+                    age_s: 0,
+                    online: true,
+                },
+            )
+        })
+        .collect();
+    let js = jetstream::new(client.clone());
+    let bucket = edgeplane_bus::jetstream::nodes_bucket(&js)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let mut keys = bucket
+        .keys()
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let now = unix_now();
+    while let Some(key) = keys.next().await {
+        let Ok(key) = key else { continue };
+        if entries.contains_key(&key) {
+            continue;
+        }
+        if let Ok(Some(entry)) = bucket.entry(key.clone()).await {
+            if let Ok(status) = decode::<NodeStatus>(&entry.value) {
+                let age_s = (now - entry.created.unix_timestamp()).max(0) as u64;
+                entries.insert(
+                    key,
+                    FleetEntry {
+                        status,
+                        age_s,
+                        online: false,
+                    },
+                );
+            }
+        }
+    }
+    Ok(entries.into_values().collect())
+}
+
+/// One revision of the config document.
+#[derive(Debug, Clone)]
+pub struct Revision {
+    /// KV revision.
+    pub revision: u64,
+    /// Seconds since it was written.
+    pub age_s: u64,
+    /// Content hash, or why the document is invalid.
+    pub hash: Result<String, String>,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+/// The revisions the bucket keeps, oldest first.
+pub async fn history(
+    client: &async_nats::Client,
+    bucket: &str,
+) -> Result<Vec<Revision>, PushError> {
+    let js = jetstream::new(client.clone());
+    let kv = config_bucket(&js, bucket, CONFIG_HISTORY)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let mut revisions = Vec::new();
+    let mut entries = match kv.history(CONFIG_KEY).await {
+        Ok(h) => h,
+        // No key yet: no history.
+        Err(_) => return Ok(revisions),
+    };
+    let now = unix_now();
+    while let Some(entry) = entries.next().await {
+        let entry = entry.map_err(|e| PushError::Bus(e.to_string()))?;
+        let text = String::from_utf8_lossy(&entry.value);
+        revisions.push(Revision {
+            revision: entry.revision,
+            age_s: (now - entry.created.unix_timestamp()).max(0) as u64,
+            hash: edgeplane_config::document_from_text(&text)
+                .map(|r| r.hash.to_string())
+                .map_err(|e| e.to_string()),
+            size: entry.value.len(),
+        });
+    }
+    Ok(revisions)
+}
+
+/// Pushes an earlier revision's document again as a new revision (default: the one before the current
+/// one), with the same checks, compare-and-set and report as [`push`].
+pub async fn rollback(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    to: Option<u64>,
+    opts: &PushOptions,
+) -> Result<(u64, PushReport), PushError> {
+    let js = jetstream::new(client.clone());
+    let kv = config_bucket(&js, &opts.bucket, CONFIG_HISTORY)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let current = kv
+        .entry(CONFIG_KEY)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))?
+        .ok_or_else(|| {
+            PushError::Bus("nothing was pushed yet: no revision to roll back to".into())
+        })?;
+    let target = match to {
+        Some(r) => r,
+        None => history(client, &opts.bucket)
+            .await?
+            .iter()
+            .rev()
+            .map(|r| r.revision)
+            .find(|&r| r < current.revision)
+            .ok_or_else(|| {
+                PushError::Bus(format!(
+                    "revision {} is the only one kept",
+                    current.revision
+                ))
+            })?,
+    };
+    let old = kv
+        .entry_for_revision(CONFIG_KEY, target)
+        .await
+        .map_err(|e| PushError::Bus(format!("revision {target}: {e}")))?
+        .ok_or_else(|| PushError::Bus(format!("revision {target} is not kept in the bucket")))?;
+    let text = String::from_utf8_lossy(&old.value).into_owned();
+    let opts = PushOptions {
+        expect_revision: opts.expect_revision.or(Some(current.revision)),
+        ..opts.clone()
+    };
+    Ok((target, push(client, subjects, &text, &opts).await?))
+}

@@ -67,6 +67,13 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
     let tasks = vec![
         tokio::spawn(pushes.run()),
         tokio::spawn(edgeplane_controller::status::serve(
+            client.clone(),
+            subjects.clone(),
+            identity.clone(),
+            state.clone(),
+            sink.clone(),
+        )),
+        tokio::spawn(edgeplane_controller::announce::run(
             client,
             subjects,
             identity,

@@ -8,8 +8,8 @@ use edgeplane_proxy::{demo, NodeHandle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[path = "cli/push.rs"]
-mod push;
+#[path = "cli/nats.rs"]
+mod nats;
 
 // mimalloc saves about half a microsecond per proxied request over glibc malloc (see DESIGN.md's probe).
 #[global_allocator]
@@ -49,25 +49,28 @@ enum Command {
     /// Run the shipped default config with two built-in demo upstreams and show traffic balanced over them.
     Demo,
     /// Push a config's routes and clusters to the fleet over NATS and report which nodes applied it.
-    Push(push::PushArgs),
+    Push(nats::PushArgs),
+    /// Restore an earlier config revision (default: the previous one) as a new revision.
+    Rollback(nats::RollbackArgs),
+    /// List the config revisions the fleet's bucket keeps.
+    History(nats::ListArgs),
+    /// List the fleet's nodes: id, zone, applied revision, last seen, uptime and load.
+    Fleet(nats::ListArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Commands that print a report keep the log to warnings unless RUST_LOG says otherwise.
+    let quiet = !matches!(cli.command, Command::Run { .. } | Command::Demo);
+    init_logging(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Check { files } => return check(&files),
         Command::Run { config } => run(config),
         Command::Demo => demo(),
-        Command::Push(args) => {
-            return match small_runtime().and_then(|rt| rt.block_on(push::run(args))) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Push(args) => return nats_command(nats::run(args)),
+        Command::Rollback(args) => return nats_command(nats::rollback(args)),
+        Command::History(args) => return nats_command(nats::history(args)),
+        Command::Fleet(args) => return nats_command(nats::fleet(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,9 +81,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -138,6 +141,17 @@ fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the runtime")
+}
+
+/// Runs a CLI command that talks to NATS on a small runtime.
+fn nats_command(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    match small_runtime().and_then(|rt| rt.block_on(command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A runtime for the CLI commands that talk to NATS.

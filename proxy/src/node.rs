@@ -37,6 +37,7 @@ pub enum StartError {
 pub struct NodeHandle {
     tables: Arc<Tables>,
     shared: Arc<Shared>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
     config: NodeConfig,
     listeners: Vec<SocketAddr>,
     admin: Option<SocketAddr>,
@@ -61,6 +62,7 @@ impl NodeHandle {
             phase_rx.clone(),
         );
 
+        let open = server.open_connections();
         let mut bound = Vec::new();
         for l in &node.listeners {
             let listener = bind(&l.name, l.address).await?;
@@ -98,6 +100,7 @@ impl NodeHandle {
         Ok(NodeHandle {
             tables,
             shared,
+            open,
             config: node.clone(),
             listeners,
             admin,
@@ -117,8 +120,7 @@ impl NodeHandle {
         Arc::new(Sink {
             tables: self.tables.clone(),
             shared: self.shared.clone(),
-            slots: self.slots.clone(),
-            max_connections: self.config.limits.max_connections,
+            open: self.open.clone(),
         })
     }
 
@@ -190,8 +192,7 @@ async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener, StartError
 struct Sink {
     tables: Arc<Tables>,
     shared: Arc<Shared>,
-    slots: Arc<Semaphore>,
-    max_connections: usize,
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl edgeplane_controller::RoutingSink for Sink {
@@ -210,8 +211,7 @@ impl edgeplane_controller::RoutingSink for Sink {
     }
 
     fn connections(&self) -> u64 {
-        self.max_connections
-            .saturating_sub(self.slots.available_permits()) as u64
+        self.open.load(std::sync::atomic::Ordering::Relaxed) as u64
     }
 
     fn requests(&self) -> u64 {

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -38,6 +39,7 @@ pub struct Server {
     timeouts: NodeTimeouts,
     slots: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
+    open: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -66,6 +68,7 @@ impl Server {
             builder: Arc::new(builder),
             timeouts,
             slots,
+            open: Arc::default(),
             phase,
         }
     }
@@ -98,7 +101,14 @@ impl Server {
         tracing::debug!(listener = %name, "stopped accepting");
     }
 
+    /// Downstream connections open now, across this server's listeners.
+    pub fn open_connections(&self) -> Arc<AtomicUsize> {
+        self.open.clone()
+    }
+
     async fn connection(self, stream: TcpStream, peer: SocketAddr, _slot: OwnedSemaphorePermit) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        let _open = OpenGuard(self.open.clone());
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
         let io = TokioIo::new(Tracked::new(stream, activity.clone()));
@@ -187,4 +197,13 @@ async fn supervise(
 /// Resolves once the node leaves [`Phase::Running`] (or the node is gone).
 async fn stopped(phase: &mut watch::Receiver<Phase>) {
     let _ = phase.wait_for(|p| *p != Phase::Running).await.map(|_| ());
+}
+
+/// Counts a connection as open until dropped.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -306,6 +306,47 @@ async fn push_prints_the_fleet_report_and_exits_accordingly() {
     );
     assert!(String::from_utf8_lossy(&conflict.stderr).contains("revision conflict"));
 
+    let nats_cmd = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--server", &nats.url()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let history = nats_cmd(&["history"]);
+    assert!(
+        history.lines().filter(|l| l.contains("hash ")).count() >= 1,
+        "{history}"
+    );
+    let fleet = nats_cmd(&["fleet"]);
+    assert!(
+        fleet
+            .lines()
+            .any(|l| l.starts_with("bin-node") && l.contains("now")),
+        "{fleet}"
+    );
+    // A second revision (back to `a`), then a rollback to the first one (`b`).
+    std::fs::write(&doc, routing(&a)).unwrap();
+    assert!(push(&[]).status.success());
+    assert_eq!(client.get("a", "/").await.header("x-backend"), "a");
+    let rollback = nats_cmd(&["rollback"]);
+    assert!(
+        rollback.starts_with("rolling back to revision"),
+        "{rollback}"
+    );
+    assert!(rollback.contains("applied   bin-node"), "{rollback}");
+    assert_eq!(
+        client.get("a", "/").await.header("x-backend"),
+        "b",
+        "rolled back"
+    );
+
     std::fs::write(&doc, "[[routes]]\ncluster = \"nope\"\n").unwrap();
     let invalid = push(&[]);
     assert_eq!(invalid.status.code(), Some(1));

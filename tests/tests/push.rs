@@ -332,3 +332,83 @@ async fn nodes_serve_through_a_nats_outage_and_restart_from_disk() {
     assert_eq!(restarted.revision(), report.revision);
     assert!(restarted.serves("c").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_history_and_fleet() {
+    use edgeplane_controller::publish::{fleet, history, rollback};
+    let nats = NatsServer::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        Backend::named("a").await,
+        Backend::named("b").await,
+        Backend::named("c").await,
+    );
+    let n1 = fleet_node("n1", &nats, state.path(), &a).await;
+    let n2 = fleet_node("n2", &nats, state.path(), &a).await;
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 2).await;
+    let subjects = Subjects::default();
+    let first = push(&pub_client, &subjects, &routing_to(&b), &opts())
+        .await
+        .unwrap();
+    let second = push(&pub_client, &subjects, &routing_to(&c), &opts())
+        .await
+        .unwrap();
+    assert!(first.all_applied() && second.all_applied());
+
+    let revisions = history(&pub_client, "edge_config").await.unwrap();
+    assert_eq!(
+        revisions.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        [first.revision, second.revision]
+    );
+    assert_eq!(revisions[0].hash.as_deref().ok(), Some(first.hash.as_str()));
+
+    // Default target: the revision before the current one.
+    let (target, report) = rollback(&pub_client, &subjects, None, &opts())
+        .await
+        .unwrap();
+    assert_eq!(target, first.revision);
+    assert!(report.all_applied(), "{report:?}");
+    assert_eq!(report.hash, first.hash);
+    assert!(n1.serves("b").await && n2.serves("b").await);
+    let (_, report) = rollback(&pub_client, &subjects, Some(second.revision), &opts())
+        .await
+        .unwrap();
+    assert!(report.all_applied());
+    assert!(n1.serves("c").await);
+    assert!(
+        rollback(&pub_client, &subjects, Some(999), &opts())
+            .await
+            .is_err(),
+        "unknown revision"
+    );
+
+    // The fleet: both online with their revision; after n2 stops, it is still listed, as offline.
+    let nodes = fleet(&pub_client, &subjects, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(nodes.iter().filter(|n| n.online).count(), 2, "{nodes:?}");
+    assert!(nodes.iter().all(|n| n.status.revision == report.revision));
+    eventually(
+        Duration::from_secs(10),
+        "n2 recorded its announcement",
+        || async {
+            let js = async_nats::jetstream::new(pub_client.clone());
+            let bucket = edgeplane_bus::jetstream::nodes_bucket(&js).await.unwrap();
+            bucket.entry("n2").await.ok().flatten().is_some()
+        },
+    )
+    .await;
+    n2.handle.shutdown_within(Duration::from_secs(1)).await;
+    drop(n2.controller);
+    let nodes = fleet(&pub_client, &subjects, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let offline: Vec<_> = nodes
+        .iter()
+        .filter(|n| !n.online)
+        .map(|n| n.status.node.as_str())
+        .collect();
+    assert_eq!(offline, ["n2"], "{nodes:?}");
+    drop(n1.handle);
+}

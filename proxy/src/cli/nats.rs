@@ -1,5 +1,5 @@
-//! `edgeplane push`: validate locally, write the routing document to the fleet's KV bucket with
-//! compare-and-set, and print the distribution report.
+//! The CLI commands that talk to the fleet over NATS: `push` (validate locally, write the routing
+//! document with compare-and-set, print the distribution report), `rollback`, `history` and `fleet`.
 
 use anyhow::Context as _;
 use edgeplane_bus::{BusOptions, Credentials, Subjects};
@@ -102,13 +102,18 @@ pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    Ok(print_report(&report))
+}
+
+/// Prints a push report; the exit code says whether every node applied.
+fn print_report(report: &publish::PushReport) -> ExitCode {
     if report.unchanged {
         println!(
             "unchanged: revision {} already holds this document (hash {})",
             report.revision,
             &report.hash[..12]
         );
-        return Ok(ExitCode::SUCCESS);
+        return ExitCode::SUCCESS;
     }
     println!(
         "pushed revision {} (hash {})",
@@ -130,9 +135,120 @@ pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
     if report.applied.is_empty() && report.rejected.is_empty() && report.silent.is_empty() {
         println!("  no node is online; nodes apply it when they start");
     }
-    Ok(if report.all_applied() {
+    if report.all_applied() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
+}
+
+/// `edgeplane rollback` arguments.
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// Revision to restore; default: the one before the current revision.
+    revision: Option<u64>,
+    /// Seconds to wait for every node's answer.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+/// Runs `edgeplane rollback`: the old document becomes a new revision, reported like a push.
+pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let (client, subjects) = args.nats.connect().await?;
+    let options = PushOptions {
+        bucket: args.nats.bucket.clone(),
+        expect_revision: None,
+        force: false,
+        discover: Duration::from_millis(500),
+        timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
+    };
+    match publish::rollback(&client, &subjects, args.revision, &options).await {
+        Ok((target, report)) => {
+            println!("rolling back to revision {target}");
+            Ok(print_report(&report))
+        }
+        Err(e @ PushError::Conflict { .. }) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `edgeplane history` / `edgeplane fleet` arguments.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+/// Runs `edgeplane history`: every revision the bucket keeps, oldest first.
+pub async fn history(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let (client, _) = args.nats.connect().await?;
+    let revisions = publish::history(&client, &args.nats.bucket).await?;
+    if revisions.is_empty() {
+        println!("no config pushed yet");
+    }
+    println!("{:>9}  {:>10}  {:>8}  document", "revision", "age", "bytes");
+    for r in revisions {
+        let doc = match &r.hash {
+            Ok(h) => format!("hash {}", &h[..12]),
+            Err(e) => format!("invalid: {}", e.lines().next().unwrap_or("")),
+        };
+        println!(
+            "{:>9}  {:>10}  {:>8}  {doc}",
+            r.revision,
+            age(r.age_s),
+            r.size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `edgeplane fleet`: every node online now or heard from within the last hour.
+pub async fn fleet(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let (client, subjects) = args.nats.connect().await?;
+    let nodes = publish::fleet(&client, &subjects, Duration::from_millis(500)).await?;
+    if nodes.is_empty() {
+        println!("no node has been seen in the last hour");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<10} {:>9} {:<12} {:>10} {:>10} {:>7} {:>12}",
+        "node", "zone", "revision", "hash", "last seen", "uptime", "conns", "requests"
+    );
+    for n in nodes {
+        let s = &n.status;
+        let seen = if n.online {
+            "now".to_string()
+        } else {
+            format!("{} ago", age(n.age_s))
+        };
+        println!(
+            "{:<20} {:<10} {:>9} {:<12} {:>10} {:>10} {:>7} {:>12}",
+            s.node,
+            s.zone.as_deref().unwrap_or("-"),
+            s.revision,
+            s.hash.get(..12).unwrap_or(&s.hash),
+            seen,
+            age(s.uptime_s),
+            s.connections,
+            s.requests
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
