@@ -412,3 +412,56 @@ async fn rollback_history_and_fleet() {
     assert_eq!(offline, ["n2"], "{nodes:?}");
     drop(n1.handle);
 }
+
+/// A Python with nats-py: `$EDGEPLANE_PYTHON` (set by scripts/test), else the project's venv.
+fn python_with_nats() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("EDGEPLANE_PYTHON") {
+        return p.into();
+    }
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/pyvenv/bin/python");
+    assert!(
+        venv.is_file(),
+        "no Python with nats-py: run scripts/test (it installs one) or set EDGEPLANE_PYTHON"
+    );
+    venv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_is_not_ours_pushes_with_nats_py() {
+    let nats = NatsServer::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let nodes = [
+        fleet_node("n1", &nats, state.path(), &a).await,
+        fleet_node("n2", &nats, state.path(), &a).await,
+    ];
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 2).await;
+
+    let doc = state.path().join("routing.toml");
+    std::fs::write(&doc, routing_to(&b)).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/push_config.py");
+    let out = tokio::process::Command::new(python_with_nats())
+        .arg(&script)
+        .arg(nats.url())
+        .arg(&doc)
+        .arg("2")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python publisher failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        report.matches("\"status\": \"applied\"").count(),
+        2,
+        "{report}"
+    );
+    for n in &nodes {
+        assert!(n.serves("b").await);
+    }
+}
