@@ -28,61 +28,48 @@ use std::path::Path;
 /// The shipped default config: a node on 127.0.0.1:8080 balancing over two local upstreams.
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
 
+/// Parses text in the model's shape; serde errors carry the format, line and column.
+fn parse<T: serde::de::DeserializeOwned>(text: &str, json: bool) -> Result<T, ConfigError> {
+    let syntax = |format, message: String| ConfigError::Syntax { format, message };
+    if json {
+        serde_json::from_str(text).map_err(|e| syntax("JSON", e.to_string()))
+    } else {
+        toml::from_str(text).map_err(|e| syntax("TOML", e.to_string()))
+    }
+}
+
+/// Text whose first non-blank character is `{` is JSON; anything else is TOML.
+fn looks_like_json(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+}
+
 /// Parses and validates a complete node config (node settings and routing) written in TOML.
 pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        format: "TOML",
-        message: e.to_string(),
-    })?;
-    validate(raw)
+    validate(parse(text, false)?)
 }
 
 /// Parses and validates a complete node config written in JSON (the same model as TOML).
 pub fn from_json(text: &str) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
-        format: "JSON",
-        message: e.to_string(),
-    })?;
-    validate(raw)
+    validate(parse(text, true)?)
 }
 
 /// Parses and validates a pushed routing document (routes and clusters, no `[node]`), written in JSON
-/// (when its first non-blank character is `{`) or TOML. This is what `edgeplane push` publishes.
+/// (when its first non-blank character is `{`) or TOML. This is what nodes accept from the bus.
 pub fn document_from_text(text: &str) -> Result<Routing, ConfigError> {
-    let raw: raw::RawDocument = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
-            format: "JSON",
-            message: e.to_string(),
-        })?
-    } else {
-        toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            format: "TOML",
-            message: e.to_string(),
-        })?
-    };
-    validate_document(raw)
+    validate_document(parse(text, looks_like_json(text))?)
 }
 
-/// The routing part of a full config file as a document to push: the same routes and clusters,
-/// without `[node]`, as canonical JSON.
-pub fn document_of_file_text(text: &str) -> Result<String, ConfigError> {
-    let raw: raw::RawConfig = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
-            format: "JSON",
-            message: e.to_string(),
-        })?
-    } else {
-        toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            format: "TOML",
-            message: e.to_string(),
-        })?
-    };
+/// The routing part of any config text (a full node config or a document; `[node]` is dropped) as
+/// the canonical JSON document to push, with its validated routing.
+pub fn document_of_file_text(text: &str) -> Result<(String, Routing), ConfigError> {
+    let raw: raw::RawConfig = parse(text, looks_like_json(text))?;
     let doc = raw::RawDocument {
         routes: raw.routes,
         clusters: raw.clusters,
     };
-    validate_document(doc.clone())?;
-    Ok(serde_json::to_string_pretty(&doc).unwrap_or_default())
+    // Serializing plain structs and a BTreeMap cannot fail.
+    let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    Ok((json, validate_document(doc)?))
 }
 
 /// Reads a config file; `.json` files are parsed as JSON, everything else as TOML.

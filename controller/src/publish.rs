@@ -105,16 +105,10 @@ pub async fn push(
     text: &str,
     opts: &PushOptions,
 ) -> Result<PushReport, PushError> {
-    let document =
+    let (document, routing) =
         edgeplane_config::document_of_file_text(text).map_err(|e| PushError::Invalid(e.lines()))?;
-    let routing = edgeplane_config::document_from_text(&document)
-        .map_err(|e| PushError::Invalid(e.lines()))?;
     let hash = routing.hash.to_string();
-
-    let js = jetstream::new(client.clone());
-    let kv = config_bucket(&js, &opts.bucket, CONFIG_HISTORY)
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let kv = open_config(client, &opts.bucket).await?;
     let current = kv
         .entry(CONFIG_KEY)
         .await
@@ -305,10 +299,7 @@ pub async fn history(
     client: &async_nats::Client,
     bucket: &str,
 ) -> Result<Vec<Revision>, PushError> {
-    let js = jetstream::new(client.clone());
-    let kv = config_bucket(&js, bucket, CONFIG_HISTORY)
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let kv = open_config(client, bucket).await?;
     let mut revisions = Vec::new();
     let mut entries = match kv.history(CONFIG_KEY).await {
         Ok(h) => h,
@@ -339,10 +330,7 @@ pub async fn rollback(
     to: Option<u64>,
     opts: &PushOptions,
 ) -> Result<(u64, PushReport), PushError> {
-    let js = jetstream::new(client.clone());
-    let kv = config_bucket(&js, &opts.bucket, CONFIG_HISTORY)
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let kv = open_config(client, &opts.bucket).await?;
     let current = kv
         .entry(CONFIG_KEY)
         .await
@@ -376,4 +364,14 @@ pub async fn rollback(
         ..opts.clone()
     };
     Ok((target, push(client, subjects, &text, &opts).await?))
+}
+
+/// Opens (creating if needed) the config bucket.
+async fn open_config(
+    client: &async_nats::Client,
+    bucket: &str,
+) -> Result<async_nats::jetstream::kv::Store, PushError> {
+    config_bucket(&jetstream::new(client.clone()), bucket, CONFIG_HISTORY)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))
 }

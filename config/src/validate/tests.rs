@@ -234,8 +234,9 @@ fn pushed_documents_hold_routing_only_and_hash_like_files() {
         from_toml(MINIMAL).unwrap().routing.hash,
         "same routing, same hash"
     );
-    let json = crate::document_of_file_text(MINIMAL).unwrap();
+    let (json, from_file) = crate::document_of_file_text(MINIMAL).unwrap();
     assert!(json.trim_start().starts_with('{'));
+    assert_eq!(from_file.hash, routing.hash);
     assert_eq!(
         crate::document_from_text(&json).unwrap().hash,
         routing.hash,
