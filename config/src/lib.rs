@@ -72,6 +72,26 @@ pub fn document_of_file_text(text: &str) -> Result<(String, Routing), ConfigErro
     Ok((json, validate_document(doc)?))
 }
 
+/// Replaces (or adds) cluster `name` in `document` with the cluster of that name in `source` (any
+/// config text), returning the new document as canonical JSON. Only the one cluster changes.
+pub fn replace_cluster(document: &str, name: &str, source: &str) -> Result<String, ConfigError> {
+    let mut doc: raw::RawConfig = parse(document, looks_like_json(document))?;
+    let mut src: raw::RawConfig = parse(source, looks_like_json(source))?;
+    let cluster = src.clusters.remove(name).ok_or_else(|| {
+        ConfigError::Invalid(vec![FieldError {
+            path: format!("clusters.{name}"),
+            message: "not defined in the given file".into(),
+        }])
+    })?;
+    doc.clusters.insert(name.to_string(), cluster);
+    let out = raw::RawDocument {
+        routes: doc.routes,
+        clusters: doc.clusters,
+    };
+    // Serializing plain structs and a BTreeMap cannot fail.
+    Ok(serde_json::to_string_pretty(&out).unwrap_or_default())
+}
+
 /// Reads a config file; `.json` files are parsed as JSON, everything else as TOML.
 pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -375,3 +375,44 @@ async fn open_config(
         .await
         .map_err(|e| PushError::Bus(e.to_string()))
 }
+
+/// How often `push_cluster` re-reads and retries when another publisher wrote in between.
+const CLUSTER_RETRIES: usize = 5;
+
+/// Replaces one cluster in the current document (read, modify, compare-and-set write), retrying on a
+/// concurrent write, then reports like [`push`]. `source` is any config text that defines the cluster.
+pub async fn push_cluster(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    name: &str,
+    source: &str,
+    opts: &PushOptions,
+) -> Result<PushReport, PushError> {
+    let kv = open_config(client, &opts.bucket).await?;
+    let mut last = None;
+    for _ in 0..CLUSTER_RETRIES {
+        let current = kv
+            .entry(CONFIG_KEY)
+            .await
+            .map_err(|e| PushError::Bus(e.to_string()))?
+            .ok_or_else(|| {
+                PushError::Bus("nothing was pushed yet: push a whole config first".into())
+            })?;
+        let text = edgeplane_config::replace_cluster(
+            &String::from_utf8_lossy(&current.value),
+            name,
+            source,
+        )
+        .map_err(|e| PushError::Invalid(e.lines()))?;
+        let attempt = PushOptions {
+            expect_revision: Some(current.revision),
+            force: false,
+            ..opts.clone()
+        };
+        match push(client, subjects, &text, &attempt).await {
+            Err(e @ PushError::Conflict { .. }) => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| PushError::Bus("gave up after repeated conflicts".into())))
+}

@@ -465,3 +465,90 @@ async fn a_publisher_that_is_not_ours_pushes_with_nats_py() {
         assert!(n.serves("b").await);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_cluster_replaces_one_cluster_with_cas_and_retries() {
+    use edgeplane_controller::publish::push_cluster;
+    let nats = NatsServer::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        Backend::named("a").await,
+        Backend::named("b").await,
+        Backend::named("c").await,
+    );
+    let node = fleet_node("n1", &nats, state.path(), &a).await;
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 1).await;
+    let subjects = Subjects::default();
+    // Five clusters, each routed by path; all on `a` to begin with.
+    let mut doc = String::new();
+    for i in 0..5 {
+        doc += &format!("[[routes]]\npath_prefix = \"/{i}/\"\ncluster = \"k{i}\"\n");
+    }
+    for i in 0..5 {
+        doc += &format!(
+            "[clusters.k{i}]\n{}",
+            endpoints(&format!("k{i}"), &[(&a, 1)])
+        );
+    }
+    assert!(push(&pub_client, &subjects, &doc, &opts())
+        .await
+        .unwrap()
+        .all_applied());
+
+    // One cluster replaced: only it changes.
+    let k0 = format!(
+        "[clusters.k0]\nbalancing = \"least_connections\"\n{}",
+        endpoints("k0", &[(&b, 1)])
+    );
+    let report = push_cluster(&pub_client, &subjects, "k0", &k0, &opts())
+        .await
+        .unwrap();
+    assert!(report.all_applied(), "{report:?}");
+    assert_eq!(node.client.get("x", "/0/").await.header("x-backend"), "b");
+    assert_eq!(node.client.get("x", "/1/").await.header("x-backend"), "a");
+
+    // Four publishers replace four clusters at once: compare-and-set with retries loses none.
+    let mut writers = Vec::new();
+    for i in 1..5 {
+        let (client, c_addr) = (pub_client.clone(), c.addr);
+        writers.push(tokio::spawn(async move {
+            let text =
+                format!("[clusters.k{i}]\n[[clusters.k{i}.endpoints]]\naddress = \"{c_addr}\"\n");
+            push_cluster(
+                &client,
+                &Subjects::default(),
+                &format!("k{i}"),
+                &text,
+                &opts(),
+            )
+            .await
+        }));
+    }
+    for w in writers {
+        assert!(w.await.unwrap().unwrap().all_applied());
+    }
+    for i in 1..5 {
+        assert_eq!(
+            node.client
+                .get("x", &format!("/{i}/"))
+                .await
+                .header("x-backend"),
+            "c",
+            "cluster k{i}"
+        );
+    }
+    assert_eq!(
+        node.client.get("x", "/0/").await.header("x-backend"),
+        "b",
+        "earlier change kept"
+    );
+
+    // A file without that cluster is refused before anything is written.
+    match push_cluster(&pub_client, &subjects, "k9", &k0, &opts()).await {
+        Err(PushError::Invalid(errors)) => {
+            assert_eq!(errors, ["clusters.k9: not defined in the given file"])
+        }
+        other => panic!("{other:?}"),
+    }
+}

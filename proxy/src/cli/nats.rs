@@ -70,8 +70,12 @@ pub struct PushArgs {
     #[arg(long)]
     expect_revision: Option<u64>,
     /// Overwrite whatever revision is current.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cluster")]
     force: bool,
+    /// Replace only this cluster (taken from FILE) in the current config: read, modify, write with
+    /// compare-and-set, retried if another publisher writes in between.
+    #[arg(long, conflicts_with = "expect_revision")]
+    cluster: Option<String>,
     /// Seconds to wait for every node's answer.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
@@ -91,7 +95,11 @@ pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
         discover: Duration::from_millis(500),
         timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
     };
-    let report = match publish::push(&client, &subjects, &text, &options).await {
+    let result = match &args.cluster {
+        Some(name) => publish::push_cluster(&client, &subjects, name, &text, &options).await,
+        None => publish::push(&client, &subjects, &text, &options).await,
+    };
+    let report = match result {
         Ok(r) => r,
         Err(e @ PushError::Conflict { .. }) => {
             eprintln!("error: {e}");
