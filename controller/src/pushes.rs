@@ -77,10 +77,26 @@ impl Pushes {
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(bucket = %self.bucket, "following config pushes");
+        let mut first = true;
         while let Some(entry) = updates.next().await {
             let entry = entry.map_err(|e| e.to_string())?;
             if entry.operation != async_nats::jetstream::kv::Operation::Put {
                 continue;
+            }
+            if std::mem::take(&mut first) {
+                // KV revisions only grow, so a first value below what we applied means the bucket was
+                // deleted and created again: follow the new history instead of ignoring it forever.
+                let rebased = self
+                    .state
+                    .lock()
+                    .map(|mut s| s.rebase(entry.revision))
+                    .unwrap_or(false);
+                if rebased {
+                    tracing::warn!(
+                        revision = entry.revision,
+                        "config bucket was recreated; following its new history"
+                    );
+                }
             }
             let text = String::from_utf8_lossy(&entry.value);
             if let Some(status) = self.handle(entry.revision, &text, true) {

@@ -41,6 +41,18 @@ impl ConfigState {
         self.hash = Some(hash);
     }
 
+    /// Called with the first revision seen after (re)starting to watch: if it is below the revision
+    /// handled, the bucket's history restarted, so the handled revision is forgotten (the tables stay)
+    /// and the new history is followed. Returns whether it rebased.
+    pub fn rebase(&mut self, first_seen: u64) -> bool {
+        if first_seen < self.revision {
+            self.revision = 0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Records that `revision` was rejected: it is not retried, and older ones stay ignored.
     pub fn rejected(&mut self, revision: u64) {
         self.revision = self.revision.max(revision);
@@ -97,6 +109,19 @@ mod tests {
         s.rejected(5);
         assert!(matches!(s.decide(5, bad), Decision::Ignore));
         assert_eq!(s.hash, None, "a rejection changes nothing in place");
+    }
+
+    #[test]
+    fn a_recreated_bucket_is_followed() {
+        let mut s = ConfigState::default();
+        let Decision::Apply(r) = s.decide(40, DOC) else {
+            panic!()
+        };
+        s.applied(40, r.hash);
+        assert!(!s.rebase(40), "same revision: the bucket is the same");
+        assert!(!s.rebase(41));
+        assert!(s.rebase(2), "revisions went backwards: a new bucket");
+        assert!(matches!(s.decide(2, DOC), Decision::Apply(_)));
     }
 
     #[test]

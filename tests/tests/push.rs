@@ -552,3 +552,40 @@ async fn push_cluster_replaces_one_cluster_with_cas_and_retries() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_bucket_is_followed_from_its_new_history() {
+    let nats = NatsServer::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        Backend::named("a").await,
+        Backend::named("b").await,
+        Backend::named("c").await,
+    );
+    let node = fleet_node("n1", &nats, state.path(), &a).await;
+    let pub_client = publisher(&nats).await;
+    until_discovered(&pub_client, 1).await;
+    let subjects = Subjects::default();
+    for backend in [&b, &a, &b] {
+        assert!(push(&pub_client, &subjects, &routing_to(backend), &opts())
+            .await
+            .unwrap()
+            .all_applied());
+    }
+    assert_eq!(node.revision(), 3);
+    // An operator deletes the bucket; the next push creates it again, starting at revision 1.
+    let js = async_nats::jetstream::new(pub_client.clone());
+    js.delete_stream("KV_edge_config").await.unwrap();
+    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 8)
+        .await
+        .unwrap();
+    let revision = kv.put("current", routing_to(&c).into()).await.unwrap();
+    assert_eq!(revision, 1);
+    eventually(
+        Duration::from_secs(15),
+        "node follows the new bucket",
+        || async { node.serves("c").await },
+    )
+    .await;
+    assert_eq!(node.revision(), 1);
+}
