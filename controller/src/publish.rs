@@ -109,10 +109,7 @@ pub async fn push(
         edgeplane_config::document_of_file_text(text).map_err(|e| PushError::Invalid(e.lines()))?;
     let hash = routing.hash.to_string();
     let kv = open_config(client, &opts.bucket).await?;
-    let current = kv
-        .entry(CONFIG_KEY)
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let current = current_entry(&kv).await?;
     let current_revision = current.as_ref().map_or(0, |e| e.revision);
     if let Some(expected) = opts.expect_revision {
         if expected != current_revision && !opts.force {
@@ -331,13 +328,9 @@ pub async fn rollback(
     opts: &PushOptions,
 ) -> Result<(u64, PushReport), PushError> {
     let kv = open_config(client, &opts.bucket).await?;
-    let current = kv
-        .entry(CONFIG_KEY)
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?
-        .ok_or_else(|| {
-            PushError::Bus("nothing was pushed yet: no revision to roll back to".into())
-        })?;
+    let current = current_entry(&kv).await?.ok_or_else(|| {
+        PushError::Bus("nothing was pushed yet: no revision to roll back to".into())
+    })?;
     let target = match to {
         Some(r) => r,
         None => history(client, &opts.bucket)
@@ -391,13 +384,9 @@ pub async fn push_cluster(
     let kv = open_config(client, &opts.bucket).await?;
     let mut last = None;
     for _ in 0..CLUSTER_RETRIES {
-        let current = kv
-            .entry(CONFIG_KEY)
-            .await
-            .map_err(|e| PushError::Bus(e.to_string()))?
-            .ok_or_else(|| {
-                PushError::Bus("nothing was pushed yet: push a whole config first".into())
-            })?;
+        let current = current_entry(&kv).await?.ok_or_else(|| {
+            PushError::Bus("nothing was pushed yet: push a whole config first".into())
+        })?;
         let text = edgeplane_config::replace_cluster(
             &String::from_utf8_lossy(&current.value),
             name,
@@ -415,4 +404,13 @@ pub async fn push_cluster(
         }
     }
     Err(last.unwrap_or_else(|| PushError::Bus("gave up after repeated conflicts".into())))
+}
+
+/// The current value of the config key, if any.
+async fn current_entry(
+    kv: &async_nats::jetstream::kv::Store,
+) -> Result<Option<async_nats::jetstream::kv::Entry>, PushError> {
+    kv.entry(CONFIG_KEY)
+        .await
+        .map_err(|e| PushError::Bus(e.to_string()))
 }
