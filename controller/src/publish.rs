@@ -75,18 +75,12 @@ pub async fn discover(
     window: Duration,
 ) -> Result<Vec<NodeStatus>, PushError> {
     let inbox = client.new_inbox();
-    let mut replies = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let mut replies = client.subscribe(inbox.clone()).await.map_err(bus)?;
     client
         .publish_with_reply(subjects.status(), inbox, bytes::Bytes::new())
         .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
-    client
-        .flush()
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+        .map_err(bus)?;
+    client.flush().await.map_err(bus)?;
     let deadline = Instant::now() + window;
     let mut nodes = Vec::new();
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
@@ -139,20 +133,12 @@ pub async fn push(
         .map(|n| n.node)
         .collect();
     // Subscribe to acks before writing, so that no answer is missed.
-    let mut acks = client
-        .subscribe(subjects.ack_all())
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
-    client
-        .flush()
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+    let mut acks = client.subscribe(subjects.ack_all()).await.map_err(bus)?;
+    client.flush().await.map_err(bus)?;
 
     let bytes = bytes::Bytes::from(document.into_bytes());
     let written = if opts.force {
-        kv.put(CONFIG_KEY, bytes)
-            .await
-            .map_err(|e| PushError::Bus(e.to_string()))?
+        kv.put(CONFIG_KEY, bytes).await.map_err(bus)?
     } else if current.is_some() {
         kv.update(CONFIG_KEY, bytes, current_revision)
             .await
@@ -250,11 +236,8 @@ pub async fn fleet(
     let js = jetstream::new(client.clone());
     let bucket = edgeplane_bus::jetstream::nodes_bucket(&js)
         .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
-    let mut keys = bucket
-        .keys()
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))?;
+        .map_err(bus)?;
+    let mut keys = bucket.keys().await.map_err(bus)?;
     let now = unix_now();
     while let Some(key) = keys.next().await {
         let Ok(key) = key else { continue };
@@ -305,7 +288,7 @@ pub async fn history(
     };
     let now = unix_now();
     while let Some(entry) = entries.next().await {
-        let entry = entry.map_err(|e| PushError::Bus(e.to_string()))?;
+        let entry = entry.map_err(bus)?;
         let text = String::from_utf8_lossy(&entry.value);
         revisions.push(Revision {
             revision: entry.revision,
@@ -366,7 +349,7 @@ async fn open_config(
 ) -> Result<async_nats::jetstream::kv::Store, PushError> {
     config_bucket(&jetstream::new(client.clone()), bucket, CONFIG_HISTORY)
         .await
-        .map_err(|e| PushError::Bus(e.to_string()))
+        .map_err(bus)
 }
 
 /// How often `push_cluster` re-reads and retries when another publisher wrote in between.
@@ -410,7 +393,10 @@ pub async fn push_cluster(
 async fn current_entry(
     kv: &async_nats::jetstream::kv::Store,
 ) -> Result<Option<async_nats::jetstream::kv::Entry>, PushError> {
-    kv.entry(CONFIG_KEY)
-        .await
-        .map_err(|e| PushError::Bus(e.to_string()))
+    kv.entry(CONFIG_KEY).await.map_err(bus)
+}
+
+/// A NATS or JetStream failure as a push error.
+fn bus(e: impl std::fmt::Display) -> PushError {
+    PushError::Bus(e.to_string())
 }
