@@ -106,6 +106,7 @@ mod tests {
         let json = br#"{"schema":1,"instance":"i-1","boot_id":"b1","seq":7,"address":"127.0.0.1:9001","ttl_ms":3000}"#;
         let hb: Heartbeat = decode(json).unwrap();
         assert_eq!((hb.weight, hb.health, hb.in_flight), (1, 100, 0));
+        assert!(!hb.draining);
         let again: Heartbeat = decode(&encode(&hb)).unwrap();
         assert_eq!(again, hb);
     }

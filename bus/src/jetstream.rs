@@ -22,6 +22,40 @@ pub const NODES_BUCKET: &str = "edge_nodes";
 /// Announcements older than this disappear from the nodes bucket.
 pub const NODES_MAX_AGE: Duration = Duration::from_secs(3600);
 
+/// Default name of the scaling-event stream.
+pub const SCALE_STREAM: &str = "edge_scale";
+/// Scaling events kept per cluster subject; older ones are discarded first.
+pub const SCALE_HISTORY_PER_CLUSTER: i64 = 100_000;
+
+/// Opens the scaling-event stream `name` capturing `subjects` (`<prefix>.scale.>`), creating it if
+/// it does not exist. Publishing with a `Nats-Msg-Id` header deduplicates within two minutes.
+pub async fn scale_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: String,
+) -> Result<stream::Stream, BusError> {
+    if let Ok(s) = js.get_stream(name).await {
+        return Ok(s);
+    }
+    let config = stream::Config {
+        name: name.to_string(),
+        subjects: vec![subjects],
+        max_messages_per_subject: SCALE_HISTORY_PER_CLUSTER,
+        discard: stream::DiscardPolicy::Old,
+        duplicate_window: Duration::from_secs(120),
+        num_replicas: 1,
+        ..Default::default()
+    };
+    match js.create_stream(config).await {
+        Ok(s) => return Ok(s),
+        Err(e) if e.to_string().contains("already in use") => {}
+        Err(e) => return Err(BusError::JetStream(format!("create stream {name}: {e}"))),
+    }
+    js.get_stream(name)
+        .await
+        .map_err(|e| BusError::JetStream(format!("open stream {name}: {e}")))
+}
+
 /// Opens the config bucket `bucket`, creating it (with `history` revisions per key) if it does not exist.
 pub async fn config_bucket(
     js: &jetstream::Context,

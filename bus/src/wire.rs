@@ -70,6 +70,10 @@ pub struct Heartbeat {
     pub latency_ms: f32,
     /// Without a newer heartbeat within this many milliseconds, the instance is down.
     pub ttl_ms: u64,
+    /// The instance is leaving: nodes stop sending it new requests, let in-flight ones finish, then
+    /// (for a self-registered instance) remove it, at the latest `ttl_ms` later.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 fn one() -> u32 {

@@ -116,6 +116,7 @@ async fn heartbeats_round_trip_and_slow_consumers_are_counted() {
         cpu: 0.1,
         latency_ms: 2.0,
         ttl_ms: 3000,
+        draining: false,
     };
     client
         .publish(subjects.heartbeat("api", "i-1").unwrap(), encode(&hb))

@@ -45,6 +45,8 @@ pub struct Nats {
     pub prefix: String,
     /// Config KV bucket.
     pub bucket: String,
+    /// Stream of the scaling events.
+    pub scale_stream: String,
     /// Authentication.
     pub auth: NatsAuth,
     /// CA certificates for the servers.
@@ -162,6 +164,21 @@ pub struct Cluster {
     pub timeouts: ClusterTimeouts,
     /// Upstream connection pool settings.
     pub pool: Pool,
+    /// How heartbeats may change the cluster's membership and health.
+    pub membership: MemberPolicy,
+}
+
+/// How heartbeats may change a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberPolicy {
+    /// Unknown instances join by heartbeat alone (default false).
+    pub self_registration: bool,
+    /// Endpoints whose health score is below this are skipped (0..=100, default 0). An endpoint that
+    /// is down (health 0, or heartbeats expired) is always skipped.
+    pub health_threshold: u8,
+    /// A self-registered instance that stopped heartbeating is removed this long after it went down
+    /// (default 30s).
+    pub remove_after: Duration,
 }
 
 /// Balancing policies.

@@ -58,6 +58,8 @@ pub struct RawNats {
     pub prefix: Option<String>,
     /// KV bucket of the config (default `edge_config`).
     pub bucket: Option<String>,
+    /// JetStream stream of the scaling events (default `edge_scale`).
+    pub scale_stream: Option<String>,
     /// User (with `password`).
     pub user: Option<String>,
     /// Password (with `user`).
@@ -172,6 +174,14 @@ pub struct RawCluster {
     /// Upstream connection pool.
     #[serde(default)]
     pub pool: RawPool,
+    /// Whether backend instances join by heartbeat alone (default false: only listed, scaled or
+    /// heartbeating-at-a-listed-address endpoints serve).
+    pub self_registration: Option<bool>,
+    /// Endpoints whose heartbeat health score (0 to 100) is below this are skipped (default 0: only
+    /// endpoints that are down are skipped).
+    pub health_threshold: Option<i64>,
+    /// How long a self-registered instance stays down (heartbeats missed) before it is removed.
+    pub remove_after: Option<String>,
 }
 
 /// `[[clusters.<name>.endpoints]]`.

@@ -173,6 +173,11 @@ impl Validator {
         }
         let bucket = raw.bucket.clone().unwrap_or_else(|| "edge_config".into());
         self.name(&format!("{path}.bucket"), &bucket);
+        let scale_stream = raw
+            .scale_stream
+            .clone()
+            .unwrap_or_else(|| "edge_scale".into());
+        self.name(&format!("{path}.scale_stream"), &scale_stream);
         let methods = [
             raw.user.is_some() || raw.password.is_some(),
             raw.token.is_some(),
@@ -214,6 +219,7 @@ impl Validator {
             urls: raw.urls.clone(),
             prefix,
             bucket,
+            scale_stream,
             auth,
             tls_ca: raw.tls_ca.as_ref().map(Into::into),
             tls_client,
@@ -417,6 +423,21 @@ impl Validator {
                 60_000,
             ),
         };
+        let membership = MemberPolicy {
+            self_registration: raw.self_registration.unwrap_or(false),
+            health_threshold: self.int(
+                &format!("{path}.health_threshold"),
+                raw.health_threshold,
+                0,
+                0,
+                100,
+            ) as u8,
+            remove_after: self.duration(
+                &format!("{path}.remove_after"),
+                raw.remove_after.as_deref(),
+                30_000,
+            ),
+        };
         Cluster {
             name: name.to_string(),
             balancing,
@@ -424,6 +445,7 @@ impl Validator {
             endpoints,
             timeouts,
             pool,
+            membership,
         }
     }
 

@@ -7,18 +7,28 @@
 //! [`pushes`]. The controller writes the tables only through the narrow [`RoutingSink`] interface, which
 //! the proxy implements, so it knows nothing of hyper or sockets.
 //!
-//! Heartbeats and scaling events join it in the next increments of the controller issue.
+//! It also follows membership: heartbeats of backend instances and durable scaling events, turned
+//! into live endpoint state (written in place) and coalesced rebuilds by the pure
+//! [`membership::Membership`] state machine inside the [`composer::Composer`].
 
 pub mod announce;
+pub mod composer;
+pub mod debounce;
+pub mod heartbeats;
 pub mod identity;
+pub mod membership;
 pub mod options;
 pub mod publish;
 pub mod pushes;
+pub mod scale_publish;
+pub mod scaling;
 pub mod state;
 pub mod status;
 pub mod store;
 
 use edgeplane_config::{ContentHash, Routing};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The narrow interface through which the controller changes the proxy's tables.
 pub trait RoutingSink: Send + Sync + 'static {
@@ -30,4 +40,19 @@ pub trait RoutingSink: Send + Sync + 'static {
     fn connections(&self) -> u64;
     /// Requests received since start, for status reports.
     fn requests(&self) -> u64;
+    /// Every endpoint in place, as (cluster, address, live state), for in-place updates.
+    fn endpoints(&self) -> Vec<(Arc<str>, SocketAddr, Arc<dyn LiveEndpoint>)>;
+}
+
+/// The live state of one endpoint in the proxy's tables, written in place (atomics, no rebuild) by
+/// heartbeats and drains, and read by the balancers on the request path.
+pub trait LiveEndpoint: Send + Sync {
+    /// Health score 0 (down) to 100; below the cluster's threshold the endpoint gets no new requests.
+    fn set_health(&self, health: u8);
+    /// A draining endpoint gets no new requests; in-flight ones finish.
+    fn set_draining(&self, draining: bool);
+    /// Load and latency the instance reports about itself.
+    fn set_reported(&self, in_flight: u32, cpu: f32, latency_ms: f32);
+    /// Requests this node has in flight to the endpoint.
+    fn in_flight(&self) -> u32;
 }

@@ -1,8 +1,10 @@
 //! Joining the fleet: when the node's config has `[node.nats]`, start the controller that follows
-//! config pushes, answers status requests, and keeps the last applied config on disk.
+//! config pushes, heartbeats and scaling events, answers status requests, and keeps the last applied
+//! config on disk.
 
 use crate::NodeHandle;
 use edgeplane_bus::{BusStats, Subjects};
+use edgeplane_controller::composer::Composer;
 use edgeplane_controller::identity::Identity;
 use edgeplane_controller::options::bus_options;
 use edgeplane_controller::pushes::Pushes;
@@ -19,6 +21,8 @@ pub struct Controller {
     pub stats: Arc<BusStats>,
     /// The revision in place.
     pub state: Arc<Mutex<ConfigState>>,
+    /// Membership on top of the routing in place, with its counters.
+    pub composer: Arc<Composer>,
 }
 
 impl Drop for Controller {
@@ -49,7 +53,8 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
     let subjects = Subjects::new(&nats.prefix)?;
     let stats = Arc::new(BusStats::default());
     let state = Arc::new(Mutex::new(ConfigState::default()));
-    let sink = node.sink();
+    let composer = Composer::new(node.sink(), node.initial_routing().clone());
+    let sink: Arc<dyn edgeplane_controller::RoutingSink> = composer.clone();
     let options = bus_options(nats, &format!("edgeplane-{}", config.id));
     // With retry on initial connect, this returns at once and connects in the background.
     let client = options.connect(stats.clone()).await?;
@@ -66,6 +71,20 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
     pushes.restore();
     let tasks = vec![
         tokio::spawn(pushes.run()),
+        tokio::spawn(composer.clone().run()),
+        tokio::spawn(edgeplane_controller::heartbeats::run(
+            client.clone(),
+            subjects.clone(),
+            composer.clone(),
+            stats.clone(),
+        )),
+        tokio::spawn(edgeplane_controller::scaling::run(
+            client.clone(),
+            subjects.clone(),
+            nats.scale_stream.clone(),
+            composer.clone(),
+            stats.clone(),
+        )),
         tokio::spawn(edgeplane_controller::status::serve(
             client.clone(),
             subjects.clone(),
@@ -86,5 +105,6 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
         tasks,
         stats,
         state,
+        composer,
     }))
 }

@@ -1,4 +1,4 @@
-//! The `edgeplane` binary: `run`, `check` and `demo`.
+//! The `edgeplane` binary: `run`, `check`, `demo`, and the fleet commands over NATS.
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -8,8 +8,12 @@ use edgeplane_proxy::{demo, NodeHandle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[path = "cli/heartbeat.rs"]
+mod heartbeat;
 #[path = "cli/nats.rs"]
 mod nats;
+#[path = "cli/scale.rs"]
+mod scale;
 
 // mimalloc saves about half a microsecond per proxied request over glibc malloc (see DESIGN.md's probe).
 #[global_allocator]
@@ -56,12 +60,19 @@ enum Command {
     History(nats::ListArgs),
     /// List the fleet's nodes: id, zone, applied revision, last seen, uptime and load.
     Fleet(nats::ListArgs),
+    /// Keep a backend instance in the fleet's tables by heartbeats; drain it on SIGINT/SIGTERM.
+    Heartbeat(heartbeat::HeartbeatArgs),
+    /// Add, remove, drain or re-weight an endpoint on every node, durably.
+    Scale(scale::ScaleArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that print a report keep the log to warnings unless RUST_LOG says otherwise.
-    let quiet = !matches!(cli.command, Command::Run { .. } | Command::Demo);
+    let quiet = !matches!(
+        cli.command,
+        Command::Run { .. } | Command::Demo | Command::Heartbeat(_)
+    );
     init_logging(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Check { files } => return check(&files),
@@ -71,6 +82,8 @@ fn main() -> ExitCode {
         Command::Rollback(args) => return nats_command(nats::rollback(args)),
         Command::History(args) => return nats_command(nats::history(args)),
         Command::Fleet(args) => return nats_command(nats::fleet(args)),
+        Command::Heartbeat(args) => return nats_command(heartbeat::run(args)),
+        Command::Scale(args) => return nats_command(scale::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

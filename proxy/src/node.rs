@@ -39,6 +39,7 @@ pub struct NodeHandle {
     shared: Arc<Shared>,
     open: Arc<std::sync::atomic::AtomicUsize>,
     config: NodeConfig,
+    routing: edgeplane_config::Routing,
     listeners: Vec<SocketAddr>,
     admin: Option<SocketAddr>,
     phase: watch::Sender<Phase>,
@@ -102,6 +103,7 @@ impl NodeHandle {
             shared,
             open,
             config: node.clone(),
+            routing: config.routing.clone(),
             listeners,
             admin,
             phase,
@@ -127,6 +129,11 @@ impl NodeHandle {
     /// The node settings it started with.
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// The routing document the node started with.
+    pub fn initial_routing(&self) -> &edgeplane_config::Routing {
+        &self.routing
     }
 
     /// Bound proxy listener addresses, in config order (useful with port 0).
@@ -218,5 +225,23 @@ impl edgeplane_controller::RoutingSink for Sink {
         self.shared
             .requests
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn endpoints(
+        &self,
+    ) -> Vec<(
+        Arc<str>,
+        SocketAddr,
+        Arc<dyn edgeplane_controller::LiveEndpoint>,
+    )> {
+        let snap = self.tables.guard();
+        let mut out = Vec::new();
+        for c in &snap.clusters {
+            for e in &c.endpoints {
+                let live: Arc<dyn edgeplane_controller::LiveEndpoint> = e.upstream.clone();
+                out.push((c.name.clone(), e.upstream.address, live));
+            }
+        }
+        out
     }
 }

@@ -80,16 +80,45 @@ pub struct Cluster {
     pub host_rewrite: Option<HeaderValue>,
     /// Upstream timeouts.
     pub timeouts: ClusterTimeouts,
+    /// Endpoints whose health is below this get no new requests.
+    pub health_threshold: u8,
 }
 
 impl Cluster {
-    /// Picks an endpoint for a request.
+    /// Picks a usable endpoint for a request (see [`Upstream::usable`]): the balancer's choice among
+    /// the best priority level; if that one is unusable, the balancer's next choices (as many as there
+    /// are candidates); if none is usable, the least loaded usable endpoint of the best priority level
+    /// that has one (failover to backups). `None` when no endpoint is usable.
     pub fn pick(&self) -> Option<&Endpoint> {
         let candidates = &self.endpoints[..self.candidates];
-        self.balancer
-            .pick(candidates)
-            .and_then(|i| candidates.get(i))
+        for _ in 0..candidates.len() {
+            let e = candidates.get(self.balancer.pick(candidates)?)?;
+            if e.upstream.usable(self.health_threshold) {
+                return Some(e);
+            }
+        }
+        self.fallback()
     }
+
+    #[cold]
+    fn fallback(&self) -> Option<&Endpoint> {
+        let mut best: Option<&Endpoint> = None;
+        for e in &self.endpoints {
+            if best.is_some_and(|b| b.priority < e.priority) {
+                break;
+            }
+            if e.upstream.usable(self.health_threshold) && best.is_none_or(|b| less_loaded(e, b)) {
+                best = Some(e);
+            }
+        }
+        best
+    }
+}
+
+/// Whether `a` has fewer requests in flight than `b` relative to their weights (without division).
+fn less_loaded(a: &Endpoint, b: &Endpoint) -> bool {
+    u64::from(a.upstream.in_flight()) * u64::from(b.weight.max(1))
+        < u64::from(b.upstream.in_flight()) * u64::from(a.weight.max(1))
 }
 
 /// An endpoint in a snapshot: this version's settings plus the long-lived [`Upstream`].
@@ -158,6 +187,7 @@ impl Snapshot {
                         .as_deref()
                         .and_then(|h| HeaderValue::from_str(h).ok()),
                     timeouts: c.timeouts,
+                    health_threshold: c.membership.health_threshold,
                 }
             })
             .collect();

@@ -3,7 +3,7 @@
 
 use crate::pool::Pool;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
 /// One upstream endpoint's identity, counters and idle connections. Lives behind an `Arc` that
@@ -15,6 +15,32 @@ pub struct Upstream {
     /// Idle keep-alive connections to this endpoint.
     pub pool: Pool,
     stats: Stats,
+    live: Live,
+}
+
+/// What the controller writes in place: health and drain from heartbeats and scaling events, and the
+/// load the instance reports about itself.
+#[derive(Debug)]
+struct Live {
+    health: AtomicU8,
+    draining: AtomicBool,
+    reported_in_flight: AtomicU32,
+    /// CPU use in thousandths.
+    reported_cpu_permille: AtomicU32,
+    /// Latency the instance reports, in microseconds.
+    reported_latency_micros: AtomicU64,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            health: AtomicU8::new(100),
+            draining: AtomicBool::new(false),
+            reported_in_flight: AtomicU32::new(0),
+            reported_cpu_permille: AtomicU32::new(0),
+            reported_latency_micros: AtomicU64::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,7 +63,35 @@ impl Upstream {
             address,
             pool,
             stats: Stats::default(),
+            live: Live::default(),
         }
+    }
+
+    /// Whether the endpoint may take new requests: not draining, not down (health 0), and healthy at
+    /// least to `threshold`.
+    #[inline]
+    pub fn usable(&self, threshold: u8) -> bool {
+        let health = self.live.health.load(Relaxed);
+        health > 0 && health >= threshold && !self.live.draining.load(Relaxed)
+    }
+
+    /// Health score, 0 (down) to 100 (the default without heartbeats).
+    pub fn health(&self) -> u8 {
+        self.live.health.load(Relaxed)
+    }
+
+    /// Whether the endpoint is draining.
+    pub fn draining(&self) -> bool {
+        self.live.draining.load(Relaxed)
+    }
+
+    /// Load the instance last reported: (in-flight, CPU 0..=1, latency).
+    pub fn reported_load(&self) -> (u32, f32, Duration) {
+        (
+            self.live.reported_in_flight.load(Relaxed),
+            self.live.reported_cpu_permille.load(Relaxed) as f32 / 1000.0,
+            Duration::from_micros(self.live.reported_latency_micros.load(Relaxed)),
+        )
     }
 
     /// Requests sent to this endpoint whose response has not finished.
@@ -112,5 +166,28 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.stats.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+impl edgeplane_controller::LiveEndpoint for Upstream {
+    fn set_health(&self, health: u8) {
+        self.live.health.store(health.min(100), Relaxed);
+    }
+
+    fn set_draining(&self, draining: bool) {
+        self.live.draining.store(draining, Relaxed);
+    }
+
+    fn set_reported(&self, in_flight: u32, cpu: f32, latency_ms: f32) {
+        let l = &self.live;
+        l.reported_in_flight.store(in_flight, Relaxed);
+        l.reported_cpu_permille
+            .store((cpu.clamp(0.0, 1.0) * 1000.0) as u32, Relaxed);
+        l.reported_latency_micros
+            .store((f64::from(latency_ms.max(0.0)) * 1000.0) as u64, Relaxed);
+    }
+
+    fn in_flight(&self) -> u32 {
+        Upstream::in_flight(self)
     }
 }

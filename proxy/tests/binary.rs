@@ -352,3 +352,132 @@ async fn push_prints_the_fleet_report_and_exits_accordingly() {
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("routes[0].cluster: unknown cluster"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_and_scale_commands_change_a_running_node() {
+    let nats = edgeplane_tests::NatsServer::start(&[]);
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let h = healthy.clone();
+    let backend = Backend::with("hb", move |req| {
+        let ok = h.load(std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let status = if req.uri().path() == "/healthz" && !ok {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
+            edgeplane_tests::text(status, "hb")
+        }
+    })
+    .await;
+    let scaled = Backend::named("scaled").await;
+    let config = "[[routes]]\ncluster = \"api\"\n[clusters.api]\nself_registration = true\nremove_after = \"1s\"\n";
+    let nats_section = format!("[node.nats]\nurls = [\"{}\"]", nats.url());
+    let (_node, addr, _dir) = run_node_with(config, &nats_section).await;
+    let client = Client::new(addr);
+    let served_by = |want: &'static str| {
+        let client = client.clone();
+        move || {
+            let client = client.clone();
+            async move {
+                let r = client.get("x", "/").await;
+                match want {
+                    "none" => r.status == StatusCode::SERVICE_UNAVAILABLE,
+                    name => r.status == StatusCode::OK && r.header("x-backend") == name,
+                }
+            }
+        }
+    };
+    assert!(
+        served_by("none")().await,
+        "no endpoint before any heartbeat"
+    );
+
+    let heartbeat = Command::new(BIN)
+        .args(["heartbeat", "--cluster", "api", "--instance", "i-1"])
+        .args(["--addr", &backend.addr.to_string(), "--interval", "100ms"])
+        .args(["--probe", &format!("http://{}/healthz", backend.addr)])
+        .args(["--drain", "2s", "--server", &nats.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let heartbeat = Proc(heartbeat);
+    eventually(
+        Duration::from_secs(10),
+        "the instance joins",
+        served_by("hb"),
+    )
+    .await;
+    healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(10),
+        "a failing probe takes it out",
+        served_by("none"),
+    )
+    .await;
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(10),
+        "a passing probe brings it back",
+        served_by("hb"),
+    )
+    .await;
+
+    // Stopping the heartbeat drains the instance: with nothing in flight it leaves at once.
+    heartbeat.signal("-TERM");
+    let mut child = heartbeat;
+    let status = child.0.wait().unwrap();
+    assert!(status.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("i-1 is draining"), "{out}");
+    eventually(
+        Duration::from_secs(5),
+        "the drained instance leaves",
+        served_by("none"),
+    )
+    .await;
+
+    let scale = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["scale", "--cluster", "api", "--server", &nats.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = scale(&[
+        "--id",
+        "add-1",
+        "add",
+        &scaled.addr.to_string(),
+        "--weight",
+        "3",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("stored as #"), "{out}");
+    eventually(
+        Duration::from_secs(10),
+        "scaled endpoint serves",
+        served_by("scaled"),
+    )
+    .await;
+    let (code, out) = scale(&["--id", "add-1", "add", &scaled.addr.to_string()]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("already stored"), "{out}");
+    let (code, out) = scale(&["weight", &scaled.addr.to_string(), "0"]);
+    assert_eq!(code, Some(2), "an invalid event is refused: {out}");
+    assert!(out.contains("weight: 0 is out of range"), "{out}");
+    let (code, _) = scale(&["drain", &scaled.addr.to_string(), "--deadline", "5s"]);
+    assert_eq!(code, Some(0));
+    eventually(
+        Duration::from_secs(10),
+        "drained endpoint leaves",
+        served_by("none"),
+    )
+    .await;
+}

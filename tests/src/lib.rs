@@ -8,10 +8,10 @@ mod body;
 mod client;
 mod nats;
 
-pub use backend::{Backend, Handler, Reply};
+pub use backend::{text, Backend, Handler, Reply};
 pub use body::Generated;
 pub use client::{raw_request, Client, Resp};
-pub use nats::{nats_server_bin, NatsServer};
+pub use nats::{nats_server_bin, python_with_nats, NatsServer};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

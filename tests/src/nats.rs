@@ -107,3 +107,17 @@ impl Drop for NatsServer {
         self.stop();
     }
 }
+
+/// A Python with nats-py: `$EDGEPLANE_PYTHON` (set by scripts/test), else the project's venv.
+pub fn python_with_nats() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGEPLANE_PYTHON") {
+        return p.into();
+    }
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/pyvenv/bin/python");
+    assert!(
+        venv.is_file(),
+        "no Python with nats-py: run scripts/test (it installs one) or set EDGEPLANE_PYTHON"
+    );
+    venv
+}

@@ -10,7 +10,7 @@ use edgeplane_bus::{BusOptions, Subjects};
 use edgeplane_controller::publish::{push, PushError, PushOptions};
 use edgeplane_proxy::fleet::{join, Controller};
 use edgeplane_proxy::NodeHandle;
-use edgeplane_tests::{endpoints, eventually, Backend, Client, NatsServer};
+use edgeplane_tests::{endpoints, eventually, python_with_nats, Backend, Client, NatsServer};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -411,20 +411,6 @@ async fn rollback_history_and_fleet() {
         .collect();
     assert_eq!(offline, ["n2"], "{nodes:?}");
     drop(n1.handle);
-}
-
-/// A Python with nats-py: `$EDGEPLANE_PYTHON` (set by scripts/test), else the project's venv.
-fn python_with_nats() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("EDGEPLANE_PYTHON") {
-        return p.into();
-    }
-    let venv =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/pyvenv/bin/python");
-    assert!(
-        venv.is_file(),
-        "no Python with nats-py: run scripts/test (it installs one) or set EDGEPLANE_PYTHON"
-    );
-    venv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

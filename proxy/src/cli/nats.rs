@@ -24,6 +24,9 @@ pub struct NatsArgs {
     /// Config KV bucket.
     #[arg(long, default_value = edgeplane_bus::jetstream::CONFIG_BUCKET)]
     bucket: String,
+    /// Stream of the scaling events.
+    #[arg(long, default_value = edgeplane_bus::jetstream::SCALE_STREAM)]
+    pub(crate) scale_stream: String,
     /// NATS user (with --password).
     #[arg(long, requires = "password")]
     user: Option<String>,
@@ -39,7 +42,17 @@ pub struct NatsArgs {
 }
 
 impl NatsArgs {
-    async fn connect(&self) -> anyhow::Result<(async_nats::Client, Subjects)> {
+    /// Connects (failing at once if no server answers).
+    pub(crate) async fn connect(&self) -> anyhow::Result<(async_nats::Client, Subjects)> {
+        self.connect_as("edgeplane-cli", false).await
+    }
+
+    /// Connects as `name`; with `keep_trying`, returns at once and connects in the background.
+    pub(crate) async fn connect_as(
+        &self,
+        name: &str,
+        keep_trying: bool,
+    ) -> anyhow::Result<(async_nats::Client, Subjects)> {
         let credentials = match (&self.user, &self.password, &self.token, &self.creds) {
             (Some(u), Some(p), _, _) => Credentials::UserPassword {
                 user: u.clone(),
@@ -52,8 +65,8 @@ impl NatsArgs {
         let options = BusOptions {
             urls: self.servers.clone(),
             credentials,
-            name: "edgeplane-cli".into(),
-            retry_initial: false,
+            name: name.into(),
+            retry_initial: keep_trying,
             ..BusOptions::default()
         };
         let client = options.connect(Default::default()).await?;

@@ -1,0 +1,302 @@
+//! The composer sits between the controller's inputs and the proxy's tables. It holds the routing
+//! document in place and the [`Membership`] laid over it; it is itself a [`RoutingSink`], so config
+//! pushes go through it unchanged. Heartbeats for known endpoints are written in place on the live
+//! endpoint (atomics, no rebuild); joins, removals and scaling events mark the tables dirty, and one
+//! rebuild takes them in after the [`Debounce`] period. The clocks (expiry, removal, drains) advance in
+//! [`Composer::run`], which wakes every [`TICK`] and at each debounce deadline.
+
+use crate::debounce::Debounce;
+use crate::membership::{HeartbeatOutcome, LiveUpdate, Membership, ScaleOutcome};
+use crate::{LiveEndpoint, RoutingSink};
+use edgeplane_bus::wire::{Heartbeat, ScaleEvent};
+use edgeplane_config::{ContentHash, Routing};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+/// How often the clocks advance: an instance is marked down at most this long after its ttl.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Counters of the membership inputs.
+#[derive(Debug, Default)]
+pub struct MembershipStats {
+    /// Heartbeats taken in (decoded and valid).
+    pub heartbeats: AtomicU64,
+    /// Heartbeats written in place on a known endpoint.
+    pub heartbeats_in_place: AtomicU64,
+    /// Heartbeats dropped as stale (older or repeated sequence).
+    pub heartbeats_stale: AtomicU64,
+    /// Heartbeats ignored: unknown cluster, unregistered instance, or an address scaled out.
+    pub heartbeats_ignored: AtomicU64,
+    /// Heartbeats that changed the membership (joins, moves, new weights).
+    pub joins: AtomicU64,
+    /// Scaling events applied.
+    pub scale_events: AtomicU64,
+    /// Scaling events ignored because their id was seen before.
+    pub scale_duplicates: AtomicU64,
+    /// Rebuilds for membership changes (config pushes not counted).
+    pub rebuilds: AtomicU64,
+    /// Rebuilds that failed (the previous tables kept serving).
+    pub rebuild_failures: AtomicU64,
+}
+
+/// Live endpoints of the tables in place, by cluster then address.
+type LiveMap = HashMap<Arc<str>, HashMap<SocketAddr, Arc<dyn LiveEndpoint>>>;
+
+struct Inner {
+    base: Routing,
+    members: Membership,
+    debounce: Debounce,
+    live: LiveMap,
+}
+
+/// Routing document plus membership, kept in the proxy's tables.
+pub struct Composer {
+    sink: Arc<dyn RoutingSink>,
+    inner: Mutex<Inner>,
+    wake: Notify,
+    routed: watch::Sender<Vec<String>>,
+    /// Counters.
+    pub stats: MembershipStats,
+}
+
+impl std::fmt::Debug for Composer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Composer").finish_non_exhaustive()
+    }
+}
+
+impl Composer {
+    /// A composer over `sink`, whose tables currently serve `base`.
+    pub fn new(sink: Arc<dyn RoutingSink>, base: Routing) -> Arc<Composer> {
+        let mut members = Membership::default();
+        members.set_base(&base);
+        let (routed, _) = watch::channel(routed_clusters(&base));
+        let composer = Arc::new(Composer {
+            inner: Mutex::new(Inner {
+                base,
+                members,
+                debounce: Debounce::default(),
+                live: HashMap::new(),
+            }),
+            sink,
+            wake: Notify::new(),
+            routed,
+            stats: MembershipStats::default(),
+        });
+        composer.refresh(&mut composer.lock());
+        composer
+    }
+
+    /// The clusters the routes use (those whose heartbeats matter), updated on every config change.
+    pub fn routed(&self) -> watch::Receiver<Vec<String>> {
+        self.routed.subscribe()
+    }
+
+    /// Takes in one heartbeat of `cluster`.
+    pub fn heartbeat(&self, cluster: &str, hb: &Heartbeat) {
+        let Ok(address) = hb.address.parse::<SocketAddr>() else {
+            self.stats.heartbeats_ignored.fetch_add(1, Relaxed);
+            return;
+        };
+        self.stats.heartbeats.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let counter = match inner.members.heartbeat(cluster, hb, address, now) {
+            HeartbeatOutcome::Updated(u) => {
+                write(&inner.live, cluster, &u);
+                &self.stats.heartbeats_in_place
+            }
+            HeartbeatOutcome::Changed => {
+                inner.debounce.touch(now);
+                self.wake.notify_one();
+                &self.stats.joins
+            }
+            HeartbeatOutcome::Stale => &self.stats.heartbeats_stale,
+            HeartbeatOutcome::UnknownCluster
+            | HeartbeatOutcome::NotRegistered
+            | HeartbeatOutcome::Excluded => &self.stats.heartbeats_ignored,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Takes in one scaling event of `cluster`, published `age` ago.
+    pub fn scale(&self, cluster: &str, event: &ScaleEvent, age: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match inner.members.scale(cluster, event, age, now) {
+            ScaleOutcome::Applied => {
+                self.stats.scale_events.fetch_add(1, Relaxed);
+                tracing::info!(%cluster, id = %event.id, action = ?event.action, "scaling event");
+                inner.debounce.touch(now);
+                self.wake.notify_one();
+            }
+            ScaleOutcome::Duplicate => {
+                self.stats.scale_duplicates.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Advances the clocks and rebuilds if a rebuild is due. Returns when to call again.
+    pub fn tick(&self) -> Instant {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let live = &inner.live;
+        let in_flight = |cluster: &str, address: SocketAddr| {
+            live.get(cluster)
+                .and_then(|m| m.get(&address))
+                .map_or(0, |e| e.in_flight())
+        };
+        let outcome = inner.members.tick(now, &in_flight);
+        for (cluster, u) in &outcome.updates {
+            tracing::warn!(%cluster, address = %u.address, "heartbeats stopped; endpoint down");
+            write(&inner.live, cluster, u);
+        }
+        if outcome.changed {
+            inner.debounce.touch(now);
+        }
+        if inner.debounce.due(now) {
+            self.rebuild(inner);
+        }
+        let next = now + TICK;
+        inner.debounce.deadline().map_or(next, |d| d.min(next))
+    }
+
+    /// Runs the clocks until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let at = self.tick();
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    fn rebuild(&self, inner: &mut Inner) {
+        inner.debounce.clear();
+        let merged = inner.members.compose(&inner.base);
+        match self.sink.apply(&merged) {
+            Ok(_) => {
+                self.stats.rebuilds.fetch_add(1, Relaxed);
+                self.refresh(inner);
+                tracing::debug!(
+                    instances = inner.members.instances(),
+                    "membership change applied"
+                );
+            }
+            Err(e) => {
+                self.stats.rebuild_failures.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "membership change could not be applied; keeping the current tables");
+            }
+        }
+    }
+
+    /// After a rebuild: learns the live endpoints and writes every endpoint's live state.
+    fn refresh(&self, inner: &mut Inner) {
+        let mut live: LiveMap = HashMap::new();
+        for (cluster, address, endpoint) in self.sink.endpoints() {
+            live.entry(cluster).or_default().insert(address, endpoint);
+        }
+        let mut wanted: HashMap<(&str, SocketAddr), LiveUpdate> = HashMap::new();
+        for (cluster, u) in inner.members.live_states() {
+            wanted
+                .entry((cluster, u.address))
+                .and_modify(|w| w.draining |= u.draining)
+                .or_insert(u);
+        }
+        for (cluster, endpoints) in &live {
+            for (address, endpoint) in endpoints {
+                match wanted.get(&(&**cluster, *address)) {
+                    Some(u) => apply(endpoint.as_ref(), u),
+                    None => {
+                        endpoint.set_health(100);
+                        endpoint.set_draining(false);
+                    }
+                }
+            }
+        }
+        inner.live = live;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while holding the lock; should it ever, keep following the fleet with the
+        // state as it is rather than stop.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl RoutingSink for Composer {
+    fn apply(&self, routing: &Routing) -> Result<ContentHash, String> {
+        let mut inner = self.lock();
+        inner.members.set_base(routing);
+        let merged = inner.members.compose(routing);
+        match self.sink.apply(&merged) {
+            Ok(hash) => {
+                inner.base = routing.clone();
+                inner.debounce.clear();
+                self.refresh(&mut inner);
+                let routed = routed_clusters(routing);
+                self.routed.send_if_modified(|r| {
+                    let changed = *r != routed;
+                    *r = routed;
+                    changed
+                });
+                Ok(hash)
+            }
+            Err(e) => {
+                let base = inner.base.clone();
+                inner.members.set_base(&base);
+                Err(e)
+            }
+        }
+    }
+
+    fn current_hash(&self) -> ContentHash {
+        self.sink.current_hash()
+    }
+
+    fn connections(&self) -> u64 {
+        self.sink.connections()
+    }
+
+    fn requests(&self) -> u64 {
+        self.sink.requests()
+    }
+
+    fn endpoints(&self) -> Vec<(Arc<str>, SocketAddr, Arc<dyn LiveEndpoint>)> {
+        self.sink.endpoints()
+    }
+}
+
+fn write(live: &LiveMap, cluster: &str, u: &LiveUpdate) {
+    if let Some(e) = live.get(cluster).and_then(|m| m.get(&u.address)) {
+        apply(e.as_ref(), u);
+    }
+}
+
+fn apply(endpoint: &dyn LiveEndpoint, u: &LiveUpdate) {
+    endpoint.set_health(u.health);
+    endpoint.set_draining(u.draining);
+    endpoint.set_reported(u.in_flight, u.cpu, u.latency_ms);
+}
+
+/// Names of the clusters some route uses, sorted.
+pub fn routed_clusters(routing: &Routing) -> Vec<String> {
+    let mut names: Vec<String> = routing
+        .routes
+        .iter()
+        .filter_map(|r| routing.clusters.get(r.cluster).map(|c| c.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! The composer with an in-memory sink and paused time: debounce, expiry and drain deadlines.
+
+use super::*;
+use edgeplane_bus::wire::ScaleAction;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
+
+#[derive(Debug, Default)]
+struct FakeLive {
+    health: AtomicU8,
+    draining: AtomicBool,
+    in_flight: AtomicU32,
+}
+
+impl LiveEndpoint for FakeLive {
+    fn set_health(&self, health: u8) {
+        self.health.store(health, Relaxed);
+    }
+    fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Relaxed);
+    }
+    fn set_reported(&self, _: u32, _: f32, _: f32) {}
+    fn in_flight(&self) -> u32 {
+        self.in_flight.load(Relaxed)
+    }
+}
+
+/// Tables in memory: the endpoints of the last routing applied, with live state kept by address.
+#[derive(Default)]
+struct FakeSink {
+    applied: AtomicU64,
+    endpoints: Mutex<Vec<(Arc<str>, SocketAddr)>>,
+    live: Mutex<HashMap<SocketAddr, Arc<FakeLive>>>,
+}
+
+impl FakeSink {
+    fn addresses(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self
+            .endpoints
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, a)| a.port())
+            .collect();
+        v.sort();
+        v
+    }
+    fn live(&self, port: u16) -> Arc<FakeLive> {
+        self.live.lock().unwrap()[&SocketAddr::from(([127, 0, 0, 1], port))].clone()
+    }
+}
+
+impl RoutingSink for FakeSink {
+    fn apply(&self, routing: &Routing) -> Result<ContentHash, String> {
+        self.applied.fetch_add(1, Relaxed);
+        let mut eps = Vec::new();
+        for c in &routing.clusters {
+            for e in &c.endpoints {
+                eps.push((Arc::from(c.name.as_str()), e.address));
+                self.live
+                    .lock()
+                    .unwrap()
+                    .entry(e.address)
+                    .or_insert_with(|| {
+                        let l = FakeLive::default();
+                        l.health.store(100, Relaxed);
+                        Arc::new(l)
+                    });
+            }
+        }
+        *self.endpoints.lock().unwrap() = eps;
+        Ok(routing.hash)
+    }
+    fn current_hash(&self) -> ContentHash {
+        unimplemented!()
+    }
+    fn connections(&self) -> u64 {
+        0
+    }
+    fn requests(&self) -> u64 {
+        0
+    }
+    fn endpoints(&self) -> Vec<(Arc<str>, SocketAddr, Arc<dyn LiveEndpoint>)> {
+        let live = self.live.lock().unwrap();
+        self.endpoints
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, a)| {
+                let l: Arc<dyn LiveEndpoint> = live[a].clone();
+                (c.clone(), *a, l)
+            })
+            .collect()
+    }
+}
+
+fn setup(statics: &[u16]) -> (Arc<FakeSink>, Arc<Composer>) {
+    let eps: String = statics
+        .iter()
+        .map(|p| format!("[[clusters.api.endpoints]]\naddress = \"127.0.0.1:{p}\"\n"))
+        .collect();
+    let text = format!(
+        "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"api\"\n\
+         [clusters.api]\nself_registration = true\nremove_after = \"2s\"\n{eps}"
+    );
+    let routing = edgeplane_config::from_toml(&text).unwrap().routing;
+    let sink = Arc::new(FakeSink::default());
+    sink.apply(&routing).unwrap();
+    let composer = Composer::new(sink.clone(), routing);
+    (sink, composer)
+}
+
+fn hb(instance: &str, seq: u64, port: u16) -> Heartbeat {
+    Heartbeat {
+        schema: 1,
+        instance: instance.into(),
+        boot_id: "b".into(),
+        seq,
+        address: format!("127.0.0.1:{port}"),
+        weight: 1,
+        zone: None,
+        health: 100,
+        in_flight: 0,
+        cpu: 0.0,
+        latency_ms: 0.0,
+        ttl_ms: 500,
+        draining: false,
+    }
+}
+
+/// Advances paused time by `ms`, ticking as the driver would.
+async fn run_for(composer: &Composer, ms: u64) {
+    let end = Instant::now() + Duration::from_millis(ms);
+    loop {
+        let next = composer.tick().min(end);
+        if Instant::now() >= end {
+            return;
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_joins_is_one_rebuild_and_known_heartbeats_none() {
+    let (sink, composer) = setup(&[]);
+    let before = sink.applied.load(Relaxed);
+    for i in 0..50u16 {
+        composer.heartbeat("api", &hb(&format!("i-{i}"), 1, 9000 + i));
+    }
+    run_for(&composer, 5).await;
+    assert_eq!(
+        sink.applied.load(Relaxed),
+        before,
+        "still within the quiet period"
+    );
+    run_for(&composer, 30).await;
+    assert_eq!(sink.applied.load(Relaxed), before + 1);
+    assert_eq!(sink.addresses().len(), 50);
+    assert_eq!(composer.stats.rebuilds.load(Relaxed), 1);
+
+    for seq in 2..20 {
+        let mut h = hb("i-7", seq, 9007);
+        h.health = 30;
+        composer.heartbeat("api", &h);
+    }
+    run_for(&composer, 100).await;
+    assert_eq!(
+        sink.applied.load(Relaxed),
+        before + 1,
+        "no rebuild for known instances"
+    );
+    assert_eq!(sink.live(9007).health.load(Relaxed), 30, "written in place");
+    assert_eq!(composer.stats.heartbeats_in_place.load(Relaxed), 18);
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_marks_down_within_a_tick_then_removes() {
+    let (sink, composer) = setup(&[9001]);
+    composer.heartbeat("api", &hb("listed", 1, 9001));
+    composer.heartbeat("api", &hb("joined", 1, 9002));
+    run_for(&composer, 100).await;
+    assert_eq!(sink.addresses(), [9001, 9002]);
+    assert_eq!(sink.live(9002).health.load(Relaxed), 100);
+    // ttl 500 ms: down between 500 and 600 ms after the last heartbeat.
+    run_for(&composer, 350).await;
+    assert_eq!(sink.live(9002).health.load(Relaxed), 100);
+    run_for(&composer, 200).await;
+    assert_eq!(sink.live(9002).health.load(Relaxed), 0);
+    assert_eq!(sink.live(9001).health.load(Relaxed), 0);
+    // remove_after 2 s: the self-registered one goes, the listed one stays down.
+    run_for(&composer, 2100).await;
+    assert_eq!(sink.addresses(), [9001]);
+    assert_eq!(sink.live(9001).health.load(Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scaled_drain_waits_for_in_flight_requests_until_its_deadline() {
+    let (sink, composer) = setup(&[9001, 9002]);
+    sink.live(9001).in_flight.store(2, Relaxed);
+    let drain = ScaleEvent {
+        schema: 1,
+        id: "d".into(),
+        action: ScaleAction::Drain {
+            address: "127.0.0.1:9001".into(),
+            deadline_ms: 1000,
+        },
+    };
+    composer.scale("api", &drain, Duration::ZERO);
+    run_for(&composer, 50).await;
+    assert!(sink.live(9001).draining.load(Relaxed), "no new requests");
+    assert_eq!(sink.addresses(), [9001, 9002]);
+    run_for(&composer, 500).await;
+    assert_eq!(sink.addresses(), [9001, 9002], "in flight: kept");
+    run_for(&composer, 600).await;
+    assert_eq!(sink.addresses(), [9002], "deadline: removed");
+    composer.scale("api", &drain, Duration::ZERO);
+    assert_eq!(composer.stats.scale_duplicates.load(Relaxed), 1);
+}
