@@ -57,5 +57,60 @@ fn pick(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rebuild, pick);
+/// A membership rebuild at 10,000 self-registered instances: the composer lays the membership over
+/// the document (compose), the proxy builds and swaps the snapshot, and the composer relearns the live
+/// endpoints and rewrites their health (refresh). This is what a coalesced join or leave costs.
+fn membership_rebuild(c: &mut Criterion) {
+    use edgeplane_bus::wire::Heartbeat;
+    use edgeplane_controller::composer::Composer;
+    use edgeplane_controller::RoutingSink;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let doc = |port: u16| {
+        let text = format!(
+            "[[node.listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
+             [clusters.api]\nself_registration = true\n\
+             [[clusters.api.endpoints]]\naddress = \"127.0.0.1:{port}\"\n"
+        );
+        edgeplane_config::from_toml(&text).expect("bench config is valid")
+    };
+    let config = doc(1);
+    let (a, b) = (config.routing.clone(), doc(2).routing);
+    let node = rt
+        .block_on(edgeplane_proxy::NodeHandle::start(&config))
+        .expect("node starts");
+    let composer = Composer::new(node.sink(), a.clone());
+    for i in 0..10_000u32 {
+        let hb = Heartbeat {
+            schema: 1,
+            instance: format!("i-{i}"),
+            boot_id: "b".into(),
+            seq: 1,
+            address: format!("127.1.{}.{}:8080", i >> 8, i & 0xff),
+            weight: 1,
+            zone: None,
+            health: 100,
+            in_flight: 0,
+            cpu: 0.0,
+            latency_ms: 0.0,
+            ttl_ms: 600_000,
+            draining: false,
+        };
+        composer.heartbeat("api", &hb);
+    }
+    composer.apply(&b).expect("applies");
+    assert_eq!(node.tables().load().clusters[0].endpoints.len(), 10_001);
+    let mut flip = false;
+    c.bench_function("membership_rebuild/10000_instances", |bench| {
+        bench.iter(|| {
+            flip = !flip;
+            black_box(composer.apply(if flip { &a } else { &b }).expect("applies"));
+        })
+    });
+    drop(rt);
+}
+
+criterion_group!(benches, rebuild, pick, membership_rebuild);
 criterion_main!(benches);

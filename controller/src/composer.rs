@@ -10,7 +10,7 @@ use crate::membership::{HeartbeatOutcome, LiveUpdate, Membership, ScaleOutcome};
 use crate::{LiveEndpoint, RoutingSink};
 use edgeplane_bus::wire::{Heartbeat, ScaleEvent};
 use edgeplane_config::{ContentHash, Routing};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,8 +44,30 @@ pub struct MembershipStats {
     pub rebuild_failures: AtomicU64,
 }
 
-/// Live endpoints of the tables in place, by cluster then address.
-type LiveMap = HashMap<Arc<str>, HashMap<SocketAddr, Arc<dyn LiveEndpoint>>>;
+/// Live endpoints of the tables in place, by cluster.
+type LiveMap = HashMap<Arc<str>, ClusterLive>;
+
+/// One cluster's live endpoints, in table order, with an index by address.
+struct ClusterLive {
+    endpoints: Vec<Arc<dyn LiveEndpoint>>,
+    index: HashMap<SocketAddr, usize>,
+}
+
+impl ClusterLive {
+    fn new(list: Vec<(SocketAddr, Arc<dyn LiveEndpoint>)>) -> ClusterLive {
+        let mut index = HashMap::with_capacity(list.len());
+        let mut endpoints = Vec::with_capacity(list.len());
+        for (i, (address, endpoint)) in list.into_iter().enumerate() {
+            index.insert(address, i);
+            endpoints.push(endpoint);
+        }
+        ClusterLive { endpoints, index }
+    }
+
+    fn get(&self, address: &SocketAddr) -> Option<&Arc<dyn LiveEndpoint>> {
+        self.index.get(address).and_then(|&i| self.endpoints.get(i))
+    }
+}
 
 struct Inner {
     base: Routing,
@@ -149,7 +171,7 @@ impl Composer {
         let live = &inner.live;
         let in_flight = |cluster: &str, address: SocketAddr| {
             live.get(cluster)
-                .and_then(|m| m.get(&address))
+                .and_then(|l| l.get(&address))
                 .map_or(0, |e| e.in_flight())
         };
         let outcome = inner.members.tick(now, &in_flight);
@@ -197,30 +219,48 @@ impl Composer {
         }
     }
 
-    /// After a rebuild: learns the live endpoints and writes every endpoint's live state.
+    /// After a rebuild: learns the live endpoints and writes every endpoint's live state (what the
+    /// membership says, else healthy and not draining: an endpoint carried over a rebuild may hold the
+    /// state of a drain that an `add` has since ended).
     fn refresh(&self, inner: &mut Inner) {
-        let mut live: LiveMap = HashMap::new();
-        for (cluster, address, endpoint) in self.sink.endpoints() {
-            live.entry(cluster).or_default().insert(address, endpoint);
-        }
-        let mut wanted: HashMap<(&str, SocketAddr), LiveUpdate> = HashMap::new();
+        let live: LiveMap = self
+            .sink
+            .endpoints()
+            .into_iter()
+            .map(|(cluster, endpoints)| (cluster, ClusterLive::new(endpoints)))
+            .collect();
+        let mut done: HashMap<&str, Vec<bool>> = live
+            .iter()
+            .map(|(c, l)| (&**c, vec![false; l.endpoints.len()]))
+            .collect();
         for (cluster, u) in inner.members.live_states() {
-            wanted
-                .entry((cluster, u.address))
-                .and_modify(|w| w.draining |= u.draining)
-                .or_insert(u);
-        }
-        for (cluster, endpoints) in &live {
-            for (address, endpoint) in endpoints {
-                match wanted.get(&(&**cluster, *address)) {
-                    Some(u) => apply(endpoint.as_ref(), u),
-                    None => {
-                        endpoint.set_health(100);
-                        endpoint.set_draining(false);
-                    }
+            let (Some(l), Some(flags)) = (live.get(cluster), done.get_mut(cluster)) else {
+                continue;
+            };
+            let Some(&i) = l.index.get(&u.address) else {
+                continue;
+            };
+            let (endpoint, flag) = (&l.endpoints[i], &mut flags[i]);
+            if *flag {
+                // Two sources for one address (an instance and a scaling drain): draining wins.
+                if u.draining {
+                    endpoint.set_draining(true);
                 }
+            } else {
+                *flag = true;
+                apply(endpoint.as_ref(), &u);
             }
         }
+        for (cluster, flags) in &done {
+            let Some(l) = live.get(*cluster) else {
+                continue;
+            };
+            for (endpoint, _) in l.endpoints.iter().zip(flags).filter(|(_, d)| !**d) {
+                endpoint.set_health(100);
+                endpoint.set_draining(false);
+            }
+        }
+        drop(done);
         inner.live = live;
     }
 
@@ -269,13 +309,13 @@ impl RoutingSink for Composer {
         self.sink.requests()
     }
 
-    fn endpoints(&self) -> Vec<(Arc<str>, SocketAddr, Arc<dyn LiveEndpoint>)> {
+    fn endpoints(&self) -> Vec<crate::ClusterEndpoints> {
         self.sink.endpoints()
     }
 }
 
 fn write(live: &LiveMap, cluster: &str, u: &LiveUpdate) {
-    if let Some(e) = live.get(cluster).and_then(|m| m.get(&u.address)) {
+    if let Some(e) = live.get(cluster).and_then(|l| l.get(&u.address)) {
         apply(e.as_ref(), u);
     }
 }

@@ -40,9 +40,12 @@ pub trait RoutingSink: Send + Sync + 'static {
     fn connections(&self) -> u64;
     /// Requests received since start, for status reports.
     fn requests(&self) -> u64;
-    /// Every endpoint in place, as (cluster, address, live state), for in-place updates.
-    fn endpoints(&self) -> Vec<(Arc<str>, SocketAddr, Arc<dyn LiveEndpoint>)>;
+    /// Every endpoint in place with its live state, grouped by cluster, for in-place updates.
+    fn endpoints(&self) -> Vec<ClusterEndpoints>;
 }
+
+/// One cluster's endpoints in the tables: its name and (address, live state) of each.
+pub type ClusterEndpoints = (Arc<str>, Vec<(SocketAddr, Arc<dyn LiveEndpoint>)>);
 
 /// The live state of one endpoint in the proxy's tables, written in place (atomics, no rebuild) by
 /// heartbeats and drains, and read by the balancers on the request path.

@@ -227,21 +227,21 @@ impl edgeplane_controller::RoutingSink for Sink {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn endpoints(
-        &self,
-    ) -> Vec<(
-        Arc<str>,
-        SocketAddr,
-        Arc<dyn edgeplane_controller::LiveEndpoint>,
-    )> {
+    fn endpoints(&self) -> Vec<edgeplane_controller::ClusterEndpoints> {
         let snap = self.tables.guard();
-        let mut out = Vec::new();
-        for c in &snap.clusters {
-            for e in &c.endpoints {
-                let live: Arc<dyn edgeplane_controller::LiveEndpoint> = e.upstream.clone();
-                out.push((c.name.clone(), e.upstream.address, live));
-            }
-        }
-        out
+        snap.clusters
+            .iter()
+            .map(|c| {
+                let endpoints = c
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let live: Arc<dyn edgeplane_controller::LiveEndpoint> = e.upstream.clone();
+                        (e.upstream.address, live)
+                    })
+                    .collect();
+                (c.name.clone(), endpoints)
+            })
+            .collect()
     }
 }

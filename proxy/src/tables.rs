@@ -12,8 +12,8 @@ use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 use edgeplane_config::model::{Balancing, ClusterTimeouts, Routing};
 use edgeplane_config::ContentHash;
+use foldhash::{HashMap, HashMapExt};
 use http::HeaderValue;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -168,7 +168,9 @@ impl Snapshot {
                         }
                     })
                     .collect();
-                endpoints.sort_by_key(|e| e.priority);
+                if !endpoints.is_sorted_by_key(|e| e.priority) {
+                    endpoints.sort_by_key(|e| e.priority);
+                }
                 let best = endpoints.first().map(|e| e.priority);
                 let candidates = endpoints
                     .iter()
@@ -267,5 +269,31 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(c.pick().unwrap().upstream.address.port(), 2);
         }
+    }
+
+    #[test]
+    fn picks_skip_unusable_endpoints_then_fail_over_to_backups() {
+        use edgeplane_controller::LiveEndpoint;
+        let text = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+            balancing = \"weighted_round_robin\"\nhealth_threshold = 50\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\nweight = 100\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:2\"\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:3\"\npriority = 1\n";
+        let routing = edgeplane_config::from_toml(text).unwrap().routing;
+        let snap = Snapshot::build(&routing, None).unwrap();
+        let c = &snap.clusters[0];
+        let port = || c.pick().map(|e| e.upstream.address.port());
+        let up = |i: usize| &c.endpoints[i].upstream;
+        // The heavy endpoint below the threshold: every pick goes to the other primary.
+        up(0).set_health(49);
+        assert!((0..50).all(|_| port() == Some(2)));
+        // The other one draining too: the backup serves.
+        up(1).set_draining(true);
+        assert!((0..5).all(|_| port() == Some(3)));
+        // The backup down as well: nothing is usable.
+        up(2).set_health(0);
+        assert_eq!(port(), None);
+        up(0).set_health(50);
+        assert_eq!(port(), Some(1), "at the threshold is usable");
     }
 }

@@ -79,17 +79,17 @@ impl RoutingSink for FakeSink {
     fn requests(&self) -> u64 {
         0
     }
-    fn endpoints(&self) -> Vec<(Arc<str>, SocketAddr, Arc<dyn LiveEndpoint>)> {
+    fn endpoints(&self) -> Vec<crate::ClusterEndpoints> {
         let live = self.live.lock().unwrap();
-        self.endpoints
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(c, a)| {
-                let l: Arc<dyn LiveEndpoint> = live[a].clone();
-                (c.clone(), *a, l)
-            })
-            .collect()
+        let mut out: Vec<crate::ClusterEndpoints> = Vec::new();
+        for (c, a) in self.endpoints.lock().unwrap().iter() {
+            let l: Arc<dyn LiveEndpoint> = live[a].clone();
+            match out.iter_mut().find(|(name, _)| name == c) {
+                Some((_, eps)) => eps.push((*a, l)),
+                None => out.push((c.clone(), vec![(*a, l)])),
+            }
+        }
+        out
     }
 }
 

@@ -4,7 +4,7 @@ use super::scale::Presence;
 use super::Membership;
 use edgeplane_config::model::Endpoint;
 use edgeplane_config::Routing;
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 impl Membership {
@@ -62,7 +62,8 @@ impl Membership {
                     push(e, &mut c.endpoints, &mut added);
                 }
             }
-            added.sort_by_key(|e| e.address);
+            // Sorts (key, index) pairs, then moves each endpoint once: cheaper than swapping endpoints.
+            added.sort_by_cached_key(|e| addr_key(e.address));
             c.endpoints.extend(added);
             c.endpoints.retain(|e| {
                 !m.scaled
@@ -76,5 +77,13 @@ impl Membership {
             }
         }
         out
+    }
+}
+
+/// An address as numbers that order like [`SocketAddr`] does (V4 before V6, then IP, then port).
+fn addr_key(a: SocketAddr) -> (u8, u128, u16) {
+    match a {
+        SocketAddr::V4(v4) => (4, u128::from(u32::from(*v4.ip())), v4.port()),
+        SocketAddr::V6(v6) => (6, u128::from(*v6.ip()), v6.port()),
     }
 }

@@ -2,7 +2,7 @@
 
 use super::Membership;
 use edgeplane_bus::wire::{ScaleAction, ScaleEvent};
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
