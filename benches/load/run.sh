@@ -12,6 +12,8 @@
 #   ROUNDS          times the whole interleaved sequence is repeated; the
 #                   report shows medians over the rounds    (default 3)
 #   OUT             also write the report to this file     (default: stdout only)
+#   EDGEPLANE_METRICS  on: edgeplane has an admin listener and records metrics; off: neither
+#                                                          (default on)
 #   EDGEPLANE_BIN   edgeplane binary, relative to the repo root or absolute
 #                                                          (default target/release/edgeplane)
 #   PROXY_CPU       core for the proxy under test          (default 0)
@@ -32,6 +34,7 @@ WARMUP=${WARMUP:-2s}
 ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-}
 EDGEPLANE_BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
+EDGEPLANE_METRICS=${EDGEPLANE_METRICS:-on}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 NGINX_UPSTREAM_KEEPALIVE=${NGINX_UPSTREAM_KEEPALIVE:-512}
@@ -227,7 +230,7 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r BACKEND1_PORT BACKEND2_PORT STATUS_PORT EDGEPLANE_PORT NGINX_PORT HAPROXY_PORT <<<"$(free_ports 6)"
+read -r BACKEND1_PORT BACKEND2_PORT STATUS_PORT EDGEPLANE_PORT NGINX_PORT HAPROXY_PORT ADMIN_PORT <<<"$(free_ports 7)"
 declare -A PORT=([edgeplane]=$EDGEPLANE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
 declare -A PID=()
 
@@ -260,7 +263,9 @@ render "$LOAD_DIR/nginx-backend.conf.tmpl" "$TMP/backend/nginx.conf" "${COMMON[@
 render "$LOAD_DIR/nginx-proxy.conf.tmpl" "$TMP/nginx/nginx.conf" "${COMMON[@]}" \
     DIR="$TMP/nginx" PORT="$NGINX_PORT" NGINX_UPSTREAM_KEEPALIVE="$NGINX_UPSTREAM_KEEPALIVE"
 render "$LOAD_DIR/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "${COMMON[@]}" PORT="$HAPROXY_PORT"
-render "$LOAD_DIR/edgeplane.toml.tmpl" "$TMP/edgeplane.toml" "${COMMON[@]}" PORT="$EDGEPLANE_PORT"
+ADMIN_LINE=""
+[ "$EDGEPLANE_METRICS" = off ] || ADMIN_LINE="admin = \"127.0.0.1:$ADMIN_PORT\""
+render "$LOAD_DIR/edgeplane.toml.tmpl" "$TMP/edgeplane.toml" "${COMMON[@]}" PORT="$EDGEPLANE_PORT" ADMIN_LINE="$ADMIN_LINE"
 
 # --------------------------------------------------------------------------
 # 4./5. Start servers and wait until they answer.

@@ -34,6 +34,8 @@ pub struct MembershipStats {
     pub heartbeats_ignored: AtomicU64,
     /// Heartbeats that changed the membership (joins, moves, new weights).
     pub joins: AtomicU64,
+    /// Endpoints marked down because their heartbeats stopped.
+    pub expired: AtomicU64,
     /// Scaling events applied.
     pub scale_events: AtomicU64,
     /// Scaling events ignored because their id was seen before.
@@ -114,6 +116,11 @@ impl Composer {
         composer
     }
 
+    /// Instances tracked from heartbeats.
+    pub fn instances(&self) -> usize {
+        self.lock().members.instances()
+    }
+
     /// The clusters the routes use (those whose heartbeats matter), updated on every config change.
     pub fn routed(&self) -> watch::Receiver<Vec<String>> {
         self.routed.subscribe()
@@ -175,6 +182,9 @@ impl Composer {
                 .map_or(0, |e| e.in_flight())
         };
         let outcome = inner.members.tick(now, &in_flight);
+        self.stats
+            .expired
+            .fetch_add(outcome.updates.len() as u64, Relaxed);
         for (cluster, u) in &outcome.updates {
             tracing::warn!(%cluster, address = %u.address, "heartbeats stopped; endpoint down");
             write(&inner.live, cluster, u);

@@ -32,6 +32,30 @@ pub struct Pushes {
     pub state: Arc<Mutex<ConfigState>>,
     /// Connection counters.
     pub stats: Arc<BusStats>,
+    /// Apply results and push → applied latency.
+    pub metrics: PushMetrics,
+}
+
+/// What the config follower records.
+#[derive(Debug, Clone)]
+pub struct PushMetrics {
+    /// Revisions applied.
+    pub applied: metrics::Counter,
+    /// Revisions rejected.
+    pub rejected: metrics::Counter,
+    /// From the revision's write to the bucket (server clock) until applied here, in seconds.
+    pub latency: metrics::Histogram,
+}
+
+impl PushMetrics {
+    /// Handles that record nothing.
+    pub fn noop() -> PushMetrics {
+        PushMetrics {
+            applied: metrics::Counter::noop(),
+            rejected: metrics::Counter::noop(),
+            latency: metrics::Histogram::noop(),
+        }
+    }
 }
 
 impl Pushes {
@@ -45,7 +69,7 @@ impl Pushes {
                 return None;
             }
         };
-        match self.handle(revision, &text, false) {
+        match self.handle(revision, &text, None) {
             Some(AckStatus::Applied) => {
                 tracing::info!(revision, "serving the saved config until NATS answers");
                 Some(revision)
@@ -99,7 +123,8 @@ impl Pushes {
                 }
             }
             let text = String::from_utf8_lossy(&entry.value);
-            if let Some(status) = self.handle(entry.revision, &text, true) {
+            let written = entry.created.unix_timestamp_nanos();
+            if let Some(status) = self.handle(entry.revision, &text, Some(written)) {
                 tracing::debug!(
                     revision = entry.revision,
                     ?status,
@@ -110,8 +135,11 @@ impl Pushes {
         Ok(())
     }
 
-    /// Decides, applies, persists and (when `ack`) acknowledges one revision. `None` when ignored.
-    fn handle(&self, revision: u64, text: &str, ack: bool) -> Option<AckStatus> {
+    /// Decides, applies, persists and acknowledges one revision that was written to the bucket at
+    /// `written` (Unix nanoseconds); `None` for the copy restored from disk, which is not acknowledged.
+    /// Returns `None` when the revision is ignored.
+    fn handle(&self, revision: u64, text: &str, written: Option<i128>) -> Option<AckStatus> {
+        let ack = written.is_some();
         let decision = match self.state.lock() {
             Ok(s) => s.decide(revision, text),
             Err(_) => return None,
@@ -127,6 +155,10 @@ impl Pushes {
                         if let Err(e) = self.store.save(revision, text) {
                             tracing::error!(error = %e, "cannot save the applied config to disk");
                         }
+                    }
+                    if let Some(w) = written {
+                        self.metrics.applied.increment(1);
+                        self.metrics.latency.record(age_of(w).as_secs_f64());
                     }
                     tracing::info!(revision, hash = %hash.short(), "pushed config applied");
                     (AckStatus::Applied, Some(hash.to_string()), Vec::new())
@@ -158,6 +190,7 @@ impl Pushes {
     }
 
     fn reject(&self, revision: u64) {
+        self.metrics.rejected.increment(1);
         if let Ok(mut s) = self.state.lock() {
             s.rejected(revision);
         }
@@ -181,4 +214,12 @@ impl Pushes {
             let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
         });
     }
+}
+
+/// How long ago Unix time `nanos` was (zero if the clocks disagree).
+pub fn age_of(nanos: i128) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    Duration::from_nanos(u64::try_from(now - nanos).unwrap_or(0))
 }

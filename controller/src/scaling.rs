@@ -4,13 +4,14 @@
 //! make the replay idempotent; a malformed event is counted, logged and skipped.
 
 use crate::composer::Composer;
+use crate::pushes::age_of;
 use async_nats::jetstream::{self, consumer};
 use edgeplane_bus::jetstream::scale_stream;
 use edgeplane_bus::wire::ScaleEvent;
 use edgeplane_bus::{decode, BusStats, Subjects};
 use futures_util::StreamExt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Follows the scaling stream `stream` until the task is dropped; failures are logged and retried
 /// (events already applied are recognised by their id).
@@ -76,12 +77,4 @@ async fn follow(
         composer.scale(cluster, &event, age);
     }
     Ok(())
-}
-
-/// How long ago a message published at `nanos` (Unix time) was; zero if the clocks disagree.
-fn age_of(nanos: i128) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
-    Duration::from_nanos(u64::try_from(now - nanos).unwrap_or(0))
 }

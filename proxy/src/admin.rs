@@ -1,8 +1,9 @@
-//! The admin listener: `/healthz` (the process is up) and `/readyz` (a snapshot is in place and the
-//! node is not draining). The full admin API comes with the observability issue.
+//! The admin listener: `/healthz` (the process is up), `/readyz` (a snapshot is in place and the
+//! node is not draining) and `/metrics` (Prometheus). The JSON admin API comes next.
 
 use crate::server::Phase;
 use crate::tables::Tables;
+use crate::telemetry::Telemetry;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -15,15 +16,21 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Serves the admin endpoints until the task is aborted.
-pub async fn serve(listener: TcpListener, tables: Arc<Tables>, phase: watch::Receiver<Phase>) {
+pub async fn serve(
+    listener: TcpListener,
+    tables: Arc<Tables>,
+    telemetry: Arc<Telemetry>,
+    phase: watch::Receiver<Phase>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let tables = tables.clone();
+        let telemetry = telemetry.clone();
         let phase = phase.clone();
         let service = service_fn(move |req| {
-            let resp = answer(&req, &tables, *phase.borrow());
+            let resp = answer(&req, &tables, &telemetry, *phase.borrow());
             async move { Ok::<_, Infallible>(resp) }
         });
         tokio::spawn(async move {
@@ -34,9 +41,22 @@ pub async fn serve(listener: TcpListener, tables: Arc<Tables>, phase: watch::Rec
     }
 }
 
-fn answer(req: &Request<Incoming>, tables: &Tables, phase: Phase) -> Response<Full<Bytes>> {
+fn answer(
+    req: &Request<Incoming>,
+    tables: &Tables,
+    telemetry: &Telemetry,
+    phase: Phase,
+) -> Response<Full<Bytes>> {
     let (status, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "ok\n".to_string()),
+        "/metrics" => {
+            let mut resp = Response::new(Full::new(Bytes::from(telemetry.render())));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return resp;
+        }
         "/readyz" if phase == Phase::Running => {
             let snap = tables.load();
             (

@@ -6,6 +6,16 @@ use http::{header, HeaderValue, Response, StatusCode};
 /// The header on every response the proxy produced itself, naming the cause.
 pub const ERROR_HEADER: &str = "x-edgeplane-error";
 
+/// Every [`ProxyError::code`], in [`ProxyError::code_index`] order.
+pub const ERROR_CODES: [&str; 6] = [
+    "no_route",
+    "no_endpoint",
+    "bad_request",
+    "connect_failed",
+    "upstream_timeout",
+    "upstream_error",
+];
+
 /// Which side of the proxy an error comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -61,6 +71,18 @@ impl ProxyError {
             ProxyError::Connect(_) => "connect_failed",
             ProxyError::Timeout => "upstream_timeout",
             ProxyError::Upstream(_) => "upstream_error",
+        }
+    }
+
+    /// Index of [`ProxyError::code`] in [`ERROR_CODES`].
+    pub fn code_index(&self) -> usize {
+        match self {
+            ProxyError::NoRoute => 0,
+            ProxyError::NoEndpoint(_) => 1,
+            ProxyError::BadRequest(_) => 2,
+            ProxyError::Connect(_) => 3,
+            ProxyError::Timeout => 4,
+            ProxyError::Upstream(_) => 5,
         }
     }
 

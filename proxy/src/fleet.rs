@@ -67,8 +67,15 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
         store: Store::new(&config.state_dir),
         state: state.clone(),
         stats: stats.clone(),
+        metrics: crate::telemetry::push_metrics(node.telemetry()),
     };
     pushes.restore();
+    crate::telemetry::collect_controller(
+        node.telemetry(),
+        stats.clone(),
+        state.clone(),
+        composer.clone(),
+    );
     let tasks = vec![
         tokio::spawn(pushes.run()),
         tokio::spawn(composer.clone().run()),

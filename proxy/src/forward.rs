@@ -9,6 +9,7 @@ use crate::headers::{self, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use crate::pool::{self, Sender};
 use crate::router::{normalize_host, MAX_HOST};
 use crate::tables::Tables;
+use crate::telemetry::{RouteMetrics, Telemetry};
 use crate::upstream::Upstream;
 use edgeplane_config::model::ClusterTimeouts;
 use http::uri::{PathAndQuery, Uri};
@@ -28,11 +29,13 @@ pub struct Shared {
     pub via_h2: HeaderValue,
     /// Requests received since start.
     pub requests: std::sync::atomic::AtomicU64,
+    /// Metrics of the requests no route matched.
+    pub unrouted: RouteMetrics,
 }
 
 impl Shared {
     /// Shared request state for the node `node_id`.
-    pub fn new(tables: Arc<Tables>, node_id: &str) -> Self {
+    pub fn new(tables: Arc<Tables>, node_id: &str, telemetry: Option<&Telemetry>) -> Self {
         let via = |v: &str| {
             HeaderValue::from_str(&format!("{v} {node_id}"))
                 .unwrap_or(HeaderValue::from_static("1.1 edgeplane"))
@@ -42,6 +45,7 @@ impl Shared {
             via_h1: via("1.1"),
             via_h2: via("2.0"),
             requests: std::sync::atomic::AtomicU64::new(0),
+            unrouted: RouteMetrics::new(telemetry, "none", "none"),
         }
     }
 }
@@ -64,19 +68,30 @@ pub async fn handle(
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    match forward(shared, conn, req).await {
-        Ok(resp) => resp,
+    let received = Instant::now();
+    let mut metrics = None;
+    let result = forward(shared, conn, req, &mut metrics).await;
+    let metrics = metrics.as_deref().unwrap_or(&shared.unrouted);
+    match result {
+        Ok(resp) => {
+            metrics.answered(resp.status().as_u16(), received.elapsed());
+            resp
+        }
         Err(e) => {
             tracing::debug!(error = %e, status = e.status().as_u16(), "request failed at the proxy");
+            metrics.error(e.code_index());
+            metrics.answered(e.status().as_u16(), received.elapsed());
             e.into_response()
         }
     }
 }
 
+/// Routes and proxies one request; `metrics` is set to the matched route's metrics.
 async fn forward(
     shared: &Shared,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
+    metrics: &mut Option<Arc<RouteMetrics>>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let snapshot = shared.tables.guard();
     let route = {
@@ -98,6 +113,7 @@ async fn forward(
             .find(host, req.uri().path(), req.method(), req.headers())
             .ok_or(ProxyError::NoRoute)?
     };
+    *metrics = snapshot.route_metrics.get(route.index()).cloned();
     let cluster = snapshot
         .clusters
         .get(route.cluster)
@@ -128,7 +144,8 @@ async fn forward(
 
     let upstream = in_flight.upstream();
     let started = Instant::now();
-    let (mut resp, sender) = match send(upstream, timeouts, req).await {
+    let route_metrics = metrics.as_deref();
+    let (mut resp, sender) = match send(upstream, timeouts, req, route_metrics).await {
         Ok(ok) => ok,
         Err(e) => {
             upstream.record_failure();
@@ -207,6 +224,7 @@ async fn send(
     upstream: &Upstream,
     timeouts: ClusterTimeouts,
     mut req: Request<Incoming>,
+    metrics: Option<&RouteMetrics>,
 ) -> Result<(Response<Incoming>, Sender), ProxyError> {
     let mut pooled_attempts = 0;
     loop {
@@ -237,6 +255,9 @@ async fn send(
             Ok(Err(mut e)) => match e.take_message() {
                 Some(unsent) if is_pooled => {
                     tracing::debug!(upstream = %upstream.address, error = %e.error(), "pooled connection failed before sending; retrying on another");
+                    if let Some(m) = metrics {
+                        m.retried();
+                    }
                     req = unsent;
                 }
                 Some(_) => return Err(ProxyError::Connect(e.into_error().to_string())),

@@ -1,10 +1,11 @@
 //! edgeplane's data plane: an HTTP reverse proxy that makes every routing and balancing decision from
-//! one immutable snapshot of its tables, swapped whole by hot reload (and, later, the controller).
+//! one immutable snapshot of its tables, swapped whole by hot reload or by the controller ([`fleet`]).
 //!
 //! The request path ([`forward`]) does one `load()` of the [`tables::Tables`], matches a route on
 //! borrowed data ([`router`]), asks the cluster's [`balancer`] for an endpoint, and streams the request
 //! to it over a pooled HTTP/1.1 connection ([`pool`]); the response streams back frame by frame
 //! ([`body`]). Per-endpoint live state ([`upstream`]) lives in atomics that survive snapshot swaps.
+//! Metrics ([`telemetry`]) are registered on the cold path and rendered at `/metrics`.
 
 pub mod admin;
 pub mod balancer;
@@ -21,6 +22,7 @@ pub mod reload;
 pub mod router;
 pub mod server;
 pub mod tables;
+pub mod telemetry;
 pub mod tunnel;
 pub mod upstream;
 

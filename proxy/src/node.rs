@@ -5,6 +5,7 @@ use crate::forward::Shared;
 use crate::router::RouterError;
 use crate::server::{Phase, Server};
 use crate::tables::{Snapshot, Tables};
+use crate::telemetry::Telemetry;
 use edgeplane_config::model::Node as NodeConfig;
 use edgeplane_config::Config;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ pub enum StartError {
 pub struct NodeHandle {
     tables: Arc<Tables>,
     shared: Arc<Shared>,
+    telemetry: Arc<Telemetry>,
     open: Arc<std::sync::atomic::AtomicUsize>,
     config: NodeConfig,
     routing: edgeplane_config::Routing,
@@ -51,8 +53,12 @@ impl NodeHandle {
     /// Binds every listener, builds the first snapshot and starts serving. Must run in a tokio runtime.
     pub async fn start(config: &Config) -> Result<NodeHandle, StartError> {
         let node = &config.node;
-        let tables = Arc::new(Tables::new(Snapshot::build(&config.routing, None)?));
-        let shared = Arc::new(Shared::new(tables.clone(), &node.id));
+        let telemetry = Telemetry::new();
+        // Metrics are served on the admin listener; without one, requests record nothing.
+        let recording = node.admin.is_some().then(|| telemetry.clone());
+        let first = Snapshot::build_with(&config.routing, None, recording.clone())?;
+        let tables = Arc::new(Tables::new(first));
+        let shared = Arc::new(Shared::new(tables.clone(), &node.id, recording.as_deref()));
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let slots = Arc::new(Semaphore::new(node.limits.max_connections));
         let server = Server::new(
@@ -64,6 +70,7 @@ impl NodeHandle {
         );
 
         let open = server.open_connections();
+        crate::telemetry::collect_node(&telemetry, node, tables.clone(), open.clone());
         let mut bound = Vec::new();
         for l in &node.listeners {
             let listener = bind(&l.name, l.address).await?;
@@ -75,7 +82,7 @@ impl NodeHandle {
         };
 
         let mut listeners = Vec::new();
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(telemetry.clone().upkeep())];
         for (name, listener) in bound {
             let local = listener.local_addr().map_err(|source| StartError::Bind {
                 name: name.clone(),
@@ -90,7 +97,12 @@ impl NodeHandle {
             Some(l) => {
                 let local = l.local_addr().ok();
                 tracing::info!(address = ?local, "admin listening");
-                tasks.push(tokio::spawn(admin::serve(l, tables.clone(), phase_rx)));
+                tasks.push(tokio::spawn(admin::serve(
+                    l,
+                    tables.clone(),
+                    telemetry.clone(),
+                    phase_rx,
+                )));
                 local
             }
             None => None,
@@ -101,6 +113,7 @@ impl NodeHandle {
         Ok(NodeHandle {
             tables,
             shared,
+            telemetry,
             open,
             config: node.clone(),
             routing: config.routing.clone(),
@@ -110,6 +123,11 @@ impl NodeHandle {
             slots,
             tasks,
         })
+    }
+
+    /// The node's metrics (to add collectors, or render them).
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// The routing tables (to apply new routing documents).

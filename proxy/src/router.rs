@@ -27,6 +27,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// Position of the route in the document (indexes per-route state such as metrics).
+    pub fn index(&self) -> usize {
+        self.order
+    }
+
     fn matches(&self, path: &str, method: &Method, headers: &HeaderMap) -> bool {
         path.starts_with(&*self.path_prefix)
             && (self.methods.is_empty() || self.methods.contains(method))
@@ -60,6 +65,11 @@ pub struct RouterError {
 }
 
 impl Router {
+    /// Every route, in document order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
     /// Compiles validated routes.
     pub fn new(routes: &[model::Route]) -> Result<Router, RouterError> {
         let mut router = Router::default();

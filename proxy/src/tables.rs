@@ -8,6 +8,7 @@
 use crate::balancer::{self, Balancer};
 use crate::pool::Pool;
 use crate::router::{Router, RouterError};
+use crate::telemetry::{RouteMetrics, Telemetry};
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 use edgeplane_config::model::{Balancing, ClusterTimeouts, Routing};
@@ -61,6 +62,10 @@ pub struct Snapshot {
     pub hash: ContentHash,
     /// Counts the snapshots built by this process, starting at 1.
     pub generation: u64,
+    /// Request metrics of each route, by [`crate::router::Route::index`].
+    pub route_metrics: Vec<Arc<RouteMetrics>>,
+    /// Where the metrics are registered (`None`: not recorded, as in unit tests).
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 /// A cluster in a snapshot.
@@ -135,8 +140,19 @@ pub struct Endpoint {
 }
 
 impl Snapshot {
-    /// Builds a snapshot of `routing`, carrying over endpoint state from `previous`.
+    /// Builds a snapshot of `routing`, carrying over endpoint state (and the metrics registry) from
+    /// `previous`.
     pub fn build(routing: &Routing, previous: Option<&Snapshot>) -> Result<Snapshot, RouterError> {
+        let telemetry = previous.and_then(|p| p.telemetry.clone());
+        Snapshot::build_with(routing, previous, telemetry)
+    }
+
+    /// [`Snapshot::build`] recording request metrics into `telemetry`.
+    pub fn build_with(
+        routing: &Routing,
+        previous: Option<&Snapshot>,
+        telemetry: Option<Arc<Telemetry>>,
+    ) -> Result<Snapshot, RouterError> {
         let mut carried: HashMap<(&str, SocketAddr), &Arc<Upstream>> = HashMap::new();
         if let Some(prev) = previous {
             for c in &prev.clusters {
@@ -193,11 +209,33 @@ impl Snapshot {
                 }
             })
             .collect();
+        let mut kept_metrics: HashMap<(&str, &str), &Arc<RouteMetrics>> = HashMap::new();
+        if let Some(prev) = previous {
+            for r in prev.router.routes() {
+                let cluster = prev.clusters.get(r.cluster).map_or("", |c| &*c.name);
+                if let Some(m) = prev.route_metrics.get(r.index()) {
+                    kept_metrics.insert((&r.name, cluster), m);
+                }
+            }
+        }
+        let route_metrics = routing
+            .routes
+            .iter()
+            .map(|r| {
+                let cluster = routing.clusters.get(r.cluster).map_or("", |c| &c.name);
+                match kept_metrics.get(&(r.name.as_str(), cluster)) {
+                    Some(&m) => m.clone(),
+                    None => Arc::new(RouteMetrics::new(telemetry.as_deref(), &r.name, cluster)),
+                }
+            })
+            .collect();
         Ok(Snapshot {
             router: Router::new(&routing.routes)?,
             clusters,
             hash: routing.hash,
             generation: previous.map_or(1, |p| p.generation + 1),
+            route_metrics,
+            telemetry,
         })
     }
 }

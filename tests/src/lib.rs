@@ -7,11 +7,13 @@ mod backend;
 mod body;
 mod client;
 mod nats;
+mod prometheus;
 
 pub use backend::{text, Backend, Handler, Reply};
 pub use body::Generated;
 pub use client::{raw_request, Client, Resp};
 pub use nats::{nats_server_bin, python_with_nats, NatsServer};
+pub use prometheus::{promtool_bin, Prometheus};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

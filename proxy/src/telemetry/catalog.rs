@@ -1,0 +1,84 @@
+//! Every metric a node exports: name, kind, labels and meaning. docs/metrics.md mirrors this table,
+//! and a test checks that every name rendered at `/metrics` is in it.
+
+/// A metric's Prometheus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (resets when the process restarts).
+    Counter,
+    /// Goes up and down; set at scrape time.
+    Gauge,
+    /// Distribution in buckets.
+    Histogram,
+}
+
+/// One exported metric.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Full name.
+    pub name: &'static str,
+    /// Type.
+    pub kind: Kind,
+    /// Label names.
+    pub labels: &'static str,
+    /// Help text.
+    pub help: &'static str,
+}
+
+const fn m(name: &'static str, kind: Kind, labels: &'static str, help: &'static str) -> Entry {
+    Entry {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// The exported metrics.
+pub const CATALOG: &[Entry] = &[
+    m("edgeplane_node_info", Gauge, "node, zone, version", "Always 1; labels describe the node."),
+    m("edgeplane_uptime_seconds", Gauge, "", "Seconds since the node started."),
+    m("edgeplane_requests_total", Counter, "route, cluster, class", "Requests answered, by route, cluster and status class (route and cluster \"none\" when no route matched)."),
+    m("edgeplane_request_duration_seconds", Histogram, "route, cluster, class", "Time from receiving a request's headers to sending the response headers."),
+    m("edgeplane_proxy_errors_total", Counter, "cluster, kind", "Requests the proxy answered itself, by cause: no_route, no_endpoint, bad_request, connect_failed, upstream_timeout, upstream_error."),
+    m("edgeplane_upstream_retries_total", Counter, "cluster", "Requests sent again on a fresh connection after a pooled one failed before anything was sent."),
+    m("edgeplane_connections_active", Gauge, "", "Open downstream connections."),
+    m("edgeplane_endpoint_in_flight", Gauge, "cluster, endpoint", "Requests this node has in flight to an endpoint."),
+    m("edgeplane_endpoint_health", Gauge, "cluster, endpoint", "Health score of an endpoint, 0 (down) to 100."),
+    m("edgeplane_endpoint_draining", Gauge, "cluster, endpoint", "1 while an endpoint is draining."),
+    m("edgeplane_endpoint_requests_total", Counter, "cluster, endpoint", "Requests sent to an endpoint."),
+    m("edgeplane_endpoint_failures_total", Counter, "cluster, endpoint", "Failed requests to an endpoint (connect errors, upstream errors, timeouts)."),
+    m("edgeplane_endpoint_latency_ewma_seconds", Gauge, "cluster, endpoint", "Smoothed time to response headers of an endpoint."),
+    m("edgeplane_cluster_endpoints", Gauge, "cluster", "Endpoints in a cluster's tables."),
+    m("edgeplane_snapshot_generation", Gauge, "", "Snapshots built by this process (each config change or membership rebuild adds one)."),
+    m("edgeplane_config_revision", Gauge, "", "KV revision of the pushed config in place (0: file config only)."),
+    m("edgeplane_config_applies_total", Counter, "result", "Pushed config revisions handled, by result: applied or rejected."),
+    m("edgeplane_config_push_apply_seconds", Histogram, "", "From a config revision's write to the bucket (server time) until this node applied it."),
+    m("edgeplane_bus_connects_total", Counter, "", "Times the NATS connection was (re)established."),
+    m("edgeplane_bus_disconnects_total", Counter, "", "Times the NATS connection was lost."),
+    m("edgeplane_bus_decode_errors_total", Counter, "", "Bus messages dropped because they did not decode or validate."),
+    m("edgeplane_bus_slow_consumer_total", Counter, "", "Slow-consumer events: messages dropped because a subscription's buffer was full."),
+    m("edgeplane_bus_errors_total", Counter, "", "Errors reported by the NATS server or client."),
+    m("edgeplane_heartbeats_total", Counter, "result", "Heartbeats taken in, by result: in_place, joined (membership changed), stale, ignored."),
+    m("edgeplane_heartbeats_expired_total", Counter, "", "Endpoints marked down because their heartbeats stopped."),
+    m("edgeplane_membership_instances", Gauge, "", "Instances tracked from heartbeats."),
+    m("edgeplane_membership_rebuilds_total", Counter, "result", "Rebuilds for membership changes, by result: ok or failed."),
+    m("edgeplane_scale_events_total", Counter, "result", "Scaling events, by result: applied or duplicate."),
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_metrics_reference_lists_every_metric() {
+        let doc = include_str!("../../../docs/metrics.md");
+        for m in super::CATALOG {
+            assert!(
+                doc.contains(&format!("| `{}` |", m.name)),
+                "docs/metrics.md lacks {}",
+                m.name
+            );
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The node's scrape-time collector: connections, uptime, node info, and every endpoint's live state
+//! read from the snapshot in place.
+
+use super::Telemetry;
+use crate::tables::Tables;
+use edgeplane_config::model::Node;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Registers the collector of `node`'s own state.
+pub fn collect_node(
+    telemetry: &Telemetry,
+    node: &Node,
+    tables: Arc<Tables>,
+    open: Arc<AtomicUsize>,
+) {
+    let started = Instant::now();
+    let info = telemetry.gauge(
+        "edgeplane_node_info",
+        &[
+            ("node", &node.id),
+            ("zone", node.zone.as_deref().unwrap_or("")),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ],
+    );
+    telemetry.collect_with(Box::new(move |t: &Telemetry| {
+        info.set(1.0);
+        t.gauge("edgeplane_uptime_seconds", &[])
+            .set(started.elapsed().as_secs_f64());
+        t.gauge("edgeplane_connections_active", &[])
+            .set(open.load(Relaxed) as f64);
+        let snap = tables.load();
+        t.gauge("edgeplane_snapshot_generation", &[])
+            .set(snap.generation as f64);
+        for c in &snap.clusters {
+            let cluster = &*c.name;
+            t.gauge("edgeplane_cluster_endpoints", &[("cluster", cluster)])
+                .set(c.endpoints.len() as f64);
+            for e in &c.endpoints {
+                let u = &e.upstream;
+                let address = u.address.to_string();
+                let labels = [("cluster", cluster), ("endpoint", address.as_str())];
+                t.gauge("edgeplane_endpoint_in_flight", &labels)
+                    .set(f64::from(u.in_flight()));
+                t.gauge("edgeplane_endpoint_health", &labels)
+                    .set(f64::from(u.health()));
+                t.gauge("edgeplane_endpoint_draining", &labels)
+                    .set(if u.draining() { 1.0 } else { 0.0 });
+                t.gauge("edgeplane_endpoint_latency_ewma_seconds", &labels)
+                    .set(u.ewma_latency().map_or(0.0, |d| d.as_secs_f64()));
+                t.counter("edgeplane_endpoint_requests_total", &labels)
+                    .absolute(u.requests());
+                t.counter("edgeplane_endpoint_failures_total", &labels)
+                    .absolute(u.failures());
+            }
+        }
+    }));
+}

@@ -1,0 +1,60 @@
+//! The controller's scrape-time collector: bus, config and membership counters, copied from the
+//! atomics the controller keeps.
+
+use super::Telemetry;
+use edgeplane_bus::BusStats;
+use edgeplane_controller::composer::Composer;
+use edgeplane_controller::pushes::PushMetrics;
+use edgeplane_controller::state::ConfigState;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// Handles the config follower records into.
+pub fn push_metrics(t: &Telemetry) -> PushMetrics {
+    PushMetrics {
+        applied: t.counter("edgeplane_config_applies_total", &[("result", "applied")]),
+        rejected: t.counter("edgeplane_config_applies_total", &[("result", "rejected")]),
+        latency: t.histogram("edgeplane_config_push_apply_seconds", &[]),
+    }
+}
+
+/// Registers the collector of a node's controller.
+pub fn collect_controller(
+    telemetry: &Telemetry,
+    bus: Arc<BusStats>,
+    state: Arc<Mutex<ConfigState>>,
+    composer: Arc<Composer>,
+) {
+    telemetry.collect_with(Box::new(move |t: &Telemetry| {
+        let revision = state.lock().map_or(0, |s| s.revision);
+        t.gauge("edgeplane_config_revision", &[])
+            .set(revision as f64);
+        let copy = |name: &'static str, labels: &[(&'static str, &str)], v: &AtomicU64| {
+            t.counter(name, labels).absolute(v.load(Relaxed));
+        };
+        copy("edgeplane_bus_connects_total", &[], &bus.connects);
+        copy("edgeplane_bus_disconnects_total", &[], &bus.disconnects);
+        copy("edgeplane_bus_decode_errors_total", &[], &bus.decode_errors);
+        copy(
+            "edgeplane_bus_slow_consumer_total",
+            &[],
+            &bus.slow_consumers,
+        );
+        copy("edgeplane_bus_errors_total", &[], &bus.errors);
+        let s = &composer.stats;
+        let hb = "edgeplane_heartbeats_total";
+        copy(hb, &[("result", "in_place")], &s.heartbeats_in_place);
+        copy(hb, &[("result", "joined")], &s.joins);
+        copy(hb, &[("result", "stale")], &s.heartbeats_stale);
+        copy(hb, &[("result", "ignored")], &s.heartbeats_ignored);
+        copy("edgeplane_heartbeats_expired_total", &[], &s.expired);
+        let rebuilds = "edgeplane_membership_rebuilds_total";
+        copy(rebuilds, &[("result", "ok")], &s.rebuilds);
+        copy(rebuilds, &[("result", "failed")], &s.rebuild_failures);
+        let scale = "edgeplane_scale_events_total";
+        copy(scale, &[("result", "applied")], &s.scale_events);
+        copy(scale, &[("result", "duplicate")], &s.scale_duplicates);
+        t.gauge("edgeplane_membership_instances", &[])
+            .set(composer.instances() as f64);
+    }));
+}

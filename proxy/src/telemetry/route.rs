@@ -1,0 +1,70 @@
+//! Per-route request metrics: handles registered when a snapshot is built, so that the request path
+//! only increments (an atomic add, a lock-free histogram push).
+
+use super::{Telemetry, CLASSES};
+use crate::error::ERROR_CODES;
+use metrics::{Counter, Histogram};
+use std::time::Duration;
+
+/// The metric handles of one route (or of the requests no route matched).
+#[derive(Debug)]
+pub struct RouteMetrics {
+    requests: [Counter; 5],
+    duration: [Histogram; 5],
+    errors: [Counter; 6],
+    retries: Counter,
+}
+
+impl RouteMetrics {
+    /// Handles for `route` to `cluster` from `telemetry`; no-op handles without it.
+    pub fn new(telemetry: Option<&Telemetry>, route: &str, cluster: &str) -> RouteMetrics {
+        let Some(t) = telemetry else {
+            return RouteMetrics::noop();
+        };
+        let labels =
+            |class: &'static str| [("route", route), ("cluster", cluster), ("class", class)];
+        RouteMetrics {
+            requests: CLASSES.map(|c| t.counter("edgeplane_requests_total", &labels(c))),
+            duration: CLASSES
+                .map(|c| t.histogram("edgeplane_request_duration_seconds", &labels(c))),
+            errors: ERROR_CODES.map(|k| {
+                t.counter(
+                    "edgeplane_proxy_errors_total",
+                    &[("cluster", cluster), ("kind", k)],
+                )
+            }),
+            retries: t.counter("edgeplane_upstream_retries_total", &[("cluster", cluster)]),
+        }
+    }
+
+    /// Handles that record nothing (tables built without telemetry, as in unit tests and benches).
+    pub fn noop() -> RouteMetrics {
+        RouteMetrics {
+            requests: std::array::from_fn(|_| Counter::noop()),
+            duration: std::array::from_fn(|_| Histogram::noop()),
+            errors: std::array::from_fn(|_| Counter::noop()),
+            retries: Counter::noop(),
+        }
+    }
+
+    /// Counts an answered request with its status and time to response headers.
+    pub fn answered(&self, status: u16, elapsed: Duration) {
+        let class = super::status_class(status);
+        if let (Some(c), Some(h)) = (self.requests.get(class), self.duration.get(class)) {
+            c.increment(1);
+            h.record(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Counts a request the proxy answered itself, by [`crate::error::ProxyError::code_index`].
+    pub fn error(&self, code_index: usize) {
+        if let Some(c) = self.errors.get(code_index) {
+            c.increment(1);
+        }
+    }
+
+    /// Counts a request sent again after a pooled connection failed unsent.
+    pub fn retried(&self) {
+        self.retries.increment(1);
+    }
+}
