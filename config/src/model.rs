@@ -24,6 +24,10 @@ pub struct Node {
     pub workers: usize,
     /// Admin listener (health endpoints), if any.
     pub admin: Option<SocketAddr>,
+    /// File holding the admin API's bearer token (else `EDGEPLANE_ADMIN_TOKEN`; else the API is closed).
+    pub admin_token_file: Option<std::path::PathBuf>,
+    /// One log line per request (default false).
+    pub access_log: bool,
     /// Proxy listeners, at least one.
     pub listeners: Vec<Listener>,
     /// Resource limits.

@@ -32,6 +32,10 @@ pub struct RawNode {
     pub workers: Option<i64>,
     /// Admin listener address (health endpoints).
     pub admin: Option<String>,
+    /// File holding the admin API's bearer token.
+    pub admin_token_file: Option<String>,
+    /// Log one line per request (target `edgeplane::access`, level info).
+    pub access_log: Option<bool>,
     /// Proxy listeners.
     #[serde(default)]
     pub listeners: Vec<RawListener>,

@@ -117,6 +117,8 @@ impl Validator {
             zone: raw.zone.clone(),
             workers,
             admin,
+            admin_token_file: raw.admin_token_file.as_ref().map(Into::into),
+            access_log: raw.access_log.unwrap_or(false),
             listeners,
             limits,
             timeouts,

@@ -70,6 +70,7 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
         metrics: crate::telemetry::push_metrics(node.telemetry()),
     };
     pushes.restore();
+    let _ = node.admin_context().config_state.set(state.clone());
     crate::telemetry::collect_controller(
         node.telemetry(),
         stats.clone(),

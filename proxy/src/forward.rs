@@ -31,6 +31,10 @@ pub struct Shared {
     pub requests: std::sync::atomic::AtomicU64,
     /// Metrics of the requests no route matched.
     pub unrouted: RouteMetrics,
+    /// High half of generated request ids: differs between nodes and restarts.
+    id_seed: u64,
+    /// Whether to log one line per request.
+    pub access_log: bool,
 }
 
 impl Shared {
@@ -46,6 +50,8 @@ impl Shared {
             via_h2: via("2.0"),
             requests: std::sync::atomic::AtomicU64::new(0),
             unrouted: RouteMetrics::new(telemetry, "none", "none"),
+            id_seed: id_seed(node_id),
+            access_log: false,
         }
     }
 }
@@ -69,20 +75,74 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let received = Instant::now();
+    let n = shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut req = req;
+    headers::ensure_request_id(req.headers_mut(), shared.id_seed, n);
+    let access = shared.access_log.then(|| AccessEntry::of(&req));
     let mut metrics = None;
     let result = forward(shared, conn, req, &mut metrics).await;
     let metrics = metrics.as_deref().unwrap_or(&shared.unrouted);
-    match result {
-        Ok(resp) => {
-            metrics.answered(resp.status().as_u16(), received.elapsed());
-            resp
-        }
+    let resp = match result {
+        Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(error = %e, status = e.status().as_u16(), "request failed at the proxy");
             metrics.error(e.code_index());
-            metrics.answered(e.status().as_u16(), received.elapsed());
             e.into_response()
         }
+    };
+    let elapsed = received.elapsed();
+    metrics.answered(resp.status().as_u16(), elapsed);
+    if let Some(a) = access {
+        a.log(conn, metrics, resp.status(), elapsed);
+    }
+    resp
+}
+
+/// What the access log needs of a request, taken before the request is sent on.
+struct AccessEntry {
+    method: http::Method,
+    uri: Uri,
+    host: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+}
+
+impl AccessEntry {
+    fn of(req: &Request<Incoming>) -> AccessEntry {
+        AccessEntry {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            host: req.headers().get(header::HOST).cloned(),
+            request_id: req.headers().get(&headers::X_REQUEST_ID).cloned(),
+        }
+    }
+
+    fn log(
+        self,
+        conn: &ConnInfo,
+        m: &RouteMetrics,
+        status: StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        let text = |v: &Option<HeaderValue>| {
+            v.as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string()
+        };
+        tracing::info!(
+            target: "edgeplane::access",
+            client = conn.client_ip.to_str().unwrap_or("-"),
+            method = %self.method,
+            host = %text(&self.host),
+            path = %self.uri.path(),
+            status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            route = %m.route,
+            cluster = %m.cluster,
+            request_id = %text(&self.request_id),
+        );
     }
 }
 
@@ -265,4 +325,19 @@ async fn send(
             },
         }
     }
+}
+
+/// A per-process seed for request ids: the node id, the start time and the process id, mixed.
+fn id_seed(node_id: &str) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut x = nanos ^ u64::from(std::process::id()).rotate_left(32);
+    for b in node_id.bytes() {
+        x = (x ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    // SplitMix64 finaliser.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }

@@ -134,6 +134,32 @@ pub fn append_via(headers: &mut HeaderMap, ours: &HeaderValue) {
     }
 }
 
+/// `x-request-id`: kept from the client when present, else generated, and sent upstream.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-supplied request id kept; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Makes sure the request carries an `x-request-id`: the client's if it has a usable one, else 32 hex
+/// digits from the node's `seed` and the request's sequence number `n` (unique per node and restart).
+pub fn ensure_request_id(h: &mut HeaderMap, seed: u64, n: u64) {
+    if h.get(&X_REQUEST_ID)
+        .is_some_and(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+    {
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (i, word) in [seed, n].into_iter().enumerate() {
+        for j in 0..16 {
+            id[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&id) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,9 @@ pub enum StartError {
     /// The routing tables could not be built.
     #[error(transparent)]
     Tables(#[from] RouterError),
+    /// The admin token file could not be read or is empty.
+    #[error("admin token: {0}")]
+    AdminToken(String),
 }
 
 /// A node that serves traffic until [`NodeHandle::shutdown`].
@@ -39,6 +42,7 @@ pub struct NodeHandle {
     tables: Arc<Tables>,
     shared: Arc<Shared>,
     telemetry: Arc<Telemetry>,
+    admin_context: Arc<admin::AdminContext>,
     open: Arc<std::sync::atomic::AtomicUsize>,
     config: NodeConfig,
     routing: edgeplane_config::Routing,
@@ -58,7 +62,9 @@ impl NodeHandle {
         let recording = node.admin.is_some().then(|| telemetry.clone());
         let first = Snapshot::build_with(&config.routing, None, recording.clone())?;
         let tables = Arc::new(Tables::new(first));
-        let shared = Arc::new(Shared::new(tables.clone(), &node.id, recording.as_deref()));
+        let mut shared = Shared::new(tables.clone(), &node.id, recording.as_deref());
+        shared.access_log = node.access_log;
+        let shared = Arc::new(shared);
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let slots = Arc::new(Semaphore::new(node.limits.max_connections));
         let server = Server::new(
@@ -93,16 +99,23 @@ impl NodeHandle {
             listeners.push(local);
             tasks.push(tokio::spawn(server.clone().serve(listener, name.into())));
         }
+        let admin_context = Arc::new(admin::AdminContext {
+            tables: tables.clone(),
+            telemetry: telemetry.clone(),
+            phase: phase_rx,
+            node: node.id.clone(),
+            zone: node.zone.clone(),
+            started: std::time::Instant::now(),
+            open: open.clone(),
+            shared: shared.clone(),
+            token: admin_token(node)?,
+            config_state: std::sync::OnceLock::new(),
+        });
         let admin = match admin_listener {
             Some(l) => {
                 let local = l.local_addr().ok();
-                tracing::info!(address = ?local, "admin listening");
-                tasks.push(tokio::spawn(admin::serve(
-                    l,
-                    tables.clone(),
-                    telemetry.clone(),
-                    phase_rx,
-                )));
+                tracing::info!(address = ?local, api = admin_context.token.is_some(), "admin listening");
+                tasks.push(tokio::spawn(admin::serve(l, admin_context.clone())));
                 local
             }
             None => None,
@@ -114,6 +127,7 @@ impl NodeHandle {
             tables,
             shared,
             telemetry,
+            admin_context,
             open,
             config: node.clone(),
             routing: config.routing.clone(),
@@ -128,6 +142,11 @@ impl NodeHandle {
     /// The node's metrics (to add collectors, or render them).
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
+    }
+
+    /// What the admin endpoints read (the controller registers its config state there).
+    pub fn admin_context(&self) -> &Arc<admin::AdminContext> {
+        &self.admin_context
     }
 
     /// The routing tables (to apply new routing documents).
@@ -194,6 +213,23 @@ impl NodeHandle {
         tracing::info!("stopped");
         cut
     }
+}
+
+/// The admin API's token: from `admin_token_file`, else `$EDGEPLANE_ADMIN_TOKEN`, else none.
+fn admin_token(node: &NodeConfig) -> Result<Option<String>, StartError> {
+    let token = match &node.admin_token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| StartError::AdminToken(format!("cannot read {}: {e}", path.display())))?,
+        None => match std::env::var("EDGEPLANE_ADMIN_TOKEN") {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(StartError::AdminToken("the token is empty".into()));
+    }
+    Ok(Some(token))
 }
 
 async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener, StartError> {

@@ -55,6 +55,12 @@ impl Pool {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
+    /// Closes every idle connection (dropping a sender ends its connection task).
+    pub fn clear(&self) {
+        let drained = self.idle.lock().map(|mut v| std::mem::take(&mut *v));
+        drop(drained);
+    }
+
     /// Takes the most recently returned live connection, dropping dead and expired ones on the way.
     pub fn take(&self) -> Option<Sender> {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));

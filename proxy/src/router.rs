@@ -32,6 +32,29 @@ impl Route {
         self.order
     }
 
+    /// The path prefix the route requires.
+    pub fn path_prefix(&self) -> &str {
+        &self.path_prefix
+    }
+
+    /// The first condition a request fails, or `None` if the route matches it.
+    pub fn mismatch(
+        &self,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<&'static str> {
+        if !path.starts_with(&*self.path_prefix) {
+            Some("path does not start with the route's path_prefix")
+        } else if !(self.methods.is_empty() || self.methods.contains(method)) {
+            Some("method is not one of the route's methods")
+        } else if !self.matches(path, method, headers) {
+            Some("a header condition does not hold")
+        } else {
+            None
+        }
+    }
+
     fn matches(&self, path: &str, method: &Method, headers: &HeaderMap) -> bool {
         path.starts_with(&*self.path_prefix)
             && (self.methods.is_empty() || self.methods.contains(method))
@@ -205,5 +228,8 @@ pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
+mod explain;
 #[cfg(test)]
 mod tests;
+
+pub use explain::{Considered, Explanation};

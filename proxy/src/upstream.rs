@@ -3,7 +3,7 @@
 
 use crate::pool::Pool;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
 /// One upstream endpoint's identity, counters and idle connections. Lives behind an `Arc` that
@@ -18,12 +18,41 @@ pub struct Upstream {
     live: Live,
 }
 
+const DRAINING: u8 = 1;
+const ADMIN_DRAIN: u8 = 2;
+const ADMIN_DISABLE: u8 = 4;
+
+/// An operator's override of one endpoint on this node (admin API), kept across rebuilds but not
+/// across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// No override: the endpoint serves if healthy.
+    Enabled,
+    /// No new requests; in-flight ones finish.
+    Draining,
+    /// No new requests, and idle pooled connections are closed.
+    Disabled,
+}
+
+impl AdminState {
+    /// Name in the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Enabled => "enabled",
+            AdminState::Draining => "draining",
+            AdminState::Disabled => "disabled",
+        }
+    }
+}
+
 /// What the controller writes in place: health and drain from heartbeats and scaling events, and the
 /// load the instance reports about itself.
 #[derive(Debug)]
 struct Live {
     health: AtomicU8,
-    draining: AtomicBool,
+    /// [`DRAINING`] (from the controller) and [`ADMIN_DRAIN`] / [`ADMIN_DISABLE`] (from this node's
+    /// admin API), so that a pick reads them with one load.
+    flags: AtomicU8,
     reported_in_flight: AtomicU32,
     /// CPU use in thousandths.
     reported_cpu_permille: AtomicU32,
@@ -35,7 +64,7 @@ impl Default for Live {
     fn default() -> Self {
         Live {
             health: AtomicU8::new(100),
-            draining: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
             reported_in_flight: AtomicU32::new(0),
             reported_cpu_permille: AtomicU32::new(0),
             reported_latency_micros: AtomicU64::new(0),
@@ -72,7 +101,7 @@ impl Upstream {
     #[inline]
     pub fn usable(&self, threshold: u8) -> bool {
         let health = self.live.health.load(Relaxed);
-        health > 0 && health >= threshold && !self.live.draining.load(Relaxed)
+        health > 0 && health >= threshold && self.live.flags.load(Relaxed) == 0
     }
 
     /// Health score, 0 (down) to 100 (the default without heartbeats).
@@ -80,9 +109,37 @@ impl Upstream {
         self.live.health.load(Relaxed)
     }
 
-    /// Whether the endpoint is draining.
+    /// Whether the endpoint is draining by the controller (heartbeat or scaling event).
     pub fn draining(&self) -> bool {
-        self.live.draining.load(Relaxed)
+        self.live.flags.load(Relaxed) & DRAINING != 0
+    }
+
+    /// What this node's admin API set on the endpoint.
+    pub fn admin_state(&self) -> AdminState {
+        let flags = self.live.flags.load(Relaxed);
+        if flags & ADMIN_DISABLE != 0 {
+            AdminState::Disabled
+        } else if flags & ADMIN_DRAIN != 0 {
+            AdminState::Draining
+        } else {
+            AdminState::Enabled
+        }
+    }
+
+    /// Sets this node's admin override. Disabling also closes the idle pooled connections.
+    pub fn set_admin_state(&self, state: AdminState) {
+        let l = &self.live.flags;
+        l.fetch_and(!(ADMIN_DRAIN | ADMIN_DISABLE), Relaxed);
+        match state {
+            AdminState::Enabled => {}
+            AdminState::Draining => {
+                l.fetch_or(ADMIN_DRAIN, Relaxed);
+            }
+            AdminState::Disabled => {
+                l.fetch_or(ADMIN_DISABLE, Relaxed);
+                self.pool.clear();
+            }
+        }
     }
 
     /// Load the instance last reported: (in-flight, CPU 0..=1, latency).
@@ -175,7 +232,11 @@ impl edgeplane_controller::LiveEndpoint for Upstream {
     }
 
     fn set_draining(&self, draining: bool) {
-        self.live.draining.store(draining, Relaxed);
+        if draining {
+            self.live.flags.fetch_or(DRAINING, Relaxed);
+        } else {
+            self.live.flags.fetch_and(!DRAINING, Relaxed);
+        }
     }
 
     fn set_reported(&self, in_flight: u32, cpu: f32, latency_ms: f32) {

@@ -108,3 +108,32 @@ async fn response_hop_by_hop_removed() {
     assert_eq!(resp.header("keep-alive"), "");
     assert_eq!(resp.body, "ok");
 }
+
+#[tokio::test]
+async fn a_request_id_is_generated_when_absent_and_kept_when_given() {
+    let b = Backend::named("b").await;
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&b, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let id_of = |body: &str| {
+        lines(body)
+            .iter()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .map(str::to_string)
+    };
+    let first = id_of(&client.get("a.test", "/").await.body).expect("generated");
+    let second = id_of(&client.get("a.test", "/").await.body).expect("generated");
+    assert_eq!(first.len(), 32);
+    assert!(first.bytes().all(|c| c.is_ascii_hexdigit()), "{first}");
+    assert_ne!(first, second, "unique per request");
+    assert_eq!(first[..16], second[..16], "same node seed");
+    let req = client
+        .request("a.test", "/")
+        .header("x-request-id", "client-chosen-1")
+        .body(Empty::new().boxed())
+        .unwrap();
+    let kept = id_of(&client.send(req).await.unwrap().body);
+    assert_eq!(kept.as_deref(), Some("client-chosen-1"));
+}

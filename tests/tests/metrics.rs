@@ -180,6 +180,32 @@ async fn a_real_prometheus_scrapes_the_request_counter() {
         },
     )
     .await;
+
+    // Every query of the shipped Grafana dashboard is valid PromQL for this Prometheus.
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/grafana-dashboard.json")).unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$instance", ".*");
+            let req = api
+                .request(
+                    "prometheus",
+                    &format!("/api/v1/query?query={}", encode_query(&expr)),
+                )
+                .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+                .unwrap();
+            let r = api.send(req).await.unwrap();
+            let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(json["status"], "success", "{expr}: {}", r.body);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 13);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

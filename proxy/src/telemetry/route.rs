@@ -4,11 +4,16 @@
 use super::{Telemetry, CLASSES};
 use crate::error::ERROR_CODES;
 use metrics::{Counter, Histogram};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The metric handles of one route (or of the requests no route matched).
 #[derive(Debug)]
 pub struct RouteMetrics {
+    /// Route name (for the access log).
+    pub route: Arc<str>,
+    /// Cluster name (for the access log).
+    pub cluster: Arc<str>,
     requests: [Counter; 5],
     duration: [Histogram; 5],
     errors: [Counter; 6],
@@ -19,11 +24,17 @@ impl RouteMetrics {
     /// Handles for `route` to `cluster` from `telemetry`; no-op handles without it.
     pub fn new(telemetry: Option<&Telemetry>, route: &str, cluster: &str) -> RouteMetrics {
         let Some(t) = telemetry else {
-            return RouteMetrics::noop();
+            return RouteMetrics {
+                route: route.into(),
+                cluster: cluster.into(),
+                ..RouteMetrics::noop()
+            };
         };
         let labels =
             |class: &'static str| [("route", route), ("cluster", cluster), ("class", class)];
         RouteMetrics {
+            route: route.into(),
+            cluster: cluster.into(),
             requests: CLASSES.map(|c| t.counter("edgeplane_requests_total", &labels(c))),
             duration: CLASSES
                 .map(|c| t.histogram("edgeplane_request_duration_seconds", &labels(c))),
@@ -40,6 +51,8 @@ impl RouteMetrics {
     /// Handles that record nothing (tables built without telemetry, as in unit tests and benches).
     pub fn noop() -> RouteMetrics {
         RouteMetrics {
+            route: "none".into(),
+            cluster: "none".into(),
             requests: std::array::from_fn(|_| Counter::noop()),
             duration: std::array::from_fn(|_| Histogram::noop()),
             errors: std::array::from_fn(|_| Counter::noop()),

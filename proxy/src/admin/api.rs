@@ -1,0 +1,268 @@
+//! The JSON admin API (`/api/v1/...`): status, clusters with live endpoint state, route explanation,
+//! and per-node endpoint overrides (drain, disable, enable).
+
+use super::{reply, AdminContext};
+use crate::router::normalize_host;
+use crate::tables::{Cluster, Endpoint};
+use crate::upstream::AdminState;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+type Resp = Response<Full<Bytes>>;
+
+fn json_reply(status: StatusCode, value: &Value) -> Resp {
+    reply(status, "application/json", format!("{value:#}\n"))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Resp {
+    json_reply(status, &json!({ "error": message.into() }))
+}
+
+/// Answers one API request (already authorized).
+pub(super) fn answer(req: &Request<Incoming>, ctx: &AdminContext) -> Resp {
+    let path = req.uri().path();
+    let parts: Vec<&str> = path
+        .trim_start_matches("/api/v1/")
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let method = req.method();
+    match (method, parts.as_slice()) {
+        (&Method::GET, ["status"]) => status(ctx),
+        (&Method::GET, ["clusters"]) => clusters(ctx),
+        (&Method::GET, ["clusters", name]) => cluster(ctx, name),
+        (&Method::GET, ["explain"]) => explain(ctx, req.uri().query().unwrap_or("")),
+        (&Method::POST, ["clusters", name, "endpoints", address, action]) => {
+            endpoint_action(ctx, name, address, action)
+        }
+        (_, ["status" | "clusters" | "explain"] | ["clusters", _])
+        | (_, ["clusters", _, "endpoints", _, _]) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}"),
+        ),
+        _ => error(StatusCode::NOT_FOUND, format!("no API endpoint {path}")),
+    }
+}
+
+fn status(ctx: &AdminContext) -> Resp {
+    let snap = ctx.tables.load();
+    let revision = ctx
+        .config_state
+        .get()
+        .and_then(|s| s.lock().ok().map(|s| s.revision))
+        .unwrap_or(0);
+    let endpoints: usize = snap.clusters.iter().map(|c| c.endpoints.len()).sum();
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "node": ctx.node,
+            "zone": ctx.zone,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": ctx.started.elapsed().as_secs(),
+            "phase": format!("{:?}", *ctx.phase.borrow()).to_lowercase(),
+            "revision": revision,
+            "hash": snap.hash.to_string(),
+            "generation": snap.generation,
+            "routes": snap.router.routes().len(),
+            "clusters": snap.clusters.len(),
+            "endpoints": endpoints,
+            "connections": ctx.open.load(Relaxed),
+            "requests": ctx.shared.requests.load(Relaxed),
+        }),
+    )
+}
+
+fn usable(c: &Cluster, e: &Endpoint) -> bool {
+    e.upstream.usable(c.health_threshold)
+}
+
+fn clusters(ctx: &AdminContext) -> Resp {
+    let snap = ctx.tables.load();
+    let list: Vec<Value> = snap
+        .clusters
+        .iter()
+        .map(|c| {
+            json!({
+                "name": &*c.name,
+                "balancing": c.policy.as_str(),
+                "health_threshold": c.health_threshold,
+                "endpoints": c.endpoints.len(),
+                "usable": c.endpoints.iter().filter(|e| usable(c, e)).count(),
+                "in_flight": c.endpoints.iter().map(|e| e.upstream.in_flight()).sum::<u32>(),
+            })
+        })
+        .collect();
+    json_reply(StatusCode::OK, &Value::Array(list))
+}
+
+fn endpoint_json(c: &Cluster, e: &Endpoint) -> Value {
+    let u = &e.upstream;
+    let (r_in_flight, r_cpu, r_latency) = u.reported_load();
+    json!({
+        "address": u.address.to_string(),
+        "weight": e.weight,
+        "priority": e.priority,
+        "zone": e.zone.as_deref(),
+        "usable": usable(c, e),
+        "health": u.health(),
+        "draining": u.draining(),
+        "admin": u.admin_state().as_str(),
+        "in_flight": u.in_flight(),
+        "ewma_ms": u.ewma_latency().map(|d| d.as_secs_f64() * 1e3),
+        "requests": u.requests(),
+        "failures": u.failures(),
+        "consecutive_failures": u.consecutive_failures(),
+        "idle_connections": u.pool.idle_count(),
+        "reported": { "in_flight": r_in_flight, "cpu": r_cpu, "latency_ms": r_latency.as_secs_f64() * 1e3 },
+    })
+}
+
+fn cluster(ctx: &AdminContext, name: &str) -> Resp {
+    let snap = ctx.tables.load();
+    let Some(c) = snap.clusters.iter().find(|c| &*c.name == name) else {
+        return error(StatusCode::NOT_FOUND, format!("no cluster {name:?}"));
+    };
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "name": &*c.name,
+            "balancing": c.policy.as_str(),
+            "health_threshold": c.health_threshold,
+            "endpoints": c.endpoints.iter().map(|e| endpoint_json(c, e)).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// `explain?host=&path=&method=&header=name:value...`: the route a request would take, and why.
+fn explain(ctx: &AdminContext, query: &str) -> Resp {
+    let mut host = String::new();
+    let mut path = "/".to_string();
+    let mut method = Method::GET;
+    let mut headers = HeaderMap::new();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "host" => host = v.into_owned(),
+            "path" => path = v.into_owned(),
+            "method" => match Method::from_bytes(v.as_bytes()) {
+                Ok(m) => method = m,
+                Err(_) => return error(StatusCode::BAD_REQUEST, format!("invalid method {v:?}")),
+            },
+            "header" => {
+                let parsed = v.split_once(':').and_then(|(n, val)| {
+                    Some((
+                        HeaderName::from_bytes(n.trim().as_bytes()).ok()?,
+                        HeaderValue::from_str(val.trim()).ok()?,
+                    ))
+                });
+                match parsed {
+                    Some((n, val)) => {
+                        headers.append(n, val);
+                    }
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            format!("invalid header {v:?} (name:value)"),
+                        )
+                    }
+                }
+            }
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?}"),
+                )
+            }
+        }
+    }
+    let snap = ctx.tables.load();
+    let mut buf = [0u8; crate::router::MAX_HOST];
+    let host = normalize_host(host.as_bytes(), &mut buf);
+    let ex = snap.router.explain(host, &path, &method, &headers);
+    let considered: Vec<Value> = ex
+        .considered
+        .iter()
+        .map(|c| {
+            json!({
+                "route": &*c.route.name,
+                "group": c.group,
+                "path_prefix": c.route.path_prefix(),
+                "result": c.mismatch.unwrap_or("matched"),
+            })
+        })
+        .collect();
+    let (route, cluster) = match ex.route {
+        Some(r) => {
+            let c = snap.clusters.get(r.cluster);
+            (
+                Value::from(&*r.name),
+                c.map_or(Value::Null, |c| {
+                    json!({
+                        "name": &*c.name,
+                        "balancing": c.policy.as_str(),
+                        "usable_endpoints": c.endpoints.iter().filter(|e| usable(c, e)).map(|e| e.upstream.address.to_string()).collect::<Vec<_>>(),
+                    })
+                }),
+            )
+        }
+        None => (Value::Null, Value::Null),
+    };
+    let outcome = match (&ex.route, &cluster) {
+        (None, _) => "no route matches: the client gets 404",
+        (Some(_), Value::Object(c))
+            if c["usable_endpoints"]
+                .as_array()
+                .is_some_and(|a| a.is_empty()) =>
+        {
+            "no usable endpoint: the client gets 503"
+        }
+        _ => "proxied",
+    };
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "request": { "host": host, "path": path, "method": method.as_str() },
+            "route": route,
+            "cluster": cluster,
+            "outcome": outcome,
+            "considered": considered,
+        }),
+    )
+}
+
+fn endpoint_action(ctx: &AdminContext, cluster: &str, address: &str, action: &str) -> Resp {
+    let state = match action {
+        "drain" => AdminState::Draining,
+        "disable" => AdminState::Disabled,
+        "enable" => AdminState::Enabled,
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?} (drain, disable or enable)"),
+            )
+        }
+    };
+    let Ok(address) = address.parse::<SocketAddr>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid address {address:?} (ip:port)"),
+        );
+    };
+    let snap = ctx.tables.load();
+    let Some(c) = snap.clusters.iter().find(|c| &*c.name == cluster) else {
+        return error(StatusCode::NOT_FOUND, format!("no cluster {cluster:?}"));
+    };
+    let Some(e) = c.endpoints.iter().find(|e| e.upstream.address == address) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint {address} in cluster {cluster:?}"),
+        );
+    };
+    e.upstream.set_admin_state(state);
+    tracing::info!(%cluster, %address, admin = state.as_str(), "endpoint override set through the admin API");
+    json_reply(StatusCode::OK, &endpoint_json(c, e))
+}

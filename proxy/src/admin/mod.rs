@@ -1,0 +1,168 @@
+//! The admin listener: `/healthz` (the process is up), `/readyz` (a snapshot is in place and the node
+//! is not draining), `/metrics` (Prometheus) and the JSON admin API under `/api/v1/` ([`api`]).
+//!
+//! Authentication: with a token configured (`[node] admin_token_file`, or `EDGEPLANE_ADMIN_TOKEN`),
+//! everything but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`; without one,
+//! `/metrics` is open and the API answers 401, so that an unconfigured node never exposes its controls.
+
+mod api;
+
+use crate::forward::Shared;
+use crate::server::Phase;
+use crate::tables::Tables;
+use crate::telemetry::Telemetry;
+use bytes::Bytes;
+use edgeplane_controller::state::ConfigState;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the admin endpoints read and change.
+pub struct AdminContext {
+    /// The routing tables.
+    pub tables: Arc<Tables>,
+    /// Metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// Running or draining.
+    pub phase: watch::Receiver<Phase>,
+    /// Node id.
+    pub node: String,
+    /// Node zone.
+    pub zone: Option<String>,
+    /// When the node started.
+    pub started: Instant,
+    /// Open downstream connections.
+    pub open: Arc<AtomicUsize>,
+    /// Request counters.
+    pub shared: Arc<Shared>,
+    /// The bearer token the API requires, if configured.
+    pub token: Option<String>,
+    /// The pushed revision in place, once the node follows NATS.
+    pub config_state: OnceLock<Arc<Mutex<ConfigState>>>,
+}
+
+impl std::fmt::Debug for AdminContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminContext")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves the admin endpoints until the task is aborted.
+pub async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let ctx = ctx.clone();
+        let service = service_fn(move |req| {
+            let resp = answer(&req, &ctx);
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A response with a body and content type.
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
+    reply(status, "text/plain; charset=utf-8", body.into())
+}
+
+fn answer(req: &Request<Incoming>, ctx: &AdminContext) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    match path {
+        "/healthz" => return text(StatusCode::OK, "ok\n"),
+        "/readyz" => return ready(ctx),
+        _ => {}
+    }
+    let is_api = path.starts_with("/api/");
+    if let Err(resp) = authorize(req, ctx.token.as_deref(), is_api) {
+        return resp;
+    }
+    match (req.method(), path) {
+        (&Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            ctx.telemetry.render(),
+        ),
+        _ if is_api => api::answer(req, ctx),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn ready(ctx: &AdminContext) -> Response<Full<Bytes>> {
+    if *ctx.phase.borrow() != Phase::Running {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    let snap = ctx.tables.load();
+    text(
+        StatusCode::OK,
+        format!(
+            "ready generation={} hash={}\n",
+            snap.generation,
+            snap.hash.short()
+        ),
+    )
+}
+
+/// Checks the bearer token. Without a configured token, only non-API paths pass.
+#[allow(clippy::result_large_err)]
+fn authorize(
+    req: &Request<Incoming>,
+    token: Option<&str>,
+    is_api: bool,
+) -> Result<(), Response<Full<Bytes>>> {
+    let unauthorized = |why: &str| {
+        let mut r = text(StatusCode::UNAUTHORIZED, format!("{why}\n"));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"edgeplane-admin\""),
+        );
+        r
+    };
+    let Some(token) = token else {
+        return if is_api {
+            Err(unauthorized(
+                "the admin API needs a token: set [node] admin_token_file or EDGEPLANE_ADMIN_TOKEN",
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(unauthorized("invalid token")),
+        None => Err(unauthorized("missing Authorization: Bearer <token>")),
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

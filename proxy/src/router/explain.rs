@@ -1,0 +1,68 @@
+//! Why a request takes the route it takes: the same search as [`Router::find`], recording every route
+//! tried and why it did not match. For the admin API's `explain`; never on the request path.
+
+use super::{Route, Router};
+use http::{HeaderMap, Method};
+
+/// One route tried.
+#[derive(Debug)]
+pub struct Considered<'a> {
+    /// The route.
+    pub route: &'a Route,
+    /// The host group it was tried in (`exact host "a.example"`, `wildcard "*.example"`, `any host`).
+    pub group: String,
+    /// Why it did not match; `None` for the route that matched.
+    pub mismatch: Option<&'static str>,
+}
+
+/// The outcome of a search.
+#[derive(Debug)]
+pub struct Explanation<'a> {
+    /// The route taken, if any.
+    pub route: Option<&'a Route>,
+    /// Every route tried, in order, the taken one last.
+    pub considered: Vec<Considered<'a>>,
+}
+
+impl Router {
+    /// [`Router::find`] with its reasons.
+    pub fn explain<'a>(
+        &'a self,
+        host: &str,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Explanation<'a> {
+        let mut groups: Vec<(String, &[usize])> = Vec::new();
+        if let Some(list) = self.exact.get(host) {
+            groups.push((format!("exact host {host:?}"), list));
+        }
+        for (suffix, list) in &self.suffixes {
+            if host.len() > suffix.len() && host.ends_with(&**suffix) {
+                groups.push((format!("wildcard \"*{suffix}\""), list));
+            }
+        }
+        groups.push(("any host".to_string(), &self.any));
+        let mut considered = Vec::new();
+        for (group, list) in groups {
+            for route in list.iter().filter_map(|&i| self.routes.get(i)) {
+                let mismatch = route.mismatch(path, method, headers);
+                considered.push(Considered {
+                    route,
+                    group: group.clone(),
+                    mismatch,
+                });
+                if mismatch.is_none() {
+                    return Explanation {
+                        route: Some(route),
+                        considered,
+                    };
+                }
+            }
+        }
+        Explanation {
+            route: None,
+            considered,
+        }
+    }
+}
