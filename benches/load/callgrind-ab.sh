@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Instructions per proxied request under callgrind (deterministic, unlike CPU time on shared VMs),
+# for edgeplane with metrics on (admin listener set) and off. Needs valgrind, nginx (backend), wrk,
+# curl. Usage: benches/load/callgrind-ab.sh [RUNS]   (default 2; builds target/release/edgeplane)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-2}
+BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
+[ -x "$BIN" ] || cargo build --release -p edgeplane-proxy --bin edgeplane
+BIN=$(realpath "$BIN")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgeplane-cg.XXXXXX")
+read -r BACKEND PROXY ADMIN <<<"$(python3 -c 'import socket
+s=[socket.socket() for _ in range(3)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')"
+cat >"$TMP/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $TMP/nginx.pid; error_log $TMP/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok"; } } }
+CONF
+for v in on off; do
+    admin=""; [ "$v" = on ] && admin="admin = \"127.0.0.1:$ADMIN\""
+    printf '[node]\nid = "cg"\nworkers = 1\n%s\n[[node.listeners]]\naddress = "127.0.0.1:%s"\n[[routes]]\ncluster = "b"\n[clusters.b]\n[clusters.b.pool]\nmax_idle_per_endpoint = 512\n[[clusters.b.endpoints]]\naddress = "127.0.0.1:%s"\n' \
+        "$admin" "$PROXY" "$BACKEND" >"$TMP/edge-$v.toml"
+done
+nginx -c "$TMP/nginx.conf" &
+NGINX=$!
+trap 'kill $NGINX 2>/dev/null; rm -rf "$TMP"' EXIT
+measure() { # on|off
+    local v=$1 pid out reqs ir
+    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$v.out" "$BIN" run --config "$TMP/edge-$v.toml" >"$TMP/edge.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do curl -fs -o /dev/null "http://127.0.0.1:$PROXY/" && break; sleep 0.2; done
+    wrk -t1 -c32 -d3s "http://127.0.0.1:$PROXY/" >/dev/null
+    callgrind_control -z "$pid" >/dev/null
+    out=$(wrk -t1 -c32 -d10s "http://127.0.0.1:$PROXY/")
+    callgrind_control -d "$pid" >/dev/null
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    ir=$(awk '/^summary:/ {print $2; exit}' "$TMP/cg.$v.out.1")
+    echo "metrics $v: $reqs requests, $((ir / reqs)) instructions per request"
+    rm -f "$TMP"/cg.*
+}
+for ((r = 0; r < RUNS; r++)); do measure off; measure on; done
