@@ -230,6 +230,7 @@ fn demo() -> anyhow::Result<()> {
         println!("\nTry it yourself:\n  curl -s http://{addr}/anything\n  curl -si http://{addr}/ -H 'host: example.com'");
         if let Some(admin) = node.admin_addr() {
             println!("  curl -s http://{admin}/readyz");
+            println!("  curl -s http://{admin}/metrics | grep edgeplane_requests_total");
         }
         println!("\nCtrl-C stops the demo.");
         wait_for_stop_signal().await?;
