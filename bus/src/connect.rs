@@ -89,6 +89,8 @@ pub struct BusStats {
     pub errors: AtomicU64,
     /// Messages dropped because they did not decode ([`crate::DecodeError`]).
     pub decode_errors: AtomicU64,
+    /// Messages received on the fleet's subjects (heartbeats, scaling events, config revisions).
+    pub received: AtomicU64,
 }
 
 impl BusStats {

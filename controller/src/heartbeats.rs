@@ -100,6 +100,9 @@ pub fn take(
     composer: &Composer,
     stats: &BusStats,
 ) {
+    stats
+        .received
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let subject = msg.subject.as_str();
     let hb: Heartbeat = match decode(&msg.payload) {
         Ok(hb) => hb,

@@ -104,6 +104,9 @@ impl Pushes {
         let mut first = true;
         while let Some(entry) = updates.next().await {
             let entry = entry.map_err(|e| e.to_string())?;
+            self.stats
+                .received
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if entry.operation != async_nats::jetstream::kv::Operation::Put {
                 continue;
             }

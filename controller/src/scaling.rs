@@ -57,6 +57,9 @@ async fn follow(
     tracing::info!(stream = %name, "following scaling events");
     while let Some(msg) = messages.next().await {
         let msg = msg.map_err(|e| e.to_string())?;
+        stats
+            .received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let subject = msg.subject.as_str();
         let Some(cluster) = subjects.parse_scale(subject) else {
             let e =

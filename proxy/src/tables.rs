@@ -66,6 +66,8 @@ pub struct Snapshot {
     pub route_metrics: Vec<Arc<RouteMetrics>>,
     /// Where the metrics are registered (`None`: not recorded, as in unit tests).
     pub telemetry: Option<Arc<Telemetry>>,
+    /// The routing this snapshot was built from (for the admin API; never read on the request path).
+    pub routing: Arc<Routing>,
 }
 
 /// A cluster in a snapshot.
@@ -236,6 +238,7 @@ impl Snapshot {
             generation: previous.map_or(1, |p| p.generation + 1),
             route_metrics,
             telemetry,
+            routing: Arc::new(routing.clone()),
         })
     }
 }

@@ -132,6 +132,17 @@ async fn the_api_needs_the_token_and_reports_live_state() {
         assert!(e["requests"].as_u64().unwrap() >= 2, "{e}");
         assert!(e["ewma_ms"].as_f64().is_some(), "{e}");
     }
+    // The routing in place, as a document that validates and could be pushed back.
+    let config = admin.json("/api/v1/config").await;
+    assert_eq!(config["revision"], 0, "file config");
+    assert_eq!(config["hash"], status["hash"]);
+    let doc = config["document"].to_string();
+    let routing = edgeplane_config::document_from_text(&doc).unwrap();
+    assert_eq!(routing.routes.len(), 2);
+    assert_eq!(routing.routes[1].methods, ["POST"]);
+    assert_eq!(routing.clusters[0].endpoints.len(), 2);
+    assert_eq!(config["document"]["routes"][0]["hosts"][0], "m.test");
+
     let r = admin.call("GET", "/api/v1/clusters/nope").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("no cluster"));

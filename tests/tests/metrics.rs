@@ -264,4 +264,5 @@ async fn a_push_moves_the_config_metrics() {
         sample(&text, "edgeplane_bus_decode_errors_total"),
         Some(0.0)
     );
+    assert!(sample(&text, "edgeplane_bus_messages_received_total").unwrap() >= 1.0);
 }

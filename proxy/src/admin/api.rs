@@ -35,12 +35,13 @@ pub(super) fn answer(req: &Request<Incoming>, ctx: &AdminContext) -> Resp {
     match (method, parts.as_slice()) {
         (&Method::GET, ["status"]) => status(ctx),
         (&Method::GET, ["clusters"]) => clusters(ctx),
+        (&Method::GET, ["config"]) => config(ctx),
         (&Method::GET, ["clusters", name]) => cluster(ctx, name),
         (&Method::GET, ["explain"]) => explain(ctx, req.uri().query().unwrap_or("")),
         (&Method::POST, ["clusters", name, "endpoints", address, action]) => {
             endpoint_action(ctx, name, address, action)
         }
-        (_, ["status" | "clusters" | "explain"] | ["clusters", _])
+        (_, ["status" | "clusters" | "explain" | "config"] | ["clusters", _])
         | (_, ["clusters", _, "endpoints", _, _]) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
@@ -51,11 +52,7 @@ pub(super) fn answer(req: &Request<Incoming>, ctx: &AdminContext) -> Resp {
 
 fn status(ctx: &AdminContext) -> Resp {
     let snap = ctx.tables.load();
-    let revision = ctx
-        .config_state
-        .get()
-        .and_then(|s| s.lock().ok().map(|s| s.revision))
-        .unwrap_or(0);
+    let revision = revision(ctx);
     let endpoints: usize = snap.clusters.iter().map(|c| c.endpoints.len()).sum();
     json_reply(
         StatusCode::OK,
@@ -73,6 +70,28 @@ fn status(ctx: &AdminContext) -> Resp {
             "endpoints": endpoints,
             "connections": ctx.open.load(Relaxed),
             "requests": ctx.shared.requests.load(Relaxed),
+        }),
+    )
+}
+
+fn revision(ctx: &AdminContext) -> u64 {
+    ctx.config_state
+        .get()
+        .and_then(|s| s.lock().ok().map(|s| s.revision))
+        .unwrap_or(0)
+}
+
+/// The routing in place: pushed revision (0 = file config), content hash of the document, and the
+/// document as served, including endpoints that heartbeats and scaling events added.
+fn config(ctx: &AdminContext) -> Resp {
+    let snap = ctx.tables.load();
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "revision": revision(ctx),
+            "hash": snap.hash.to_string(),
+            "generation": snap.generation,
+            "document": super::document::routing_json(&snap.routing),
         }),
     )
 }

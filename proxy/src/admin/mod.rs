@@ -6,6 +6,7 @@
 //! `/metrics` is open and the API answers 401, so that an unconfigured node never exposes its controls.
 
 mod api;
+mod document;
 
 use crate::forward::Shared;
 use crate::server::Phase;

@@ -56,6 +56,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_config_revision", Gauge, "", "KV revision of the pushed config in place (0: file config only)."),
     m("edgeplane_config_applies_total", Counter, "result", "Pushed config revisions handled, by result: applied or rejected."),
     m("edgeplane_config_push_apply_seconds", Histogram, "", "From a config revision's write to the bucket (server time) until this node applied it."),
+    m("edgeplane_bus_messages_received_total", Counter, "", "Messages received on the fleet's subjects: heartbeats, scaling events, config revisions."),
     m("edgeplane_bus_connects_total", Counter, "", "Times the NATS connection was (re)established."),
     m("edgeplane_bus_disconnects_total", Counter, "", "Times the NATS connection was lost."),
     m("edgeplane_bus_decode_errors_total", Counter, "", "Bus messages dropped because they did not decode or validate."),

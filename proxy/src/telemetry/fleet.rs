@@ -41,6 +41,7 @@ pub fn collect_controller(
             &bus.slow_consumers,
         );
         copy("edgeplane_bus_errors_total", &[], &bus.errors);
+        copy("edgeplane_bus_messages_received_total", &[], &bus.received);
         let s = &composer.stats;
         let hb = "edgeplane_heartbeats_total";
         copy(hb, &[("result", "in_place")], &s.heartbeats_in_place);

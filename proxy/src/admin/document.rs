@@ -1,0 +1,82 @@
+//! The routing in place as a JSON routing document, in the config file's shape, so that what the admin
+//! API shows can be read like a config file and pushed back (`edgeplane push` accepts JSON).
+
+use edgeplane_config::model::{HostMatch, Routing};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+fn duration(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// `routing` as a document: `{"routes": [...], "clusters": {...}}`.
+pub fn routing_json(routing: &Routing) -> Value {
+    let routes: Vec<Value> = routing
+        .routes
+        .iter()
+        .map(|r| {
+            let hosts: Vec<String> = r
+                .hosts
+                .iter()
+                .map(|h| match h {
+                    HostMatch::Exact(h) => h.clone(),
+                    HostMatch::Suffix(s) => format!("*{s}"),
+                })
+                .collect();
+            let headers: Vec<Value> = r
+                .headers
+                .iter()
+                .map(|h| match &h.value {
+                    Some(v) => json!({ "name": h.name, "value": v }),
+                    None => json!({ "name": h.name }),
+                })
+                .collect();
+            json!({
+                "name": r.name,
+                "hosts": hosts,
+                "path_prefix": r.path_prefix,
+                "methods": r.methods,
+                "headers": headers,
+                "cluster": routing.clusters.get(r.cluster).map_or("", |c| c.name.as_str()),
+            })
+        })
+        .collect();
+    let mut clusters = Map::new();
+    for c in &routing.clusters {
+        let endpoints: Vec<Value> = c
+            .endpoints
+            .iter()
+            .map(|e| {
+                let mut v = json!({
+                    "address": e.address.to_string(),
+                    "weight": e.weight,
+                    "priority": e.priority,
+                });
+                if let (Some(zone), Some(obj)) = (&e.zone, v.as_object_mut()) {
+                    obj.insert("zone".into(), Value::from(zone.as_str()));
+                }
+                v
+            })
+            .collect();
+        let mut cluster = json!({
+            "balancing": c.balancing.as_str(),
+            "self_registration": c.membership.self_registration,
+            "health_threshold": c.membership.health_threshold,
+            "remove_after": duration(c.membership.remove_after),
+            "timeouts": {
+                "connect": duration(c.timeouts.connect),
+                "response_header": duration(c.timeouts.response_header),
+            },
+            "pool": {
+                "max_idle_per_endpoint": c.pool.max_idle_per_endpoint,
+                "idle_timeout": duration(c.pool.idle_timeout),
+            },
+            "endpoints": endpoints,
+        });
+        if let (Some(h), Some(obj)) = (&c.host_rewrite, cluster.as_object_mut()) {
+            obj.insert("host_rewrite".into(), Value::from(h.as_str()));
+        }
+        clusters.insert(c.name.clone(), cluster);
+    }
+    json!({ "routes": routes, "clusters": clusters })
+}
