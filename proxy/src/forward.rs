@@ -35,6 +35,8 @@ pub struct Shared {
     id_seed: u64,
     /// Whether to log one line per request.
     pub access_log: bool,
+    /// Bytes from and to clients.
+    pub bytes: Arc<crate::idle::ByteCounters>,
 }
 
 impl Shared {
@@ -52,6 +54,14 @@ impl Shared {
             unrouted: RouteMetrics::new(telemetry, "none", "none"),
             id_seed: id_seed(node_id),
             access_log: false,
+            bytes: Arc::new(crate::idle::ByteCounters {
+                received: telemetry.map_or_else(metrics::Counter::noop, |t| {
+                    t.counter("edgeplane_downstream_received_bytes_total", &[])
+                }),
+                sent: telemetry.map_or_else(metrics::Counter::noop, |t| {
+                    t.counter("edgeplane_downstream_sent_bytes_total", &[])
+                }),
+            }),
         }
     }
 }

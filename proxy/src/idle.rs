@@ -62,17 +62,62 @@ impl Watchdog {
     }
 }
 
-/// A socket that counts its I/O in an [`Activity`].
+/// Byte counters shared by a node's downstream connections.
+#[derive(Debug)]
+pub struct ByteCounters {
+    /// Bytes read from clients.
+    pub received: metrics::Counter,
+    /// Bytes written to clients.
+    pub sent: metrics::Counter,
+}
+
+/// Bytes a connection counts locally before adding them to the shared counters: one shared atomic add
+/// per 64 KiB (or at close) instead of one per I/O call.
+const FLUSH_BYTES: u64 = 64 * 1024;
+
+/// A socket that counts its I/O events in an [`Activity`] and its bytes in [`ByteCounters`].
 #[derive(Debug)]
 pub struct Tracked<T> {
     inner: T,
     activity: Activity,
+    bytes: Arc<ByteCounters>,
+    received: u64,
+    sent: u64,
 }
 
 impl<T> Tracked<T> {
     /// Wraps `inner`.
-    pub fn new(inner: T, activity: Activity) -> Self {
-        Tracked { inner, activity }
+    pub fn new(inner: T, activity: Activity, bytes: Arc<ByteCounters>) -> Self {
+        Tracked {
+            inner,
+            activity,
+            bytes,
+            received: 0,
+            sent: 0,
+        }
+    }
+
+    fn count_received(&mut self, n: usize) {
+        self.received += n as u64;
+        if self.received >= FLUSH_BYTES {
+            self.bytes
+                .received
+                .increment(std::mem::take(&mut self.received));
+        }
+    }
+
+    fn count_sent(&mut self, n: usize) {
+        self.sent += n as u64;
+        if self.sent >= FLUSH_BYTES {
+            self.bytes.sent.increment(std::mem::take(&mut self.sent));
+        }
+    }
+}
+
+impl<T> Drop for Tracked<T> {
+    fn drop(&mut self) {
+        self.bytes.received.increment(self.received);
+        self.bytes.sent.increment(self.sent);
     }
 }
 
@@ -83,9 +128,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if r.is_ready() {
             this.activity.bump();
+            let n = buf.filled().len().saturating_sub(before);
+            this.count_received(n);
         }
         r
     }
@@ -99,8 +147,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if r.is_ready() {
+        if let Poll::Ready(res) = &r {
             this.activity.bump();
+            if let Ok(n) = res {
+                this.count_sent(*n);
+            }
         }
         r
     }
@@ -112,8 +163,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if r.is_ready() {
+        if let Poll::Ready(res) = &r {
             this.activity.bump();
+            if let Ok(n) = res {
+                this.count_sent(*n);
+            }
         }
         r
     }

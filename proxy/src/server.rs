@@ -111,7 +111,11 @@ impl Server {
         let _open = OpenGuard(self.open.clone());
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
-        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+        let io = TokioIo::new(Tracked::new(
+            stream,
+            activity.clone(),
+            self.shared.bytes.clone(),
+        ));
         let info = ConnInfo {
             client_ip: HeaderValue::from_str(&peer.ip().to_string())
                 .unwrap_or(HeaderValue::from_static("unknown")),

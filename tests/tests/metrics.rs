@@ -12,7 +12,7 @@ use edgeplane_controller::publish::{push, PushOptions};
 use edgeplane_proxy::fleet::join;
 use edgeplane_proxy::telemetry::{Kind, CATALOG};
 use edgeplane_tests::{
-    endpoints, eventually, promtool_bin, Backend, Client, NatsServer, Prometheus,
+    endpoints, eventually, promtool_bin, raw_request, Backend, Client, NatsServer, Prometheus,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,11 +56,22 @@ async fn metrics_follow_traffic_are_catalogued_and_pass_promtool() {
         http::StatusCode::NOT_FOUND
     );
 
+    // A connection that closes adds its bytes at close.
+    let raw = b"GET / HTTP/1.1\r\nHost: m.test\r\nConnection: close\r\n\r\n";
+    let answer = raw_request(addr, raw).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    eventually(Duration::from_secs(5), "bytes counted at close", || async {
+        let text = scrape(admin).await;
+        sample(&text, "edgeplane_downstream_received_bytes_total") >= Some(raw.len() as f64)
+            && sample(&text, "edgeplane_downstream_sent_bytes_total") >= Some(answer.len() as f64)
+    })
+    .await;
+
     let text = scrape(admin).await;
     let ok = "{route=\"api\",cluster=\"c\",class=\"2xx\"}";
     assert_eq!(
         sample(&text, &format!("edgeplane_requests_total{ok}")),
-        Some(3.0),
+        Some(4.0),
         "{text}"
     );
     assert_eq!(
@@ -68,7 +79,7 @@ async fn metrics_follow_traffic_are_catalogued_and_pass_promtool() {
             &text,
             &format!("edgeplane_request_duration_seconds_count{ok}")
         ),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(
         sample(
@@ -87,7 +98,7 @@ async fn metrics_follow_traffic_are_catalogued_and_pass_promtool() {
     let ep = format!("{{cluster=\"c\",endpoint=\"{}\"}}", a.addr);
     assert_eq!(
         sample(&text, &format!("edgeplane_endpoint_requests_total{ep}")),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(
         sample(&text, &format!("edgeplane_endpoint_health{ep}")),

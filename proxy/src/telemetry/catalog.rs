@@ -44,6 +44,8 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_request_duration_seconds", Histogram, "route, cluster, class", "Time from receiving a request's headers to sending the response headers."),
     m("edgeplane_proxy_errors_total", Counter, "cluster, kind", "Requests the proxy answered itself, by cause: no_route, no_endpoint, bad_request, connect_failed, upstream_timeout, upstream_error."),
     m("edgeplane_upstream_retries_total", Counter, "cluster", "Requests sent again on a fresh connection after a pooled one failed before anything was sent."),
+    m("edgeplane_downstream_received_bytes_total", Counter, "", "Bytes read from clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),
+    m("edgeplane_downstream_sent_bytes_total", Counter, "", "Bytes written to clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),
     m("edgeplane_connections_active", Gauge, "", "Open downstream connections."),
     m("edgeplane_endpoint_in_flight", Gauge, "cluster, endpoint", "Requests this node has in flight to an endpoint."),
     m("edgeplane_endpoint_health", Gauge, "cluster, endpoint", "Health score of an endpoint, 0 (down) to 100."),
