@@ -217,8 +217,15 @@ impl Composer {
             Ok(_) => {
                 self.stats.rebuilds.fetch_add(1, Relaxed);
                 self.refresh(inner);
-                tracing::debug!(
+                // One line per coalesced rebuild (not per join), with each cluster's size.
+                let sizes: Vec<String> = inner
+                    .live
+                    .iter()
+                    .map(|(c, l)| format!("{c}={}", l.endpoints.len()))
+                    .collect();
+                tracing::info!(
                     instances = inner.members.instances(),
+                    endpoints = %sizes.join(","),
                     "membership change applied"
                 );
             }
