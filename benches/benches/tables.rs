@@ -45,7 +45,14 @@ fn rebuild(c: &mut Criterion) {
 
 fn pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
-    for policy in ["round_robin", "weighted_round_robin", "least_connections"] {
+    for policy in [
+        "round_robin",
+        "weighted_round_robin",
+        "least_connections",
+        "least_response_time",
+        "power_of_two",
+        "random",
+    ] {
         for n in [3, 100, 10_000] {
             let snap = Snapshot::build(&routing(1, n, policy, 0), None).expect("builds");
             let cluster = &snap.clusters[0];

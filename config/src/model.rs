@@ -194,6 +194,12 @@ pub enum Balancing {
     WeightedRoundRobin,
     /// Fewest in-flight requests relative to weight.
     LeastConnections,
+    /// Lowest latency EWMA × (in-flight + 1) / weight over every endpoint.
+    LeastResponseTime,
+    /// Two random endpoints, the one with the lower peak-EWMA latency × (in-flight + 1) / weight.
+    PowerOfTwo,
+    /// Random, with probability proportional to weight × health score.
+    Random,
 }
 
 impl Balancing {
@@ -203,14 +209,20 @@ impl Balancing {
             Balancing::RoundRobin => "round_robin",
             Balancing::WeightedRoundRobin => "weighted_round_robin",
             Balancing::LeastConnections => "least_connections",
+            Balancing::LeastResponseTime => "least_response_time",
+            Balancing::PowerOfTwo => "power_of_two",
+            Balancing::Random => "random",
         }
     }
 
     /// Every policy, for error messages and docs.
-    pub const ALL: [Balancing; 3] = [
+    pub const ALL: [Balancing; 6] = [
         Balancing::RoundRobin,
         Balancing::WeightedRoundRobin,
         Balancing::LeastConnections,
+        Balancing::LeastResponseTime,
+        Balancing::PowerOfTwo,
+        Balancing::Random,
     ];
 }
 

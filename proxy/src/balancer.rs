@@ -5,6 +5,10 @@
 //! Each policy is one file; adding one means a new file, a [`Balancing`] variant and a line in [`build`].
 
 mod least_conn;
+mod least_time;
+mod p2c;
+mod random;
+mod rng;
 mod round_robin;
 mod weighted;
 
@@ -25,6 +29,9 @@ pub fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
         Balancing::RoundRobin => Box::new(round_robin::RoundRobin::default()),
         Balancing::WeightedRoundRobin => Box::new(weighted::SmoothWeighted::new(endpoints)),
         Balancing::LeastConnections => Box::new(least_conn::LeastConnections::default()),
+        Balancing::LeastResponseTime => Box::new(least_time::LeastResponseTime::default()),
+        Balancing::PowerOfTwo => Box::new(p2c::PowerOfTwo::new()),
+        Balancing::Random => Box::new(random::WeightedRandom::new(endpoints)),
     }
 }
 

@@ -77,6 +77,9 @@ struct Stats {
     in_flight: AtomicU32,
     /// EWMA of time to response headers, in microseconds; 0 until the first sample.
     ewma_micros: AtomicU64,
+    /// Peak-sensitive EWMA: jumps to a slower sample at once, decays like the EWMA otherwise, and
+    /// doubles on a failure, so a slowing or failing endpoint loses traffic quickly. Microseconds.
+    peak_micros: AtomicU64,
     consecutive_failures: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
@@ -197,13 +200,31 @@ impl Upstream {
             (old * (EWMA_DIVISOR - 1) + sample) / EWMA_DIVISOR
         };
         self.stats.ewma_micros.store(new.max(1), Relaxed);
+        let peak = self.stats.peak_micros.load(Relaxed);
+        let next = if sample >= peak {
+            sample
+        } else {
+            (peak * (EWMA_DIVISOR - 1) + sample) / EWMA_DIVISOR
+        };
+        self.stats.peak_micros.store(next.max(1), Relaxed);
         if self.stats.consecutive_failures.load(Relaxed) != 0 {
             self.stats.consecutive_failures.store(0, Relaxed);
         }
     }
 
+    /// Peak-sensitive latency estimate in microseconds; 0 before the first response or failure.
+    pub fn peak_latency_micros(&self) -> u64 {
+        self.stats.peak_micros.load(Relaxed)
+    }
+
     /// Records a failed request.
     pub fn record_failure(&self) {
+        // A failure costs like a slow answer: double the estimate, at least 10 ms, so that an
+        // endpoint failing fast is not preferred for being fast.
+        let peak = self.stats.peak_micros.load(Relaxed);
+        self.stats
+            .peak_micros
+            .store(peak.saturating_mul(2).clamp(10_000, 60_000_000), Relaxed);
         self.stats.consecutive_failures.fetch_add(1, Relaxed);
         self.stats.failures.fetch_add(1, Relaxed);
     }

@@ -221,3 +221,37 @@ async fn http2_clients_are_served() {
     assert!(resp.body.contains("via: 2.0 test-node"), "{}", resp.body);
     assert!(resp.body.contains("host: "), "{}", resp.body);
 }
+
+/// A backend that answers after `delay` (its own latency, not test synchronisation).
+async fn slow(name: &str, delay: std::time::Duration) -> Backend {
+    Backend::with(name, move |_req| async move {
+        tokio::time::sleep(delay).await;
+        edgeplane_tests::text(StatusCode::OK, "slow")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn latency_aware_policies_move_traffic_away_from_a_slow_backend() {
+    for policy in ["power_of_two", "least_response_time"] {
+        let fast = Backend::named("fast").await;
+        let slowpoke = slow("slow", std::time::Duration::from_millis(40)).await;
+        let text = node_config(&format!(
+            "[[routes]]\ncluster = \"c\"\n[clusters.c]\nbalancing = \"{policy}\"\n{}",
+            endpoints("c", &[(&fast, 1), (&slowpoke, 1)])
+        ));
+        let (_node, client) = node_and_client(&text).await;
+        // Sequential requests: each endpoint gets sampled early, then the slow one is avoided.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for _ in 0..60 {
+            let r = client.get("lat.test", "/").await;
+            assert_eq!(r.status, StatusCode::OK);
+            *seen.entry(r.header("x-backend").to_string()).or_default() += 1;
+        }
+        let slow_share = seen.get("slow").copied().unwrap_or(0);
+        assert!(
+            slow_share <= 3,
+            "{policy}: the 40 ms backend got {slow_share} of 60: {seen:?}"
+        );
+    }
+}

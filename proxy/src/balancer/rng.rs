@@ -1,0 +1,38 @@
+//! A small lock-free random source for the randomized balancers: SplitMix64 over an atomic counter.
+//! Deterministic from its seed (tests seed it); a pick costs one atomic add and a few multiplies.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// SplitMix64 stream.
+#[derive(Debug)]
+pub struct Rng(AtomicU64);
+
+impl Rng {
+    /// A stream starting at `seed`.
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(AtomicU64::new(seed))
+    }
+
+    /// A stream seeded from the clock and the address of a stack value (differs per build).
+    pub fn from_entropy() -> Rng {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let local = 0u8;
+        Rng::seeded(nanos ^ (std::ptr::addr_of!(local) as u64).rotate_left(29))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&self) -> u64 {
+        let mut z = self.0.fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed);
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform number in `0..n` (`n` > 0), by multiply-shift (no modulo bias worth measuring).
+    pub fn below(&self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
