@@ -170,6 +170,21 @@ pub struct Cluster {
     pub pool: Pool,
     /// How heartbeats may change the cluster's membership and health.
     pub membership: MemberPolicy,
+    /// Passive outlier detection, if enabled.
+    pub outlier: Option<Outlier>,
+}
+
+/// Passive outlier detection: endpoints that fail repeatedly are taken out for a growing time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outlier {
+    /// Consecutive failures (connect errors, upstream errors, timeouts) that eject an endpoint.
+    pub consecutive_failures: u32,
+    /// First ejection's length; the n-th lasts `base × 2^(n-1)`, up to `max_ejection`.
+    pub base_ejection: Duration,
+    /// Longest ejection.
+    pub max_ejection: Duration,
+    /// At most this percentage of the cluster's endpoints is ejected at once.
+    pub max_ejected_percent: u8,
 }
 
 /// How heartbeats may change a cluster.

@@ -186,6 +186,22 @@ pub struct RawCluster {
     pub health_threshold: Option<i64>,
     /// How long a self-registered instance stays down (heartbeats missed) before it is removed.
     pub remove_after: Option<String>,
+    /// Passive outlier detection; absent = off.
+    pub outlier: Option<RawOutlier>,
+}
+
+/// `[clusters.<name>.outlier]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    /// Consecutive failures that eject an endpoint (default 5).
+    pub consecutive_failures: Option<i64>,
+    /// First ejection's length; each further ejection doubles it (default 10s).
+    pub base_ejection: Option<String>,
+    /// Longest ejection (default 5m).
+    pub max_ejection: Option<String>,
+    /// At most this share of a cluster's endpoints is ejected at once, in percent (default 50).
+    pub max_ejected_percent: Option<i64>,
 }
 
 /// `[[clusters.<name>.endpoints]]`.

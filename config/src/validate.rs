@@ -440,6 +440,35 @@ impl Validator {
                 30_000,
             ),
         };
+        let outlier = raw.outlier.as_ref().map(|o| {
+            let p = format!("{path}.outlier");
+            Outlier {
+                consecutive_failures: self.int(
+                    &format!("{p}.consecutive_failures"),
+                    o.consecutive_failures,
+                    5,
+                    1,
+                    1000,
+                ) as u32,
+                base_ejection: self.duration(
+                    &format!("{p}.base_ejection"),
+                    o.base_ejection.as_deref(),
+                    10_000,
+                ),
+                max_ejection: self.duration(
+                    &format!("{p}.max_ejection"),
+                    o.max_ejection.as_deref(),
+                    300_000,
+                ),
+                max_ejected_percent: self.int(
+                    &format!("{p}.max_ejected_percent"),
+                    o.max_ejected_percent,
+                    50,
+                    0,
+                    100,
+                ) as u8,
+            }
+        });
         Cluster {
             name: name.to_string(),
             balancing,
@@ -448,6 +477,7 @@ impl Validator {
             timeouts,
             pool,
             membership,
+            outlier,
         }
     }
 

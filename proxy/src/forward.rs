@@ -222,7 +222,14 @@ async fn forward(
             return Err(e);
         }
     };
-    upstream.record_success(started.elapsed());
+    // A 5xx or 429 is a failure for balancing and outlier detection: an endpoint that answers errors
+    // fast must not look like a fast endpoint.
+    let status = resp.status();
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        upstream.record_failure();
+    } else {
+        upstream.record_success(started.elapsed());
+    }
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(downstream) = downstream_upgrade else {

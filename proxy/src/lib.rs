@@ -17,6 +17,7 @@ pub mod forward;
 pub mod headers;
 pub mod idle;
 pub mod node;
+pub mod outlier;
 pub mod pool;
 pub mod reload;
 pub mod router;

@@ -88,7 +88,10 @@ impl NodeHandle {
         };
 
         let mut listeners = Vec::new();
-        let mut tasks = vec![tokio::spawn(telemetry.clone().upkeep())];
+        let mut tasks = vec![
+            tokio::spawn(telemetry.clone().upkeep()),
+            tokio::spawn(crate::outlier::run(tables.clone())),
+        ];
         for (name, listener) in bound {
             let local = listener.local_addr().map_err(|source| StartError::Bind {
                 name: name.clone(),

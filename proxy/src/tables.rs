@@ -89,6 +89,8 @@ pub struct Cluster {
     pub timeouts: ClusterTimeouts,
     /// Endpoints whose health is below this get no new requests.
     pub health_threshold: u8,
+    /// Passive outlier detection, if enabled.
+    pub outlier: Option<edgeplane_config::model::Outlier>,
 }
 
 impl Cluster {
@@ -208,6 +210,7 @@ impl Snapshot {
                         .and_then(|h| HeaderValue::from_str(h).ok()),
                     timeouts: c.timeouts,
                     health_threshold: c.membership.health_threshold,
+                    outlier: c.outlier,
                 }
             })
             .collect();

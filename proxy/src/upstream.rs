@@ -16,11 +16,26 @@ pub struct Upstream {
     pub pool: Pool,
     stats: Stats,
     live: Live,
+    /// Outlier detection's state.
+    pub outlier: std::sync::Mutex<OutlierState>,
 }
 
 const DRAINING: u8 = 1;
 const ADMIN_DRAIN: u8 = 2;
 const ADMIN_DISABLE: u8 = 4;
+const EJECTED: u8 = 8;
+
+/// Passive outlier detection's bookkeeping for one endpoint (touched by the sweeper and the admin API,
+/// never by the request path).
+#[derive(Debug, Default)]
+pub struct OutlierState {
+    /// Ejections so far, decayed while the endpoint stays in.
+    pub ejections: u32,
+    /// Ejected until then.
+    pub until: Option<tokio::time::Instant>,
+    /// When the endpoint last came back (or last had its ejection count decayed).
+    pub since: Option<tokio::time::Instant>,
+}
 
 /// An operator's override of one endpoint on this node (admin API), kept across rebuilds but not
 /// across restarts.
@@ -96,6 +111,7 @@ impl Upstream {
             pool,
             stats: Stats::default(),
             live: Live::default(),
+            outlier: std::sync::Mutex::new(OutlierState::default()),
         }
     }
 
@@ -115,6 +131,21 @@ impl Upstream {
     /// Whether the endpoint is draining by the controller (heartbeat or scaling event).
     pub fn draining(&self) -> bool {
         self.live.flags.load(Relaxed) & DRAINING != 0
+    }
+
+    /// Whether outlier detection has taken the endpoint out.
+    pub fn ejected(&self) -> bool {
+        self.live.flags.load(Relaxed) & EJECTED != 0
+    }
+
+    /// Takes the endpoint out (`true`) or lets it back in, and starts a new failure streak.
+    pub fn set_ejected(&self, ejected: bool) {
+        if ejected {
+            self.live.flags.fetch_or(EJECTED, Relaxed);
+        } else {
+            self.live.flags.fetch_and(!EJECTED, Relaxed);
+        }
+        self.stats.consecutive_failures.store(0, Relaxed);
     }
 
     /// What this node's admin API set on the endpoint.

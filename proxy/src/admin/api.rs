@@ -130,6 +130,8 @@ fn endpoint_json(c: &Cluster, e: &Endpoint) -> Value {
         "usable": usable(c, e),
         "health": u.health(),
         "draining": u.draining(),
+        "ejected": u.ejected(),
+        "ejections": u.outlier.lock().map_or(0, |s| s.ejections),
         "admin": u.admin_state().as_str(),
         "in_flight": u.in_flight(),
         "ewma_ms": u.ewma_latency().map(|d| d.as_secs_f64() * 1e3),

@@ -1,0 +1,158 @@
+//! Passive outlier detection: an endpoint with `consecutive_failures` failures in a row (connect
+//! errors, upstream errors, timeouts, 5xx and 429 answers) is ejected for `base_ejection × 2^(n-1)`
+//! (its n-th ejection, at most `max_ejection`), never more than `max_ejected_percent` of a cluster at
+//! once. Each `base_ejection` spent back in takes one off its ejection count.
+//!
+//! The decisions run in a sweeper every 100 ms, off the request path, which only counts failures and
+//! reads the ejected bit with the rest of the endpoint's flags.
+
+use crate::tables::{Snapshot, Tables};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often the sweeper looks.
+pub const SWEEP: Duration = Duration::from_millis(100);
+
+/// Sweeps the tables in place until the task is dropped.
+pub async fn run(tables: Arc<Tables>) {
+    let mut every = tokio::time::interval(SWEEP);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        sweep(&tables.load(), Instant::now());
+    }
+}
+
+/// One pass: restores ejections that ended, ejects failing endpoints, decays ejection counts.
+pub fn sweep(snapshot: &Snapshot, now: Instant) {
+    for c in &snapshot.clusters {
+        let Some(cfg) = c.outlier else {
+            // Detection switched off: nobody stays out.
+            for e in c.endpoints.iter().filter(|e| e.upstream.ejected()) {
+                e.upstream.set_ejected(false);
+            }
+            continue;
+        };
+        let mut ejected = 0usize;
+        for e in &c.endpoints {
+            let u = &e.upstream;
+            let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+            match st.until {
+                Some(until) if now >= until => {
+                    st.until = None;
+                    st.since = Some(now);
+                    u.set_ejected(false);
+                    tracing::info!(cluster = %c.name, endpoint = %u.address, "outlier ejection over");
+                }
+                Some(_) => ejected += 1,
+                None => {
+                    let since = *st.since.get_or_insert(now);
+                    if st.ejections > 0 && now.duration_since(since) >= cfg.base_ejection {
+                        st.ejections -= 1;
+                        st.since = Some(now);
+                    }
+                }
+            }
+        }
+        let allowed = c.endpoints.len() * usize::from(cfg.max_ejected_percent) / 100;
+        for e in &c.endpoints {
+            let u = &e.upstream;
+            if ejected >= allowed {
+                break;
+            }
+            if u.ejected() || u.consecutive_failures() < cfg.consecutive_failures {
+                continue;
+            }
+            let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+            let factor = 1u32 << st.ejections.min(20);
+            let length = cfg
+                .base_ejection
+                .saturating_mul(factor)
+                .min(cfg.max_ejection);
+            st.ejections += 1;
+            st.until = Some(now + length);
+            u.set_ejected(true);
+            ejected += 1;
+            tracing::warn!(cluster = %c.name, endpoint = %u.address, failures = cfg.consecutive_failures,
+                ejection = ?length, "outlier ejected");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::Snapshot;
+
+    fn snapshot(percent: u8) -> Snapshot {
+        let text = format!(
+            "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+             [clusters.c.outlier]\nconsecutive_failures = 3\nbase_ejection = \"1s\"\nmax_ejection = \"3s\"\n\
+             max_ejected_percent = {percent}\n\
+             [[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\n[[clusters.c.endpoints]]\naddress = \"127.0.0.1:2\"\n"
+        );
+        Snapshot::build(&edgeplane_config::from_toml(&text).unwrap().routing, None).unwrap()
+    }
+
+    fn fail(s: &Snapshot, i: usize, n: usize) {
+        for _ in 0..n {
+            s.clusters[0].endpoints[i].upstream.record_failure();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ejects_with_growing_backoff_and_lets_back_in() {
+        let s = snapshot(50);
+        let c = &s.clusters[0];
+        let up = |i: usize| &c.endpoints[i].upstream;
+        fail(&s, 0, 2);
+        sweep(&s, Instant::now());
+        assert!(!up(0).ejected(), "two failures are not enough");
+        fail(&s, 0, 1);
+        sweep(&s, Instant::now());
+        assert!(up(0).ejected());
+        assert!((0..10).all(|_| c.pick().map(|e| e.upstream.address.port()) == Some(2)));
+        // First ejection: 1 s.
+        tokio::time::advance(Duration::from_millis(999)).await;
+        sweep(&s, Instant::now());
+        assert!(up(0).ejected());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        sweep(&s, Instant::now());
+        assert!(!up(0).ejected());
+        // Failing again at once: the second ejection lasts 2 s.
+        fail(&s, 0, 3);
+        sweep(&s, Instant::now());
+        assert!(up(0).ejected());
+        tokio::time::advance(Duration::from_millis(1999)).await;
+        sweep(&s, Instant::now());
+        assert!(up(0).ejected());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        sweep(&s, Instant::now());
+        assert!(!up(0).ejected());
+        // Two quiet base periods decay the count back to zero: the next ejection is 1 s again.
+        for _ in 0..2 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            sweep(&s, Instant::now());
+        }
+        assert_eq!(up(0).outlier.lock().unwrap().ejections, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_ejects_more_than_the_allowed_share() {
+        let s = snapshot(50);
+        fail(&s, 0, 3);
+        fail(&s, 1, 3);
+        sweep(&s, Instant::now());
+        let ejected = s.clusters[0]
+            .endpoints
+            .iter()
+            .filter(|e| e.upstream.ejected())
+            .count();
+        assert_eq!(ejected, 1, "half of two endpoints");
+        let none = snapshot(0);
+        fail(&none, 0, 3);
+        sweep(&none, Instant::now());
+        assert!(!none.clusters[0].endpoints[0].upstream.ejected());
+    }
+}

@@ -1,0 +1,62 @@
+//! Passive outlier detection through a real node: a backend that answers 503 fast is ejected and
+//! traffic moves to the healthy one; detection off, it keeps getting its share.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::node_and_client;
+use edgeplane_tests::{endpoints, eventually, node_config, text, Backend};
+use http::StatusCode;
+use std::time::Duration;
+
+async fn failing() -> Backend {
+    Backend::with("bad", |_req| async {
+        text(StatusCode::SERVICE_UNAVAILABLE, "no")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_backend_answering_503_fast_is_ejected() {
+    let (good, bad) = (Backend::named("good").await, failing().await);
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[clusters.c.outlier]\nconsecutive_failures = 3\n\
+         base_ejection = \"30s\"\n{}",
+        endpoints("c", &[(&good, 1), (&bad, 1)])
+    ));
+    let (node, client) = node_and_client(&text).await;
+    // Round robin sends every other request to the failing backend until the sweeper ejects it.
+    eventually(
+        Duration::from_secs(5),
+        "the failing backend is ejected",
+        || async {
+            client.get("o.test", "/").await;
+            node.tables().load().clusters[0].endpoints[1]
+                .upstream
+                .ejected()
+        },
+    )
+    .await;
+    for _ in 0..10 {
+        let r = client.get("o.test", "/").await;
+        assert_eq!((r.status, r.header("x-backend")), (StatusCode::OK, "good"));
+    }
+}
+
+#[tokio::test]
+async fn without_outlier_detection_nobody_is_ejected() {
+    let (good, bad) = (Backend::named("good").await, failing().await);
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&good, 1), (&bad, 1)])
+    ));
+    let (node, client) = node_and_client(&text).await;
+    for _ in 0..20 {
+        client.get("o.test", "/").await;
+    }
+    assert!(bad.hits() >= 10);
+    assert!(!node.tables().load().clusters[0].endpoints[1]
+        .upstream
+        .ejected());
+}
