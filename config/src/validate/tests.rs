@@ -88,7 +88,7 @@ name = "a"
 cluster = "api"
 
 [clusters.api]
-balancing = "random"
+balancing = "fastest"
 [[clusters.api.endpoints]]
 address = "10.0.0.1:80"
 weight = 0
@@ -114,7 +114,7 @@ address = "10.0.0:80"
         "routes[0].headers[0].name: invalid header name \"bad header\"",
         "routes[0].cluster: unknown cluster \"nope\"",
         "routes[1].name: duplicate route name \"a\"",
-        "clusters.api.balancing: unknown policy \"random\"",
+        "clusters.api.balancing: unknown policy \"fastest\"",
         "clusters.api.endpoints[0].weight: 0 is out of range 1..=10000",
         "clusters.api.endpoints[1].priority: 9 is out of range 0..=7",
         "clusters.api.endpoints[1].address: duplicate endpoint 10.0.0.1:80",
