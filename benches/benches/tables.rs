@@ -24,6 +24,8 @@ fn rebuild(c: &mut Criterion) {
     for (clusters, per, policy) in [
         (1, 10_000, "round_robin"),
         (1, 10_000, "weighted_round_robin"),
+        (1, 10_000, "ring_hash"),
+        (1, 10_000, "maglev"),
         (100, 100, "weighted_round_robin"),
     ] {
         let a = routing(clusters, per, policy, 0);
@@ -52,6 +54,8 @@ fn pick(c: &mut Criterion) {
         "least_response_time",
         "power_of_two",
         "random",
+        "ring_hash",
+        "maglev",
     ] {
         for n in [3, 100, 10_000] {
             let snap = Snapshot::build(&routing(1, n, policy, 0), None).expect("builds");

@@ -172,6 +172,21 @@ pub struct Cluster {
     pub membership: MemberPolicy,
     /// Passive outlier detection, if enabled.
     pub outlier: Option<Outlier>,
+    /// What the consistent-hashing policies hash.
+    pub hash_on: HashOn,
+}
+
+/// The request property consistent hashing keys on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOn {
+    /// A header's value (name in lower case).
+    Header(String),
+    /// A cookie's value.
+    Cookie(String),
+    /// The client's IP address.
+    ClientIp,
+    /// The request path.
+    Path,
 }
 
 /// Passive outlier detection: endpoints that fail repeatedly are taken out for a growing time.
@@ -215,6 +230,10 @@ pub enum Balancing {
     PowerOfTwo,
     /// Random, with probability proportional to weight × health score.
     Random,
+    /// Consistent hashing on a ring of virtual nodes (weights scale each endpoint's share).
+    RingHash,
+    /// Consistent hashing with Maglev's lookup table (weights scale each endpoint's share).
+    Maglev,
 }
 
 impl Balancing {
@@ -227,17 +246,21 @@ impl Balancing {
             Balancing::LeastResponseTime => "least_response_time",
             Balancing::PowerOfTwo => "power_of_two",
             Balancing::Random => "random",
+            Balancing::RingHash => "ring_hash",
+            Balancing::Maglev => "maglev",
         }
     }
 
     /// Every policy, for error messages and docs.
-    pub const ALL: [Balancing; 6] = [
+    pub const ALL: [Balancing; 8] = [
         Balancing::RoundRobin,
         Balancing::WeightedRoundRobin,
         Balancing::LeastConnections,
         Balancing::LeastResponseTime,
         Balancing::PowerOfTwo,
         Balancing::Random,
+        Balancing::RingHash,
+        Balancing::Maglev,
     ];
 }
 

@@ -188,6 +188,22 @@ pub struct RawCluster {
     pub remove_after: Option<String>,
     /// Passive outlier detection; absent = off.
     pub outlier: Option<RawOutlier>,
+    /// What consistent hashing (`ring_hash`, `maglev`) hashes; default the client IP.
+    pub hash_on: Option<RawHashOn>,
+}
+
+/// `[clusters.<name>.hash_on]`: exactly one key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHashOn {
+    /// A request header's value.
+    pub header: Option<String>,
+    /// A cookie's value.
+    pub cookie: Option<String>,
+    /// The client's IP address.
+    pub client_ip: Option<bool>,
+    /// The request path (without the query).
+    pub path: Option<bool>,
 }
 
 /// `[clusters.<name>.outlier]`.

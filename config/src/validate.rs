@@ -469,6 +469,7 @@ impl Validator {
                 ) as u8,
             }
         });
+        let hash_on = self.hash_on(&format!("{path}.hash_on"), raw.hash_on.as_ref());
         Cluster {
             name: name.to_string(),
             balancing,
@@ -478,6 +479,51 @@ impl Validator {
             pool,
             membership,
             outlier,
+            hash_on,
+        }
+    }
+
+    fn hash_on(&mut self, path: &str, raw: Option<&RawHashOn>) -> HashOn {
+        let Some(raw) = raw else {
+            return HashOn::ClientIp;
+        };
+        let mut keys = Vec::new();
+        if let Some(h) = &raw.header {
+            if http_token(h) {
+                keys.push(HashOn::Header(h.to_ascii_lowercase()));
+            } else {
+                self.error(
+                    format!("{path}.header"),
+                    format!("invalid header name {h:?}"),
+                );
+            }
+        }
+        if let Some(c) = &raw.cookie {
+            if http_token(c) {
+                keys.push(HashOn::Cookie(c.clone()));
+            } else {
+                self.error(
+                    format!("{path}.cookie"),
+                    format!("invalid cookie name {c:?}"),
+                );
+            }
+        }
+        if raw.client_ip == Some(true) {
+            keys.push(HashOn::ClientIp);
+        }
+        if raw.path == Some(true) {
+            keys.push(HashOn::Path);
+        }
+        match keys.len() {
+            1 => keys.remove(0),
+            0 if raw.header.is_some() || raw.cookie.is_some() => HashOn::ClientIp,
+            _ => {
+                self.error(
+                    path,
+                    "set exactly one of header, cookie, client_ip = true, path = true",
+                );
+                HashOn::ClientIp
+            }
         }
     }
 
@@ -573,6 +619,13 @@ fn content_hash(routes: &[RawRoute], clusters: &BTreeMap<String, RawCluster>) ->
     // Serializing plain structs and a BTreeMap to a Vec cannot fail.
     let bytes = serde_json::to_vec(&Doc { routes, clusters }).unwrap_or_default();
     ContentHash::of(&bytes)
+}
+
+/// An RFC 9110 token (header and cookie names).
+fn http_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -4,10 +4,13 @@
 //! precomputed) and only read on the request path, where `pick` takes no lock and allocates nothing.
 //! Each policy is one file; adding one means a new file, a [`Balancing`] variant and a line in [`build`].
 
+pub mod hashing;
 mod least_conn;
 mod least_time;
+mod maglev;
 mod p2c;
 mod random;
+mod ring;
 mod rng;
 mod round_robin;
 mod weighted;
@@ -21,6 +24,17 @@ pub trait Balancer: Send + Sync + fmt::Debug {
     /// Returns an index into `endpoints`, which is the same candidate list the balancer was built for,
     /// or `None` if it is empty.
     fn pick(&self, endpoints: &[Endpoint]) -> Option<usize>;
+
+    /// Picks for a request whose hash key is `key` (consistent hashing); other policies ignore it.
+    fn pick_keyed(&self, endpoints: &[Endpoint], key: u64) -> Option<usize> {
+        let _ = key;
+        self.pick(endpoints)
+    }
+
+    /// Whether the policy uses a request key (then the request path computes one).
+    fn keyed(&self) -> bool {
+        false
+    }
 }
 
 /// Builds the balancer of `policy` for these candidate endpoints.
@@ -32,6 +46,8 @@ pub fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
         Balancing::LeastResponseTime => Box::new(least_time::LeastResponseTime::default()),
         Balancing::PowerOfTwo => Box::new(p2c::PowerOfTwo::new()),
         Balancing::Random => Box::new(random::WeightedRandom::new(endpoints)),
+        Balancing::RingHash => Box::new(ring::RingHash::new(endpoints)),
+        Balancing::Maglev => Box::new(maglev::Maglev::new(endpoints)),
     }
 }
 

@@ -188,8 +188,18 @@ async fn forward(
         .clusters
         .get(route.cluster)
         .ok_or(ProxyError::NoRoute)?;
+    let key = if cluster.keyed() {
+        crate::balancer::hashing::request_key(
+            &cluster.hash_on,
+            req.headers(),
+            req.uri().path(),
+            conn.client_ip.as_bytes(),
+        )
+    } else {
+        None
+    };
     let endpoint = cluster
-        .pick()
+        .pick_for(key)
         .ok_or_else(|| ProxyError::NoEndpoint(cluster.name.clone()))?;
     tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
 

@@ -91,6 +91,8 @@ pub struct Cluster {
     pub health_threshold: u8,
     /// Passive outlier detection, if enabled.
     pub outlier: Option<edgeplane_config::model::Outlier>,
+    /// What consistent hashing keys on.
+    pub hash_on: edgeplane_config::model::HashOn,
 }
 
 impl Cluster {
@@ -99,14 +101,33 @@ impl Cluster {
     /// are candidates); if none is usable, the least loaded usable endpoint of the best priority level
     /// that has one (failover to backups). `None` when no endpoint is usable.
     pub fn pick(&self) -> Option<&Endpoint> {
+        self.pick_for(None)
+    }
+
+    /// [`Cluster::pick`] for a request with consistent-hashing key `key`. When the key's endpoint is
+    /// unusable, the next tries rehash the key, so every node moves that key to the same endpoint.
+    pub fn pick_for(&self, key: Option<u64>) -> Option<&Endpoint> {
         let candidates = &self.endpoints[..self.candidates];
-        for _ in 0..candidates.len() {
-            let e = candidates.get(self.balancer.pick(candidates)?)?;
+        for attempt in 0..candidates.len() as u64 {
+            let i = match key {
+                Some(k) if attempt == 0 => self.balancer.pick_keyed(candidates, k),
+                Some(k) => self.balancer.pick_keyed(
+                    candidates,
+                    crate::balancer::hashing::mix(k.wrapping_add(attempt)),
+                ),
+                None => self.balancer.pick(candidates),
+            };
+            let e = candidates.get(i?)?;
             if e.upstream.usable(self.health_threshold) {
                 return Some(e);
             }
         }
         self.fallback()
+    }
+
+    /// Whether the policy hashes a request key.
+    pub fn keyed(&self) -> bool {
+        self.balancer.keyed()
     }
 
     #[cold]
@@ -211,6 +232,7 @@ impl Snapshot {
                     timeouts: c.timeouts,
                     health_threshold: c.membership.health_threshold,
                     outlier: c.outlier,
+                    hash_on: c.hash_on.clone(),
                 }
             })
             .collect();
@@ -339,5 +361,45 @@ mod tests {
         assert_eq!(port(), None);
         up(0).set_health(50);
         assert_eq!(port(), Some(1), "at the threshold is usable");
+    }
+
+    #[test]
+    fn a_hashed_key_moves_the_same_way_on_every_node_when_its_endpoint_is_out() {
+        use edgeplane_controller::LiveEndpoint;
+        let eps: String = (1..=5)
+            .map(|p| format!("[[clusters.c.endpoints]]\naddress = \"127.0.0.1:{p}\"\n"))
+            .collect();
+        let text = format!(
+            "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+             balancing = \"maglev\"\n{eps}"
+        );
+        let routing = edgeplane_config::from_toml(&text).unwrap().routing;
+        let (a, b) = (
+            Snapshot::build(&routing, None).unwrap(),
+            Snapshot::build(&routing, None).unwrap(),
+        );
+        let port = |s: &Snapshot, key| {
+            s.clusters[0]
+                .pick_for(Some(key))
+                .map(|e| e.upstream.address.port())
+        };
+        let key = crate::balancer::hashing::stable_hash(b"user-7");
+        let owner = port(&a, key).unwrap();
+        assert_eq!(port(&b, key), Some(owner));
+        for s in [&a, &b] {
+            let e = s.clusters[0]
+                .endpoints
+                .iter()
+                .find(|e| e.upstream.address.port() == owner)
+                .unwrap();
+            e.upstream.set_health(0);
+        }
+        let moved = port(&a, key).unwrap();
+        assert_ne!(moved, owner);
+        assert_eq!(
+            port(&b, key),
+            Some(moved),
+            "both nodes move the key to the same endpoint"
+        );
     }
 }

@@ -255,3 +255,51 @@ async fn latency_aware_policies_move_traffic_away_from_a_slow_backend() {
         );
     }
 }
+
+#[tokio::test]
+async fn consistent_hashing_keeps_a_key_on_one_backend() {
+    let backends = [
+        Backend::named("h1").await,
+        Backend::named("h2").await,
+        Backend::named("h3").await,
+    ];
+    for (policy, hash_on, header) in [
+        ("ring_hash", "header = \"x-user\"", "x-user"),
+        ("maglev", "cookie = \"sid\"", "cookie"),
+    ] {
+        let text = node_config(&format!(
+            "[[routes]]\ncluster = \"c\"\n[clusters.c]\nbalancing = \"{policy}\"\n[clusters.c.hash_on]\n{hash_on}\n{}",
+            endpoints("c", &[(&backends[0], 1), (&backends[1], 1), (&backends[2], 1)])
+        ));
+        let (_node, client) = node_and_client(&text).await;
+        let mut owners = std::collections::HashSet::new();
+        for user in 0..12 {
+            let value = if header == "cookie" {
+                format!("a=b; sid=user-{user}")
+            } else {
+                format!("user-{user}")
+            };
+            let mut first = None;
+            for _ in 0..4 {
+                let req = client
+                    .request("hash.test", "/")
+                    .header(header, value.as_str())
+                    .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+                    .unwrap();
+                let got = client
+                    .send(req)
+                    .await
+                    .unwrap()
+                    .header("x-backend")
+                    .to_string();
+                assert_eq!(
+                    *first.get_or_insert(got.clone()),
+                    got,
+                    "{policy}: {value} moved"
+                );
+            }
+            owners.insert(first.unwrap());
+        }
+        assert!(owners.len() >= 2, "{policy}: 12 keys all on {owners:?}");
+    }
+}

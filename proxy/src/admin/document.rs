@@ -1,7 +1,7 @@
 //! The routing in place as a JSON routing document, in the config file's shape, so that what the admin
 //! API shows can be read like a config file and pushed back (`edgeplane push` accepts JSON).
 
-use edgeplane_config::model::{HostMatch, Routing};
+use edgeplane_config::model::{HashOn, HostMatch, Routing};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -73,8 +73,28 @@ pub fn routing_json(routing: &Routing) -> Value {
             },
             "endpoints": endpoints,
         });
-        if let (Some(h), Some(obj)) = (&c.host_rewrite, cluster.as_object_mut()) {
-            obj.insert("host_rewrite".into(), Value::from(h.as_str()));
+        if let Some(obj) = cluster.as_object_mut() {
+            if let Some(h) = &c.host_rewrite {
+                obj.insert("host_rewrite".into(), Value::from(h.as_str()));
+            }
+            let hash_on = match &c.hash_on {
+                HashOn::Header(h) => json!({ "header": h }),
+                HashOn::Cookie(n) => json!({ "cookie": n }),
+                HashOn::ClientIp => json!({ "client_ip": true }),
+                HashOn::Path => json!({ "path": true }),
+            };
+            obj.insert("hash_on".into(), hash_on);
+            if let Some(o) = &c.outlier {
+                obj.insert(
+                    "outlier".into(),
+                    json!({
+                        "consecutive_failures": o.consecutive_failures,
+                        "base_ejection": duration(o.base_ejection),
+                        "max_ejection": duration(o.max_ejection),
+                        "max_ejected_percent": o.max_ejected_percent,
+                    }),
+                );
+            }
         }
         clusters.insert(c.name.clone(), cluster);
     }
