@@ -174,6 +174,8 @@ pub struct Cluster {
     pub outlier: Option<Outlier>,
     /// What the consistent-hashing policies hash.
     pub hash_on: HashOn,
+    /// Requests in flight to the cluster at most, on this node (circuit breaker), if limited.
+    pub max_requests: Option<u32>,
 }
 
 /// The request property consistent hashing keys on.

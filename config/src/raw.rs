@@ -190,6 +190,16 @@ pub struct RawCluster {
     pub outlier: Option<RawOutlier>,
     /// What consistent hashing (`ring_hash`, `maglev`) hashes; default the client IP.
     pub hash_on: Option<RawHashOn>,
+    /// Limits that shed load before the upstreams drown; absent = none.
+    pub circuit_breaker: Option<RawCircuitBreaker>,
+}
+
+/// `[clusters.<name>.circuit_breaker]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreaker {
+    /// Requests in flight to the cluster at most, on this node; beyond, 503 at once.
+    pub max_requests: Option<i64>,
 }
 
 /// `[clusters.<name>.hash_on]`: exactly one key.

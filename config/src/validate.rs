@@ -470,6 +470,15 @@ impl Validator {
             }
         });
         let hash_on = self.hash_on(&format!("{path}.hash_on"), raw.hash_on.as_ref());
+        let max_requests = raw.circuit_breaker.as_ref().map(|cb| {
+            self.int(
+                &format!("{path}.circuit_breaker.max_requests"),
+                cb.max_requests,
+                1024,
+                1,
+                10_000_000,
+            ) as u32
+        });
         Cluster {
             name: name.to_string(),
             balancing,
@@ -480,6 +489,7 @@ impl Validator {
             membership,
             outlier,
             hash_on,
+            max_requests,
         }
     }
 

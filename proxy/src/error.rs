@@ -7,13 +7,14 @@ use http::{header, HeaderValue, Response, StatusCode};
 pub const ERROR_HEADER: &str = "x-edgeplane-error";
 
 /// Every [`ProxyError::code`], in [`ProxyError::code_index`] order.
-pub const ERROR_CODES: [&str; 6] = [
+pub const ERROR_CODES: [&str; 7] = [
     "no_route",
     "no_endpoint",
     "bad_request",
     "connect_failed",
     "upstream_timeout",
     "upstream_error",
+    "circuit_open",
 ];
 
 /// Which side of the proxy an error comes from.
@@ -48,6 +49,9 @@ pub enum ProxyError {
     /// The upstream connection failed after the request was sent, or the upstream sent garbage.
     #[error("upstream error: {0}")]
     Upstream(String),
+    /// The cluster's circuit breaker is full: too many requests in flight.
+    #[error("cluster {0} has too many requests in flight (circuit breaker)")]
+    CircuitOpen(std::sync::Arc<str>),
 }
 
 impl ProxyError {
@@ -55,7 +59,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::NoEndpoint(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoEndpoint(_) | ProxyError::CircuitOpen(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -71,6 +77,7 @@ impl ProxyError {
             ProxyError::Connect(_) => "connect_failed",
             ProxyError::Timeout => "upstream_timeout",
             ProxyError::Upstream(_) => "upstream_error",
+            ProxyError::CircuitOpen(_) => "circuit_open",
         }
     }
 
@@ -83,6 +90,7 @@ impl ProxyError {
             ProxyError::Connect(_) => 3,
             ProxyError::Timeout => 4,
             ProxyError::Upstream(_) => 5,
+            ProxyError::CircuitOpen(_) => 6,
         }
     }
 
@@ -91,9 +99,10 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute | ProxyError::NoEndpoint(_) => ErrorClass::Config,
             ProxyError::BadRequest(_) => ErrorClass::Downstream,
-            ProxyError::Connect(_) | ProxyError::Timeout | ProxyError::Upstream(_) => {
-                ErrorClass::Upstream
-            }
+            ProxyError::Connect(_)
+            | ProxyError::Timeout
+            | ProxyError::Upstream(_)
+            | ProxyError::CircuitOpen(_) => ErrorClass::Upstream,
         }
     }
 

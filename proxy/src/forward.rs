@@ -217,7 +217,16 @@ async fn forward(
     )?;
     let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
 
-    let in_flight = endpoint.upstream.start_request();
+    let admission = match cluster.max_requests {
+        Some(max) => Some(
+            cluster
+                .breaker
+                .try_enter(max)
+                .ok_or_else(|| ProxyError::CircuitOpen(cluster.name.clone()))?,
+        ),
+        None => None,
+    };
+    let in_flight = endpoint.upstream.start_request().holding(admission);
     let timeouts = cluster.timeouts;
     // The snapshot is not needed past this point: release it before the first await.
     drop(snapshot);

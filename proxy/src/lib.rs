@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod balancer;
 pub mod body;
+pub mod breaker;
 pub mod demo;
 pub mod error;
 pub mod fleet;

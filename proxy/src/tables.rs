@@ -93,6 +93,10 @@ pub struct Cluster {
     pub outlier: Option<edgeplane_config::model::Outlier>,
     /// What consistent hashing keys on.
     pub hash_on: edgeplane_config::model::HashOn,
+    /// Requests in flight to the cluster at most (circuit breaker).
+    pub max_requests: Option<u32>,
+    /// The breaker's count, shared by every snapshot in which the cluster keeps its name.
+    pub breaker: Arc<crate::breaker::Breaker>,
 }
 
 impl Cluster {
@@ -186,6 +190,9 @@ impl Snapshot {
                 }
             }
         }
+        let breakers: HashMap<&str, &Arc<crate::breaker::Breaker>> = previous
+            .map(|p| p.clusters.iter().map(|c| (&*c.name, &c.breaker)).collect())
+            .unwrap_or_default();
         let clusters = routing
             .clusters
             .iter()
@@ -233,6 +240,10 @@ impl Snapshot {
                     health_threshold: c.membership.health_threshold,
                     outlier: c.outlier,
                     hash_on: c.hash_on.clone(),
+                    max_requests: c.max_requests,
+                    breaker: breakers
+                        .get(c.name.as_str())
+                        .map_or_else(Default::default, |&b| b.clone()),
                 }
             })
             .collect();

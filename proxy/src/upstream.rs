@@ -217,7 +217,7 @@ impl Upstream {
     pub fn start_request(self: &std::sync::Arc<Self>) -> InFlight {
         self.stats.in_flight.fetch_add(1, Relaxed);
         self.stats.requests.fetch_add(1, Relaxed);
-        InFlight(self.clone())
+        InFlight(self.clone(), None)
     }
 
     /// Records a response's time to headers and resets the failure streak.
@@ -261,11 +261,18 @@ impl Upstream {
     }
 }
 
-/// Holds one in-flight request on an endpoint; dropping it ends the request.
+/// Holds one in-flight request on an endpoint (and its place in the cluster's circuit breaker, if
+/// any); dropping it ends the request.
 #[derive(Debug)]
-pub struct InFlight(std::sync::Arc<Upstream>);
+pub struct InFlight(std::sync::Arc<Upstream>, Option<crate::breaker::Admission>);
 
 impl InFlight {
+    /// Keeps the request's circuit-breaker place until the request ends.
+    pub fn holding(mut self, admission: Option<crate::breaker::Admission>) -> InFlight {
+        self.1 = admission;
+        self
+    }
+
     /// The endpoint the request went to.
     pub fn upstream(&self) -> &std::sync::Arc<Upstream> {
         &self.0

@@ -84,6 +84,9 @@ pub fn routing_json(routing: &Routing) -> Value {
                 HashOn::Path => json!({ "path": true }),
             };
             obj.insert("hash_on".into(), hash_on);
+            if let Some(max) = c.max_requests {
+                obj.insert("circuit_breaker".into(), json!({ "max_requests": max }));
+            }
             if let Some(o) = &c.outlier {
                 obj.insert(
                     "outlier".into(),

@@ -37,6 +37,13 @@ pub fn collect_node(
             let cluster = &*c.name;
             t.gauge("edgeplane_cluster_endpoints", &[("cluster", cluster)])
                 .set(c.endpoints.len() as f64);
+            if let Some(max) = c.max_requests {
+                let in_flight = c.breaker.in_flight();
+                t.gauge("edgeplane_cluster_in_flight", &[("cluster", cluster)])
+                    .set(f64::from(in_flight));
+                t.gauge("edgeplane_cluster_circuit_open", &[("cluster", cluster)])
+                    .set(if in_flight >= max { 1.0 } else { 0.0 });
+            }
             for e in &c.endpoints {
                 let u = &e.upstream;
                 let address = u.address.to_string();

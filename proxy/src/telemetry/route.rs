@@ -16,7 +16,7 @@ pub struct RouteMetrics {
     pub cluster: Arc<str>,
     requests: [Counter; 5],
     duration: [Histogram; 5],
-    errors: [Counter; 6],
+    errors: [Counter; 7],
     retries: Counter,
 }
 

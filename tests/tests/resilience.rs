@@ -1,5 +1,6 @@
-//! Passive outlier detection through a real node: a backend that answers 503 fast is ejected and
-//! traffic moves to the healthy one; detection off, it keeps getting its share.
+//! Resilience through a real node: passive outlier detection (a backend that answers 503 fast is
+//! ejected and traffic moves to the healthy one; detection off, it keeps getting its share) and the
+//! circuit breaker (requests beyond `max_requests` get 503 at once).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -59,4 +60,49 @@ async fn without_outlier_detection_nobody_is_ejected() {
     assert!(!node.tables().load().clusters[0].endpoints[1]
         .upstream
         .ejected());
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_sheds_requests_beyond_max_requests() {
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let r = release.clone();
+    let held = Backend::with("held", move |_req| {
+        let r = r.clone();
+        async move {
+            let _permit = r.acquire().await;
+            text(StatusCode::OK, "done")
+        }
+    })
+    .await;
+    let cfg = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[clusters.c.circuit_breaker]\nmax_requests = 2\n{}",
+        endpoints("c", &[(&held, 1)])
+    ));
+    let (node, client) = node_and_client(&cfg).await;
+    let pending: Vec<_> = (0..2)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.get("cb.test", "/").await })
+        })
+        .collect();
+    eventually(
+        Duration::from_secs(5),
+        "two requests held upstream",
+        || async { held.hits() == 2 },
+    )
+    .await;
+    let shed = client.get("cb.test", "/").await;
+    assert_eq!(shed.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.header("x-edgeplane-error"), "circuit_open");
+    assert_eq!(
+        held.hits(),
+        2,
+        "the shed request never reached the upstream"
+    );
+    assert_eq!(node.tables().load().clusters[0].breaker.in_flight(), 2);
+    release.add_permits(10);
+    for p in pending {
+        assert_eq!(p.await.unwrap().status, StatusCode::OK);
+    }
+    assert_eq!(client.get("cb.test", "/").await.status, StatusCode::OK);
 }

@@ -1,0 +1,62 @@
+//! The circuit breaker of a cluster: at most `max_requests` in flight to the cluster on this node;
+//! beyond, requests get 503 at once instead of queueing onto struggling upstreams. The count lives in
+//! a [`Breaker`] shared by every snapshot in which the cluster keeps its name.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// One cluster's admission state.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    in_flight: AtomicU32,
+    rejected: AtomicU64,
+}
+
+impl Breaker {
+    /// Admits a request if fewer than `max` are in flight; the guard lets it out when dropped.
+    pub fn try_enter(self: &Arc<Self>, max: u32) -> Option<Admission> {
+        let before = self.in_flight.fetch_add(1, Relaxed);
+        if before >= max {
+            self.in_flight.fetch_sub(1, Relaxed);
+            self.rejected.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(Admission(self.clone()))
+    }
+
+    /// Requests admitted and not finished.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// Requests turned away, ever.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Relaxed)
+    }
+}
+
+/// An admitted request; dropping it frees its place.
+#[derive(Debug)]
+pub struct Admission(Arc<Breaker>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admits_up_to_the_limit_and_frees_on_drop() {
+        let b = Arc::new(Breaker::default());
+        let first = b.try_enter(2).unwrap();
+        let _second = b.try_enter(2).unwrap();
+        assert!(b.try_enter(2).is_none());
+        assert_eq!((b.in_flight(), b.rejected()), (2, 1));
+        drop(first);
+        assert!(b.try_enter(2).is_some());
+    }
+}
