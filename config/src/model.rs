@@ -176,6 +176,8 @@ pub struct Cluster {
     pub hash_on: HashOn,
     /// Requests in flight to the cluster at most, on this node (circuit breaker), if limited.
     pub max_requests: Option<u32>,
+    /// Panic mode below this percentage of usable endpoints (0 = off).
+    pub panic_threshold: u8,
 }
 
 /// The request property consistent hashing keys on.

@@ -186,6 +186,9 @@ pub struct RawCluster {
     pub health_threshold: Option<i64>,
     /// How long a self-registered instance stays down (heartbeats missed) before it is removed.
     pub remove_after: Option<String>,
+    /// Below this percentage of usable endpoints (best priority), spread over all of them regardless
+    /// of health (panic mode); 0 = off (default).
+    pub panic_threshold: Option<i64>,
     /// Passive outlier detection; absent = off.
     pub outlier: Option<RawOutlier>,
     /// What consistent hashing (`ring_hash`, `maglev`) hashes; default the client IP.

@@ -490,6 +490,13 @@ impl Validator {
             outlier,
             hash_on,
             max_requests,
+            panic_threshold: self.int(
+                &format!("{path}.panic_threshold"),
+                raw.panic_threshold,
+                0,
+                0,
+                100,
+            ) as u8,
         }
     }
 

@@ -1,8 +1,8 @@
-//! The circuit breaker of a cluster: at most `max_requests` in flight to the cluster on this node;
+//! Per-cluster live state that survives rebuilds: panic mode, and the circuit breaker: at most `max_requests` in flight to the cluster on this node;
 //! beyond, requests get 503 at once instead of queueing onto struggling upstreams. The count lives in
 //! a [`Breaker`] shared by every snapshot in which the cluster keeps its name.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// One cluster's admission state.
@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct Breaker {
     in_flight: AtomicU32,
     rejected: AtomicU64,
+    /// Panic mode: too few endpoints are usable, so picks ignore health (set by the sweeper).
+    panic: AtomicBool,
 }
 
 impl Breaker {
@@ -27,6 +29,16 @@ impl Breaker {
     /// Requests admitted and not finished.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Relaxed)
+    }
+
+    /// Whether the cluster is in panic mode.
+    pub fn panic(&self) -> bool {
+        self.panic.load(Relaxed)
+    }
+
+    /// Enters or leaves panic mode; returns whether that changed.
+    pub fn set_panic(&self, on: bool) -> bool {
+        self.panic.swap(on, Relaxed) != on
     }
 
     /// Requests turned away, ever.

@@ -24,8 +24,12 @@ pub async fn run(tables: Arc<Tables>) {
     }
 }
 
-/// One pass: restores ejections that ended, ejects failing endpoints, decays ejection counts.
+/// One pass: restores ejections that ended, ejects failing endpoints, decays ejection counts, and sets
+/// each cluster's panic mode.
 pub fn sweep(snapshot: &Snapshot, now: Instant) {
+    for c in &snapshot.clusters {
+        panic_mode(c);
+    }
     for c in &snapshot.clusters {
         let Some(cfg) = c.outlier else {
             // Detection switched off: nobody stays out.
@@ -76,6 +80,26 @@ pub fn sweep(snapshot: &Snapshot, now: Instant) {
             ejected += 1;
             tracing::warn!(cluster = %c.name, endpoint = %u.address, failures = cfg.consecutive_failures,
                 ejection = ?length, "outlier ejected");
+        }
+    }
+}
+
+/// Panic mode: when fewer than `panic_threshold` percent of the best priority's endpoints are usable,
+/// picks ignore health (as Envoy does), so the few healthy ones are not crushed by all the traffic.
+fn panic_mode(c: &crate::tables::Cluster) {
+    let candidates = &c.endpoints[..c.candidates];
+    let on = c.panic_threshold > 0 && !candidates.is_empty() && {
+        let usable = candidates
+            .iter()
+            .filter(|e| e.upstream.usable(c.health_threshold))
+            .count();
+        usable * 100 < candidates.len() * usize::from(c.panic_threshold)
+    };
+    if c.breaker.set_panic(on) {
+        if on {
+            tracing::warn!(cluster = %c.name, threshold = c.panic_threshold, "panic mode: too few usable endpoints, ignoring health");
+        } else {
+            tracing::info!(cluster = %c.name, "panic mode over");
         }
     }
 }
@@ -154,5 +178,31 @@ mod tests {
         fail(&none, 0, 3);
         sweep(&none, Instant::now());
         assert!(!none.clusters[0].endpoints[0].upstream.ejected());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn panic_mode_spreads_over_all_when_too_few_are_usable() {
+        use edgeplane_controller::LiveEndpoint;
+        let text = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+            panic_threshold = 50\n[[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:2\"\n[[clusters.c.endpoints]]\naddress = \"127.0.0.1:3\"\n";
+        let s = Snapshot::build(&edgeplane_config::from_toml(text).unwrap().routing, None).unwrap();
+        let c = &s.clusters[0];
+        c.endpoints[0].upstream.set_health(0);
+        sweep(&s, Instant::now());
+        assert!(!c.breaker.panic(), "2 of 3 usable");
+        assert!((0..30).all(|_| c.pick().unwrap().upstream.address.port() != 1));
+        c.endpoints[1].upstream.set_health(0);
+        sweep(&s, Instant::now());
+        assert!(c.breaker.panic(), "1 of 3 usable");
+        let mut ports: Vec<u16> = (0..30)
+            .map(|_| c.pick().unwrap().upstream.address.port())
+            .collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports, [1, 2, 3], "spread over all");
+        c.endpoints[0].upstream.set_health(100);
+        sweep(&s, Instant::now());
+        assert!(!c.breaker.panic());
     }
 }

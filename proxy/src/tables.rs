@@ -95,8 +95,11 @@ pub struct Cluster {
     pub hash_on: edgeplane_config::model::HashOn,
     /// Requests in flight to the cluster at most (circuit breaker).
     pub max_requests: Option<u32>,
-    /// The breaker's count, shared by every snapshot in which the cluster keeps its name.
+    /// The breaker's count and panic flag, shared by every snapshot in which the cluster keeps its
+    /// name.
     pub breaker: Arc<crate::breaker::Breaker>,
+    /// Panic mode below this percentage of usable endpoints (0 = off).
+    pub panic_threshold: u8,
 }
 
 impl Cluster {
@@ -122,7 +125,8 @@ impl Cluster {
                 None => self.balancer.pick(candidates),
             };
             let e = candidates.get(i?)?;
-            if e.upstream.usable(self.health_threshold) {
+            // In panic mode too few endpoints are usable: spread over all rather than crush the few.
+            if e.upstream.usable(self.health_threshold) || self.breaker.panic() {
                 return Some(e);
             }
         }
@@ -241,6 +245,7 @@ impl Snapshot {
                     outlier: c.outlier,
                     hash_on: c.hash_on.clone(),
                     max_requests: c.max_requests,
+                    panic_threshold: c.panic_threshold,
                     breaker: breakers
                         .get(c.name.as_str())
                         .map_or_else(Default::default, |&b| b.clone()),

@@ -112,6 +112,7 @@ fn clusters(ctx: &AdminContext) -> Resp {
                 "health_threshold": c.health_threshold,
                 "max_requests": c.max_requests,
                 "circuit_open": c.max_requests.is_some_and(|m| c.breaker.in_flight() >= m),
+                "panic": c.breaker.panic(),
                 "endpoints": c.endpoints.len(),
                 "usable": c.endpoints.iter().filter(|e| usable(c, e)).count(),
                 "in_flight": c.endpoints.iter().map(|e| e.upstream.in_flight()).sum::<u32>(),

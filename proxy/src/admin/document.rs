@@ -62,6 +62,7 @@ pub fn routing_json(routing: &Routing) -> Value {
             "balancing": c.balancing.as_str(),
             "self_registration": c.membership.self_registration,
             "health_threshold": c.membership.health_threshold,
+            "panic_threshold": c.panic_threshold,
             "remove_after": duration(c.membership.remove_after),
             "timeouts": {
                 "connect": duration(c.timeouts.connect),

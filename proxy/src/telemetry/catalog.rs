@@ -56,6 +56,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_endpoint_latency_ewma_seconds", Gauge, "cluster, endpoint", "Smoothed time to response headers of an endpoint."),
     m("edgeplane_cluster_in_flight", Gauge, "cluster", "Requests in flight to a cluster with a circuit breaker, on this node."),
     m("edgeplane_cluster_circuit_open", Gauge, "cluster", "1 while a cluster's circuit breaker is full (requests get 503 circuit_open)."),
+    m("edgeplane_cluster_panic", Gauge, "cluster", "1 while a cluster is in panic mode (too few usable endpoints; picks ignore health)."),
     m("edgeplane_cluster_endpoints", Gauge, "cluster", "Endpoints in a cluster's tables."),
     m("edgeplane_snapshot_generation", Gauge, "", "Snapshots built by this process (each config change or membership rebuild adds one)."),
     m("edgeplane_config_revision", Gauge, "", "KV revision of the pushed config in place (0: file config only)."),

@@ -37,6 +37,8 @@ pub fn collect_node(
             let cluster = &*c.name;
             t.gauge("edgeplane_cluster_endpoints", &[("cluster", cluster)])
                 .set(c.endpoints.len() as f64);
+            t.gauge("edgeplane_cluster_panic", &[("cluster", cluster)])
+                .set(if c.breaker.panic() { 1.0 } else { 0.0 });
             if let Some(max) = c.max_requests {
                 let in_flight = c.breaker.in_flight();
                 t.gauge("edgeplane_cluster_in_flight", &[("cluster", cluster)])
