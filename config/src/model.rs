@@ -178,6 +178,23 @@ pub struct Cluster {
     pub max_requests: Option<u32>,
     /// Panic mode below this percentage of usable endpoints (0 = off).
     pub panic_threshold: u8,
+    /// Active HTTP health checks, if configured.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Active HTTP health checks of a cluster's endpoints: a 2xx or 3xx answer passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Path to GET.
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Check timeout.
+    pub timeout: Duration,
+    /// Passes to come back.
+    pub healthy_threshold: u32,
+    /// Failures to go out.
+    pub unhealthy_threshold: u32,
 }
 
 /// The request property consistent hashing keys on.

@@ -195,6 +195,24 @@ pub struct RawCluster {
     pub hash_on: Option<RawHashOn>,
     /// Limits that shed load before the upstreams drown; absent = none.
     pub circuit_breaker: Option<RawCircuitBreaker>,
+    /// Active HTTP health checks; absent = none.
+    pub health_check: Option<RawHealthCheck>,
+}
+
+/// `[clusters.<name>.health_check]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// Path to GET on each endpoint (default `/healthz`).
+    pub path: Option<String>,
+    /// Time between checks of an endpoint (default 5s).
+    pub interval: Option<String>,
+    /// A check slower than this fails (default 2s).
+    pub timeout: Option<String>,
+    /// Consecutive passes that bring a failed endpoint back (default 2).
+    pub healthy_threshold: Option<i64>,
+    /// Consecutive failures that take an endpoint out (default 3).
+    pub unhealthy_threshold: Option<i64>,
 }
 
 /// `[clusters.<name>.circuit_breaker]`.

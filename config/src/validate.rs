@@ -490,6 +490,10 @@ impl Validator {
             outlier,
             hash_on,
             max_requests,
+            health_check: raw
+                .health_check
+                .as_ref()
+                .map(|h| self.health_check(&format!("{path}.health_check"), h)),
             panic_threshold: self.int(
                 &format!("{path}.panic_threshold"),
                 raw.panic_threshold,
@@ -497,6 +501,35 @@ impl Validator {
                 0,
                 100,
             ) as u8,
+        }
+    }
+
+    fn health_check(&mut self, path: &str, raw: &RawHealthCheck) -> HealthCheck {
+        let check_path = raw.path.clone().unwrap_or_else(|| "/healthz".into());
+        if !check_path.starts_with('/') || check_path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            self.error(
+                format!("{path}.path"),
+                format!("invalid path {check_path:?}: must start with '/', no spaces"),
+            );
+        }
+        HealthCheck {
+            path: check_path,
+            interval: self.duration(&format!("{path}.interval"), raw.interval.as_deref(), 5_000),
+            timeout: self.duration(&format!("{path}.timeout"), raw.timeout.as_deref(), 2_000),
+            healthy_threshold: self.int(
+                &format!("{path}.healthy_threshold"),
+                raw.healthy_threshold,
+                2,
+                1,
+                100,
+            ) as u32,
+            unhealthy_threshold: self.int(
+                &format!("{path}.unhealthy_threshold"),
+                raw.unhealthy_threshold,
+                3,
+                1,
+                100,
+            ) as u32,
         }
     }
 

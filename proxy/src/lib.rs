@@ -16,6 +16,7 @@ pub mod error;
 pub mod fleet;
 pub mod forward;
 pub mod headers;
+pub mod health_check;
 pub mod idle;
 pub mod node;
 pub mod outlier;

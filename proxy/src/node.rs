@@ -91,6 +91,7 @@ impl NodeHandle {
         let mut tasks = vec![
             tokio::spawn(telemetry.clone().upkeep()),
             tokio::spawn(crate::outlier::run(tables.clone())),
+            tokio::spawn(crate::health_check::run(tables.clone())),
         ];
         for (name, listener) in bound {
             let local = listener.local_addr().map_err(|source| StartError::Bind {

@@ -100,6 +100,8 @@ pub struct Cluster {
     pub breaker: Arc<crate::breaker::Breaker>,
     /// Panic mode below this percentage of usable endpoints (0 = off).
     pub panic_threshold: u8,
+    /// Active health checks, if configured.
+    pub health_check: Option<edgeplane_config::model::HealthCheck>,
 }
 
 impl Cluster {
@@ -246,6 +248,7 @@ impl Snapshot {
                     hash_on: c.hash_on.clone(),
                     max_requests: c.max_requests,
                     panic_threshold: c.panic_threshold,
+                    health_check: c.health_check.clone(),
                     breaker: breakers
                         .get(c.name.as_str())
                         .map_or_else(Default::default, |&b| b.clone()),

@@ -18,12 +18,15 @@ pub struct Upstream {
     live: Live,
     /// Outlier detection's state.
     pub outlier: std::sync::Mutex<OutlierState>,
+    /// Active health checks' state.
+    pub checks: std::sync::Mutex<crate::health_check::CheckState>,
 }
 
 const DRAINING: u8 = 1;
 const ADMIN_DRAIN: u8 = 2;
 const ADMIN_DISABLE: u8 = 4;
 const EJECTED: u8 = 8;
+const CHECK_FAILED: u8 = 16;
 
 /// Passive outlier detection's bookkeeping for one endpoint (touched by the sweeper and the admin API,
 /// never by the request path).
@@ -112,6 +115,7 @@ impl Upstream {
             stats: Stats::default(),
             live: Live::default(),
             outlier: std::sync::Mutex::new(OutlierState::default()),
+            checks: std::sync::Mutex::new(Default::default()),
         }
     }
 
@@ -146,6 +150,20 @@ impl Upstream {
             self.live.flags.fetch_and(!EJECTED, Relaxed);
         }
         self.stats.consecutive_failures.store(0, Relaxed);
+    }
+
+    /// Whether active health checks have taken the endpoint out.
+    pub fn check_failed(&self) -> bool {
+        self.live.flags.load(Relaxed) & CHECK_FAILED != 0
+    }
+
+    /// Takes the endpoint out for failing health checks (`true`) or lets it back in.
+    pub fn set_check_failed(&self, failed: bool) {
+        if failed {
+            self.live.flags.fetch_or(CHECK_FAILED, Relaxed);
+        } else {
+            self.live.flags.fetch_and(!CHECK_FAILED, Relaxed);
+        }
     }
 
     /// What this node's admin API set on the endpoint.

@@ -106,3 +106,64 @@ async fn the_circuit_breaker_sheds_requests_beyond_max_requests() {
     }
     assert_eq!(client.get("cb.test", "/").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn active_health_checks_take_a_failing_endpoint_out_and_bring_it_back() {
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let h = healthy.clone();
+    let checked = Backend::with("checked", move |req| {
+        let ok = h.load(std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if req.uri().path() == "/health" && !ok {
+                text(StatusCode::SERVICE_UNAVAILABLE, "sick")
+            } else {
+                text(StatusCode::OK, "ok")
+            }
+        }
+    })
+    .await;
+    let other = Backend::named("other").await;
+    let cfg = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[clusters.c.health_check]\npath = \"/health\"\n\
+         interval = \"50ms\"\ntimeout = \"1s\"\nhealthy_threshold = 2\nunhealthy_threshold = 2\n{}",
+        endpoints("c", &[(&checked, 1), (&other, 1)])
+    ));
+    let (node, client) = node_and_client(&cfg).await;
+    let failed = |n: &edgeplane_proxy::NodeHandle| {
+        n.tables().load().clusters[0].endpoints[0]
+            .upstream
+            .check_failed()
+    };
+    assert!(!failed(&node), "endpoints start in");
+    healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(5),
+        "two failed checks take it out",
+        || async { failed(&node) },
+    )
+    .await;
+    for _ in 0..6 {
+        assert_eq!(
+            client.get("hc.test", "/").await.header("x-backend"),
+            "other"
+        );
+    }
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(5),
+        "two passing checks bring it back",
+        || async { !failed(&node) },
+    )
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..4 {
+        seen.insert(
+            client
+                .get("hc.test", "/")
+                .await
+                .header("x-backend")
+                .to_string(),
+        );
+    }
+    assert!(seen.contains("checked"), "{seen:?}");
+}

@@ -134,6 +134,7 @@ fn endpoint_json(c: &Cluster, e: &Endpoint) -> Value {
         "health": u.health(),
         "draining": u.draining(),
         "ejected": u.ejected(),
+        "check_failed": u.check_failed(),
         "ejections": u.outlier.lock().map_or(0, |s| s.ejections),
         "admin": u.admin_state().as_str(),
         "in_flight": u.in_flight(),

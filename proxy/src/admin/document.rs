@@ -85,6 +85,18 @@ pub fn routing_json(routing: &Routing) -> Value {
                 HashOn::Path => json!({ "path": true }),
             };
             obj.insert("hash_on".into(), hash_on);
+            if let Some(hc) = &c.health_check {
+                obj.insert(
+                    "health_check".into(),
+                    json!({
+                        "path": hc.path,
+                        "interval": duration(hc.interval),
+                        "timeout": duration(hc.timeout),
+                        "healthy_threshold": hc.healthy_threshold,
+                        "unhealthy_threshold": hc.unhealthy_threshold,
+                    }),
+                );
+            }
             if let Some(max) = c.max_requests {
                 obj.insert("circuit_breaker".into(), json!({ "max_requests": max }));
             }

@@ -7,7 +7,6 @@ use super::nats::NatsArgs;
 use anyhow::Context as _;
 use edgeplane_bus::wire::{Heartbeat, Validate};
 use edgeplane_bus::{encode, SCHEMA_VERSION};
-use http_body_util::Empty;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -126,25 +125,15 @@ pub async fn run(args: HeartbeatArgs) -> anyhow::Result<ExitCode> {
 /// GETs `uri` over a fresh connection: whether it answered 2xx or 3xx in time, and how long it took.
 async fn probe(uri: &http::Uri, timeout: Duration) -> (bool, Duration) {
     let started = Instant::now();
-    let ok = tokio::time::timeout(timeout, get(uri))
-        .await
-        .is_ok_and(|r| r.is_ok_and(|s| s.is_success() || s.is_redirection()));
-    (ok, started.elapsed())
-}
-
-async fn get(uri: &http::Uri) -> anyhow::Result<http::StatusCode> {
-    let host = uri.host().context("probe URL needs a host")?;
+    let Some(host) = uri.host() else {
+        return (false, started.elapsed());
+    };
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port)).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
     let authority = uri.authority().map_or(host, |a| a.as_str());
-    let req = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(http::header::HOST, authority)
-        .header(http::header::USER_AGENT, "edgeplane-heartbeat")
-        .body(Empty::<bytes::Bytes>::new())?;
-    Ok(sender.send_request(req).await?.status())
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let ok =
+        edgeplane_proxy::health_check::http_check((host, port), authority, path, timeout).await;
+    (ok, started.elapsed())
 }
 
 /// The host's one-minute load average per core, 0 to 1 (0 where unknown).

@@ -49,6 +49,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_connections_active", Gauge, "", "Open downstream connections."),
     m("edgeplane_endpoint_in_flight", Gauge, "cluster, endpoint", "Requests this node has in flight to an endpoint."),
     m("edgeplane_endpoint_health", Gauge, "cluster, endpoint", "Health score of an endpoint, 0 (down) to 100."),
+    m("edgeplane_endpoint_check_failed", Gauge, "cluster, endpoint", "1 while active health checks keep an endpoint out."),
     m("edgeplane_endpoint_ejected", Gauge, "cluster, endpoint", "1 while outlier detection keeps an endpoint out."),
     m("edgeplane_endpoint_draining", Gauge, "cluster, endpoint", "1 while an endpoint is draining."),
     m("edgeplane_endpoint_requests_total", Counter, "cluster, endpoint", "Requests sent to an endpoint."),

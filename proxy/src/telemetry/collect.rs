@@ -54,6 +54,8 @@ pub fn collect_node(
                     .set(f64::from(u.in_flight()));
                 t.gauge("edgeplane_endpoint_health", &labels)
                     .set(f64::from(u.health()));
+                t.gauge("edgeplane_endpoint_check_failed", &labels)
+                    .set(if u.check_failed() { 1.0 } else { 0.0 });
                 t.gauge("edgeplane_endpoint_ejected", &labels)
                     .set(if u.ejected() { 1.0 } else { 0.0 });
                 t.gauge("edgeplane_endpoint_draining", &labels)
