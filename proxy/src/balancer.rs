@@ -79,6 +79,29 @@ pub(crate) mod test_support {
             .collect()
     }
 
+    /// The share of 20,000 keys whose endpoint (by address) differs between two balancers.
+    pub fn moved_share(
+        before: &dyn super::Balancer,
+        b_eps: &[Endpoint],
+        after: &dyn super::Balancer,
+        a_eps: &[Endpoint],
+    ) -> f64 {
+        let keys = 20_000u64;
+        let moved = (0..keys)
+            .filter(|k| {
+                let key = super::hashing::stable_hash(&k.to_le_bytes());
+                let x = before
+                    .pick_keyed(b_eps, key)
+                    .map(|i| b_eps[i].upstream.address);
+                let y = after
+                    .pick_keyed(a_eps, key)
+                    .map(|i| a_eps[i].upstream.address);
+                x != y
+            })
+            .count();
+        moved as f64 / keys as f64
+    }
+
     /// How often each index is picked in `n` picks.
     pub fn counts(b: &dyn super::Balancer, eps: &[Endpoint], n: usize) -> Vec<usize> {
         let mut counts = vec![0; eps.len()];

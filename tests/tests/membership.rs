@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::start_node;
+use common::{publisher, start_node};
 use edgeplane_bus::wire::{Heartbeat, ScaleAction};
-use edgeplane_bus::{encode, BusOptions, Subjects};
+use edgeplane_bus::{encode, Subjects};
 use edgeplane_controller::scale_publish;
 use edgeplane_proxy::fleet::{join, Controller};
 use edgeplane_proxy::NodeHandle;
@@ -79,17 +79,6 @@ impl Node {
         }
         seen
     }
-}
-
-async fn publisher(nats: &NatsServer) -> async_nats::Client {
-    BusOptions {
-        urls: vec![nats.url()],
-        retry_initial: false,
-        ..BusOptions::default()
-    }
-    .connect(Default::default())
-    .await
-    .unwrap()
 }
 
 /// Sends heartbeats like an instance would: each call is the next sequence number.

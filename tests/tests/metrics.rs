@@ -7,7 +7,7 @@
 mod common;
 
 use common::start_node;
-use edgeplane_bus::{BusOptions, Subjects};
+use edgeplane_bus::Subjects;
 use edgeplane_controller::publish::{push, PushOptions};
 use edgeplane_proxy::fleet::join;
 use edgeplane_proxy::telemetry::{Kind, CATALOG};
@@ -232,14 +232,7 @@ async fn a_push_moves_the_config_metrics() {
     let (node, _addr) = start_node(&config(&a, &extra)).await;
     let _controller = join(&node).await.unwrap().unwrap();
     let admin = node.admin_addr().unwrap();
-    let publisher = BusOptions {
-        urls: vec![nats.url()],
-        retry_initial: false,
-        ..BusOptions::default()
-    }
-    .connect(Default::default())
-    .await
-    .unwrap();
+    let publisher = common::publisher(&nats).await;
     let doc = format!(
         "[[routes]]\nname = \"api\"\nhosts = [\"m.test\"]\ncluster = \"c\"\n[clusters.c]\n{}",
         endpoints("c", &[(&b, 1)])

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::start_node;
-use edgeplane_bus::{BusOptions, Subjects};
+use common::{publisher, start_node};
+use edgeplane_bus::Subjects;
 use edgeplane_controller::publish::{push, PushError, PushOptions};
 use edgeplane_proxy::fleet::{join, Controller};
 use edgeplane_proxy::NodeHandle;
@@ -57,17 +57,6 @@ impl Node {
     async fn serves(&self, backend: &str) -> bool {
         self.client.get("push.test", "/").await.header("x-backend") == backend
     }
-}
-
-async fn publisher(nats: &NatsServer) -> async_nats::Client {
-    BusOptions {
-        urls: vec![nats.url()],
-        retry_initial: false,
-        ..BusOptions::default()
-    }
-    .connect(Default::default())
-    .await
-    .unwrap()
 }
 
 fn opts() -> PushOptions {

@@ -95,25 +95,7 @@ impl Balancer for Maglev {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balancer::hashing::stable_hash;
-    use crate::balancer::test_support::endpoints;
-
-    fn moved_share(before: &Maglev, b_eps: &[Endpoint], after: &Maglev, a_eps: &[Endpoint]) -> f64 {
-        let keys = 20_000u64;
-        let moved = (0..keys)
-            .filter(|k| {
-                let key = stable_hash(&k.to_le_bytes());
-                let x = before
-                    .pick_keyed(b_eps, key)
-                    .map(|i| b_eps[i].upstream.address);
-                let y = after
-                    .pick_keyed(a_eps, key)
-                    .map(|i| a_eps[i].upstream.address);
-                x != y
-            })
-            .count();
-        moved as f64 / keys as f64
-    }
+    use crate::balancer::test_support::{endpoints, moved_share};
 
     #[test]
     fn adding_one_of_n_moves_about_one_nth_of_the_keys() {

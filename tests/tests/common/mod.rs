@@ -19,3 +19,16 @@ pub async fn node_and_client(text: &str) -> (NodeHandle, Client) {
     let (node, addr) = start_node(text).await;
     (node, Client::new(addr))
 }
+
+/// A NATS client of the test, like any publisher (fails at once if the server is not up).
+#[allow(dead_code)]
+pub async fn publisher(nats: &edgeplane_tests::NatsServer) -> async_nats::Client {
+    edgeplane_bus::BusOptions {
+        urls: vec![nats.url()],
+        retry_initial: false,
+        ..edgeplane_bus::BusOptions::default()
+    }
+    .connect(Default::default())
+    .await
+    .unwrap()
+}
