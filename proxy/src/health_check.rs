@@ -72,47 +72,57 @@ pub async fn run(tables: Arc<Tables>) {
                 continue;
             };
             for e in &c.endpoints {
-                let u = e.upstream.clone();
-                {
-                    let mut st = u.checks.lock().unwrap_or_else(|p| p.into_inner());
-                    if st.next.is_some_and(|n| n > now) {
-                        continue;
-                    }
-                    st.next = Some(now + hc.interval);
+                let u = &e.upstream;
+                let mut st = u.checks.lock().unwrap_or_else(|p| p.into_inner());
+                if st.next.is_some_and(|n| n > now) {
+                    continue;
                 }
+                // All slots busy: this endpoint stays due and is checked on a later tick.
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     break;
                 };
-                let (hc, cluster) = (hc.clone(), c.name.clone());
-                tokio::spawn(async move {
-                    let address: SocketAddr = u.address;
-                    let host = address.ip().to_string();
-                    let passed = http_check(
-                        (&host, address.port()),
-                        &address.to_string(),
-                        &hc.path,
-                        hc.timeout,
-                    )
-                    .await;
-                    drop(permit);
-                    let mut st = u.checks.lock().unwrap_or_else(|p| p.into_inner());
-                    if passed {
-                        st.passes += 1;
-                        st.failures = 0;
-                        if u.check_failed() && st.passes >= hc.healthy_threshold {
-                            u.set_check_failed(false);
-                            tracing::info!(%cluster, endpoint = %address, "health check passing again");
-                        }
-                    } else {
-                        st.failures += 1;
-                        st.passes = 0;
-                        if !u.check_failed() && st.failures >= hc.unhealthy_threshold {
-                            u.set_check_failed(true);
-                            tracing::warn!(%cluster, endpoint = %address, failures = st.failures, "health check failing; endpoint out");
-                        }
-                    }
-                });
+                st.next = Some(now + hc.interval);
+                drop(st);
+                spawn_check(u.clone(), hc.clone(), c.name.clone(), permit);
             }
         }
     }
+}
+
+/// Runs one check of `u` and records its outcome.
+fn spawn_check(
+    u: Arc<crate::upstream::Upstream>,
+    hc: edgeplane_config::model::HealthCheck,
+    cluster: Arc<str>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    tokio::spawn(async move {
+        let address: SocketAddr = u.address;
+        let host = address.ip().to_string();
+        let passed = http_check(
+            (&host, address.port()),
+            &address.to_string(),
+            &hc.path,
+            hc.timeout,
+        )
+        .await;
+        drop(permit);
+        let mut st = u.checks.lock().unwrap_or_else(|p| p.into_inner());
+        if passed {
+            st.passes += 1;
+            st.failures = 0;
+            if u.check_failed() && st.passes >= hc.healthy_threshold {
+                u.set_check_failed(false);
+                tracing::info!(%cluster, endpoint = %address, "health check passing again");
+            }
+        } else {
+            st.failures += 1;
+            st.passes = 0;
+            if !u.check_failed() && st.failures >= hc.unhealthy_threshold {
+                u.set_check_failed(true);
+                tracing::warn!(%cluster, endpoint = %address, failures = st.failures,
+                    "health check failing; endpoint out");
+            }
+        }
+    });
 }
