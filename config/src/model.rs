@@ -180,6 +180,8 @@ pub struct Cluster {
     pub panic_threshold: u8,
     /// Active HTTP health checks, if configured.
     pub health_check: Option<HealthCheck>,
+    /// Zone-aware routing: spill over below this percentage of usable local endpoints (`None` = off).
+    pub zone_spill_below: Option<u8>,
 }
 
 /// Active HTTP health checks of a cluster's endpoints: a 2xx or 3xx answer passes.

@@ -189,6 +189,11 @@ pub struct RawCluster {
     /// Below this percentage of usable endpoints (best priority), spread over all of them regardless
     /// of health (panic mode); 0 = off (default).
     pub panic_threshold: Option<i64>,
+    /// Prefer endpoints in the node's zone (default false).
+    pub zone_aware: Option<bool>,
+    /// With `zone_aware`: spill over to every zone when fewer than this percentage of the local
+    /// zone's endpoints are usable (default 50).
+    pub zone_spill_below: Option<i64>,
     /// Passive outlier detection; absent = off.
     pub outlier: Option<RawOutlier>,
     /// What consistent hashing (`ring_hash`, `maglev`) hashes; default the client IP.

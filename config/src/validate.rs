@@ -490,6 +490,17 @@ impl Validator {
             outlier,
             hash_on,
             max_requests,
+            zone_spill_below: if raw.zone_aware == Some(true) {
+                Some(self.int(
+                    &format!("{path}.zone_spill_below"),
+                    raw.zone_spill_below,
+                    50,
+                    1,
+                    100,
+                ) as u8)
+            } else {
+                None
+            },
             health_check: raw
                 .health_check
                 .as_ref()

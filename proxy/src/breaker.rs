@@ -12,6 +12,8 @@ pub struct Breaker {
     rejected: AtomicU64,
     /// Panic mode: too few endpoints are usable, so picks ignore health (set by the sweeper).
     panic: AtomicBool,
+    /// Zone-aware clusters: the local zone has too few usable endpoints (set by the sweeper).
+    spill: AtomicBool,
 }
 
 impl Breaker {
@@ -39,6 +41,16 @@ impl Breaker {
     /// Enters or leaves panic mode; returns whether that changed.
     pub fn set_panic(&self, on: bool) -> bool {
         self.panic.swap(on, Relaxed) != on
+    }
+
+    /// Whether zone-aware picks may stay in the local zone.
+    pub fn local_ok(&self) -> bool {
+        !self.spill.load(Relaxed)
+    }
+
+    /// Spills over to every zone (`true`) or back to the local one; returns whether that changed.
+    pub fn set_spill(&self, on: bool) -> bool {
+        self.spill.swap(on, Relaxed) != on
     }
 
     /// Requests turned away, ever.

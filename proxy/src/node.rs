@@ -60,7 +60,8 @@ impl NodeHandle {
         let telemetry = Telemetry::new();
         // Metrics are served on the admin listener; without one, requests record nothing.
         let recording = node.admin.is_some().then(|| telemetry.clone());
-        let first = Snapshot::build_with(&config.routing, None, recording.clone())?;
+        let zone = node.zone.as_deref().map(Arc::from);
+        let first = Snapshot::build_with(&config.routing, None, recording.clone(), zone)?;
         let tables = Arc::new(Tables::new(first));
         let mut shared = Shared::new(tables.clone(), &node.id, recording.as_deref());
         shared.access_log = node.access_log;

@@ -29,6 +29,7 @@ pub async fn run(tables: Arc<Tables>) {
 pub fn sweep(snapshot: &Snapshot, now: Instant) {
     for c in &snapshot.clusters {
         panic_mode(c);
+        zone_spill(c);
     }
     for c in &snapshot.clusters {
         let Some(cfg) = c.outlier else {
@@ -81,6 +82,26 @@ pub fn sweep(snapshot: &Snapshot, now: Instant) {
             tracing::warn!(cluster = %c.name, endpoint = %u.address, failures = cfg.consecutive_failures,
                 ejection = ?length, "outlier ejected");
         }
+    }
+}
+
+/// Zone-aware clusters spill over to every zone while fewer than `zone_spill_below` percent of the
+/// local zone's endpoints are usable.
+fn zone_spill(c: &crate::tables::Cluster) {
+    let Some(local) = &c.local else { return };
+    let usable = local
+        .endpoints
+        .iter()
+        .filter(|e| e.upstream.usable(c.health_threshold))
+        .count();
+    let spill = usable * 100 < local.endpoints.len() * usize::from(local.spill_below);
+    if c.breaker.set_spill(spill) {
+        let what = if spill {
+            "spilling over to every zone"
+        } else {
+            "back to the local zone"
+        };
+        tracing::info!(cluster = %c.name, usable, "zone-aware routing: {what}");
     }
 }
 
@@ -204,5 +225,39 @@ mod tests {
         c.endpoints[0].upstream.set_health(100);
         sweep(&s, Instant::now());
         assert!(!c.breaker.panic());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zone_aware_clusters_stay_local_then_spill_over() {
+        use edgeplane_controller::LiveEndpoint;
+        let text = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+            zone_aware = true\nzone_spill_below = 50\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\nzone = \"z1\"\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:2\"\nzone = \"z2\"\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:3\"\nzone = \"z1\"\n";
+        let routing = edgeplane_config::from_toml(text).unwrap().routing;
+        let s = Snapshot::build_with(&routing, None, None, Some("z1".into())).unwrap();
+        let c = &s.clusters[0];
+        let ports = || {
+            let mut p: Vec<u16> = (0..20)
+                .map(|_| c.pick().unwrap().upstream.address.port())
+                .collect();
+            p.sort();
+            p.dedup();
+            p
+        };
+        assert_eq!(ports(), [1, 3], "local zone only");
+        c.endpoints[0].upstream.set_health(0);
+        sweep(&s, Instant::now());
+        assert_eq!(ports(), [3], "1 of 2 local usable: not below 50 %");
+        c.endpoints[2].upstream.set_health(0);
+        sweep(&s, Instant::now());
+        assert_eq!(ports(), [2], "spilled over to z2");
+        c.endpoints[0].upstream.set_health(100);
+        sweep(&s, Instant::now());
+        assert_eq!(ports(), [1], "back to the local zone");
+        // A node without a zone, or in a zone without endpoints, uses every zone.
+        let s = Snapshot::build_with(&routing, None, None, Some("z9".into())).unwrap();
+        assert!(s.clusters[0].local.is_none());
     }
 }

@@ -66,6 +66,8 @@ pub struct Snapshot {
     pub route_metrics: Vec<Arc<RouteMetrics>>,
     /// Where the metrics are registered (`None`: not recorded, as in unit tests).
     pub telemetry: Option<Arc<Telemetry>>,
+    /// The node's zone, for zone-aware clusters.
+    pub zone: Option<Arc<str>>,
     /// The routing this snapshot was built from (for the admin API; never read on the request path).
     pub routing: Arc<Routing>,
 }
@@ -102,6 +104,19 @@ pub struct Cluster {
     pub panic_threshold: u8,
     /// Active health checks, if configured.
     pub health_check: Option<edgeplane_config::model::HealthCheck>,
+    /// Zone-aware routing: the best priority's endpoints in the node's zone, if any.
+    pub local: Option<LocalZone>,
+}
+
+/// A zone-aware cluster's local candidates, with their own balancer.
+#[derive(Debug)]
+pub struct LocalZone {
+    /// The candidates in the node's zone.
+    pub endpoints: Vec<Endpoint>,
+    /// Picks among them.
+    pub balancer: Box<dyn Balancer>,
+    /// Spill over to every zone below this percentage of usable local endpoints.
+    pub spill_below: u8,
 }
 
 impl Cluster {
@@ -116,15 +131,37 @@ impl Cluster {
     /// [`Cluster::pick`] for a request with consistent-hashing key `key`. When the key's endpoint is
     /// unusable, the next tries rehash the key, so every node moves that key to the same endpoint.
     pub fn pick_for(&self, key: Option<u64>) -> Option<&Endpoint> {
-        let candidates = &self.endpoints[..self.candidates];
+        if let Some(local) = &self.local {
+            if self.breaker.local_ok() {
+                if let Some(e) = self.try_pick(&local.endpoints, local.balancer.as_ref(), key) {
+                    return Some(e);
+                }
+            }
+        }
+        self.try_pick(
+            &self.endpoints[..self.candidates],
+            self.balancer.as_ref(),
+            key,
+        )
+        .or_else(|| self.fallback())
+    }
+
+    /// The balancer's choices among `candidates` (as many tries as there are candidates) until one
+    /// is usable.
+    fn try_pick<'a>(
+        &self,
+        candidates: &'a [Endpoint],
+        balancer: &dyn Balancer,
+        key: Option<u64>,
+    ) -> Option<&'a Endpoint> {
         for attempt in 0..candidates.len() as u64 {
             let i = match key {
-                Some(k) if attempt == 0 => self.balancer.pick_keyed(candidates, k),
-                Some(k) => self.balancer.pick_keyed(
+                Some(k) if attempt == 0 => balancer.pick_keyed(candidates, k),
+                Some(k) => balancer.pick_keyed(
                     candidates,
                     crate::balancer::hashing::mix(k.wrapping_add(attempt)),
                 ),
-                None => self.balancer.pick(candidates),
+                None => balancer.pick(candidates),
             };
             let e = candidates.get(i?)?;
             // In panic mode too few endpoints are usable: spread over all rather than crush the few.
@@ -132,7 +169,7 @@ impl Cluster {
                 return Some(e);
             }
         }
-        self.fallback()
+        None
     }
 
     /// Whether the policy hashes a request key.
@@ -153,6 +190,30 @@ impl Cluster {
         }
         best
     }
+}
+
+/// The local-zone candidates of a zone-aware cluster, when the node has a zone and some candidates are
+/// in it.
+fn local_zone(
+    c: &edgeplane_config::model::Cluster,
+    candidates: &[Endpoint],
+    zone: Option<&str>,
+) -> Option<LocalZone> {
+    let spill_below = c.zone_spill_below?;
+    let zone = zone?;
+    let endpoints: Vec<Endpoint> = candidates
+        .iter()
+        .filter(|e| e.zone.as_deref() == Some(zone))
+        .cloned()
+        .collect();
+    if endpoints.is_empty() {
+        return None;
+    }
+    Some(LocalZone {
+        balancer: balancer::build(c.balancing, &endpoints),
+        endpoints,
+        spill_below,
+    })
 }
 
 /// Whether `a` has fewer requests in flight than `b` relative to their weights (without division).
@@ -179,7 +240,8 @@ impl Snapshot {
     /// `previous`.
     pub fn build(routing: &Routing, previous: Option<&Snapshot>) -> Result<Snapshot, RouterError> {
         let telemetry = previous.and_then(|p| p.telemetry.clone());
-        Snapshot::build_with(routing, previous, telemetry)
+        let zone = previous.and_then(|p| p.zone.clone());
+        Snapshot::build_with(routing, previous, telemetry, zone)
     }
 
     /// [`Snapshot::build`] recording request metrics into `telemetry`.
@@ -187,6 +249,7 @@ impl Snapshot {
         routing: &Routing,
         previous: Option<&Snapshot>,
         telemetry: Option<Arc<Telemetry>>,
+        zone: Option<Arc<str>>,
     ) -> Result<Snapshot, RouterError> {
         let mut carried: HashMap<(&str, SocketAddr), &Arc<Upstream>> = HashMap::new();
         if let Some(prev) = previous {
@@ -231,6 +294,7 @@ impl Snapshot {
                     .take_while(|e| Some(e.priority) == best)
                     .count();
                 let balancer = balancer::build(c.balancing, &endpoints[..candidates]);
+                let local = local_zone(c, &endpoints[..candidates], zone.as_deref());
                 Cluster {
                     name: c.name.as_str().into(),
                     policy: c.balancing,
@@ -249,6 +313,7 @@ impl Snapshot {
                     max_requests: c.max_requests,
                     panic_threshold: c.panic_threshold,
                     health_check: c.health_check.clone(),
+                    local,
                     breaker: breakers
                         .get(c.name.as_str())
                         .map_or_else(Default::default, |&b| b.clone()),
@@ -282,6 +347,7 @@ impl Snapshot {
             generation: previous.map_or(1, |p| p.generation + 1),
             route_metrics,
             telemetry,
+            zone,
             routing: Arc::new(routing.clone()),
         })
     }

@@ -167,3 +167,20 @@ async fn active_health_checks_take_a_failing_endpoint_out_and_bring_it_back() {
     }
     assert!(seen.contains("checked"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_zone_aware_cluster_keeps_traffic_in_the_nodes_zone() {
+    let (near, far) = (Backend::named("near").await, Backend::named("far").await);
+    let cfg = format!(
+        "[node]\nzone = \"z1\"\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"c\"\n\
+         [clusters.c]\nzone_aware = true\n\
+         [[clusters.c.endpoints]]\naddress = \"{}\"\nzone = \"z1\"\n\
+         [[clusters.c.endpoints]]\naddress = \"{}\"\nzone = \"z2\"\n",
+        near.addr, far.addr
+    );
+    let (_node, client) = node_and_client(&cfg).await;
+    for _ in 0..6 {
+        assert_eq!(client.get("z.test", "/").await.header("x-backend"), "near");
+    }
+    assert_eq!(far.hits(), 0);
+}

@@ -113,6 +113,7 @@ fn clusters(ctx: &AdminContext) -> Resp {
                 "max_requests": c.max_requests,
                 "circuit_open": c.max_requests.is_some_and(|m| c.breaker.in_flight() >= m),
                 "panic": c.breaker.panic(),
+                "zone_local": c.local.as_ref().map(|_| c.breaker.local_ok()),
                 "endpoints": c.endpoints.len(),
                 "usable": c.endpoints.iter().filter(|e| usable(c, e)).count(),
                 "in_flight": c.endpoints.iter().map(|e| e.upstream.in_flight()).sum::<u32>(),

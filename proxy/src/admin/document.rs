@@ -63,6 +63,7 @@ pub fn routing_json(routing: &Routing) -> Value {
             "self_registration": c.membership.self_registration,
             "health_threshold": c.membership.health_threshold,
             "panic_threshold": c.panic_threshold,
+            "zone_aware": c.zone_spill_below.is_some(),
             "remove_after": duration(c.membership.remove_after),
             "timeouts": {
                 "connect": duration(c.timeouts.connect),
@@ -85,6 +86,9 @@ pub fn routing_json(routing: &Routing) -> Value {
                 HashOn::Path => json!({ "path": true }),
             };
             obj.insert("hash_on".into(), hash_on);
+            if let Some(spill) = c.zone_spill_below {
+                obj.insert("zone_spill_below".into(), Value::from(spill));
+            }
             if let Some(hc) = &c.health_check {
                 obj.insert(
                     "health_check".into(),
