@@ -4,6 +4,9 @@ use crate::ContentHash;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod resilience;
+pub use resilience::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn};
+
 /// A complete node config: this process's settings plus the routing document.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -174,8 +177,17 @@ pub struct Cluster {
     pub outlier: Option<Outlier>,
     /// What the consistent-hashing policies hash.
     pub hash_on: HashOn,
-    /// Requests in flight to the cluster at most, on this node (circuit breaker), if limited.
-    pub max_requests: Option<u32>,
+    /// Circuit-breaker limits on this node.
+    pub circuit_breaker: CircuitBreaker,
+    /// Retries on another endpoint.
+    pub retry: Retry,
+    /// An endpoint that joins or comes back gets a weight ramping from 10 % to full over this time.
+    pub slow_start: Option<Duration>,
+    /// Session affinity, if configured.
+    pub affinity: Option<Affinity>,
+    /// A priority level whose usable share (percent of its endpoints) falls below this gives the
+    /// missing part of its traffic to the next level (default 70, as Envoy's overprovisioning of 1.4).
+    pub failover_below: u8,
     /// Panic mode below this percentage of usable endpoints (0 = off).
     pub panic_threshold: u8,
     /// Active HTTP health checks, if configured.
@@ -257,6 +269,9 @@ pub enum Balancing {
     RingHash,
     /// Consistent hashing with Maglev's lookup table (weights scale each endpoint's share).
     Maglev,
+    /// Two random endpoints, the one with the better score: peak-EWMA latency × (in-flight + 1),
+    /// divided by weight, health and success rate, so that failing fast does not look fast.
+    Adaptive,
 }
 
 impl Balancing {
@@ -271,11 +286,12 @@ impl Balancing {
             Balancing::Random => "random",
             Balancing::RingHash => "ring_hash",
             Balancing::Maglev => "maglev",
+            Balancing::Adaptive => "adaptive",
         }
     }
 
     /// Every policy, for error messages and docs.
-    pub const ALL: [Balancing; 8] = [
+    pub const ALL: [Balancing; 9] = [
         Balancing::RoundRobin,
         Balancing::WeightedRoundRobin,
         Balancing::LeastConnections,
@@ -284,6 +300,7 @@ impl Balancing {
         Balancing::Random,
         Balancing::RingHash,
         Balancing::Maglev,
+        Balancing::Adaptive,
     ];
 }
 
@@ -305,8 +322,10 @@ pub struct Endpoint {
 pub struct ClusterTimeouts {
     /// TCP connect (default 2s).
     pub connect: Duration,
-    /// Until the response headers arrive (default 30s).
+    /// Per try: from sending the request until its response headers arrive (default 30s).
     pub response_header: Duration,
+    /// Whole request, every try and backoff included, until response headers (default none).
+    pub total: Option<Duration>,
 }
 
 /// Upstream connection pool.

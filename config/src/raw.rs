@@ -202,6 +202,49 @@ pub struct RawCluster {
     pub circuit_breaker: Option<RawCircuitBreaker>,
     /// Active HTTP health checks; absent = none.
     pub health_check: Option<RawHealthCheck>,
+    /// Retries on another endpoint; absent = one retry on connect failures.
+    pub retry: Option<RawRetry>,
+    /// An endpoint that joins or comes back ramps its weight from 10 % to full over this time;
+    /// absent = off.
+    pub slow_start: Option<String>,
+    /// Session affinity by a proxy-set cookie or header; absent = off.
+    pub affinity: Option<RawAffinity>,
+    /// Percentage of usable endpoints below which a priority level gives part of its traffic to the
+    /// next level (default 70).
+    pub failover_below: Option<i64>,
+}
+
+/// `[clusters.<name>.retry]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Retries after the first try (default 1; 0 = off).
+    pub attempts: Option<i64>,
+    /// Conditions: `connect_failure`, `reset`, `timeout`, `5xx`, `gateway_error`, `429` (default
+    /// `["connect_failure"]`).
+    pub on: Option<Vec<String>>,
+    /// First backoff (default 25ms).
+    pub backoff_base: Option<String>,
+    /// Longest backoff (default 250ms).
+    pub backoff_max: Option<String>,
+    /// Retries in flight at most, as a percentage of requests in flight (default 20).
+    pub budget_percent: Option<i64>,
+    /// Retries always allowed at once (default 3).
+    pub min_concurrent: Option<i64>,
+    /// Bodies up to this many bytes are buffered for replay (default 65536).
+    pub buffer_body: Option<i64>,
+}
+
+/// `[clusters.<name>.affinity]`: exactly one of `cookie` and `header`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAffinity {
+    /// Name of the cookie the proxy sets.
+    pub cookie: Option<String>,
+    /// Name of the header the proxy sets and the client sends back.
+    pub header: Option<String>,
+    /// Cookie lifetime (default 1h).
+    pub ttl: Option<String>,
 }
 
 /// `[clusters.<name>.health_check]`.
@@ -226,6 +269,12 @@ pub struct RawHealthCheck {
 pub struct RawCircuitBreaker {
     /// Requests in flight to the cluster at most, on this node; beyond, 503 at once.
     pub max_requests: Option<i64>,
+    /// Open upstream connections at most, busy and idle.
+    pub max_connections: Option<i64>,
+    /// With `max_connections`: requests waiting for a connection at most (default 1024).
+    pub max_pending: Option<i64>,
+    /// Retries in flight at most.
+    pub max_retries: Option<i64>,
 }
 
 /// `[clusters.<name>.hash_on]`: exactly one key.
@@ -276,8 +325,10 @@ pub struct RawEndpoint {
 pub struct RawClusterTimeouts {
     /// TCP connect to an endpoint.
     pub connect: Option<String>,
-    /// From sending the request to receiving the response headers (504 beyond).
+    /// Per try: from sending the request to receiving the response headers (504 beyond).
     pub response_header: Option<String>,
+    /// The whole request, every try and backoff included, until response headers.
+    pub total: Option<String>,
 }
 
 /// `[clusters.<name>.pool]`.

@@ -410,6 +410,11 @@ impl Validator {
                 raw.timeouts.response_header.as_deref(),
                 30_000,
             ),
+            total: raw
+                .timeouts
+                .total
+                .as_deref()
+                .map(|t| self.duration(&format!("{path}.timeouts.total"), Some(t), 30_000)),
         };
         let pool = Pool {
             max_idle_per_endpoint: self.int(
@@ -470,15 +475,19 @@ impl Validator {
             }
         });
         let hash_on = self.hash_on(&format!("{path}.hash_on"), raw.hash_on.as_ref());
-        let max_requests = raw.circuit_breaker.as_ref().map(|cb| {
-            self.int(
-                &format!("{path}.circuit_breaker.max_requests"),
-                cb.max_requests,
-                1024,
-                1,
-                10_000_000,
-            ) as u32
-        });
+        let circuit_breaker = self.circuit_breaker(
+            &format!("{path}.circuit_breaker"),
+            raw.circuit_breaker.as_ref(),
+        );
+        let retry = self.retry(&format!("{path}.retry"), raw.retry.as_ref());
+        let affinity = raw
+            .affinity
+            .as_ref()
+            .map(|a| self.affinity(&format!("{path}.affinity"), a));
+        let slow_start = raw
+            .slow_start
+            .as_deref()
+            .map(|s| self.duration(&format!("{path}.slow_start"), Some(s), 30_000));
         Cluster {
             name: name.to_string(),
             balancing,
@@ -489,7 +498,17 @@ impl Validator {
             membership,
             outlier,
             hash_on,
-            max_requests,
+            circuit_breaker,
+            retry,
+            affinity,
+            slow_start,
+            failover_below: self.int(
+                &format!("{path}.failover_below"),
+                raw.failover_below,
+                70,
+                1,
+                100,
+            ) as u8,
             zone_spill_below: if raw.zone_aware == Some(true) {
                 Some(self.int(
                     &format!("{path}.zone_spill_below"),
@@ -689,5 +708,6 @@ fn http_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+mod resilience;
 #[cfg(test)]
 mod tests;

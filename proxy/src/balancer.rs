@@ -4,6 +4,7 @@
 //! precomputed) and only read on the request path, where `pick` takes no lock and allocates nothing.
 //! Each policy is one file; adding one means a new file, a [`Balancing`] variant and a line in [`build`].
 
+mod adaptive;
 pub mod hashing;
 mod least_conn;
 mod least_time;
@@ -11,7 +12,7 @@ mod maglev;
 mod p2c;
 mod random;
 mod ring;
-mod rng;
+pub(crate) mod rng;
 mod round_robin;
 mod weighted;
 
@@ -48,6 +49,7 @@ pub fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
         Balancing::Random => Box::new(random::WeightedRandom::new(endpoints)),
         Balancing::RingHash => Box::new(ring::RingHash::new(endpoints)),
         Balancing::Maglev => Box::new(maglev::Maglev::new(endpoints)),
+        Balancing::Adaptive => Box::new(adaptive::Adaptive::new()),
     }
 }
 
@@ -71,6 +73,7 @@ pub(crate) mod test_support {
                         max_idle_per_endpoint: 1,
                         idle_timeout: Duration::from_secs(1),
                     }),
+                    Default::default(),
                 )),
                 weight,
                 zone: None,

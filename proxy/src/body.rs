@@ -111,3 +111,44 @@ impl Body for ProxyBody {
         }
     }
 }
+
+/// A request body sent upstream: streamed from the client, or buffered whole so that the request can
+/// be replayed on a retry.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// Streamed from the client.
+    Streamed(Incoming),
+    /// Buffered; `None` once sent (or empty).
+    Buffered(Option<Bytes>),
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Streamed(inner) => Pin::new(inner).poll_frame(cx),
+            RequestBody::Buffered(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Streamed(inner) => inner.is_end_stream(),
+            RequestBody::Buffered(data) => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Streamed(inner) => inner.size_hint(),
+            RequestBody::Buffered(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}

@@ -49,9 +49,9 @@ pub enum ProxyError {
     /// The upstream connection failed after the request was sent, or the upstream sent garbage.
     #[error("upstream error: {0}")]
     Upstream(String),
-    /// The cluster's circuit breaker is full: too many requests in flight.
-    #[error("cluster {0} has too many requests in flight (circuit breaker)")]
-    CircuitOpen(std::sync::Arc<str>),
+    /// A circuit-breaker limit of the cluster is reached (the limit's name).
+    #[error("circuit breaker open: {0} reached")]
+    CircuitOpen(&'static str),
 }
 
 impl ProxyError {

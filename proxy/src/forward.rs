@@ -4,17 +4,20 @@
 //! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
 
 use crate::body::{ProxyBody, UpstreamBody};
+use crate::breaker::RetrySlot;
 use crate::error::ProxyError;
 use crate::headers::{self, X_FORWARDED_HOST, X_FORWARDED_PROTO};
-use crate::pool::{self, Sender};
+use crate::pool::Sender;
 use crate::router::{normalize_host, MAX_HOST};
 use crate::tables::Tables;
 use crate::telemetry::{RouteMetrics, Telemetry};
 use crate::upstream::Upstream;
-use edgeplane_config::model::ClusterTimeouts;
+use crate::{retry, send};
+use edgeplane_config::model::RetryOn;
 use http::uri::{PathAndQuery, Uri};
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -74,9 +77,6 @@ pub struct ConnInfo {
     /// `http` or `https`.
     pub proto: HeaderValue,
 }
-
-/// How many pooled connections a request tries before it opens a fresh one.
-const POOLED_ATTEMPTS: usize = 3;
 
 /// Proxies one request; errors become the proxy's own responses.
 pub async fn handle(
@@ -198,10 +198,19 @@ async fn forward(
     } else {
         None
     };
+    let token = cluster
+        .affinity
+        .as_ref()
+        .and_then(|a| a.requested(req.headers()));
     let endpoint = cluster
-        .pick_for(key)
+        .pick_affine(token, key)
         .ok_or_else(|| ProxyError::NoEndpoint(cluster.name.clone()))?;
     tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
+    let cluster_has_affinity = cluster.affinity.is_some();
+    let mut affinity = cluster
+        .affinity
+        .as_ref()
+        .and_then(|a| a.response_header(token, endpoint.upstream.address));
 
     let upgrade = if req.version() == Version::HTTP_11 {
         headers::upgrade_request(req.headers())
@@ -217,39 +226,206 @@ async fn forward(
     )?;
     let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
 
-    let admission = match cluster.max_requests {
+    let admission = match cluster.limits.max_requests {
         Some(max) => Some(
             cluster
                 .breaker
                 .try_enter(max)
-                .ok_or_else(|| ProxyError::CircuitOpen(cluster.name.clone()))?,
+                .ok_or(ProxyError::CircuitOpen("max_requests"))?,
         ),
         None => None,
     };
-    let in_flight = endpoint.upstream.start_request().holding(admission);
-    let timeouts = cluster.timeouts;
+    if cluster.limits.max_connections.is_some() {
+        make_room(cluster, endpoint);
+    }
+    let mut in_flight = endpoint.upstream.start_request().holding(admission);
+    let (timeouts, policy, limits) = (cluster.timeouts, cluster.retry, cluster.limits);
+    let locator = Locator {
+        generation: snapshot.generation,
+        index: route.cluster,
+        name_hash: cluster.name_hash,
+    };
     // The snapshot is not needed past this point: release it before the first await.
     drop(snapshot);
 
-    let upstream = in_flight.upstream();
-    let started = Instant::now();
+    let deadline = timeouts.total.map(|t| tokio::time::Instant::now() + t);
+    let (mut req, replay) =
+        retry::prepare(req, &policy, upgrade.is_some(), timeouts.response_header).await?;
     let route_metrics = metrics.as_deref();
-    let (mut resp, sender) = match send(upstream, timeouts, req, route_metrics).await {
-        Ok(ok) => ok,
-        Err(e) => {
-            upstream.record_failure();
-            return Err(e);
+    let mut tries = 0u32;
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut _retry_slot: Option<RetrySlot> = None;
+    loop {
+        let upstream = in_flight.upstream();
+        let sent = tokio::time::Instant::now();
+        let try_deadline = match deadline {
+            Some(d) => d.min(sent + timeouts.response_header),
+            None => sent + timeouts.response_header,
+        };
+        let retry = |tried: &mut Vec<SocketAddr>, tries: u32| {
+            tried.push(upstream.address);
+            next_try(shared, &locator, key, token, tried, &policy, tries + 1)
+        };
+        let (next_req, next) = match send::send(
+            upstream,
+            &timeouts,
+            &limits,
+            try_deadline,
+            req,
+            route_metrics,
+        )
+        .await
+        {
+            Ok((resp, sender)) => {
+                // A 5xx or 429 is a failure for balancing and outlier detection: an endpoint that
+                // answers errors fast must not look like a fast endpoint.
+                let status = resp.status();
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                    upstream.record_failure();
+                } else {
+                    upstream.record_success(sent.elapsed());
+                }
+                let next = match &replay {
+                    Some(r) if policy.on.status(status.as_u16()) && tries < policy.attempts => {
+                        retry(&mut tried, tries).map(|next| (r.request(), next))
+                    }
+                    _ => None,
+                };
+                match next {
+                    Some(next) => {
+                        tracing::debug!(upstream = %upstream.address, status = status.as_u16(), "retrying a failed answer");
+                        next
+                    }
+                    None => return respond(resp, sender, in_flight, downstream_upgrade, affinity),
+                }
+            }
+            Err(send::Failure { error, unsent }) => {
+                upstream.record_failure();
+                let condition = match error {
+                    ProxyError::Connect(_) => RetryOn::CONNECT_FAILURE,
+                    ProxyError::Timeout => RetryOn::TIMEOUT,
+                    ProxyError::Upstream(_) => RetryOn::RESET,
+                    _ => RetryOn::default(),
+                };
+                let retryable =
+                    condition.0 != 0 && policy.on.contains(condition) && tries < policy.attempts;
+                let again = unsent.or_else(|| replay.as_ref().map(|r| r.request()));
+                match again.filter(|_| retryable) {
+                    Some(again) => match retry(&mut tried, tries) {
+                        Some(next) => {
+                            tracing::debug!(upstream = %upstream.address, error = %error, "retrying a failed try");
+                            (again, next)
+                        }
+                        None => return Err(error),
+                    },
+                    None => return Err(error),
+                }
+            }
+        };
+        tries += 1;
+        if let Some(d) = deadline {
+            if tokio::time::Instant::now() + next.backoff >= d {
+                return Err(ProxyError::Timeout);
+            }
         }
-    };
-    // A 5xx or 429 is a failure for balancing and outlier detection: an endpoint that answers errors
-    // fast must not look like a fast endpoint.
-    let status = resp.status();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        upstream.record_failure();
-    } else {
-        upstream.record_success(started.elapsed());
+        if !next.backoff.is_zero() {
+            tokio::time::sleep(next.backoff).await;
+        }
+        if let Some(m) = route_metrics {
+            m.retried();
+        }
+        let admission = in_flight.take_admission();
+        in_flight = next.upstream.start_request().holding(admission);
+        if cluster_has_affinity {
+            affinity = next.affinity;
+        }
+        _retry_slot = Some(next.slot);
+        req = next_req;
     }
+}
 
+/// Where a request's cluster is, to find it again in a later snapshot.
+struct Locator {
+    generation: u64,
+    index: usize,
+    name_hash: u64,
+}
+
+/// What a retry needs: its endpoint, its place in the retry budget, its backoff.
+struct NextTry {
+    upstream: Arc<Upstream>,
+    slot: RetrySlot,
+    backoff: std::time::Duration,
+    affinity: Option<(http::HeaderName, HeaderValue)>,
+}
+
+/// Picks the endpoint for retry number `tries` (1-based) from the current snapshot, avoiding those
+/// tried, if the budget allows one.
+fn next_try(
+    shared: &Shared,
+    locator: &Locator,
+    key: Option<u64>,
+    token: Option<u64>,
+    tried: &[SocketAddr],
+    policy: &edgeplane_config::model::Retry,
+    tries: u32,
+) -> Option<NextTry> {
+    let snapshot = shared.tables.guard();
+    let cluster = match snapshot.clusters.get(locator.index) {
+        Some(c) if snapshot.generation == locator.generation => c,
+        _ => snapshot
+            .clusters
+            .iter()
+            .find(|c| c.name_hash == locator.name_hash)?,
+    };
+    let in_flight: u64 = cluster
+        .endpoints
+        .iter()
+        .map(|e| u64::from(e.upstream.in_flight()))
+        .sum();
+    let slot = cluster
+        .breaker
+        .try_retry(cluster.limits.max_retries, retry::budget(policy, in_flight));
+    let Some(slot) = slot else {
+        tracing::debug!(cluster = %cluster.name, "retry budget spent");
+        return None;
+    };
+    let e = cluster.pick_avoiding(key, tried)?;
+    Some(NextTry {
+        upstream: e.upstream.clone(),
+        slot,
+        backoff: retry::backoff(policy, tries, cluster.draw()),
+        affinity: cluster
+            .affinity
+            .as_ref()
+            .and_then(|a| a.response_header(token, e.upstream.address)),
+    })
+}
+
+/// At the cluster's connection limit with no idle connection to this endpoint: closes the coldest
+/// idle connection of another endpoint, so that its place goes to this request.
+fn make_room(cluster: &crate::tables::Cluster, endpoint: &crate::tables::Endpoint) {
+    let (Some(max), b) = (cluster.limits.max_connections, &cluster.breaker) else {
+        return;
+    };
+    if b.connections() < max || endpoint.upstream.pool.idle_count() > 0 {
+        return;
+    }
+    for e in &cluster.endpoints {
+        if e.upstream.pool.evict_one() {
+            return;
+        }
+    }
+}
+
+/// The response to send downstream: an upgraded tunnel, or the upstream's response streamed.
+fn respond(
+    mut resp: Response<Incoming>,
+    sender: Sender,
+    in_flight: crate::upstream::InFlight,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    affinity: Option<(http::HeaderName, HeaderValue)>,
+) -> Result<Response<ProxyBody>, ProxyError> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(downstream) = downstream_upgrade else {
             return Err(ProxyError::Upstream(
@@ -261,6 +437,9 @@ async fn forward(
         return Ok(resp.map(|_| ProxyBody::empty()));
     }
     headers::strip_hop_by_hop(resp.headers_mut());
+    if let Some((name, value)) = affinity {
+        resp.headers_mut().append(name, value);
+    }
     Ok(resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight))))
 }
 
@@ -312,55 +491,6 @@ fn rewrite_request(
         h.insert(header::UPGRADE, protocol.clone());
     }
     Ok(())
-}
-
-/// Sends the request on a pooled connection, or a new one. A pooled connection that turns out dead
-/// before the request went out is replaced transparently: hyper hands the unsent request back.
-async fn send(
-    upstream: &Upstream,
-    timeouts: ClusterTimeouts,
-    mut req: Request<Incoming>,
-    metrics: Option<&RouteMetrics>,
-) -> Result<(Response<Incoming>, Sender), ProxyError> {
-    let mut pooled_attempts = 0;
-    loop {
-        let pooled = if pooled_attempts < POOLED_ATTEMPTS {
-            upstream.pool.take()
-        } else {
-            None
-        };
-        let is_pooled = pooled.is_some();
-        let mut sender = match pooled {
-            Some(s) => {
-                pooled_attempts += 1;
-                s
-            }
-            None => pool::connect(upstream.address, timeouts.connect).await?,
-        };
-        if sender.ready().await.is_err() {
-            if is_pooled {
-                continue;
-            }
-            return Err(ProxyError::Connect(
-                "connection closed before the request was sent".into(),
-            ));
-        }
-        match tokio::time::timeout(timeouts.response_header, sender.try_send_request(req)).await {
-            Err(_) => return Err(ProxyError::Timeout),
-            Ok(Ok(resp)) => return Ok((resp, sender)),
-            Ok(Err(mut e)) => match e.take_message() {
-                Some(unsent) if is_pooled => {
-                    tracing::debug!(upstream = %upstream.address, error = %e.error(), "pooled connection failed before sending; retrying on another");
-                    if let Some(m) = metrics {
-                        m.retried();
-                    }
-                    req = unsent;
-                }
-                Some(_) => return Err(ProxyError::Connect(e.into_error().to_string())),
-                None => return Err(ProxyError::Upstream(e.into_error().to_string())),
-            },
-        }
-    }
 }
 
 /// A per-process seed for request ids: the node id, the start time and the process id, mixed.

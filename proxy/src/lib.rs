@@ -8,9 +8,11 @@
 //! Metrics ([`telemetry`]) are registered on the cold path and rendered at `/metrics`.
 
 pub mod admin;
+pub mod affinity;
 pub mod balancer;
 pub mod body;
 pub mod breaker;
+pub mod cluster;
 pub mod demo;
 pub mod error;
 pub mod fleet;
@@ -21,8 +23,11 @@ pub mod idle;
 pub mod node;
 pub mod outlier;
 pub mod pool;
+pub mod priority;
 pub mod reload;
+pub mod retry;
 pub mod router;
+pub mod send;
 pub mod server;
 pub mod tables;
 pub mod telemetry;

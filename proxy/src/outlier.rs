@@ -28,7 +28,9 @@ pub async fn run(tables: Arc<Tables>) {
 /// each cluster's panic mode.
 pub fn sweep(snapshot: &Snapshot, now: Instant) {
     for c in &snapshot.clusters {
-        panic_mode(c);
+        let (loads, enough) = crate::priority::loads(c);
+        panic_mode(c, enough);
+        crate::priority::apply(c, if c.breaker.panic() { &[1000] } else { &loads });
         zone_spill(c);
     }
     for c in &snapshot.clusters {
@@ -105,17 +107,15 @@ fn zone_spill(c: &crate::tables::Cluster) {
     }
 }
 
-/// Panic mode: when fewer than `panic_threshold` percent of the best priority's endpoints are usable,
-/// picks ignore health (as Envoy does), so the few healthy ones are not crushed by all the traffic.
-fn panic_mode(c: &crate::tables::Cluster) {
+/// Panic mode: when fewer than `panic_threshold` percent of the best priority's endpoints are usable
+/// and the other levels cannot make up for it (`enough` is false), picks ignore health (as Envoy
+/// does), so the few healthy ones are not crushed by all the traffic.
+fn panic_mode(c: &crate::tables::Cluster, enough: bool) {
     let candidates = &c.endpoints[..c.candidates];
-    let on = c.panic_threshold > 0 && !candidates.is_empty() && {
-        let usable = candidates
-            .iter()
-            .filter(|e| e.upstream.usable(c.health_threshold))
-            .count();
-        usable * 100 < candidates.len() * usize::from(c.panic_threshold)
-    };
+    let on = c.panic_threshold > 0
+        && !enough
+        && !candidates.is_empty()
+        && crate::priority::usable_percent(c, candidates) < u32::from(c.panic_threshold);
     if c.breaker.set_panic(on) {
         if on {
             tracing::warn!(cluster = %c.name, threshold = c.panic_threshold, "panic mode: too few usable endpoints, ignoring health");

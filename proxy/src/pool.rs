@@ -4,8 +4,9 @@
 //! this pool is one short critical section per checkout and per return, never held across an await.
 //! LIFO keeps the warmest connections busy and lets surplus ones age out.
 
+use crate::body::RequestBody;
+use crate::breaker::ConnSlot;
 use crate::error::ProxyError;
-use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -14,8 +15,26 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// A sender for requests with streamed bodies.
-pub type Sender = SendRequest<Incoming>;
+/// An open HTTP/1.1 connection to an endpoint: the request sender and the connection's place in its
+/// cluster's count (freed when the connection is dropped).
+#[derive(Debug)]
+pub struct Sender {
+    send: SendRequest<RequestBody>,
+    slot: ConnSlot,
+}
+
+impl std::ops::Deref for Sender {
+    type Target = SendRequest<RequestBody>;
+    fn deref(&self) -> &Self::Target {
+        &self.send
+    }
+}
+
+impl std::ops::DerefMut for Sender {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.send
+    }
+}
 
 /// The idle connections of one endpoint.
 #[derive(Debug)]
@@ -73,8 +92,20 @@ impl Pool {
         None
     }
 
-    /// Returns a connection after its response finished.
+    /// Closes the coldest idle connection, if any; returns whether there was one.
+    pub fn evict_one(&self) -> bool {
+        let evicted = self
+            .idle
+            .lock()
+            .ok()
+            .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)));
+        evicted.is_some()
+    }
+
+    /// Returns a connection after its response finished (and wakes a request of the cluster waiting
+    /// for a connection slot).
     pub fn put(&self, sender: Sender) {
+        sender.slot.notify();
         if sender.is_closed() {
             return;
         }
@@ -96,8 +127,13 @@ impl Pool {
     }
 }
 
-/// Opens a new HTTP/1.1 connection to `address`, with TCP_NODELAY, within `timeout`.
-pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<Sender, ProxyError> {
+/// Opens a new HTTP/1.1 connection to `address`, with TCP_NODELAY, within `timeout`, holding `slot`
+/// for its life.
+pub async fn connect(
+    address: SocketAddr,
+    timeout: Duration,
+    slot: ConnSlot,
+) -> Result<Sender, ProxyError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(ProxyError::Connect(e.to_string())),
@@ -113,5 +149,5 @@ pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<Sender, P
             tracing::debug!(%address, error = %e, "upstream connection ended with an error");
         }
     });
-    Ok(sender)
+    Ok(Sender { send: sender, slot })
 }

@@ -5,17 +5,14 @@
 //! snapshot reuses the [`Upstream`] of every endpoint whose identity (cluster name, address) is
 //! unchanged, so in-flight counts, latency and idle connections survive reloads.
 
-use crate::balancer::{self, Balancer};
-use crate::pool::Pool;
+use crate::cluster::Carried;
+pub use crate::cluster::{Cluster, Endpoint, Level, LocalZone};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{RouteMetrics, Telemetry};
-use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
-use edgeplane_config::model::{Balancing, ClusterTimeouts, Routing};
+use edgeplane_config::model::Routing;
 use edgeplane_config::ContentHash;
 use foldhash::{HashMap, HashMapExt};
-use http::HeaderValue;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The proxy's routing state: the current snapshot, swapped whole.
@@ -72,169 +69,6 @@ pub struct Snapshot {
     pub routing: Arc<Routing>,
 }
 
-/// A cluster in a snapshot.
-#[derive(Debug)]
-pub struct Cluster {
-    /// Cluster name.
-    pub name: Arc<str>,
-    /// Balancing policy.
-    pub policy: Balancing,
-    /// All endpoints, sorted by priority (primaries first).
-    pub endpoints: Vec<Endpoint>,
-    /// How many of `endpoints` form the best priority level, the candidates of the balancer.
-    pub candidates: usize,
-    /// Picks among `endpoints[..candidates]`.
-    pub balancer: Box<dyn Balancer>,
-    /// Host header to send upstream instead of the client's.
-    pub host_rewrite: Option<HeaderValue>,
-    /// Upstream timeouts.
-    pub timeouts: ClusterTimeouts,
-    /// Endpoints whose health is below this get no new requests.
-    pub health_threshold: u8,
-    /// Passive outlier detection, if enabled.
-    pub outlier: Option<edgeplane_config::model::Outlier>,
-    /// What consistent hashing keys on.
-    pub hash_on: edgeplane_config::model::HashOn,
-    /// Requests in flight to the cluster at most (circuit breaker).
-    pub max_requests: Option<u32>,
-    /// The breaker's count and panic flag, shared by every snapshot in which the cluster keeps its
-    /// name.
-    pub breaker: Arc<crate::breaker::Breaker>,
-    /// Panic mode below this percentage of usable endpoints (0 = off).
-    pub panic_threshold: u8,
-    /// Active health checks, if configured.
-    pub health_check: Option<edgeplane_config::model::HealthCheck>,
-    /// Zone-aware routing: the best priority's endpoints in the node's zone, if any.
-    pub local: Option<LocalZone>,
-}
-
-/// A zone-aware cluster's local candidates, with their own balancer.
-#[derive(Debug)]
-pub struct LocalZone {
-    /// The candidates in the node's zone.
-    pub endpoints: Vec<Endpoint>,
-    /// Picks among them.
-    pub balancer: Box<dyn Balancer>,
-    /// Spill over to every zone below this percentage of usable local endpoints.
-    pub spill_below: u8,
-}
-
-impl Cluster {
-    /// Picks a usable endpoint for a request (see [`Upstream::usable`]): the balancer's choice among
-    /// the best priority level; if that one is unusable, the balancer's next choices (as many as there
-    /// are candidates); if none is usable, the least loaded usable endpoint of the best priority level
-    /// that has one (failover to backups). `None` when no endpoint is usable.
-    pub fn pick(&self) -> Option<&Endpoint> {
-        self.pick_for(None)
-    }
-
-    /// [`Cluster::pick`] for a request with consistent-hashing key `key`. When the key's endpoint is
-    /// unusable, the next tries rehash the key, so every node moves that key to the same endpoint.
-    pub fn pick_for(&self, key: Option<u64>) -> Option<&Endpoint> {
-        if let Some(local) = &self.local {
-            if self.breaker.local_ok() {
-                if let Some(e) = self.try_pick(&local.endpoints, local.balancer.as_ref(), key) {
-                    return Some(e);
-                }
-            }
-        }
-        self.try_pick(
-            &self.endpoints[..self.candidates],
-            self.balancer.as_ref(),
-            key,
-        )
-        .or_else(|| self.fallback())
-    }
-
-    /// The balancer's choices among `candidates` (as many tries as there are candidates) until one
-    /// is usable.
-    fn try_pick<'a>(
-        &self,
-        candidates: &'a [Endpoint],
-        balancer: &dyn Balancer,
-        key: Option<u64>,
-    ) -> Option<&'a Endpoint> {
-        for attempt in 0..candidates.len() as u64 {
-            let i = match key {
-                Some(k) if attempt == 0 => balancer.pick_keyed(candidates, k),
-                Some(k) => balancer.pick_keyed(
-                    candidates,
-                    crate::balancer::hashing::mix(k.wrapping_add(attempt)),
-                ),
-                None => balancer.pick(candidates),
-            };
-            let e = candidates.get(i?)?;
-            // In panic mode too few endpoints are usable: spread over all rather than crush the few.
-            if e.upstream.usable(self.health_threshold) || self.breaker.panic() {
-                return Some(e);
-            }
-        }
-        None
-    }
-
-    /// Whether the policy hashes a request key.
-    pub fn keyed(&self) -> bool {
-        self.balancer.keyed()
-    }
-
-    #[cold]
-    fn fallback(&self) -> Option<&Endpoint> {
-        let mut best: Option<&Endpoint> = None;
-        for e in &self.endpoints {
-            if best.is_some_and(|b| b.priority < e.priority) {
-                break;
-            }
-            if e.upstream.usable(self.health_threshold) && best.is_none_or(|b| less_loaded(e, b)) {
-                best = Some(e);
-            }
-        }
-        best
-    }
-}
-
-/// The local-zone candidates of a zone-aware cluster, when the node has a zone and some candidates are
-/// in it.
-fn local_zone(
-    c: &edgeplane_config::model::Cluster,
-    candidates: &[Endpoint],
-    zone: Option<&str>,
-) -> Option<LocalZone> {
-    let spill_below = c.zone_spill_below?;
-    let zone = zone?;
-    let endpoints: Vec<Endpoint> = candidates
-        .iter()
-        .filter(|e| e.zone.as_deref() == Some(zone))
-        .cloned()
-        .collect();
-    if endpoints.is_empty() {
-        return None;
-    }
-    Some(LocalZone {
-        balancer: balancer::build(c.balancing, &endpoints),
-        endpoints,
-        spill_below,
-    })
-}
-
-/// Whether `a` has fewer requests in flight than `b` relative to their weights (without division).
-fn less_loaded(a: &Endpoint, b: &Endpoint) -> bool {
-    u64::from(a.upstream.in_flight()) * u64::from(b.weight.max(1))
-        < u64::from(b.upstream.in_flight()) * u64::from(a.weight.max(1))
-}
-
-/// An endpoint in a snapshot: this version's settings plus the long-lived [`Upstream`].
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// Live state, shared with the previous and next snapshots.
-    pub upstream: Arc<Upstream>,
-    /// Relative weight.
-    pub weight: u32,
-    /// Zone, if known.
-    pub zone: Option<Arc<str>>,
-    /// Priority (0 = primary).
-    pub priority: u8,
-}
-
 impl Snapshot {
     /// Builds a snapshot of `routing`, carrying over endpoint state (and the metrics registry) from
     /// `previous`.
@@ -251,74 +85,21 @@ impl Snapshot {
         telemetry: Option<Arc<Telemetry>>,
         zone: Option<Arc<str>>,
     ) -> Result<Snapshot, RouterError> {
-        let mut carried: HashMap<(&str, SocketAddr), &Arc<Upstream>> = HashMap::new();
+        let mut carried = Carried::default();
         if let Some(prev) = previous {
             for c in &prev.clusters {
+                carried.breakers.insert(&c.name, &c.breaker);
                 for e in &c.endpoints {
-                    carried.insert((&c.name, e.upstream.address), &e.upstream);
+                    carried
+                        .upstreams
+                        .insert((&c.name, e.upstream.address), &e.upstream);
                 }
             }
         }
-        let breakers: HashMap<&str, &Arc<crate::breaker::Breaker>> = previous
-            .map(|p| p.clusters.iter().map(|c| (&*c.name, &c.breaker)).collect())
-            .unwrap_or_default();
         let clusters = routing
             .clusters
             .iter()
-            .map(|c| {
-                let mut endpoints: Vec<Endpoint> = c
-                    .endpoints
-                    .iter()
-                    .map(|e| {
-                        let upstream = match carried.get(&(c.name.as_str(), e.address)) {
-                            Some(&existing) => {
-                                existing.pool.configure(c.pool);
-                                existing.clone()
-                            }
-                            None => Arc::new(Upstream::new(e.address, Pool::new(c.pool))),
-                        };
-                        Endpoint {
-                            upstream,
-                            weight: e.weight,
-                            zone: e.zone.as_deref().map(Arc::from),
-                            priority: e.priority,
-                        }
-                    })
-                    .collect();
-                if !endpoints.is_sorted_by_key(|e| e.priority) {
-                    endpoints.sort_by_key(|e| e.priority);
-                }
-                let best = endpoints.first().map(|e| e.priority);
-                let candidates = endpoints
-                    .iter()
-                    .take_while(|e| Some(e.priority) == best)
-                    .count();
-                let balancer = balancer::build(c.balancing, &endpoints[..candidates]);
-                let local = local_zone(c, &endpoints[..candidates], zone.as_deref());
-                Cluster {
-                    name: c.name.as_str().into(),
-                    policy: c.balancing,
-                    candidates,
-                    balancer,
-                    endpoints,
-                    // Validation rejected host names with bytes a header value cannot hold.
-                    host_rewrite: c
-                        .host_rewrite
-                        .as_deref()
-                        .and_then(|h| HeaderValue::from_str(h).ok()),
-                    timeouts: c.timeouts,
-                    health_threshold: c.membership.health_threshold,
-                    outlier: c.outlier,
-                    hash_on: c.hash_on.clone(),
-                    max_requests: c.max_requests,
-                    panic_threshold: c.panic_threshold,
-                    health_check: c.health_check.clone(),
-                    local,
-                    breaker: breakers
-                        .get(c.name.as_str())
-                        .map_or_else(Default::default, |&b| b.clone()),
-                }
-            })
+            .map(|c| Cluster::build(c, &carried, zone.as_deref()))
             .collect();
         let mut kept_metrics: HashMap<(&str, &str), &Arc<RouteMetrics>> = HashMap::new();
         if let Some(prev) = previous {

@@ -14,6 +14,8 @@ pub struct Upstream {
     pub address: SocketAddr,
     /// Idle keep-alive connections to this endpoint.
     pub pool: Pool,
+    /// The live state of the endpoint's cluster (connection count, limits' counters).
+    pub cluster: std::sync::Arc<crate::breaker::Breaker>,
     stats: Stats,
     live: Live,
     /// Outlier detection's state.
@@ -76,6 +78,8 @@ struct Live {
     reported_cpu_permille: AtomicU32,
     /// Latency the instance reports, in microseconds.
     reported_latency_micros: AtomicU64,
+    /// When the endpoint joined or came back, in [`clock_millis`] (0: not warming up).
+    warm_from_ms: AtomicU64,
 }
 
 impl Default for Live {
@@ -86,11 +90,12 @@ impl Default for Live {
             reported_in_flight: AtomicU32::new(0),
             reported_cpu_permille: AtomicU32::new(0),
             reported_latency_micros: AtomicU64::new(0),
+            warm_from_ms: AtomicU64::new(0),
         }
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Stats {
     in_flight: AtomicU32,
     /// EWMA of time to response headers, in microseconds; 0 until the first sample.
@@ -101,17 +106,55 @@ struct Stats {
     consecutive_failures: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// EWMA of the success rate in thousandths (1000 until a failure).
+    success_permille: AtomicU32,
 }
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            in_flight: AtomicU32::new(0),
+            ewma_micros: AtomicU64::new(0),
+            peak_micros: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            success_permille: AtomicU32::new(1000),
+        }
+    }
+}
+
+/// Milliseconds since the process's first call, never 0.
+fn clock_millis() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}
+
+/// Weight share of a warming endpoint at the start of its ramp, in thousandths.
+const WARM_START_PERMILLE: u64 = 100;
 
 /// Weight of the newest sample in the latency EWMA, as a fraction 1/EWMA_DIVISOR.
 const EWMA_DIVISOR: u64 = 8;
 
+/// Weight of the newest outcome in the success-rate EWMA, as a fraction 1/SUCCESS_DIVISOR.
+const SUCCESS_DIVISOR: u32 = 16;
+
 impl Upstream {
-    /// A new endpoint with zeroed counters and an empty pool.
-    pub fn new(address: SocketAddr, pool: Pool) -> Self {
+    /// A new endpoint of the cluster whose live state is `cluster`, with zeroed counters and an empty
+    /// pool.
+    pub fn new(
+        address: SocketAddr,
+        pool: Pool,
+        cluster: std::sync::Arc<crate::breaker::Breaker>,
+    ) -> Self {
         Upstream {
             address,
             pool,
+            cluster,
             stats: Stats::default(),
             live: Live::default(),
             outlier: std::sync::Mutex::new(OutlierState::default()),
@@ -142,12 +185,13 @@ impl Upstream {
         self.live.flags.load(Relaxed) & EJECTED != 0
     }
 
-    /// Takes the endpoint out (`true`) or lets it back in, and starts a new failure streak.
+    /// Takes the endpoint out (`true`) or lets it back in (warming up again), and starts a new
+    /// failure streak.
     pub fn set_ejected(&self, ejected: bool) {
         if ejected {
             self.live.flags.fetch_or(EJECTED, Relaxed);
-        } else {
-            self.live.flags.fetch_and(!EJECTED, Relaxed);
+        } else if self.live.flags.fetch_and(!EJECTED, Relaxed) & EJECTED != 0 {
+            self.start_warming();
         }
         self.stats.consecutive_failures.store(0, Relaxed);
     }
@@ -161,8 +205,8 @@ impl Upstream {
     pub fn set_check_failed(&self, failed: bool) {
         if failed {
             self.live.flags.fetch_or(CHECK_FAILED, Relaxed);
-        } else {
-            self.live.flags.fetch_and(!CHECK_FAILED, Relaxed);
+        } else if self.live.flags.fetch_and(!CHECK_FAILED, Relaxed) & CHECK_FAILED != 0 {
+            self.start_warming();
         }
     }
 
@@ -192,6 +236,40 @@ impl Upstream {
                 self.pool.clear();
             }
         }
+    }
+
+    /// Starts the slow-start ramp: the endpoint just joined or came back.
+    pub fn start_warming(&self) {
+        self.live.warm_from_ms.store(clock_millis(), Relaxed);
+    }
+
+    /// Whether a warming endpoint takes this pick: with probability ramping from 10 % to 100 % over
+    /// `window` since it joined or came back (`draw` is a uniform random number). Always true once
+    /// warm; the first pick past the window ends the ramp.
+    #[inline]
+    pub fn warm_enough(&self, window: Duration, draw: u64) -> bool {
+        let from = self.live.warm_from_ms.load(Relaxed);
+        if from == 0 {
+            return true;
+        }
+        let elapsed = clock_millis().saturating_sub(from);
+        let window = (window.as_millis() as u64).max(1);
+        if elapsed >= window {
+            self.live.warm_from_ms.store(0, Relaxed);
+            return true;
+        }
+        let share = WARM_START_PERMILLE + (1000 - WARM_START_PERMILLE) * elapsed / window;
+        draw % 1000 < share
+    }
+
+    /// Whether the endpoint is in its slow-start ramp (or was, and no pick has looked since).
+    pub fn warming(&self) -> bool {
+        self.live.warm_from_ms.load(Relaxed) != 0
+    }
+
+    /// Success rate EWMA in thousandths: 1000 = every recent request succeeded.
+    pub fn success_permille(&self) -> u32 {
+        self.stats.success_permille.load(Relaxed)
     }
 
     /// Load the instance last reported: (in-flight, CPU 0..=1, latency).
@@ -259,6 +337,12 @@ impl Upstream {
         if self.stats.consecutive_failures.load(Relaxed) != 0 {
             self.stats.consecutive_failures.store(0, Relaxed);
         }
+        let rate = self.stats.success_permille.load(Relaxed);
+        if rate < 1000 {
+            self.stats
+                .success_permille
+                .store(rate + (1000 - rate).div_ceil(SUCCESS_DIVISOR), Relaxed);
+        }
     }
 
     /// Peak-sensitive latency estimate in microseconds; 0 before the first response or failure.
@@ -276,6 +360,10 @@ impl Upstream {
             .store(peak.saturating_mul(2).clamp(10_000, 60_000_000), Relaxed);
         self.stats.consecutive_failures.fetch_add(1, Relaxed);
         self.stats.failures.fetch_add(1, Relaxed);
+        let rate = self.stats.success_permille.load(Relaxed);
+        self.stats
+            .success_permille
+            .store(rate - rate.div_ceil(SUCCESS_DIVISOR).min(rate), Relaxed);
     }
 }
 
@@ -295,6 +383,11 @@ impl InFlight {
     pub fn upstream(&self) -> &std::sync::Arc<Upstream> {
         &self.0
     }
+
+    /// Takes the circuit-breaker place out, to hand it to the request's next try.
+    pub fn take_admission(&mut self) -> Option<crate::breaker::Admission> {
+        self.1.take()
+    }
 }
 
 impl Drop for InFlight {
@@ -305,7 +398,9 @@ impl Drop for InFlight {
 
 impl edgeplane_controller::LiveEndpoint for Upstream {
     fn set_health(&self, health: u8) {
-        self.live.health.store(health.min(100), Relaxed);
+        if self.live.health.swap(health.min(100), Relaxed) == 0 && health > 0 {
+            self.start_warming();
+        }
     }
 
     fn set_draining(&self, draining: bool) {

@@ -184,3 +184,63 @@ async fn a_zone_aware_cluster_keeps_traffic_in_the_nodes_zone() {
     }
     assert_eq!(far.hits(), 0);
 }
+
+#[tokio::test]
+async fn traffic_fails_over_by_healthy_share_and_fails_back() {
+    use edgeplane_proxy::upstream::AdminState;
+    let (p1, p2, backup) = (
+        Backend::named("p1").await,
+        Backend::named("p2").await,
+        Backend::named("backup").await,
+    );
+    let cfg = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}\
+         [[clusters.c.endpoints]]\naddress = \"{}\"\npriority = 1\n",
+        endpoints("c", &[(&p1, 1), (&p2, 1)]),
+        backup.addr
+    ));
+    let (node, client) = node_and_client(&cfg).await;
+    for _ in 0..10 {
+        client.get("f.test", "/").await;
+    }
+    assert_eq!(backup.hits(), 0, "all primaries usable: the backup idles");
+    // Half the primaries out: 50 % < 70 %, so 50/70 of the traffic stays and the rest fails over.
+    let snapshot = node.tables().load();
+    snapshot.clusters[0].endpoints[0]
+        .upstream
+        .set_admin_state(AdminState::Disabled);
+    eventually(
+        Duration::from_secs(5),
+        "the sweeper splits traffic",
+        || async { node.tables().load().clusters[0].breaker.level_shares()[1] > 0 },
+    )
+    .await;
+    assert_eq!(
+        &node.tables().load().clusters[0].breaker.level_shares()[..2],
+        &[714, 286]
+    );
+    let before = backup.hits();
+    for _ in 0..200 {
+        assert_eq!(client.get("f.test", "/").await.status, StatusCode::OK);
+    }
+    let to_backup = backup.hits() - before;
+    assert!(
+        (30..=90).contains(&to_backup),
+        "about 29 % of 200: {to_backup}"
+    );
+    // Failback.
+    snapshot.clusters[0].endpoints[0]
+        .upstream
+        .set_admin_state(AdminState::Enabled);
+    eventually(
+        Duration::from_secs(5),
+        "traffic returns to the primaries",
+        || async { node.tables().load().clusters[0].breaker.level_shares()[0] == 1000 },
+    )
+    .await;
+    let before = backup.hits();
+    for _ in 0..20 {
+        client.get("f.test", "/").await;
+    }
+    assert_eq!(backup.hits(), before);
+}

@@ -245,3 +245,65 @@ fn pushed_documents_hold_routing_only_and_hash_like_files() {
     let err = crate::document_from_text(&format!("[node]\nid = \"x\"\n{doc}")).unwrap_err();
     assert!(err.to_string().contains("unknown field `node`"), "{err}");
 }
+
+#[test]
+fn resilience_settings_get_defaults_and_parse() {
+    use crate::model::{AffinityBy, Retry, RetryOn};
+    let c = from_toml(MINIMAL).unwrap();
+    let api = &c.routing.clusters[0];
+    assert_eq!(api.retry, Retry::DEFAULT);
+    assert_eq!(api.failover_below, 70);
+    assert_eq!(api.circuit_breaker.max_pending, 1024);
+    assert!(api.affinity.is_none() && api.slow_start.is_none() && api.timeouts.total.is_none());
+
+    let c = from_toml(&format!(
+        "{}[clusters.api.retry]\nattempts = 3\n\
+         on = [\"reset\", \"gateway_error\"]\n\
+         [clusters.api.circuit_breaker]\nmax_connections = 10\nmax_retries = 2\n\
+         [clusters.api.affinity]\ncookie = \"sticky\"\nttl = \"5m\"\n\
+         [clusters.api.timeouts]\ntotal = \"3s\"\n",
+        MINIMAL.replace(
+            "[clusters.api]\n",
+            "[clusters.api]\nslow_start = \"20s\"\nfailover_below = 90\n"
+        )
+    ))
+    .unwrap();
+    let api = &c.routing.clusters[0];
+    assert_eq!(api.retry.attempts, 3);
+    assert_eq!(
+        api.retry.on,
+        RetryOn(RetryOn::RESET.0 | RetryOn::GATEWAY_ERROR.0)
+    );
+    assert!(api.retry.on.status(503) && !api.retry.on.status(500));
+    assert_eq!(api.circuit_breaker.max_connections, Some(10));
+    assert_eq!(api.circuit_breaker.max_retries, Some(2));
+    assert_eq!(
+        api.affinity.as_ref().unwrap().by,
+        AffinityBy::Cookie("sticky".into())
+    );
+    assert_eq!(api.slow_start, Some(std::time::Duration::from_secs(20)));
+    assert_eq!(api.timeouts.total, Some(std::time::Duration::from_secs(3)));
+    assert_eq!(api.failover_below, 90);
+}
+
+#[test]
+fn bad_resilience_settings_are_rejected_with_paths() {
+    let e = errors(&format!(
+        "{}\
+         [clusters.api.retry]\nattempts = 11\non = [\"5xx\", \"sometimes\"]\nbackoff_base = \"1s\"\nbackoff_max = \"10ms\"\n\
+         [clusters.api.circuit_breaker]\nmax_connections = 0\n\
+         [clusters.api.affinity]\ncookie = \"a b\"\nheader = \"x\"\n",
+        MINIMAL.replace("[clusters.api]\n", "[clusters.api]\nfailover_below = 0\n")
+    ));
+    let want = [
+        "clusters.api.failover_below",
+        "clusters.api.retry.attempts",
+        "clusters.api.retry.on[1]: unknown condition \"sometimes\"",
+        "clusters.api.retry.backoff_max",
+        "clusters.api.circuit_breaker.max_connections",
+        "clusters.api.affinity: set exactly one of cookie, header",
+    ];
+    for w in want {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}

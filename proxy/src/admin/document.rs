@@ -1,7 +1,7 @@
 //! The routing in place as a JSON routing document, in the config file's shape, so that what the admin
 //! API shows can be read like a config file and pushed back (`edgeplane push` accepts JSON).
 
-use edgeplane_config::model::{HashOn, HostMatch, Routing};
+use edgeplane_config::model::{AffinityBy, CircuitBreaker, HashOn, HostMatch, Retry, Routing};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -101,8 +101,29 @@ pub fn routing_json(routing: &Routing) -> Value {
                     }),
                 );
             }
-            if let Some(max) = c.max_requests {
-                obj.insert("circuit_breaker".into(), json!({ "max_requests": max }));
+            obj.insert(
+                "circuit_breaker".into(),
+                circuit_breaker(&c.circuit_breaker),
+            );
+            obj.insert("retry".into(), retry(&c.retry));
+            obj.insert("failover_below".into(), Value::from(c.failover_below));
+            if let Some(w) = c.slow_start {
+                obj.insert("slow_start".into(), Value::from(duration(w)));
+            }
+            if let Some(a) = &c.affinity {
+                let mut v = match &a.by {
+                    AffinityBy::Cookie(name) => json!({ "cookie": name }),
+                    AffinityBy::Header(name) => json!({ "header": name }),
+                };
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ttl".into(), Value::from(duration(a.ttl)));
+                }
+                obj.insert("affinity".into(), v);
+            }
+            if let (Some(t), Some(timeouts)) = (c.timeouts.total, obj.get_mut("timeouts")) {
+                if let Some(o) = timeouts.as_object_mut() {
+                    o.insert("total".into(), Value::from(duration(t)));
+                }
             }
             if let Some(o) = &c.outlier {
                 obj.insert(
@@ -119,4 +140,31 @@ pub fn routing_json(routing: &Routing) -> Value {
         clusters.insert(c.name.clone(), cluster);
     }
     json!({ "routes": routes, "clusters": clusters })
+}
+
+fn circuit_breaker(cb: &CircuitBreaker) -> Value {
+    let mut v = Map::new();
+    for (name, limit) in [
+        ("max_requests", cb.max_requests),
+        ("max_connections", cb.max_connections),
+        ("max_retries", cb.max_retries),
+    ] {
+        if let Some(l) = limit {
+            v.insert(name.into(), Value::from(l));
+        }
+    }
+    v.insert("max_pending".into(), Value::from(cb.max_pending));
+    Value::Object(v)
+}
+
+fn retry(r: &Retry) -> Value {
+    json!({
+        "attempts": r.attempts,
+        "on": r.on.names(),
+        "backoff_base": duration(r.backoff_base),
+        "backoff_max": duration(r.backoff_max),
+        "budget_percent": r.budget_percent,
+        "min_concurrent": r.min_concurrent,
+        "buffer_body": r.buffer_body,
+    })
 }

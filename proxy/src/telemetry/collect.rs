@@ -39,7 +39,7 @@ pub fn collect_node(
                 .set(c.endpoints.len() as f64);
             t.gauge("edgeplane_cluster_panic", &[("cluster", cluster)])
                 .set(if c.breaker.panic() { 1.0 } else { 0.0 });
-            if let Some(max) = c.max_requests {
+            if let Some(max) = c.limits.max_requests {
                 let in_flight = c.breaker.in_flight();
                 t.gauge("edgeplane_cluster_in_flight", &[("cluster", cluster)])
                     .set(f64::from(in_flight));

@@ -1,0 +1,419 @@
+//! A cluster in a snapshot: its endpoints by priority level, their balancers, and the pick that
+//! applies health, priority failover, panic mode, zone awareness, slow start and affinity.
+
+use crate::balancer::rng::Rng;
+use crate::balancer::{self, Balancer};
+use crate::breaker::Breaker;
+use crate::pool::Pool;
+use crate::upstream::Upstream;
+use edgeplane_config::model::{Balancing, CircuitBreaker, ClusterTimeouts, Retry};
+use foldhash::HashMap;
+use http::HeaderValue;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A cluster in a snapshot.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Cluster name.
+    pub name: Arc<str>,
+    /// Hash of the name, to find the cluster again in a later snapshot (retries).
+    pub name_hash: u64,
+    /// Balancing policy.
+    pub policy: Balancing,
+    /// All endpoints, sorted by priority (primaries first).
+    pub endpoints: Vec<Endpoint>,
+    /// How many of `endpoints` form the best priority level.
+    pub candidates: usize,
+    /// Picks among `endpoints[..candidates]`.
+    pub balancer: Box<dyn Balancer>,
+    /// The other priority levels, best first.
+    pub backups: Vec<Level>,
+    /// Host header to send upstream instead of the client's.
+    pub host_rewrite: Option<HeaderValue>,
+    /// Upstream timeouts.
+    pub timeouts: ClusterTimeouts,
+    /// Endpoints whose health is below this get no new requests.
+    pub health_threshold: u8,
+    /// Passive outlier detection, if enabled.
+    pub outlier: Option<edgeplane_config::model::Outlier>,
+    /// What consistent hashing keys on.
+    pub hash_on: edgeplane_config::model::HashOn,
+    /// Circuit-breaker limits.
+    pub limits: CircuitBreaker,
+    /// Retry policy.
+    pub retry: Retry,
+    /// Slow-start window, if any.
+    pub slow_start: Option<Duration>,
+    /// Session affinity, if configured.
+    pub affinity: Option<crate::affinity::Affinity>,
+    /// A level below this percentage of usable endpoints hands traffic to the next one.
+    pub failover_below: u8,
+    /// Live state shared by every snapshot in which the cluster keeps its name.
+    pub breaker: Arc<Breaker>,
+    /// Panic mode below this percentage of usable endpoints (0 = off).
+    pub panic_threshold: u8,
+    /// Active health checks, if configured.
+    pub health_check: Option<edgeplane_config::model::HealthCheck>,
+    /// Zone-aware routing: the best priority's endpoints in the node's zone, if any.
+    pub local: Option<LocalZone>,
+    /// Random draws for level choice and slow start.
+    rng: Rng,
+}
+
+/// A priority level other than the best: a range of the cluster's endpoints and its balancer.
+#[derive(Debug)]
+pub struct Level {
+    /// First endpoint of the level.
+    pub start: usize,
+    /// One past the last.
+    pub end: usize,
+    /// Picks among `endpoints[start..end]`.
+    pub balancer: Box<dyn Balancer>,
+}
+
+/// A zone-aware cluster's local candidates, with their own balancer.
+#[derive(Debug)]
+pub struct LocalZone {
+    /// The candidates in the node's zone.
+    pub endpoints: Vec<Endpoint>,
+    /// Picks among them.
+    pub balancer: Box<dyn Balancer>,
+    /// Spill over to every zone below this percentage of usable local endpoints.
+    pub spill_below: u8,
+}
+
+/// An endpoint in a snapshot: this version's settings plus the long-lived [`Upstream`].
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Live state, shared with the previous and next snapshots.
+    pub upstream: Arc<Upstream>,
+    /// Relative weight.
+    pub weight: u32,
+    /// Zone, if known.
+    pub zone: Option<Arc<str>>,
+    /// Priority (0 = primary).
+    pub priority: u8,
+}
+
+/// What a cluster carries over from the previous snapshot.
+#[derive(Debug, Default)]
+pub struct Carried<'a> {
+    /// Endpoint state by (cluster name, address).
+    pub upstreams: HashMap<(&'a str, SocketAddr), &'a Arc<Upstream>>,
+    /// Cluster state by name.
+    pub breakers: HashMap<&'a str, &'a Arc<Breaker>>,
+}
+
+impl Cluster {
+    /// Builds the cluster of `c`, reusing live state from `carried`; `zone` is the node's zone.
+    pub fn build(
+        c: &edgeplane_config::model::Cluster,
+        carried: &Carried<'_>,
+        zone: Option<&str>,
+    ) -> Self {
+        let existing = carried.breakers.get(c.name.as_str());
+        let breaker: Arc<Breaker> = existing.map_or_else(Default::default, |&b| b.clone());
+        let mut endpoints: Vec<Endpoint> = c
+            .endpoints
+            .iter()
+            .map(|e| {
+                let upstream = match carried.upstreams.get(&(c.name.as_str(), e.address)) {
+                    Some(&kept) => {
+                        kept.pool.configure(c.pool);
+                        kept.clone()
+                    }
+                    None => {
+                        let fresh = Upstream::new(e.address, Pool::new(c.pool), breaker.clone());
+                        // Joining a cluster that already serves: ramp up (slow start, if set).
+                        if existing.is_some() {
+                            fresh.start_warming();
+                        }
+                        Arc::new(fresh)
+                    }
+                };
+                Endpoint {
+                    upstream,
+                    weight: e.weight,
+                    zone: e.zone.as_deref().map(Arc::from),
+                    priority: e.priority,
+                }
+            })
+            .collect();
+        if !endpoints.is_sorted_by_key(|e| e.priority) {
+            endpoints.sort_by_key(|e| e.priority);
+        }
+        let mut levels = level_ranges(&endpoints).into_iter();
+        let candidates = levels.next().map_or(0, |(_, end)| end);
+        let balancer = balancer::build(c.balancing, &endpoints[..candidates]);
+        let backups = levels
+            .map(|(start, end)| Level {
+                start,
+                end,
+                balancer: balancer::build(c.balancing, &endpoints[start..end]),
+            })
+            .collect();
+        let local = local_zone(c, &endpoints[..candidates], zone);
+        let addresses: Vec<SocketAddr> = endpoints.iter().map(|e| e.upstream.address).collect();
+        Cluster {
+            name: c.name.as_str().into(),
+            name_hash: crate::balancer::hashing::stable_hash(c.name.as_bytes()),
+            policy: c.balancing,
+            candidates,
+            balancer,
+            backups,
+            endpoints,
+            // Validation rejected host names with bytes a header value cannot hold.
+            host_rewrite: c
+                .host_rewrite
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok()),
+            timeouts: c.timeouts,
+            health_threshold: c.membership.health_threshold,
+            outlier: c.outlier,
+            hash_on: c.hash_on.clone(),
+            limits: c.circuit_breaker,
+            retry: c.retry,
+            slow_start: c.slow_start,
+            affinity: c
+                .affinity
+                .as_ref()
+                .map(|a| crate::affinity::Affinity::new(a, &addresses)),
+            failover_below: c.failover_below,
+            panic_threshold: c.panic_threshold,
+            health_check: c.health_check.clone(),
+            local,
+            breaker,
+            rng: Rng::from_entropy(),
+        }
+    }
+
+    /// Picks a usable endpoint for a request (see [`Upstream::usable`]). See [`Cluster::pick_for`].
+    pub fn pick(&self) -> Option<&Endpoint> {
+        self.pick_for(None)
+    }
+
+    /// Picks a usable endpoint for a request with consistent-hashing key `key`: in the local zone
+    /// first (zone-aware clusters), else in the priority level the traffic split sends this pick to
+    /// (the best level unless it is short of usable endpoints): the balancer's choice, or its next
+    /// choices (as many as there are candidates) while the choice is unusable. When the key's
+    /// endpoint is unusable, the next tries rehash the key, so every node moves that key to the same
+    /// endpoint. If that level has no usable endpoint, the least loaded usable endpoint of the best
+    /// level that has one. `None` when no endpoint is usable.
+    pub fn pick_for(&self, key: Option<u64>) -> Option<&Endpoint> {
+        if let Some(local) = &self.local {
+            if self.breaker.local_ok() {
+                if let Some(e) = self.try_pick(&local.endpoints, local.balancer.as_ref(), key) {
+                    return Some(e);
+                }
+            }
+        }
+        let level = match self.backups.is_empty() {
+            true => 0,
+            false => self.breaker.level(self.rng.next_u64()),
+        };
+        let picked = match level.checked_sub(1).and_then(|i| self.backups.get(i)) {
+            Some(l) => self.try_pick(&self.endpoints[l.start..l.end], l.balancer.as_ref(), key),
+            None => self.try_pick(
+                &self.endpoints[..self.candidates],
+                self.balancer.as_ref(),
+                key,
+            ),
+        };
+        picked.or_else(|| self.fallback())
+    }
+
+    /// The endpoint the affinity token names, if it is still in the cluster and usable; else a pick.
+    pub fn pick_affine(&self, token: Option<u64>, key: Option<u64>) -> Option<&Endpoint> {
+        if let (Some(a), Some(token)) = (&self.affinity, token) {
+            if let Some(e) = a.endpoint(token).and_then(|i| self.endpoints.get(i)) {
+                if e.upstream.usable(self.health_threshold) {
+                    return Some(e);
+                }
+            }
+        }
+        self.pick_for(key)
+    }
+
+    /// A pick for a retry: like [`Cluster::pick_for`], but avoiding the endpoints already tried
+    /// while another is usable.
+    pub fn pick_avoiding(&self, key: Option<u64>, tried: &[SocketAddr]) -> Option<&Endpoint> {
+        let fresh = |e: &&Endpoint| !tried.contains(&e.upstream.address);
+        for attempt in 0..4u64 {
+            let k = key.map(|k| crate::balancer::hashing::mix(k.wrapping_add(attempt + 1)));
+            if let Some(e) = self.pick_for(k).filter(fresh) {
+                return Some(e);
+            }
+        }
+        self.endpoints
+            .iter()
+            .filter(fresh)
+            .find(|e| e.upstream.usable(self.health_threshold))
+            .or_else(|| self.pick_for(key))
+    }
+
+    /// The balancer's choices among `candidates` (as many tries as there are candidates) until one
+    /// is usable. A warming endpoint (slow start) takes a choice with its ramp's probability, else
+    /// the choice passes to its neighbour.
+    fn try_pick<'a>(
+        &self,
+        candidates: &'a [Endpoint],
+        balancer: &dyn Balancer,
+        key: Option<u64>,
+    ) -> Option<&'a Endpoint> {
+        let usable =
+            |e: &Endpoint| e.upstream.usable(self.health_threshold) || self.breaker.panic();
+        for attempt in 0..candidates.len() as u64 {
+            let i = match key {
+                Some(k) if attempt == 0 => balancer.pick_keyed(candidates, k),
+                Some(k) => balancer.pick_keyed(
+                    candidates,
+                    crate::balancer::hashing::mix(k.wrapping_add(attempt)),
+                ),
+                None => balancer.pick(candidates),
+            }?;
+            let e = candidates.get(i)?;
+            // In panic mode too few endpoints are usable: spread over all rather than crush the few.
+            if !usable(e) {
+                continue;
+            }
+            if let Some(window) = self.slow_start.filter(|_| e.upstream.warming()) {
+                if !e.upstream.warm_enough(window, self.rng.next_u64()) {
+                    let next = &candidates[(i + 1) % candidates.len()];
+                    if usable(next) && !next.upstream.warming() {
+                        return Some(next);
+                    }
+                    continue;
+                }
+            }
+            return Some(e);
+        }
+        None
+    }
+
+    /// A uniform random number (retry backoff jitter).
+    pub fn draw(&self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// Whether the policy hashes a request key.
+    pub fn keyed(&self) -> bool {
+        self.balancer.keyed()
+    }
+
+    /// The endpoints of each priority level, best first.
+    pub fn levels(&self) -> impl Iterator<Item = &[Endpoint]> {
+        std::iter::once(&self.endpoints[..self.candidates])
+            .chain(self.backups.iter().map(|l| &self.endpoints[l.start..l.end]))
+    }
+
+    #[cold]
+    fn fallback(&self) -> Option<&Endpoint> {
+        let mut best: Option<&Endpoint> = None;
+        for e in &self.endpoints {
+            if best.is_some_and(|b| b.priority < e.priority) {
+                break;
+            }
+            if e.upstream.usable(self.health_threshold) && best.is_none_or(|b| less_loaded(e, b)) {
+                best = Some(e);
+            }
+        }
+        best
+    }
+}
+
+/// The `(start, end)` of each run of equal priority in `endpoints` (sorted by priority).
+fn level_ranges(endpoints: &[Endpoint]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        match out.last_mut() {
+            Some((start, end)) if endpoints[*start].priority == e.priority => *end = i + 1,
+            _ => out.push((i, i + 1)),
+        }
+    }
+    out
+}
+
+/// The local-zone candidates of a zone-aware cluster, when the node has a zone and some candidates are
+/// in it.
+fn local_zone(
+    c: &edgeplane_config::model::Cluster,
+    candidates: &[Endpoint],
+    zone: Option<&str>,
+) -> Option<LocalZone> {
+    let spill_below = c.zone_spill_below?;
+    let zone = zone?;
+    let endpoints: Vec<Endpoint> = candidates
+        .iter()
+        .filter(|e| e.zone.as_deref() == Some(zone))
+        .cloned()
+        .collect();
+    if endpoints.is_empty() {
+        return None;
+    }
+    Some(LocalZone {
+        balancer: balancer::build(c.balancing, &endpoints),
+        endpoints,
+        spill_below,
+    })
+}
+
+/// Whether `a` has fewer requests in flight than `b` relative to their weights (without division).
+fn less_loaded(a: &Endpoint, b: &Endpoint) -> bool {
+    u64::from(a.upstream.in_flight()) * u64::from(b.weight.max(1))
+        < u64::from(b.upstream.in_flight()) * u64::from(a.weight.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tables::Tables;
+
+    fn routing(ports: &[u16]) -> edgeplane_config::Routing {
+        let eps: String = ports
+            .iter()
+            .map(|p| format!("[[clusters.c.endpoints]]\naddress = \"127.0.0.1:{p}\"\n"))
+            .collect();
+        let text = format!(
+            "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n\
+             [clusters.c]\nslow_start = \"300ms\"\n{eps}"
+        );
+        edgeplane_config::from_toml(&text).unwrap().routing
+    }
+
+    fn share_of(tables: &Tables, port: u16, picks: usize) -> f64 {
+        let s = tables.load();
+        let hits = (0..picks)
+            .filter(|_| s.clusters[0].pick().unwrap().upstream.address.port() == port)
+            .count();
+        hits as f64 / picks as f64
+    }
+
+    #[test]
+    fn a_joining_endpoint_ramps_up_from_a_tenth() {
+        let first = crate::tables::Snapshot::build(&routing(&[1, 2]), None).unwrap();
+        assert!(
+            first.clusters[0]
+                .endpoints
+                .iter()
+                .all(|e| !e.upstream.warming()),
+            "a new cluster starts warm: no one to ramp against"
+        );
+        let tables = Tables::new(first);
+        tables.apply(&routing(&[1, 2, 3])).unwrap();
+        let joined = tables.load().clusters[0].endpoints[2].upstream.clone();
+        assert!(joined.warming());
+        // Round robin would give it a third; at the start of the ramp it gets about a tenth of that.
+        let early = share_of(&tables, 3, 6_000);
+        assert!(early < 0.15, "{early}");
+        // Once the window has passed, the first pick ends the ramp and it gets its full share.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while joined.warming() {
+            assert!(std::time::Instant::now() < deadline, "the ramp never ended");
+            share_of(&tables, 3, 10);
+            std::thread::yield_now();
+        }
+        let later = share_of(&tables, 3, 6_000);
+        assert!((0.30..=0.37).contains(&later), "{later}");
+    }
+}
