@@ -42,6 +42,33 @@ fn rebuild(c: &mut Criterion) {
             },
         );
     }
+    // A change elsewhere (a small cluster's endpoint) while a 10,000-endpoint hashing cluster stays
+    // the same: its balancer is reused, not rebuilt.
+    for policy in ["ring_hash", "maglev"] {
+        let with_small = |salt: u16| {
+            let text = format!(
+                "{}[[routes]]\nname = \"small\"\npath_prefix = \"/small/\"\ncluster = \"small\"\n\
+                 [clusters.small]\n[[clusters.small.endpoints]]\naddress = \"10.9.9.9:{}\"\n",
+                edgeplane_benches::routing_text(1, 10_000, policy, 0),
+                1_000 + salt
+            );
+            edgeplane_config::document_from_text(&text)
+                .map_err(|e| e.to_string())
+                .expect("bench document is valid")
+        };
+        let (a, b) = (with_small(0), with_small(1));
+        let tables = Tables::new(Snapshot::build(&a, None).expect("builds"));
+        let mut flip = false;
+        group.bench_function(
+            BenchmarkId::new(policy, "1x10000_unchanged_plus_1_changed"),
+            |bench| {
+                bench.iter(|| {
+                    flip = !flip;
+                    black_box(tables.apply(if flip { &b } else { &a }).expect("applies"));
+                })
+            },
+        );
+    }
     group.finish();
 }
 
@@ -56,6 +83,7 @@ fn pick(c: &mut Criterion) {
         "random",
         "ring_hash",
         "maglev",
+        "adaptive",
     ] {
         for n in [3, 100, 10_000] {
             let snap = Snapshot::build(&routing(1, n, policy, 0), None).expect("builds");

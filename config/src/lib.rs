@@ -66,6 +66,7 @@ pub fn document_of_file_text(text: &str) -> Result<(String, Routing), ConfigErro
     let doc = raw::RawDocument {
         routes: raw.routes,
         clusters: raw.clusters,
+        certificates: raw.certificates,
     };
     // Serializing plain structs and a BTreeMap cannot fail.
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -87,6 +88,7 @@ pub fn replace_cluster(document: &str, name: &str, source: &str) -> Result<Strin
     let out = raw::RawDocument {
         routes: doc.routes,
         clusters: doc.clusters,
+        certificates: doc.certificates,
     };
     // Serializing plain structs and a BTreeMap cannot fail.
     Ok(serde_json::to_string_pretty(&out).unwrap_or_default())

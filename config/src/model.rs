@@ -86,6 +86,35 @@ pub struct Listener {
     pub name: String,
     /// Address to bind.
     pub address: SocketAddr,
+    /// TLS termination, if any.
+    pub tls: Option<ListenerTls>,
+}
+
+/// TLS settings of a listener (the certificates are in the routing, so that they rotate with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// Whether TLS 1.2 is accepted besides 1.3.
+    pub tls12: bool,
+    /// ALPN protocols offered, in preference order.
+    pub alpn: Vec<String>,
+}
+
+/// A server certificate: chain and key, from files or inline PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// The certificate chain.
+    pub cert: Pem,
+    /// The private key.
+    pub key: Pem,
+}
+
+/// Where PEM text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pem {
+    /// A file, read when the routing is applied (and again when it changes).
+    File(std::path::PathBuf),
+    /// The text itself.
+    Inline(String),
 }
 
 /// Downstream resource limits.
@@ -117,6 +146,8 @@ pub struct Routing {
     pub routes: Vec<Route>,
     /// Clusters sorted by name.
     pub clusters: Vec<Cluster>,
+    /// Server certificates for TLS listeners; the first is the default.
+    pub certificates: Vec<Certificate>,
     /// Content hash of the document.
     pub hash: ContentHash,
 }

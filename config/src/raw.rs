@@ -18,6 +18,9 @@ pub struct RawConfig {
     /// Clusters by name.
     #[serde(default)]
     pub clusters: BTreeMap<String, RawCluster>,
+    /// Server certificates for TLS listeners, picked by SNI; the first is the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<RawCertificate>,
 }
 
 /// `[node]`.
@@ -94,6 +97,9 @@ pub struct RawDocument {
     /// Clusters by name.
     #[serde(default)]
     pub clusters: BTreeMap<String, RawCluster>,
+    /// Server certificates for TLS listeners, picked by SNI; the first is the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<RawCertificate>,
 }
 
 /// `[[node.listeners]]`.
@@ -104,6 +110,32 @@ pub struct RawListener {
     pub name: Option<String>,
     /// Socket address to bind, e.g. `0.0.0.0:8080`.
     pub address: String,
+    /// TLS termination; absent = cleartext.
+    pub tls: Option<RawListenerTls>,
+}
+
+/// `[node.listeners.tls]`: the listener terminates TLS with the routing's `[[certificates]]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    /// Oldest TLS version accepted: `"1.2"` (default) or `"1.3"`.
+    pub min_version: Option<String>,
+    /// ALPN protocols offered, in preference order (default `["h2", "http/1.1"]`).
+    pub alpn: Option<Vec<String>>,
+}
+
+/// `[[certificates]]`: a certificate chain and its private key, each from a PEM file or inline PEM.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    /// Path of the PEM certificate chain (leaf first).
+    pub cert: Option<String>,
+    /// Path of the PEM private key.
+    pub key: Option<String>,
+    /// The PEM certificate chain itself (for pushed configs).
+    pub cert_pem: Option<String>,
+    /// The PEM private key itself (for pushed configs).
+    pub key_pem: Option<String>,
 }
 
 /// `[node.limits]`.

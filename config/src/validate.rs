@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Validates a pushed routing document (routes and clusters only).
 pub fn validate_document(raw: RawDocument) -> Result<Routing, ConfigError> {
     let mut v = Validator::default();
-    let routing = v.routing(&raw.routes, &raw.clusters);
+    let routing = v.routing(&raw.routes, &raw.clusters, &raw.certificates);
     if v.errors.is_empty() {
         Ok(routing)
     } else {
@@ -24,7 +24,17 @@ pub fn validate_document(raw: RawDocument) -> Result<Routing, ConfigError> {
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut v = Validator::default();
     let node = v.node(&raw.node);
-    let routing = v.routing(&raw.routes, &raw.clusters);
+    let routing = v.routing(&raw.routes, &raw.clusters, &raw.certificates);
+    if routing.certificates.is_empty() {
+        for (i, l) in node.listeners.iter().enumerate() {
+            if l.tls.is_some() {
+                v.error(
+                    format!("node.listeners[{i}].tls"),
+                    "a TLS listener needs at least one [[certificates]] entry",
+                );
+            }
+        }
+    }
     if v.errors.is_empty() {
         Ok(Config { node, routing })
     } else {
@@ -71,7 +81,11 @@ impl Validator {
                         format!("duplicate listener address {address}"),
                     );
                 }
-                listeners.push(Listener { name, address });
+                let tls = l
+                    .tls
+                    .as_ref()
+                    .map(|t| self.listener_tls(&format!("{path}.tls"), t));
+                listeners.push(Listener { name, address, tls });
             }
         }
         let limits = Limits {
@@ -229,8 +243,18 @@ impl Validator {
         }
     }
 
-    fn routing(&mut self, routes: &[RawRoute], clusters: &BTreeMap<String, RawCluster>) -> Routing {
-        let hash = content_hash(routes, clusters);
+    fn routing(
+        &mut self,
+        routes: &[RawRoute],
+        clusters: &BTreeMap<String, RawCluster>,
+        certificates: &[RawCertificate],
+    ) -> Routing {
+        let hash = content_hash(routes, clusters, certificates);
+        let certificates = certificates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| self.certificate(&format!("certificates[{i}]"), c))
+            .collect();
         let clusters: Vec<Cluster> = clusters
             .iter()
             .map(|(name, c)| self.cluster(name, c))
@@ -253,6 +277,7 @@ impl Validator {
         Routing {
             routes,
             clusters,
+            certificates,
             hash,
         }
     }
@@ -690,14 +715,25 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 /// The hash covers the routing document only, in a canonical JSON form (clusters sorted by name).
-fn content_hash(routes: &[RawRoute], clusters: &BTreeMap<String, RawCluster>) -> ContentHash {
+fn content_hash(
+    routes: &[RawRoute],
+    clusters: &BTreeMap<String, RawCluster>,
+    certificates: &[RawCertificate],
+) -> ContentHash {
     #[derive(serde::Serialize)]
     struct Doc<'a> {
         routes: &'a [RawRoute],
         clusters: &'a BTreeMap<String, RawCluster>,
+        #[serde(skip_serializing_if = "<[RawCertificate]>::is_empty")]
+        certificates: &'a [RawCertificate],
     }
     // Serializing plain structs and a BTreeMap to a Vec cannot fail.
-    let bytes = serde_json::to_vec(&Doc { routes, clusters }).unwrap_or_default();
+    let bytes = serde_json::to_vec(&Doc {
+        routes,
+        clusters,
+        certificates,
+    })
+    .unwrap_or_default();
     ContentHash::of(&bytes)
 }
 
@@ -711,3 +747,4 @@ fn http_token(s: &str) -> bool {
 mod resilience;
 #[cfg(test)]
 mod tests;
+mod tls;

@@ -31,6 +31,7 @@ pub mod send;
 pub mod server;
 pub mod tables;
 pub mod telemetry;
+pub mod tls;
 pub mod tunnel;
 pub mod upstream;
 

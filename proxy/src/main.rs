@@ -109,7 +109,13 @@ fn init_logging(format: LogFormat, default_level: &str) {
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
-        match edgeplane_config::from_file(file) {
+        // Certificates are read and checked against their keys too, as applying the file would.
+        let checked = edgeplane_config::from_file(file)
+            .map_err(|e| e.lines())
+            .and_then(|c| {
+                edgeplane_proxy::tls::CertTable::load(&c.routing.certificates).map(|_| c)
+            });
+        match checked {
             Ok(c) => {
                 let endpoints: usize = c.routing.clusters.iter().map(|c| c.endpoints.len()).sum();
                 println!(
@@ -121,10 +127,10 @@ fn check(files: &[PathBuf]) -> ExitCode {
                     c.routing.hash.short()
                 );
             }
-            Err(e) => {
+            Err(lines) => {
                 ok = false;
                 println!("{}: invalid", file.display());
-                for line in e.lines() {
+                for line in lines {
                     println!("  {line}");
                 }
             }

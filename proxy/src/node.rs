@@ -2,9 +2,8 @@
 
 use crate::admin;
 use crate::forward::Shared;
-use crate::router::RouterError;
 use crate::server::{Phase, Server};
-use crate::tables::{Snapshot, Tables};
+use crate::tables::{BuildError, Snapshot, Tables};
 use crate::telemetry::Telemetry;
 use edgeplane_config::model::Node as NodeConfig;
 use edgeplane_config::Config;
@@ -30,7 +29,15 @@ pub enum StartError {
     },
     /// The routing tables could not be built.
     #[error(transparent)]
-    Tables(#[from] RouterError),
+    Tables(#[from] BuildError),
+    /// A TLS listener could not be configured.
+    #[error("TLS listener {name}: {message}")]
+    Tls {
+        /// Listener name.
+        name: String,
+        /// Why.
+        message: String,
+    },
     /// The admin token file could not be read or is empty.
     #[error("admin token: {0}")]
     AdminToken(String),
@@ -80,8 +87,17 @@ impl NodeHandle {
         crate::telemetry::collect_node(&telemetry, node, tables.clone(), open.clone());
         let mut bound = Vec::new();
         for l in &node.listeners {
+            let tls = match &l.tls {
+                Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                    crate::tls::server_config(t, tables.clone()).map_err(|e| StartError::Tls {
+                        name: l.name.clone(),
+                        message: e.to_string(),
+                    })?,
+                ))),
+                None => None,
+            };
             let listener = bind(&l.name, l.address).await?;
-            bound.push((l.name.clone(), listener));
+            bound.push((l.name.clone(), listener, tls));
         }
         let admin_listener = match node.admin {
             Some(address) => Some(bind("admin", address).await?),
@@ -94,7 +110,10 @@ impl NodeHandle {
             tokio::spawn(crate::outlier::run(tables.clone())),
             tokio::spawn(crate::health_check::run(tables.clone())),
         ];
-        for (name, listener) in bound {
+        if node.listeners.iter().any(|l| l.tls.is_some()) {
+            tasks.push(tokio::spawn(crate::tls::watch(tables.clone())));
+        }
+        for (name, listener, tls) in bound {
             let local = listener.local_addr().map_err(|source| StartError::Bind {
                 name: name.clone(),
                 address: listener.local_addr().unwrap_or(([0, 0, 0, 0], 0).into()),
@@ -102,7 +121,11 @@ impl NodeHandle {
             })?;
             tracing::info!(listener = %name, address = %local, "listening");
             listeners.push(local);
-            tasks.push(tokio::spawn(server.clone().serve(listener, name.into())));
+            tasks.push(tokio::spawn(server.clone().serve(
+                listener,
+                name.into(),
+                tls,
+            )));
         }
         let admin_context = Arc::new(admin::AdminContext {
             tables: tables.clone(),
@@ -165,6 +188,7 @@ impl NodeHandle {
             tables: self.tables.clone(),
             shared: self.shared.clone(),
             open: self.open.clone(),
+            tls_listeners: self.config.listeners.iter().any(|l| l.tls.is_some()),
         })
     }
 
@@ -259,6 +283,8 @@ struct Sink {
     tables: Arc<Tables>,
     shared: Arc<Shared>,
     open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether the node terminates TLS (then a routing must bring certificates).
+    tls_listeners: bool,
 }
 
 impl edgeplane_controller::RoutingSink for Sink {
@@ -266,6 +292,10 @@ impl edgeplane_controller::RoutingSink for Sink {
         &self,
         routing: &edgeplane_config::Routing,
     ) -> Result<edgeplane_config::ContentHash, String> {
+        if self.tls_listeners && routing.certificates.is_empty() {
+            return Err("certificates: this node has TLS listeners; a routing without                         [[certificates]] would leave them without a certificate"
+                .into());
+        }
         self.tables
             .apply(routing)
             .map(|s| s.hash)

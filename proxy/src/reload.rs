@@ -87,8 +87,9 @@ impl Reloader {
                 Outcome::Applied(snap.hash)
             }
             Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, "config rejected; keeping the current one");
-                Outcome::Rejected(vec![e.to_string()])
+                let errors = e.lines();
+                tracing::error!(path = %self.path.display(), errors = ?errors, "config rejected; keeping the current one");
+                Outcome::Rejected(errors)
             }
         }
     }

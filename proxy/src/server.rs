@@ -1,7 +1,7 @@
 //! Downstream serving: the accept loop of a listener and the life of each connection.
 //!
-//! HTTP/1.1 and cleartext HTTP/2 are both accepted on every listener (hyper-util's auto builder sniffs
-//! the preface). Limits: at most `max_connections` open connections (the accept loop waits for a free
+//! HTTP/1.1 and HTTP/2 are both accepted on every listener (hyper-util's auto builder sniffs the
+//! preface; on TLS listeners the client chose by ALPN, and TLS is terminated first, see [`crate::tls`]). Limits: at most `max_connections` open connections (the accept loop waits for a free
 //! slot, leaving further clients in the kernel's backlog, as HAProxy's maxconn does); request headers
 //! bounded in size (431) and in read time (slowloris); connections without traffic closed after the
 //! idle timeout.
@@ -73,8 +73,14 @@ impl Server {
         }
     }
 
-    /// Accepts connections until the node leaves [`Phase::Running`].
-    pub async fn serve(self, listener: TcpListener, name: Arc<str>) {
+    /// Accepts connections until the node leaves [`Phase::Running`]; with `tls`, each one starts
+    /// with a TLS handshake.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        name: Arc<str>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         let mut phase = self.phase.clone();
         loop {
             let permit = tokio::select! {
@@ -96,7 +102,7 @@ impl Server {
                 },
                 () = stopped(&mut phase) => break,
             };
-            tokio::spawn(self.clone().connection(stream, peer, permit));
+            tokio::spawn(self.clone().connection(stream, peer, permit, tls.clone()));
         }
         tracing::debug!(listener = %name, "stopped accepting");
     }
@@ -106,21 +112,55 @@ impl Server {
         self.open.clone()
     }
 
-    async fn connection(self, stream: TcpStream, peer: SocketAddr, _slot: OwnedSemaphorePermit) {
+    async fn connection(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        _slot: OwnedSemaphorePermit,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         self.open.fetch_add(1, Ordering::Relaxed);
         let _open = OpenGuard(self.open.clone());
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
-        let io = TokioIo::new(Tracked::new(
-            stream,
-            activity.clone(),
-            self.shared.bytes.clone(),
-        ));
-        let info = ConnInfo {
-            client_ip: HeaderValue::from_str(&peer.ip().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown")),
-            proto: HeaderValue::from_static("http"),
+        let tracked = Tracked::new(stream, activity.clone(), self.shared.bytes.clone());
+        let client_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        let Some(acceptor) = tls else {
+            let info = ConnInfo {
+                client_ip,
+                proto: HeaderValue::from_static("http"),
+            };
+            return self
+                .drive(TokioIo::new(tracked), info, activity, peer)
+                .await;
         };
+        // The handshake gets the header read timeout: a client that stalls it holds a slot no longer.
+        let stream =
+            match tokio::time::timeout(self.timeouts.header_read, acceptor.accept(tracked)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let info = ConnInfo {
+            client_ip,
+            proto: HeaderValue::from_static("https"),
+        };
+        self.drive(TokioIo::new(stream), info, activity, peer).await;
+    }
+
+    /// Serves HTTP/1.1 or HTTP/2 (by the client's preface, which follows ALPN's choice on TLS) on an
+    /// established connection until it ends, the node drains, or it idles out.
+    async fn drive<I>(self, io: I, info: ConnInfo, activity: Activity, peer: SocketAddr)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         // One Arc per connection, so a request clones one reference count, not two.
         let ctx = Arc::new((self.shared.clone(), info));
         let service = service_fn(move |req| {

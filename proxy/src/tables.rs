@@ -9,6 +9,7 @@ use crate::cluster::Carried;
 pub use crate::cluster::{Cluster, Endpoint, Level, LocalZone};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{RouteMetrics, Telemetry};
+use crate::tls::CertTable;
 use arc_swap::ArcSwap;
 use edgeplane_config::model::Routing;
 use edgeplane_config::ContentHash;
@@ -41,10 +42,49 @@ impl Tables {
     }
 
     /// Builds a snapshot of `routing` on top of the current one and stores it, in one swap.
-    pub fn apply(&self, routing: &Routing) -> Result<Arc<Snapshot>, RouterError> {
+    pub fn apply(&self, routing: &Routing) -> Result<Arc<Snapshot>, BuildError> {
         let next = Arc::new(Snapshot::build(routing, Some(&self.load()))?);
         self.current.store(next.clone());
         Ok(next)
+    }
+
+    /// Rebuilds the current snapshot with its certificate files read again (they changed on disk).
+    /// A bad certificate keeps the current snapshot.
+    pub fn reload_certificates(&self) -> Result<Arc<Snapshot>, BuildError> {
+        let current = self.load();
+        let certs = Arc::new(
+            CertTable::load(&current.routing.certificates).map_err(BuildError::Certificates)?,
+        );
+        let next = Arc::new(Snapshot::build_inner(
+            &current.routing,
+            Some(&current),
+            current.telemetry.clone(),
+            current.zone.clone(),
+            Some(certs),
+        )?);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+}
+
+/// Why a routing could not become a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The routes cannot be compiled.
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    /// Certificates that cannot be used, each with its path.
+    #[error("{}", .0.join("; "))]
+    Certificates(Vec<String>),
+}
+
+impl BuildError {
+    /// One line per problem.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            BuildError::Router(e) => vec![e.to_string()],
+            BuildError::Certificates(lines) => lines.clone(),
+        }
     }
 }
 
@@ -67,12 +107,14 @@ pub struct Snapshot {
     pub zone: Option<Arc<str>>,
     /// The routing this snapshot was built from (for the admin API; never read on the request path).
     pub routing: Arc<Routing>,
+    /// Server certificates by SNI, for TLS listeners.
+    pub certs: Arc<CertTable>,
 }
 
 impl Snapshot {
     /// Builds a snapshot of `routing`, carrying over endpoint state (and the metrics registry) from
     /// `previous`.
-    pub fn build(routing: &Routing, previous: Option<&Snapshot>) -> Result<Snapshot, RouterError> {
+    pub fn build(routing: &Routing, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
         let telemetry = previous.and_then(|p| p.telemetry.clone());
         let zone = previous.and_then(|p| p.zone.clone());
         Snapshot::build_with(routing, previous, telemetry, zone)
@@ -84,11 +126,30 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         telemetry: Option<Arc<Telemetry>>,
         zone: Option<Arc<str>>,
-    ) -> Result<Snapshot, RouterError> {
+    ) -> Result<Snapshot, BuildError> {
+        Snapshot::build_inner(routing, previous, telemetry, zone, None)
+    }
+
+    /// The build; `certs` is a freshly loaded certificate table, else the previous snapshot's is kept
+    /// when the routing names the same certificates, or they are loaded.
+    fn build_inner(
+        routing: &Routing,
+        previous: Option<&Snapshot>,
+        telemetry: Option<Arc<Telemetry>>,
+        zone: Option<Arc<str>>,
+        certs: Option<Arc<CertTable>>,
+    ) -> Result<Snapshot, BuildError> {
+        let certs = match (certs, previous) {
+            (Some(fresh), _) => fresh,
+            (None, Some(p)) if p.routing.certificates == routing.certificates => p.certs.clone(),
+            (None, _) => {
+                Arc::new(CertTable::load(&routing.certificates).map_err(BuildError::Certificates)?)
+            }
+        };
         let mut carried = Carried::default();
         if let Some(prev) = previous {
             for c in &prev.clusters {
-                carried.breakers.insert(&c.name, &c.breaker);
+                carried.clusters.insert(&c.name, c);
                 for e in &c.endpoints {
                     carried
                         .upstreams
@@ -130,6 +191,7 @@ impl Snapshot {
             telemetry,
             zone,
             routing: Arc::new(routing.clone()),
+            certs,
         })
     }
 }
@@ -187,6 +249,35 @@ mod tests {
             first.clusters[0].endpoints[1].upstream.address,
             "127.0.0.1:2".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn balancers_are_reused_while_their_endpoints_stay_the_same() {
+        let tables = Tables::new(
+            Snapshot::build(&routing(&["127.0.0.1:1", "127.0.0.1:2"], "maglev"), None).unwrap(),
+        );
+        let first = tables.load();
+        let same = tables
+            .apply(&routing(&["127.0.0.1:1", "127.0.0.1:2"], "maglev"))
+            .unwrap();
+        assert!(Arc::ptr_eq(
+            &first.clusters[0].balancer,
+            &same.clusters[0].balancer
+        ));
+        let other_policy = tables
+            .apply(&routing(&["127.0.0.1:1", "127.0.0.1:2"], "ring_hash"))
+            .unwrap();
+        assert!(!Arc::ptr_eq(
+            &same.clusters[0].balancer,
+            &other_policy.clusters[0].balancer
+        ));
+        let changed = tables
+            .apply(&routing(&["127.0.0.1:1", "127.0.0.1:3"], "ring_hash"))
+            .unwrap();
+        assert!(!Arc::ptr_eq(
+            &other_policy.clusters[0].balancer,
+            &changed.clusters[0].balancer
+        ));
     }
 
     #[test]

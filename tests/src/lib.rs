@@ -7,13 +7,17 @@ mod backend;
 mod body;
 mod client;
 mod nats;
+mod pki;
 mod prometheus;
+mod tls_client;
 
 pub use backend::{text, Backend, Handler, Reply};
 pub use body::Generated;
 pub use client::{raw_request, Client, Resp};
 pub use nats::{nats_server_bin, python_with_nats, NatsServer};
+pub use pki::TestPki;
 pub use prometheus::{promtool_bin, Prometheus};
+pub use tls_client::{tls_request, TlsConn, TlsReply};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

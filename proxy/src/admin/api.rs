@@ -117,10 +117,30 @@ fn clusters(ctx: &AdminContext) -> Resp {
                 "endpoints": c.endpoints.len(),
                 "usable": c.endpoints.iter().filter(|e| usable(c, e)).count(),
                 "in_flight": c.endpoints.iter().map(|e| e.upstream.in_flight()).sum::<u32>(),
+                "connections": c.breaker.connections(),
+                "pending": c.breaker.pending(),
+                "retries_in_flight": c.breaker.retries(),
+                "overflow": c.breaker.rejected(),
+                "priority_shares": priority_shares(c),
             })
         })
         .collect();
     json_reply(StatusCode::OK, &Value::Array(list))
+}
+
+/// Each priority level's share of the traffic, by priority: `{"0": 0.714, "1": 0.286}`.
+fn priority_shares(c: &Cluster) -> Value {
+    let shares = c.breaker.level_shares();
+    let map: serde_json::Map<String, Value> = c
+        .levels()
+        .enumerate()
+        .map(|(i, l)| {
+            let priority = l.first().map_or(0, |e| e.priority).to_string();
+            let share = f64::from(shares.get(i).copied().unwrap_or(0)) / 1000.0;
+            (priority, Value::from(share))
+        })
+        .collect();
+    Value::Object(map)
 }
 
 fn endpoint_json(c: &Cluster, e: &Endpoint) -> Value {
@@ -144,6 +164,8 @@ fn endpoint_json(c: &Cluster, e: &Endpoint) -> Value {
         "failures": u.failures(),
         "consecutive_failures": u.consecutive_failures(),
         "idle_connections": u.pool.idle_count(),
+        "success_rate": f64::from(u.success_permille()) / 1000.0,
+        "warming": u.warming(),
         "reported": { "in_flight": r_in_flight, "cpu": r_cpu, "latency_ms": r_latency.as_secs_f64() * 1e3 },
     })
 }
@@ -159,6 +181,7 @@ fn cluster(ctx: &AdminContext, name: &str) -> Resp {
             "name": &*c.name,
             "balancing": c.policy.as_str(),
             "health_threshold": c.health_threshold,
+            "priority_shares": priority_shares(c),
             "endpoints": c.endpoints.iter().map(|e| endpoint_json(c, e)).collect::<Vec<_>>(),
         }),
     )

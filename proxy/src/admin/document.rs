@@ -1,7 +1,9 @@
 //! The routing in place as a JSON routing document, in the config file's shape, so that what the admin
 //! API shows can be read like a config file and pushed back (`edgeplane push` accepts JSON).
 
-use edgeplane_config::model::{AffinityBy, CircuitBreaker, HashOn, HostMatch, Retry, Routing};
+use edgeplane_config::model::{
+    AffinityBy, Certificate, CircuitBreaker, HashOn, HostMatch, Pem, Retry, Routing,
+};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -139,7 +141,33 @@ pub fn routing_json(routing: &Routing) -> Value {
         }
         clusters.insert(c.name.clone(), cluster);
     }
-    json!({ "routes": routes, "clusters": clusters })
+    let mut doc = json!({ "routes": routes, "clusters": clusters });
+    if !routing.certificates.is_empty() {
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("certificates".into(), certificates(&routing.certificates));
+        }
+    }
+    doc
+}
+
+/// Certificates as written, except inline private keys, which the API never shows.
+fn certificates(certs: &[Certificate]) -> Value {
+    let entries: Vec<Value> = certs
+        .iter()
+        .map(|c| {
+            let mut v = Map::new();
+            match &c.cert {
+                Pem::File(p) => v.insert("cert".into(), Value::from(p.display().to_string())),
+                Pem::Inline(t) => v.insert("cert_pem".into(), Value::from(t.as_str())),
+            };
+            match &c.key {
+                Pem::File(p) => v.insert("key".into(), Value::from(p.display().to_string())),
+                Pem::Inline(_) => v.insert("key_pem".into(), Value::from("<redacted>")),
+            };
+            Value::Object(v)
+        })
+        .collect();
+    Value::Array(entries)
 }
 
 fn circuit_breaker(cb: &CircuitBreaker) -> Value {
@@ -167,4 +195,28 @@ fn retry(r: &Retry) -> Value {
         "min_concurrent": r.min_concurrent,
         "buffer_body": r.buffer_body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_reads_back_as_the_same_routing() {
+        let text = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n\
+            [[routes]]\nname = \"r\"\nhosts = [\"*.example.com\"]\npath_prefix = \"/api\"\ncluster = \"c\"\n\
+            [clusters.c]\nbalancing = \"adaptive\"\nslow_start = \"20s\"\nfailover_below = 80\n\
+            panic_threshold = 30\nzone_aware = true\n\
+            [clusters.c.retry]\nattempts = 2\non = [\"reset\", \"429\"]\nbudget_percent = 10\n\
+            [clusters.c.circuit_breaker]\nmax_requests = 100\nmax_connections = 50\nmax_pending = 7\n\
+            [clusters.c.affinity]\nheader = \"x-ep\"\nttl = \"5m\"\n\
+            [clusters.c.timeouts]\ntotal = \"4s\"\n\
+            [clusters.c.outlier]\nconsecutive_failures = 4\n\
+            [clusters.c.health_check]\npath = \"/h\"\n\
+            [clusters.c.hash_on]\ncookie = \"sid\"\n\
+            [[clusters.c.endpoints]]\naddress = \"127.0.0.1:9\"\nweight = 3\nzone = \"z\"\npriority = 1\n";
+        let routing = edgeplane_config::from_toml(text).unwrap().routing;
+        let doc = super::routing_json(&routing).to_string();
+        let back = edgeplane_config::document_from_text(&doc).unwrap();
+        assert_eq!(back.routes, routing.routes);
+        assert_eq!(back.clusters, routing.clusters);
+    }
 }

@@ -39,6 +39,30 @@ pub fn collect_node(
                 .set(c.endpoints.len() as f64);
             t.gauge("edgeplane_cluster_panic", &[("cluster", cluster)])
                 .set(if c.breaker.panic() { 1.0 } else { 0.0 });
+            let b = &c.breaker;
+            t.gauge(
+                "edgeplane_cluster_upstream_connections",
+                &[("cluster", cluster)],
+            )
+            .set(f64::from(b.connections()));
+            t.gauge("edgeplane_cluster_pending", &[("cluster", cluster)])
+                .set(f64::from(b.pending()));
+            t.gauge(
+                "edgeplane_cluster_retries_in_flight",
+                &[("cluster", cluster)],
+            )
+            .set(f64::from(b.retries()));
+            t.counter("edgeplane_cluster_overflow_total", &[("cluster", cluster)])
+                .absolute(b.rejected());
+            let shares = b.level_shares();
+            for (level, e) in c.levels().enumerate() {
+                let priority = e.first().map_or(0, |e| e.priority).to_string();
+                t.gauge(
+                    "edgeplane_cluster_priority_share",
+                    &[("cluster", cluster), ("priority", priority.as_str())],
+                )
+                .set(f64::from(shares.get(level).copied().unwrap_or(0)) / 1000.0);
+            }
             if let Some(max) = c.limits.max_requests {
                 let in_flight = c.breaker.in_flight();
                 t.gauge("edgeplane_cluster_in_flight", &[("cluster", cluster)])
@@ -62,6 +86,10 @@ pub fn collect_node(
                     .set(if u.draining() { 1.0 } else { 0.0 });
                 t.gauge("edgeplane_endpoint_latency_ewma_seconds", &labels)
                     .set(u.ewma_latency().map_or(0.0, |d| d.as_secs_f64()));
+                t.gauge("edgeplane_endpoint_success_rate", &labels)
+                    .set(f64::from(u.success_permille()) / 1000.0);
+                t.gauge("edgeplane_endpoint_warming", &labels)
+                    .set(if u.warming() { 1.0 } else { 0.0 });
                 t.counter("edgeplane_endpoint_requests_total", &labels)
                     .absolute(u.requests());
                 t.counter("edgeplane_endpoint_failures_total", &labels)

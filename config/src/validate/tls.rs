@@ -1,0 +1,64 @@
+//! Validation of TLS settings: listeners' versions and ALPN, and the shape of `[[certificates]]`
+//! (the PEM itself is parsed when the routing is applied, where a bad certificate rejects it whole).
+
+use super::Validator;
+use crate::model::{Certificate, ListenerTls, Pem};
+use crate::raw::{RawCertificate, RawListenerTls};
+
+impl Validator {
+    pub(super) fn listener_tls(&mut self, path: &str, raw: &RawListenerTls) -> ListenerTls {
+        let tls12 = match raw.min_version.as_deref() {
+            None | Some("1.2") => true,
+            Some("1.3") => false,
+            Some(other) => {
+                self.error(
+                    format!("{path}.min_version"),
+                    format!("unknown TLS version {other:?} (\"1.2\" or \"1.3\")"),
+                );
+                true
+            }
+        };
+        let alpn = raw
+            .alpn
+            .clone()
+            .unwrap_or_else(|| vec!["h2".into(), "http/1.1".into()]);
+        for (i, p) in alpn.iter().enumerate() {
+            if !matches!(p.as_str(), "h2" | "http/1.1") {
+                self.error(
+                    format!("{path}.alpn[{i}]"),
+                    format!("unsupported protocol {p:?} (\"h2\" or \"http/1.1\")"),
+                );
+            }
+        }
+        if alpn.is_empty() {
+            self.error(format!("{path}.alpn"), "offer at least one protocol");
+        }
+        ListenerTls { tls12, alpn }
+    }
+
+    pub(super) fn certificate(&mut self, path: &str, raw: &RawCertificate) -> Certificate {
+        let mut pem =
+            |field: &str, file: &Option<String>, inline: &Option<String>| match (file, inline) {
+                (Some(f), None) if !f.trim().is_empty() => Pem::File(f.into()),
+                (None, Some(text)) if text.contains("-----BEGIN ") => Pem::Inline(text.clone()),
+                (None, Some(_)) => {
+                    self.error(
+                        format!("{path}.{field}_pem"),
+                        "not PEM text (no -----BEGIN line)",
+                    );
+                    Pem::Inline(String::new())
+                }
+                _ => {
+                    self.error(
+                        path,
+                        format!("set exactly one of {field} (a file) and {field}_pem (inline)"),
+                    );
+                    Pem::Inline(String::new())
+                }
+            };
+        Certificate {
+            cert: pem("cert", &raw.cert, &raw.cert_pem),
+            key: pem("key", &raw.key, &raw.key_pem),
+        }
+    }
+}
