@@ -21,6 +21,9 @@
 #   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 512, as edgeplane's max_idle_per_endpoint)
 #   READY_TIMEOUT   seconds to wait for each server        (default 20)
 #   KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
+#   TLS=1           the proxies terminate TLS (same EC P-256 certificate, TLS 1.2 and 1.3, ALPN
+#                   http/1.1, no session resumption) and the scenarios become: keep-alive requests
+#                   over TLS, and one new connection (full handshake) per request
 set -euo pipefail
 
 ORIG_PWD=$PWD
@@ -40,14 +43,24 @@ LOAD_CPU=${LOAD_CPU:-1}
 NGINX_UPSTREAM_KEEPALIVE=${NGINX_UPSTREAM_KEEPALIVE:-512}
 READY_TIMEOUT=${READY_TIMEOUT:-20}
 KEEP_TMP=${KEEP_TMP:-0}
+TLS=${TLS:-0}
 
-# Scenarios: "label path connections".
+# Scenarios: "label path connections [close]" (close: a new connection per request).
 SCENARIOS=(
     "2 B/64c    2b  64"
     "2 B/256c   2b  256"
     "16 KiB/64c 16k 64"
     "16 KiB/256c 16k 256"
 )
+SCHEME=http
+if [ "$TLS" = 1 ]; then
+    SCHEME=https
+    SCENARIOS=(
+        "TLS keep-alive/64c 2b 64"
+        "TLS 16KiB/64c      16k 64"
+        "TLS new-conn/64c   2b 64 close"
+    )
+fi
 
 log() { printf '[load] %s\n' "$*" >&2; }
 die() { printf '[load] error: %s\n' "$*" >&2; exit 1; }
@@ -115,6 +128,7 @@ missing_tools() { # prints the apt packages still needed
     [ -n "$(find_bin python3)" ] || pkgs+=(python3)
     [ -n "$(find_bin taskset)" ] || pkgs+=(util-linux)
     [ -n "$(find_bin pgrep)" ] || pkgs+=(procps)
+    if [ "$TLS" = 1 ] && [ -z "$(find_bin openssl)" ]; then pkgs+=(openssl); fi
     echo "${pkgs[*]-}"
 }
 
@@ -260,12 +274,29 @@ head -c 16384 /dev/zero | tr '\0' 'x' >"$TMP/www/16k"
 COMMON=(BACKEND1_PORT="$BACKEND1_PORT" BACKEND2_PORT="$BACKEND2_PORT" USER_DIRECTIVE="$USER_DIRECTIVE")
 render "$LOAD_DIR/nginx-backend.conf.tmpl" "$TMP/backend/nginx.conf" "${COMMON[@]}" \
     DIR="$TMP/backend" WWW="$TMP/www" STATUS_SERVER="$STATUS_SERVER"
+# TLS: one EC P-256 certificate for every proxy; equivalent settings (TLS 1.2 and 1.3, the libraries'
+# default AEAD suites, X25519, ALPN http/1.1 as wrk speaks it, no session tickets or cache).
+NGINX_LISTEN="" NGINX_TLS="" HAPROXY_BIND="" EDGEPLANE_TLS=""
+if [ "$TLS" = 1 ]; then
+    mkdir -p "$TMP/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=bench.test" -addext "subjectAltName=DNS:bench.test,IP:127.0.0.1" \
+        -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>"$TMP/tls/openssl.log" || { tail -n 30 "$TMP/tls/openssl.log" >&2; die "openssl failed"; }
+    cat "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >"$TMP/tls/combined.pem"
+    chmod 644 "$TMP/tls/"*.pem
+    NGINX_LISTEN=" ssl"
+    NGINX_TLS="ssl_certificate $TMP/tls/cert.pem; ssl_certificate_key $TMP/tls/key.pem; ssl_protocols TLSv1.2 TLSv1.3; ssl_ecdh_curve X25519:prime256v1; ssl_session_tickets off; ssl_session_cache off;"
+    HAPROXY_BIND=" ssl crt $TMP/tls/combined.pem ssl-min-ver TLSv1.2 no-tls-tickets alpn http/1.1 curves X25519:P-256"
+    EDGEPLANE_TLS=$(printf '[node.listeners.tls]\nalpn = ["http/1.1"]\n\n[[certificates]]\ncert = "%s"\nkey = "%s"' "$TMP/tls/cert.pem" "$TMP/tls/key.pem")
+fi
 render "$LOAD_DIR/nginx-proxy.conf.tmpl" "$TMP/nginx/nginx.conf" "${COMMON[@]}" \
-    DIR="$TMP/nginx" PORT="$NGINX_PORT" NGINX_UPSTREAM_KEEPALIVE="$NGINX_UPSTREAM_KEEPALIVE"
-render "$LOAD_DIR/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "${COMMON[@]}" PORT="$HAPROXY_PORT"
+    DIR="$TMP/nginx" PORT="$NGINX_PORT" NGINX_UPSTREAM_KEEPALIVE="$NGINX_UPSTREAM_KEEPALIVE" \
+    NGINX_LISTEN="$NGINX_LISTEN" NGINX_TLS="$NGINX_TLS"
+render "$LOAD_DIR/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "${COMMON[@]}" PORT="$HAPROXY_PORT" HAPROXY_BIND="$HAPROXY_BIND"
 ADMIN_LINE=""
 [ "$EDGEPLANE_METRICS" = off ] || ADMIN_LINE="admin = \"127.0.0.1:$ADMIN_PORT\""
-render "$LOAD_DIR/edgeplane.toml.tmpl" "$TMP/edgeplane.toml" "${COMMON[@]}" PORT="$EDGEPLANE_PORT" ADMIN_LINE="$ADMIN_LINE"
+render "$LOAD_DIR/edgeplane.toml.tmpl" "$TMP/edgeplane.toml" "${COMMON[@]}" PORT="$EDGEPLANE_PORT" \
+    ADMIN_LINE="$ADMIN_LINE" EDGEPLANE_TLS="$EDGEPLANE_TLS"
 
 # --------------------------------------------------------------------------
 # 4./5. Start servers and wait until they answer.
@@ -279,7 +310,7 @@ wait_http() { # name pid url logfile
             show_log "$logf"
             die "$name exited during startup (log above)"
         fi
-        "$CURL" -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+        "$CURL" -kfsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
         if [ "$SECONDS" -ge "$deadline" ]; then
             show_log "$logf"
             die "$name not ready at $url after ${READY_TIMEOUT}s"
@@ -330,14 +361,14 @@ start_proxy() { # name
 
 # Sanity checks through a proxy: bodies are intact, both backends are used.
 check_proxy() { # name
-    local name=$1 base="http://127.0.0.1:${PORT[$1]}" n seen b
-    n=$("$CURL" -fsS --max-time 5 "$base/16k" | wc -c) || die "$name: GET /16k failed"
+    local name=$1 base="$SCHEME://127.0.0.1:${PORT[$1]}" n seen b
+    n=$("$CURL" -kfsS --max-time 5 "$base/16k" | wc -c) || die "$name: GET /16k failed"
     [ "$n" -eq 16384 ] || die "$name: /16k returned $n bytes, want 16384"
-    b=$("$CURL" -fsS --max-time 5 "$base/2b") || die "$name: GET /2b failed"
+    b=$("$CURL" -kfsS --max-time 5 "$base/2b") || die "$name: GET /2b failed"
     [ "$b" = ok ] || die "$name: /2b returned '$b', want 'ok'"
     seen=""
     for _ in 1 2 3 4 5 6; do
-        b=$("$CURL" -fsS --max-time 5 -o /dev/null -D - "$base/2b" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-backend" { print $2 }') || true
+        b=$("$CURL" -kfsS --max-time 5 -o /dev/null -D - "$base/2b" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-backend" { print $2 }') || true
         case " $seen " in *" $b "*) ;; *) seen="$seen $b" ;; esac
     done
     case "$seen" in
@@ -349,7 +380,7 @@ check_proxy() { # name
 declare -A LOGF=()
 for p in "${PROXY_LIST[@]}"; do
     start_proxy "$p"
-    wait_http "$p" "${PID[$p]}" "http://127.0.0.1:${PORT[$p]}/2b" "${LOGF[$p]}"
+    wait_http "$p" "${PID[$p]}" "$SCHEME://127.0.0.1:${PORT[$p]}/2b" "${LOGF[$p]}"
     check_proxy "$p"
     log "$p ready on :${PORT[$p]} (pid ${PID[$p]}, core $PROXY_CPU)"
 done
@@ -389,9 +420,10 @@ backend_accepts() { # -> connections accepted so far by the backend nginx, or em
     "$CURL" -fsS --max-time 2 "http://127.0.0.1:$STATUS_PORT/" 2>/dev/null | awk 'NR == 3 { print $1 }' || true
 }
 
-run_wrk() { # duration conns url outfile -> wrk's exit status
-    local rc=0
-    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$2" -d"$1" --latency "$3" >"$4" 2>&1 &
+run_wrk() { # duration conns url outfile [close] -> wrk's exit status
+    local rc=0 extra=()
+    [ "${5:-}" != close ] || extra=(-H "Connection: close")
+    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$2" -d"$1" --latency ${extra[@]+"${extra[@]}"} "$3" >"$4" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || rc=$?
     WRK_PID=
@@ -439,25 +471,25 @@ NP=${#PROXY_LIST[@]}
 for ((r = 0; r < ROUNDS; r++)); do
     log "round $((r + 1))/$ROUNDS"
     for ((si = 0; si < NS; si++)); do
-        read -r label1 label2 path conns <<<"${SCENARIOS[si]}"
+        read -r label1 label2 path conns mode <<<"${SCENARIOS[si]}"
         label="$label1 $label2"
         for ((k = 0; k < NP; k++)); do
             # Interleave, and rotate who goes first (per scenario and per
             # round), so drift hits everyone alike and no proxy is always first.
             p=${PROXY_LIST[(si + r + k) % NP]}
-            url="http://127.0.0.1:${PORT[$p]}/$path"
+            url="$SCHEME://127.0.0.1:${PORT[$p]}/$path"
             out="$TMP/wrk-$p-$path-$conns-r$((r + 1)).txt"
             log "$p: $label ($url) [round $((r + 1))/$ROUNDS]"
             case $WARMUP in
                 0 | 0s | "") ;;
-                *) run_wrk "$WARMUP" "$conns" "$url" "$out.warmup" || log "warning: warmup wrk exited non-zero" ;;
+                *) run_wrk "$WARMUP" "$conns" "$url" "$out.warmup" "$mode" || log "warning: warmup wrk exited non-zero" ;;
             esac
             read -r -a pids <<<"$(proc_pids "$p" | tr '\n' ' ')"
             acc0=$(backend_accepts)
             c0=$(core_ticks "$PROXY_CPU") l0=$(core_ticks "$LOAD_CPU")
             t0=$(cpu_ticks "${pids[@]}")
             wrc=0
-            run_wrk "$DURATION" "$conns" "$url" "$out" || wrc=$?
+            run_wrk "$DURATION" "$conns" "$url" "$out" "$mode" || wrc=$?
             t1=$(cpu_ticks "${pids[@]}")
             c1=$(core_ticks "$PROXY_CPU") l1=$(core_ticks "$LOAD_CPU")
             acc1=$(backend_accepts)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod resilience;
-pub use resilience::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn};
+pub use resilience::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn, UpstreamTls};
 
 /// A complete node config: this process's settings plus the routing document.
 #[derive(Debug, Clone)]
@@ -219,6 +219,8 @@ pub struct Cluster {
     /// A priority level whose usable share (percent of its endpoints) falls below this gives the
     /// missing part of its traffic to the next level (default 70, as Envoy's overprovisioning of 1.4).
     pub failover_below: u8,
+    /// TLS to the endpoints, if any.
+    pub tls: Option<UpstreamTls>,
     /// Panic mode below this percentage of usable endpoints (0 = off).
     pub panic_threshold: u8,
     /// Active HTTP health checks, if configured.
@@ -266,6 +268,10 @@ pub struct Outlier {
     pub max_ejection: Duration,
     /// At most this percentage of the cluster's endpoints is ejected at once.
     pub max_ejected_percent: u8,
+    /// Also eject when the failure rate (EWMA of recent requests, percent) reaches this.
+    pub failure_rate: Option<u8>,
+    /// Requests an endpoint must have served before its failure rate counts.
+    pub min_requests: u64,
 }
 
 /// How heartbeats may change a cluster.

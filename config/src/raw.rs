@@ -244,6 +244,25 @@ pub struct RawCluster {
     /// Percentage of usable endpoints below which a priority level gives part of its traffic to the
     /// next level (default 70).
     pub failover_below: Option<i64>,
+    /// TLS to the endpoints; absent = cleartext.
+    pub tls: Option<RawUpstreamTls>,
+}
+
+/// `[clusters.<name>.tls]`: connections to the endpoints use TLS, verified.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    /// Name sent as SNI and verified against the certificate (default: `host_rewrite`, else the
+    /// endpoint's IP address).
+    pub sni: Option<String>,
+    /// CA certificates (PEM file) to verify the endpoints with; default the system's roots.
+    pub ca: Option<String>,
+    /// Client certificate chain (PEM file) for mutual TLS, with `client_key`.
+    pub client_cert: Option<String>,
+    /// Client private key (PEM file), with `client_cert`.
+    pub client_key: Option<String>,
+    /// Offer HTTP/2 by ALPN and use it when the endpoint agrees (default false: HTTP/1.1).
+    pub h2: Option<bool>,
 }
 
 /// `[clusters.<name>.retry]`.
@@ -335,6 +354,10 @@ pub struct RawOutlier {
     pub max_ejection: Option<String>,
     /// At most this share of a cluster's endpoints is ejected at once, in percent (default 50).
     pub max_ejected_percent: Option<i64>,
+    /// Also eject an endpoint whose recent failure rate reaches this percentage (absent = off).
+    pub failure_rate: Option<i64>,
+    /// Requests an endpoint must have served before its failure rate counts (default 20).
+    pub min_requests: Option<i64>,
 }
 
 /// `[[clusters.<name>.endpoints]]`.

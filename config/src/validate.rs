@@ -497,6 +497,16 @@ impl Validator {
                     0,
                     100,
                 ) as u8,
+                failure_rate: o.failure_rate.map(|_| {
+                    self.int(&format!("{p}.failure_rate"), o.failure_rate, 50, 1, 100) as u8
+                }),
+                min_requests: self.int(
+                    &format!("{p}.min_requests"),
+                    o.min_requests,
+                    20,
+                    1,
+                    1_000_000,
+                ) as u64,
             }
         });
         let hash_on = self.hash_on(&format!("{path}.hash_on"), raw.hash_on.as_ref());
@@ -527,6 +537,10 @@ impl Validator {
             retry,
             affinity,
             slow_start,
+            tls: raw
+                .tls
+                .as_ref()
+                .map(|t| self.upstream_tls(&format!("{path}.tls"), t, raw.host_rewrite.as_deref())),
             failover_below: self.int(
                 &format!("{path}.failover_below"),
                 raw.failover_below,

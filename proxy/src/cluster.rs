@@ -58,6 +58,8 @@ pub struct Cluster {
     pub health_check: Option<edgeplane_config::model::HealthCheck>,
     /// Zone-aware routing: the best priority's endpoints in the node's zone, if any.
     pub local: Option<LocalZone>,
+    /// TLS to the endpoints, if configured.
+    pub tls: Option<Arc<crate::upstream_tls::TlsClient>>,
     /// Random draws for level choice and slow start.
     rng: Rng,
 }
@@ -107,13 +109,24 @@ pub struct Carried<'a> {
 }
 
 impl Cluster {
-    /// Builds the cluster of `c`, reusing live state from `carried`; `zone` is the node's zone.
+    /// Builds the cluster of `c`, reusing live state from `carried`; `zone` is the node's zone. Fails
+    /// when its TLS settings cannot be loaded (the error names the setting's path).
     pub fn build(
         c: &edgeplane_config::model::Cluster,
         carried: &Carried<'_>,
         zone: Option<&str>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let existing = carried.clusters.get(c.name.as_str()).copied();
+        let tls = match &c.tls {
+            None => None,
+            Some(settings) => match existing.and_then(|p| p.tls.as_ref()) {
+                Some(kept) if kept.settings == *settings => Some(kept.clone()),
+                _ => Some(Arc::new(crate::upstream_tls::TlsClient::build(
+                    settings,
+                    &format!("clusters.{}.tls", c.name),
+                )?)),
+            },
+        };
         let breaker: Arc<Breaker> = existing.map_or_else(Default::default, |p| p.breaker.clone());
         let mut endpoints: Vec<Endpoint> = c
             .endpoints
@@ -156,7 +169,7 @@ impl Cluster {
             .collect();
         let local = local_zone(c, &endpoints[..candidates], zone, existing);
         let addresses: Vec<SocketAddr> = endpoints.iter().map(|e| e.upstream.address).collect();
-        Cluster {
+        Ok(Cluster {
             name: c.name.as_str().into(),
             name_hash: crate::balancer::hashing::stable_hash(c.name.as_bytes()),
             policy: c.balancing,
@@ -185,8 +198,9 @@ impl Cluster {
             health_check: c.health_check.clone(),
             local,
             breaker,
+            tls,
             rng: Rng::from_entropy(),
-        }
+        })
     }
 
     /// Picks a usable endpoint for a request (see [`Upstream::usable`]). See [`Cluster::pick_for`].

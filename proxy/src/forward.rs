@@ -240,6 +240,7 @@ async fn forward(
     }
     let mut in_flight = endpoint.upstream.start_request().holding(admission);
     let (timeouts, policy, limits) = (cluster.timeouts, cluster.retry, cluster.limits);
+    let tls = cluster.tls.clone();
     let locator = Locator {
         generation: snapshot.generation,
         index: route.cluster,
@@ -273,6 +274,7 @@ async fn forward(
             try_deadline,
             req,
             route_metrics,
+            tls.as_deref(),
         )
         .await
         {

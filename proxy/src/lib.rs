@@ -13,6 +13,7 @@ pub mod balancer;
 pub mod body;
 pub mod breaker;
 pub mod cluster;
+pub mod conn;
 pub mod demo;
 pub mod error;
 pub mod fleet;
@@ -34,5 +35,6 @@ pub mod telemetry;
 pub mod tls;
 pub mod tunnel;
 pub mod upstream;
+pub mod upstream_tls;
 
 pub use node::{NodeHandle, StartError};

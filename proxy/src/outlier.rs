@@ -1,7 +1,12 @@
 //! Passive outlier detection: an endpoint with `consecutive_failures` failures in a row (connect
-//! errors, upstream errors, timeouts, 5xx and 429 answers) is ejected for `base_ejection × 2^(n-1)`
-//! (its n-th ejection, at most `max_ejection`), never more than `max_ejected_percent` of a cluster at
-//! once. Each `base_ejection` spent back in takes one off its ejection count.
+//! errors, upstream errors, timeouts, 5xx and 429 answers), or (with `failure_rate`) a recent failure
+//! rate at or above that percentage, is ejected for `base_ejection × 2^(n-1)` (its n-th ejection, at
+//! most `max_ejection`), never more than `max_ejected_percent` of a cluster at once. Each
+//! `base_ejection` spent back in takes one off its ejection count.
+//!
+//! An endpoint that comes back is half-open: its first request decides. A failure before any success
+//! ejects it again at once (for the next, longer period); a success closes it, and from then on a new
+//! streak or rate is needed.
 //!
 //! The decisions run in a sweeper every 100 ms, off the request path, which only counts failures and
 //! reads the ejected bit with the rest of the endpoint's flags.
@@ -49,11 +54,21 @@ pub fn sweep(snapshot: &Snapshot, now: Instant) {
                 Some(until) if now >= until => {
                     st.until = None;
                     st.since = Some(now);
+                    st.probation = true;
+                    st.at_return = (u.failures(), u.requests());
                     u.set_ejected(false);
                     tracing::info!(cluster = %c.name, endpoint = %u.address, "outlier ejection over");
                 }
                 Some(_) => ejected += 1,
                 None => {
+                    // Half-open: a success, and no failure, since it came back closes it again.
+                    if st.probation
+                        && u.failures() == st.at_return.0
+                        && u.requests() > st.at_return.1
+                        && u.in_flight() == 0
+                    {
+                        st.probation = false;
+                    }
                     let since = *st.since.get_or_insert(now);
                     if st.ejections > 0 && now.duration_since(since) >= cfg.base_ejection {
                         st.ejections -= 1;
@@ -68,10 +83,20 @@ pub fn sweep(snapshot: &Snapshot, now: Instant) {
             if ejected >= allowed {
                 break;
             }
-            if u.ejected() || u.consecutive_failures() < cfg.consecutive_failures {
+            if u.ejected() {
                 continue;
             }
             let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+            let streak = u.consecutive_failures() >= cfg.consecutive_failures;
+            let half_open_failed = st.probation && u.failures() > st.at_return.0;
+            let rate = cfg.failure_rate.is_some_and(|r| {
+                u.requests() >= cfg.min_requests
+                    && 1000 - u.success_permille().min(1000) >= u32::from(r) * 10
+            });
+            if !(streak || half_open_failed || rate) {
+                continue;
+            }
+            st.probation = false;
             let factor = 1u32 << st.ejections.min(20);
             let length = cfg
                 .base_ejection
@@ -81,8 +106,14 @@ pub fn sweep(snapshot: &Snapshot, now: Instant) {
             st.until = Some(now + length);
             u.set_ejected(true);
             ejected += 1;
-            tracing::warn!(cluster = %c.name, endpoint = %u.address, failures = cfg.consecutive_failures,
-                ejection = ?length, "outlier ejected");
+            let why = if half_open_failed {
+                "failed again after coming back"
+            } else if streak {
+                "consecutive failures"
+            } else {
+                "failure rate"
+            };
+            tracing::warn!(cluster = %c.name, endpoint = %u.address, why, ejection = ?length, "outlier ejected");
         }
     }
 }
@@ -181,6 +212,61 @@ mod tests {
             sweep(&s, Instant::now());
         }
         assert_eq!(up(0).outlier.lock().unwrap().ejections, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_returning_endpoint_is_half_open_until_its_first_answer() {
+        let s = snapshot(50);
+        let up = &s.clusters[0].endpoints[0].upstream;
+        fail(&s, 0, 3);
+        sweep(&s, Instant::now());
+        assert!(up.ejected(), "open");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        sweep(&s, Instant::now());
+        assert!(!up.ejected(), "half-open: back in for a trial");
+        // The trial fails: open again at once, for the second, longer period.
+        let _trial = up.start_request();
+        up.record_failure();
+        drop(_trial);
+        sweep(&s, Instant::now());
+        assert!(up.ejected(), "one failure re-opens");
+        tokio::time::advance(Duration::from_millis(1999)).await;
+        sweep(&s, Instant::now());
+        assert!(up.ejected(), "two seconds this time");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        sweep(&s, Instant::now());
+        assert!(!up.ejected());
+        // The trial succeeds: closed; a single failure no longer ejects.
+        drop(up.start_request());
+        up.record_success(Duration::from_millis(1));
+        sweep(&s, Instant::now());
+        up.record_failure();
+        sweep(&s, Instant::now());
+        assert!(!up.ejected(), "closed: a streak is needed again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_high_failure_rate_ejects_without_a_streak() {
+        let text = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+             [clusters.c.outlier]\nconsecutive_failures = 100\nfailure_rate = 40\nmin_requests = 20\n\
+             [[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\n[[clusters.c.endpoints]]\naddress = \"127.0.0.1:2\"\n";
+        let s = Snapshot::build(&edgeplane_config::from_toml(text).unwrap().routing, None).unwrap();
+        let up = &s.clusters[0].endpoints[0].upstream;
+        // Every other request fails: never two in a row, but half of them.
+        for i in 0..40 {
+            drop(up.start_request());
+            if i % 2 == 0 {
+                up.record_failure();
+            } else {
+                up.record_success(Duration::from_millis(1));
+            }
+            if i == 10 {
+                sweep(&s, Instant::now());
+                assert!(!up.ejected(), "too few requests to judge");
+            }
+        }
+        sweep(&s, Instant::now());
+        assert!(up.ejected(), "rate {}", 1000 - up.success_permille());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,40 +1,14 @@
-//! Idle upstream connections of one endpoint: a small LIFO stack of HTTP/1.1 senders.
+//! Idle upstream connections of one endpoint: a small LIFO stack of senders. An HTTP/2 connection
+//! stays in the stack while it lives and is shared: a take hands out another sender on it.
 //!
 //! hyper-util's legacy client pool costs about 3 µs per request (key hashing, checkout bookkeeping);
 //! this pool is one short critical section per checkout and per return, never held across an await.
 //! LIFO keeps the warmest connections busy and lets surplus ones age out.
 
-use crate::body::RequestBody;
-use crate::breaker::ConnSlot;
-use crate::error::ProxyError;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
+pub use crate::conn::Sender;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-
-/// An open HTTP/1.1 connection to an endpoint: the request sender and the connection's place in its
-/// cluster's count (freed when the connection is dropped).
-#[derive(Debug)]
-pub struct Sender {
-    send: SendRequest<RequestBody>,
-    slot: ConnSlot,
-}
-
-impl std::ops::Deref for Sender {
-    type Target = SendRequest<RequestBody>;
-    fn deref(&self) -> &Self::Target {
-        &self.send
-    }
-}
-
-impl std::ops::DerefMut for Sender {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.send
-    }
-}
 
 /// The idle connections of one endpoint.
 #[derive(Debug)]
@@ -84,12 +58,30 @@ impl Pool {
     pub fn take(&self) -> Option<Sender> {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let mut idle = self.idle.lock().ok()?;
-        while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < timeout {
-                return Some(entry.sender);
+        while let Some(entry) = idle.last_mut() {
+            if entry.sender.is_closed() || entry.since.elapsed() >= timeout {
+                idle.pop();
+                continue;
             }
+            if entry.sender.is_h2() {
+                // In use: it does not expire while requests keep coming.
+                entry.since = Instant::now();
+                return entry.sender.share();
+            }
+            return idle.pop().map(|e| e.sender);
         }
         None
+    }
+
+    /// Keeps a new HTTP/2 connection to share it with the next requests.
+    pub fn share(&self, sender: &Sender) {
+        let Some(shared) = sender.share() else { return };
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(Idle {
+                sender: shared,
+                since: Instant::now(),
+            });
+        }
     }
 
     /// Closes the coldest idle connection, if any; returns whether there was one.
@@ -105,8 +97,9 @@ impl Pool {
     /// Returns a connection after its response finished (and wakes a request of the cluster waiting
     /// for a connection slot).
     pub fn put(&self, sender: Sender) {
-        sender.slot.notify();
-        if sender.is_closed() {
+        sender.notify();
+        // A shared HTTP/2 sender's connection is still in the stack.
+        if sender.is_closed() || sender.is_h2() {
             return;
         }
         let max = self.max_idle.load(Relaxed);
@@ -125,29 +118,4 @@ impl Pool {
             since: Instant::now(),
         });
     }
-}
-
-/// Opens a new HTTP/1.1 connection to `address`, with TCP_NODELAY, within `timeout`, holding `slot`
-/// for its life.
-pub async fn connect(
-    address: SocketAddr,
-    timeout: Duration,
-    slot: ConnSlot,
-) -> Result<Sender, ProxyError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(ProxyError::Connect(e.to_string())),
-        Err(_) => return Err(ProxyError::Connect(format!("timed out after {timeout:?}"))),
-    };
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| ProxyError::Connect(e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(%address, error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(Sender { send: sender, slot })
 }

@@ -4,10 +4,11 @@
 
 use crate::body::RequestBody;
 use crate::breaker::ConnSlot;
+use crate::conn::{self, Sender};
 use crate::error::ProxyError;
-use crate::pool::{self, Sender};
 use crate::telemetry::RouteMetrics;
 use crate::upstream::Upstream;
+use crate::upstream_tls::TlsClient;
 use edgeplane_config::model::{CircuitBreaker, ClusterTimeouts};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -35,6 +36,7 @@ pub async fn send(
     deadline: Instant,
     mut req: Request<RequestBody>,
     metrics: Option<&RouteMetrics>,
+    tls: Option<&TlsClient>,
 ) -> Result<(Response<Incoming>, Sender), Failure> {
     let mut pooled_attempts = 0;
     loop {
@@ -56,8 +58,11 @@ pub async fn send(
                         s
                     }
                     Ok(Slot::New(slot)) => {
-                        match pool::connect(upstream.address, timeouts.connect, slot).await {
-                            Ok(s) => s,
+                        match conn::connect(upstream.address, timeouts.connect, slot, tls).await {
+                            Ok(s) => {
+                                upstream.pool.share(&s);
+                                s
+                            }
                             Err(error) => return Err(unsent(error, req)),
                         }
                     }

@@ -52,9 +52,8 @@ impl Tables {
     /// A bad certificate keeps the current snapshot.
     pub fn reload_certificates(&self) -> Result<Arc<Snapshot>, BuildError> {
         let current = self.load();
-        let certs = Arc::new(
-            CertTable::load(&current.routing.certificates).map_err(BuildError::Certificates)?,
-        );
+        let certs =
+            Arc::new(CertTable::load(&current.routing.certificates).map_err(BuildError::Tls)?);
         let next = Arc::new(Snapshot::build_inner(
             &current.routing,
             Some(&current),
@@ -73,9 +72,9 @@ pub enum BuildError {
     /// The routes cannot be compiled.
     #[error(transparent)]
     Router(#[from] RouterError),
-    /// Certificates that cannot be used, each with its path.
+    /// Certificates or TLS settings that cannot be used, each with its path.
     #[error("{}", .0.join("; "))]
-    Certificates(Vec<String>),
+    Tls(Vec<String>),
 }
 
 impl BuildError {
@@ -83,7 +82,7 @@ impl BuildError {
     pub fn lines(&self) -> Vec<String> {
         match self {
             BuildError::Router(e) => vec![e.to_string()],
-            BuildError::Certificates(lines) => lines.clone(),
+            BuildError::Tls(lines) => lines.clone(),
         }
     }
 }
@@ -142,9 +141,7 @@ impl Snapshot {
         let certs = match (certs, previous) {
             (Some(fresh), _) => fresh,
             (None, Some(p)) if p.routing.certificates == routing.certificates => p.certs.clone(),
-            (None, _) => {
-                Arc::new(CertTable::load(&routing.certificates).map_err(BuildError::Certificates)?)
-            }
+            (None, _) => Arc::new(CertTable::load(&routing.certificates).map_err(BuildError::Tls)?),
         };
         let mut carried = Carried::default();
         if let Some(prev) = previous {
@@ -157,11 +154,17 @@ impl Snapshot {
                 }
             }
         }
-        let clusters = routing
-            .clusters
-            .iter()
-            .map(|c| Cluster::build(c, &carried, zone.as_deref()))
-            .collect();
+        let mut clusters = Vec::with_capacity(routing.clusters.len());
+        let mut errors = Vec::new();
+        for c in &routing.clusters {
+            match Cluster::build(c, &carried, zone.as_deref()) {
+                Ok(c) => clusters.push(c),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(BuildError::Tls(errors));
+        }
         let mut kept_metrics: HashMap<(&str, &str), &Arc<RouteMetrics>> = HashMap::new();
         if let Some(prev) = previous {
             for r in prev.router.routes() {

@@ -40,6 +40,11 @@ pub struct OutlierState {
     pub until: Option<tokio::time::Instant>,
     /// When the endpoint last came back (or last had its ejection count decayed).
     pub since: Option<tokio::time::Instant>,
+    /// Back from an ejection and not yet proven (half-open): a failure before the first success
+    /// ejects it again at once.
+    pub probation: bool,
+    /// Failures and requests counted when it came back.
+    pub at_return: (u64, u64),
 }
 
 /// An operator's override of one endpoint on this node (admin API), kept across rebuilds but not
@@ -192,6 +197,8 @@ impl Upstream {
             self.live.flags.fetch_or(EJECTED, Relaxed);
         } else if self.live.flags.fetch_and(!EJECTED, Relaxed) & EJECTED != 0 {
             self.start_warming();
+            // Its failure rate is judged afresh from here.
+            self.stats.success_permille.store(1000, Relaxed);
         }
         self.stats.consecutive_failures.store(0, Relaxed);
     }

@@ -75,6 +75,34 @@ impl Backend {
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
+        Backend::serve(name, handler, None).await
+    }
+
+    /// A backend behind TLS (`config` decides certificate, ALPN and client authentication) that
+    /// answers 200 with its name, and `x-version` set to the request's HTTP version.
+    pub async fn tls(name: &str, config: Arc<rustls::ServerConfig>) -> Backend {
+        let n = name.to_string();
+        let handler = move |req: Request<Incoming>| {
+            let n = n.clone();
+            async move {
+                let mut r = text(StatusCode::OK, n);
+                r.headers_mut()
+                    .insert("x-version", format!("{:?}", req.version()).parse().unwrap());
+                r
+            }
+        };
+        Backend::serve(name, handler, Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn serve<F, Fut>(
+        name: &str,
+        handler: F,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Backend
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
         let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -86,7 +114,8 @@ impl Backend {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (handler, hits, name) = (handler.clone(), h.clone(), n.clone());
+                let (handler, hits, name, tls) =
+                    (handler.clone(), h.clone(), n.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         hits.fetch_add(1, Ordering::SeqCst);
@@ -98,9 +127,23 @@ impl Backend {
                             Ok::<_, Infallible>(resp)
                         }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            // A failed handshake (the proxy refused our certificate) just ends.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
                 });
             }
         });

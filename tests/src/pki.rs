@@ -4,7 +4,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A test CA.
 pub struct TestPki {
@@ -56,6 +60,45 @@ impl TestPki {
             p.signed_by(&key, &self.ca).unwrap().pem(),
             key.serialize_pem(),
         )
+    }
+
+    /// A rustls server configuration with a certificate for `names`, offering h2 and http/1.1, and,
+    /// with `verify_clients`, requiring a client certificate signed by this CA.
+    pub fn server_config(&self, names: &[&str], verify_clients: bool) -> Arc<ServerConfig> {
+        let (cert, key) = self.server(names);
+        let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if verify_clients {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
+                .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_single_cert(chain, key).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    /// Writes `text` into `dir` as `name`; its path.
+    pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     /// Writes the CA certificate into `dir`; its path.

@@ -46,14 +46,15 @@ impl Drop for Prometheus {
 }
 
 impl Prometheus {
-    /// Starts Prometheus scraping `target` (`host:port`, path `/metrics`) every 200 ms.
+    /// Starts Prometheus scraping `target` (`host:port`, path `/metrics`) every 500 ms (a scrape of a
+    /// debug build on a loaded 2-core machine can take longer than 200 ms).
     pub fn scraping(target: SocketAddr) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\nscrape_configs:\n  \
+                "global:\n  scrape_interval: 500ms\n  scrape_timeout: 500ms\nscrape_configs:\n  \
                  - job_name: edgeplane\n    static_configs:\n      - targets: ['{target}']\n"
             ),
         )

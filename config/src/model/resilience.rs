@@ -1,4 +1,5 @@
-//! Validated resilience settings of a cluster: retries, circuit-breaker limits, session affinity.
+//! Validated settings of a cluster beyond routing and balancing: retries, circuit-breaker limits,
+//! session affinity, TLS to the endpoints.
 
 use std::time::Duration;
 
@@ -122,4 +123,17 @@ pub enum AffinityBy {
     Cookie(String),
     /// A response header the proxy sets and the client sends back (lower-case name).
     Header(String),
+}
+
+/// TLS to a cluster's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// SNI and verified name; `None`: the endpoint's IP address (no SNI is sent for an IP).
+    pub sni: Option<String>,
+    /// CA file; `None`: the system's roots.
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate and key files (mutual TLS).
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Offer HTTP/2 by ALPN.
+    pub h2: bool,
 }

@@ -2,8 +2,8 @@
 //! (the PEM itself is parsed when the routing is applied, where a bad certificate rejects it whole).
 
 use super::Validator;
-use crate::model::{Certificate, ListenerTls, Pem};
-use crate::raw::{RawCertificate, RawListenerTls};
+use crate::model::{Certificate, ListenerTls, Pem, UpstreamTls};
+use crate::raw::{RawCertificate, RawListenerTls, RawUpstreamTls};
 
 impl Validator {
     pub(super) fn listener_tls(&mut self, path: &str, raw: &RawListenerTls) -> ListenerTls {
@@ -34,6 +34,39 @@ impl Validator {
             self.error(format!("{path}.alpn"), "offer at least one protocol");
         }
         ListenerTls { tls12, alpn }
+    }
+
+    pub(super) fn upstream_tls(
+        &mut self,
+        path: &str,
+        raw: &RawUpstreamTls,
+        host_rewrite: Option<&str>,
+    ) -> UpstreamTls {
+        let sni = raw.sni.clone().or_else(|| host_rewrite.map(str::to_string));
+        if let Some(name) = &raw.sni {
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                self.error(format!("{path}.sni"), format!("invalid DNS name {name:?}"));
+            }
+        }
+        let client = match (&raw.client_cert, &raw.client_key) {
+            (Some(c), Some(k)) => Some((c.into(), k.into())),
+            (None, None) => None,
+            _ => {
+                self.error(path, "set both client_cert and client_key, or neither");
+                None
+            }
+        };
+        UpstreamTls {
+            sni,
+            ca: raw.ca.as_ref().map(Into::into),
+            client,
+            h2: raw.h2.unwrap_or(false),
+        }
     }
 
     pub(super) fn certificate(&mut self, path: &str, raw: &RawCertificate) -> Certificate {

@@ -109,6 +109,24 @@ pub fn routing_json(routing: &Routing) -> Value {
             );
             obj.insert("retry".into(), retry(&c.retry));
             obj.insert("failover_below".into(), Value::from(c.failover_below));
+            if let Some(t) = &c.tls {
+                let mut v = Map::new();
+                if let Some(sni) = &t.sni {
+                    v.insert("sni".into(), Value::from(sni.as_str()));
+                }
+                if let Some(ca) = &t.ca {
+                    v.insert("ca".into(), Value::from(ca.display().to_string()));
+                }
+                if let Some((cert, key)) = &t.client {
+                    v.insert(
+                        "client_cert".into(),
+                        Value::from(cert.display().to_string()),
+                    );
+                    v.insert("client_key".into(), Value::from(key.display().to_string()));
+                }
+                v.insert("h2".into(), Value::from(t.h2));
+                obj.insert("tls".into(), Value::Object(v));
+            }
             if let Some(w) = c.slow_start {
                 obj.insert("slow_start".into(), Value::from(duration(w)));
             }
@@ -135,6 +153,8 @@ pub fn routing_json(routing: &Routing) -> Value {
                         "base_ejection": duration(o.base_ejection),
                         "max_ejection": duration(o.max_ejection),
                         "max_ejected_percent": o.max_ejected_percent,
+                        "failure_rate": o.failure_rate,
+                        "min_requests": o.min_requests,
                     }),
                 );
             }
@@ -212,6 +232,7 @@ mod tests {
             [clusters.c.outlier]\nconsecutive_failures = 4\n\
             [clusters.c.health_check]\npath = \"/h\"\n\
             [clusters.c.hash_on]\ncookie = \"sid\"\n\
+            [clusters.c.tls]\nsni = \"api.internal\"\nh2 = true\n\
             [[clusters.c.endpoints]]\naddress = \"127.0.0.1:9\"\nweight = 3\nzone = \"z\"\npriority = 1\n";
         let routing = edgeplane_config::from_toml(text).unwrap().routing;
         let doc = super::routing_json(&routing).to_string();

@@ -16,11 +16,18 @@ const MAX_VNODES: u64 = 160;
 const MIN_VNODES: u64 = 16;
 
 /// A sorted ring: the virtual nodes' hashes, and beside them (same positions) their endpoints, so that
-/// the binary search touches only the 8-byte hashes.
+/// the search touches only the 8-byte hashes. A bucket index by the hash's top bits narrows the search
+/// to the few virtual nodes of one bucket: a pick is about three memory reads at any ring size, where
+/// a plain binary search over a 160,000-node ring is seventeen dependent reads, most of them cache
+/// misses.
 #[derive(Debug)]
 pub struct RingHash {
     hashes: Vec<u64>,
     owners: Vec<u32>,
+    /// `buckets[b]`: the first position whose hash has top bits `>= b`; one more entry at the end.
+    buckets: Vec<u32>,
+    /// Top bits used for the bucket index.
+    bits: u32,
     /// Spreads requests that carry no key.
     unkeyed: AtomicU64,
 }
@@ -45,9 +52,23 @@ impl RingHash {
             }
         }
         ring.sort_unstable();
+        let hashes: Vec<u64> = ring.iter().map(|&(h, _)| h).collect();
+        // About one virtual node per bucket.
+        let bits = (hashes.len().max(2).next_power_of_two().trailing_zeros()).clamp(1, 20);
+        let mut buckets = Vec::with_capacity((1usize << bits) + 1);
+        let mut at = 0usize;
+        for b in 0..(1u64 << bits) {
+            while at < hashes.len() && (hashes[at] >> (64 - bits)) < b {
+                at += 1;
+            }
+            buckets.push(at as u32);
+        }
+        buckets.push(hashes.len() as u32);
         RingHash {
-            hashes: ring.iter().map(|&(h, _)| h).collect(),
             owners: ring.iter().map(|&(_, i)| i).collect(),
+            hashes,
+            buckets,
+            bits,
             unkeyed: AtomicU64::new(0),
         }
     }
@@ -66,7 +87,14 @@ impl Balancer for RingHash {
         if self.hashes.is_empty() || endpoints.is_empty() {
             return None;
         }
-        let at = self.hashes.partition_point(|&h| h < key);
+        let b = (key >> (64 - self.bits)) as usize;
+        let (start, end) = (
+            *self.buckets.get(b)? as usize,
+            *self.buckets.get(b + 1)? as usize,
+        );
+        // Every hash in the bucket shares the key's top bits; past it, all are larger: the first
+        // at or after the key is in the bucket or is the bucket's end (wrapping to the start).
+        let at = start + self.hashes.get(start..end)?.partition_point(|&h| h < key);
         let i = self.owners.get(at).or_else(|| self.owners.first())?;
         Some(*i as usize)
     }
@@ -85,6 +113,27 @@ mod tests {
         let share = moved_share(&RingHash::new(&ten), &ten, &RingHash::new(&eleven), &eleven);
         // Ideal 1/11 ≈ 0.091.
         assert!((0.05..=0.14).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn the_bucket_index_finds_what_a_binary_search_finds() {
+        for n in [1, 2, 3, 10, 1_000, 3_000] {
+            let eps = endpoints(&vec![1; n]);
+            let r = RingHash::new(&eps);
+            let mut keys: Vec<u64> = (0..20_000u64)
+                .map(|k| stable_hash(&k.to_le_bytes()))
+                .collect();
+            keys.extend([0, 1, u64::MAX, r.hashes[0], r.hashes[r.hashes.len() - 1]]);
+            for key in keys {
+                let at = r.hashes.partition_point(|&h| h < key);
+                let want = *r.owners.get(at).unwrap_or(&r.owners[0]) as usize;
+                assert_eq!(
+                    r.pick_keyed(&eps, key),
+                    Some(want),
+                    "n = {n}, key = {key:#x}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! An upstream connection: HTTP/1.1 or HTTP/2, cleartext or TLS, and its place in the cluster's
+//! connection count. HTTP/2 connections are shared: every clone of a [`Sender`] multiplexes on the
+//! same connection, which closes (and frees its place) when the last clone goes.
+
+use crate::body::RequestBody;
+use crate::breaker::ConnSlot;
+use crate::error::ProxyError;
+use crate::upstream_tls::TlsClient;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{header, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// A request sender on one upstream connection.
+#[derive(Debug)]
+pub struct Sender {
+    inner: Inner,
+    slot: Arc<ConnSlot>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    H1(http1::SendRequest<RequestBody>),
+    H2(http2::SendRequest<RequestBody>),
+}
+
+impl Sender {
+    /// Waits until the connection can take a request; an error means it is gone.
+    pub async fn ready(&mut self) -> hyper::Result<()> {
+        match &mut self.inner {
+            Inner::H1(s) => s.ready().await,
+            Inner::H2(s) => s.ready().await,
+        }
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        match &self.inner {
+            Inner::H1(s) => s.is_closed(),
+            Inner::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// Whether this is a shared HTTP/2 connection.
+    pub fn is_h2(&self) -> bool {
+        matches!(self.inner, Inner::H2(_))
+    }
+
+    /// Another sender on the same HTTP/2 connection.
+    pub fn share(&self) -> Option<Sender> {
+        match &self.inner {
+            Inner::H2(s) => Some(Sender {
+                inner: Inner::H2(s.clone()),
+                slot: self.slot.clone(),
+            }),
+            Inner::H1(_) => None,
+        }
+    }
+
+    /// Wakes a request of the cluster waiting for a connection slot (this one went idle).
+    pub fn notify(&self) {
+        self.slot.notify();
+    }
+
+    /// Sends `req`; if the connection failed before sending it, the error hands it back.
+    pub async fn try_send_request(
+        &mut self,
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<RequestBody>>> {
+        match &mut self.inner {
+            Inner::H1(s) => s.try_send_request(req).await,
+            Inner::H2(s) => s.try_send_request(to_h2(req)).await,
+        }
+    }
+}
+
+/// An HTTP/1.1-shaped upstream request made fit for HTTP/2: version 2, the authority from `Host`
+/// into the target (`:authority`), no `Host` header.
+fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
+    *req.version_mut() = Version::HTTP_2;
+    let authority = req
+        .headers_mut()
+        .remove(header::HOST)
+        .and_then(|h| Authority::try_from(h.as_bytes()).ok());
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.scheme = Some(Scheme::HTTPS);
+    if parts.authority.is_none() {
+        parts.authority = authority;
+    }
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+/// Opens a connection to `address` (TCP_NODELAY; the TCP connect and the TLS handshake each within
+/// `timeout`), holding `slot` for its life: HTTP/1.1, or HTTP/2 when `tls` offered it and the
+/// endpoint agreed.
+pub async fn connect(
+    address: SocketAddr,
+    timeout: Duration,
+    slot: ConnSlot,
+    tls: Option<&TlsClient>,
+) -> Result<Sender, ProxyError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(ProxyError::Connect(e.to_string())),
+        Err(_) => return Err(ProxyError::Connect(format!("timed out after {timeout:?}"))),
+    };
+    let _ = stream.set_nodelay(true);
+    let slot = Arc::new(slot);
+    let Some(tls) = tls else {
+        return h1(TokioIo::new(stream), address, slot).await;
+    };
+    let (stream, h2) = match tokio::time::timeout(timeout, tls.connect(stream, address)).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(ProxyError::Connect(format!("TLS: {e}"))),
+        Err(_) => {
+            return Err(ProxyError::Connect(format!(
+                "TLS handshake timed out after {timeout:?}"
+            )))
+        }
+    };
+    if !h2 {
+        return h1(TokioIo::new(stream), address, slot).await;
+    }
+    let (send, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ProxyError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%address, error = %e, "upstream h2 connection ended with an error");
+        }
+    });
+    Ok(Sender {
+        inner: Inner::H2(send),
+        slot,
+    })
+}
+
+async fn h1<I>(io: I, address: SocketAddr, slot: Arc<ConnSlot>) -> Result<Sender, ProxyError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (send, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|e| ProxyError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(%address, error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(Sender {
+        inner: Inner::H1(send),
+        slot,
+    })
+}
