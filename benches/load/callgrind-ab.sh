@@ -2,6 +2,7 @@
 # Instructions per proxied request under callgrind (deterministic, unlike CPU time on shared VMs),
 # for edgeplane with metrics on (admin listener set) and off. Needs valgrind, nginx (backend), wrk,
 # curl. Usage: benches/load/callgrind-ab.sh [RUNS]   (default 2; builds target/release/edgeplane)
+# CG_KEEP=DIR keeps each run's callgrind output there (callgrind_annotate DIR/callgrind.off.0.out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-2}
@@ -39,6 +40,10 @@ measure() { # on|off
     kill "$pid"; wait "$pid" 2>/dev/null || true
     ir=$(awk '/^summary:/ {print $2; exit}' "$TMP/cg.$v.out.1")
     echo "metrics $v: $reqs requests, $((ir / reqs)) instructions per request"
+    if [ -n "${CG_KEEP:-}" ]; then
+        mkdir -p "$CG_KEEP"
+        cp "$TMP/cg.$v.out.1" "$CG_KEEP/callgrind.$v.$r.out"
+    fi
     rm -f "$TMP"/cg.*
 }
 for ((r = 0; r < RUNS; r++)); do measure off; measure on; done

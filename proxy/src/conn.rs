@@ -7,9 +7,8 @@ use crate::breaker::ConnSlot;
 use crate::error::ProxyError;
 use crate::upstream_tls::TlsClient;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2, TrySendError};
+use http::{header, Request, Uri, Version};
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,21 +66,27 @@ impl Sender {
         self.slot.notify();
     }
 
-    /// Sends `req`; if the connection failed before sending it, the error hands it back.
-    pub async fn try_send_request(
-        &mut self,
-        req: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<RequestBody>>> {
+    /// The protocol's own sender (an HTTP/2 request must go through [`to_h2`] first).
+    pub fn protocol(&mut self) -> Protocol<'_> {
         match &mut self.inner {
-            Inner::H1(s) => s.try_send_request(req).await,
-            Inner::H2(s) => s.try_send_request(to_h2(req)).await,
+            Inner::H1(s) => Protocol::H1(s),
+            Inner::H2(s) => Protocol::H2(s),
         }
     }
 }
 
+/// A connection's sender by protocol.
+#[derive(Debug)]
+pub enum Protocol<'a> {
+    /// HTTP/1.1.
+    H1(&'a mut http1::SendRequest<RequestBody>),
+    /// HTTP/2.
+    H2(&'a mut http2::SendRequest<RequestBody>),
+}
+
 /// An HTTP/1.1-shaped upstream request made fit for HTTP/2: version 2, the authority from `Host`
 /// into the target (`:authority`), no `Host` header.
-fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
+pub fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
     *req.version_mut() = Version::HTTP_2;
     let authority = req
         .headers_mut()

@@ -3,7 +3,7 @@
 //! One `load()` of the snapshot per request; no lock except the endpoint pool's short push/pop; no
 //! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
 
-use crate::body::{ProxyBody, UpstreamBody};
+use crate::body::{ProxyBody, RequestBody, UpstreamBody};
 use crate::breaker::RetrySlot;
 use crate::error::ProxyError;
 use crate::headers::{self, X_FORWARDED_HOST, X_FORWARDED_PROTO};
@@ -250,8 +250,11 @@ async fn forward(
     drop(snapshot);
 
     let deadline = timeouts.total.map(|t| tokio::time::Instant::now() + t);
-    let (mut req, replay) =
-        retry::prepare(req, &policy, upgrade.is_some(), timeouts.response_header).await?;
+    let (mut req, replay) = if retry::replayable(&req, &policy, upgrade.is_some()) {
+        retry::buffer(req, timeouts.response_header).await?
+    } else {
+        (req.map(RequestBody::Streamed), None)
+    };
     let route_metrics = metrics.as_deref();
     let mut tries = 0u32;
     let mut tried: Vec<SocketAddr> = Vec::new();
@@ -311,7 +314,9 @@ async fn forward(
                 };
                 let retryable =
                     condition.0 != 0 && policy.on.contains(condition) && tries < policy.attempts;
-                let again = unsent.or_else(|| replay.as_ref().map(|r| r.request()));
+                let again = unsent
+                    .map(|r| *r)
+                    .or_else(|| replay.as_ref().map(|r| r.request()));
                 match again.filter(|_| retryable) {
                     Some(again) => match retry(&mut tried, tries) {
                         Some(next) => {

@@ -44,23 +44,25 @@ pub fn idempotent(method: &Method) -> bool {
     )
 }
 
-/// Turns the client's request into the upstream one. When `policy` replays failed tries and the
-/// request is replayable, its body is read whole (within `read_timeout`) and a copy is kept.
-pub async fn prepare(
-    req: Request<Incoming>,
-    policy: &Retry,
-    upgrade: bool,
-    read_timeout: Duration,
-) -> Result<(Request<RequestBody>, Option<Replay>), ProxyError> {
+/// Whether `policy` replays failed tries and this request may be replayed: idempotent, not an
+/// upgrade, and a body that is empty or small enough to buffer (by its declared size).
+pub fn replayable(req: &Request<Incoming>, policy: &Retry, upgrade: bool) -> bool {
+    if !policy.replays() || upgrade || !idempotent(req.method()) {
+        return false;
+    }
     let body = req.body();
-    let small = body.is_end_stream()
+    body.is_end_stream()
         || body
             .size_hint()
             .exact()
-            .is_some_and(|n| n <= policy.buffer_body as u64);
-    if !policy.replays() || upgrade || !idempotent(req.method()) || !small {
-        return Ok((req.map(RequestBody::Streamed), None));
-    }
+            .is_some_and(|n| n <= policy.buffer_body as u64)
+}
+
+/// Reads a replayable request's body whole (within `read_timeout`) and keeps a copy of the request.
+pub async fn buffer(
+    req: Request<Incoming>,
+    read_timeout: Duration,
+) -> Result<(Request<RequestBody>, Option<Box<Replay>>), ProxyError> {
     let (parts, body) = req.into_parts();
     let bytes = if body.is_end_stream() {
         None
@@ -71,13 +73,13 @@ pub async fn prepare(
             .map_err(|_| ProxyError::BadRequest("request body could not be read"))?;
         Some(collected.to_bytes()).filter(|b| !b.is_empty())
     };
-    let replay = Replay {
+    let replay = Box::new(Replay {
         method: parts.method.clone(),
         uri: parts.uri.clone(),
         version: parts.version,
         headers: parts.headers.clone(),
         body: bytes.clone(),
-    };
+    });
     Ok((
         Request::from_parts(parts, RequestBody::Buffered(bytes)),
         Some(replay),

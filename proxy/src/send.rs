@@ -4,7 +4,7 @@
 
 use crate::body::RequestBody;
 use crate::breaker::ConnSlot;
-use crate::conn::{self, Sender};
+use crate::conn::{self, Protocol, Sender};
 use crate::error::ProxyError;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::Upstream;
@@ -22,8 +22,9 @@ const POOLED_ATTEMPTS: usize = 3;
 pub struct Failure {
     /// What went wrong.
     pub error: ProxyError,
-    /// The request, when nothing of it reached the upstream.
-    pub unsent: Option<Request<RequestBody>>,
+    /// The request, when nothing of it reached the upstream (boxed: failures are rare, and a small
+    /// result keeps every successful try from copying a request-sized hole).
+    pub unsent: Option<Box<Request<RequestBody>>>,
 }
 
 /// Sends `req` to `upstream` and waits for the response headers until `deadline`. A pooled
@@ -58,7 +59,12 @@ pub async fn send(
                         s
                     }
                     Ok(Slot::New(slot)) => {
-                        match conn::connect(upstream.address, timeouts.connect, slot, tls).await {
+                        // Boxed: connecting (TLS and HTTP/2 handshakes) is a large future, and the
+                        // request's own future stays small when it is not in it (most requests
+                        // reuse a pooled connection).
+                        let connecting =
+                            Box::pin(conn::connect(upstream.address, timeouts.connect, slot, tls));
+                        match connecting.await {
                             Ok(s) => {
                                 upstream.pool.share(&s);
                                 s
@@ -78,7 +84,14 @@ pub async fn send(
             let error = ProxyError::Connect("connection closed before the request was sent".into());
             return Err(unsent(error, req));
         }
-        match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
+        // Awaited per protocol, without a wrapper future, so the request moves as few times as it can.
+        let sent = match sender.protocol() {
+            Protocol::H1(s) => tokio::time::timeout_at(deadline, s.try_send_request(req)).await,
+            Protocol::H2(s) => {
+                tokio::time::timeout_at(deadline, s.try_send_request(conn::to_h2(req))).await
+            }
+        };
+        match sent {
             Err(_) => {
                 return Err(Failure {
                     error: ProxyError::Timeout,
@@ -114,7 +127,7 @@ pub async fn send(
 fn unsent(error: ProxyError, req: Request<RequestBody>) -> Failure {
     Failure {
         error,
-        unsent: Some(req),
+        unsent: Some(Box::new(req)),
     }
 }
 
@@ -146,5 +159,34 @@ async fn connection_slot(
         if let Some(s) = upstream.pool.take() {
             return Ok(Slot::Pooled(s));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every request's future holds a try's future: it must stay small (moving a future of several
+    /// kilobytes costs the request path more than the rest of its work), so connecting, with its TLS
+    /// and HTTP/2 handshakes, is boxed.
+    #[test]
+    fn a_try_is_a_small_future() {
+        let up = crate::upstream::Upstream::new(
+            ([127, 0, 0, 1], 1).into(),
+            crate::pool::Pool::new(edgeplane_config::model::Pool {
+                max_idle_per_endpoint: 1,
+                idle_timeout: std::time::Duration::from_secs(1),
+            }),
+            Default::default(),
+        );
+        let timeouts = edgeplane_config::model::ClusterTimeouts {
+            connect: std::time::Duration::from_secs(1),
+            response_header: std::time::Duration::from_secs(1),
+            total: None,
+        };
+        let limits = edgeplane_config::model::CircuitBreaker::default();
+        let req = http::Request::new(crate::body::RequestBody::Buffered(None));
+        let deadline = tokio::time::Instant::now();
+        let f = super::send(&up, &timeouts, &limits, deadline, req, None, None);
+        let size = std::mem::size_of_val(&f);
+        assert!(size <= 2048, "a try's future is {size} bytes");
     }
 }
