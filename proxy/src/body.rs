@@ -76,7 +76,7 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ProxyBody::Local(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ProxyBody::Local(data) => Poll::Ready(once(data)),
             ProxyBody::Upstream(up) => {
                 let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));
                 match &frame {
@@ -132,7 +132,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             RequestBody::Streamed(inner) => Pin::new(inner).poll_frame(cx),
-            RequestBody::Buffered(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            RequestBody::Buffered(data) => Poll::Ready(once(data)),
         }
     }
 
@@ -151,4 +151,9 @@ impl Body for RequestBody {
             }
         }
     }
+}
+
+/// The one frame of a body held whole, then its end.
+fn once(data: &mut Option<Bytes>) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+    data.take().map(|d| Ok(Frame::data(d)))
 }

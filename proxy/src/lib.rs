@@ -30,6 +30,7 @@ pub mod retry;
 pub mod router;
 pub mod send;
 pub mod server;
+pub mod stamp;
 pub mod tables;
 pub mod telemetry;
 pub mod tls;

@@ -5,12 +5,13 @@
 //! replace the file, symlink swaps (Kubernetes ConfigMaps) and network filesystems alike, and costs one
 //! `stat` per poll.
 
+use crate::stamp::{self, Stamp};
 use crate::tables::Tables;
 use edgeplane_config::model::Node;
 use edgeplane_config::ContentHash;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How often the file's metadata is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -35,28 +36,10 @@ pub struct Reloader {
     stamp: Option<Stamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    #[cfg(unix)]
-    inode: u64,
-}
-
-fn stamp(path: &PathBuf) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        #[cfg(unix)]
-        inode: std::os::unix::fs::MetadataExt::ino(&m),
-    })
-}
-
 impl Reloader {
     /// A reloader for `path`, whose current content is already applied with node settings `node`.
     pub fn new(path: PathBuf, tables: Arc<Tables>, node: Node) -> Self {
-        let stamp = stamp(&path);
+        let stamp = stamp::of(&path);
         Reloader {
             path,
             tables,
@@ -96,7 +79,7 @@ impl Reloader {
 
     /// Reloads if the file's metadata changed since the last look.
     pub fn poll(&mut self) -> Option<Outcome> {
-        let now = stamp(&self.path);
+        let now = stamp::of(&self.path);
         if now == self.stamp {
             return None;
         }
@@ -125,7 +108,7 @@ impl Reloader {
                 }
                 _ = hup_recv => {
                     tracing::info!("SIGHUP: reloading");
-                    self.stamp = stamp(&self.path);
+                    self.stamp = stamp::of(&self.path);
                     self.reload();
                 }
             }

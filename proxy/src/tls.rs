@@ -7,6 +7,7 @@
 //! `a.example.com`, not `a.b.example.com`, as RFC 6125 says), then the default: the first
 //! `[[certificates]]` entry. The names come from each certificate's subject alternative names.
 
+use crate::stamp::{self, Stamp};
 use crate::tables::Tables;
 use edgeplane_config::model::{Certificate, ListenerTls, Pem};
 use foldhash::HashMap;
@@ -176,7 +177,7 @@ pub async fn watch(tables: Arc<Tables>) {
     loop {
         every.tick().await;
         let certs = tables.guard().certs.clone();
-        let stamps: Vec<Option<Stamp>> = certs.files.iter().map(|f| stamp(f)).collect();
+        let stamps: Vec<Option<Stamp>> = certs.files.iter().map(|f| stamp::of(f)).collect();
         match &seen {
             // The same table as last time, and its files changed since: load them again.
             Some((table, before)) if Arc::ptr_eq(table, &certs) && *before != stamps => {
@@ -198,26 +199,6 @@ pub async fn watch(tables: Arc<Tables>) {
         // table, with the new stamps: the bad files are not retried until they change again).
         seen = Some((tables.guard().certs.clone(), stamps));
     }
-}
-
-/// What identifies a file's version without reading it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<std::time::SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-fn stamp(path: &std::path::Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        #[cfg(unix)]
-        inode: std::os::unix::fs::MetadataExt::ino(&m),
-        #[cfg(not(unix))]
-        inode: 0,
-    })
 }
 
 #[cfg(test)]

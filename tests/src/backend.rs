@@ -155,6 +155,22 @@ impl Backend {
         }
     }
 
+    /// A backend that holds every request until the test adds permits to the returned semaphore (one
+    /// per request to release), then answers 200 `done`.
+    pub async fn held(name: &str) -> (Backend, Arc<tokio::sync::Semaphore>) {
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let r = release.clone();
+        let backend = Backend::with(name, move |_req| {
+            let r = r.clone();
+            async move {
+                let _permit = r.acquire().await;
+                text(StatusCode::OK, "done")
+            }
+        })
+        .await;
+        (backend, release)
+    }
+
     /// A backend that reads the whole request body and answers with its length, in bytes, as text.
     pub async fn counting_sink(name: &str) -> Backend {
         Backend::with(name, |req| async move {

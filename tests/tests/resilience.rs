@@ -64,16 +64,7 @@ async fn without_outlier_detection_nobody_is_ejected() {
 
 #[tokio::test]
 async fn the_circuit_breaker_sheds_requests_beyond_max_requests() {
-    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
-    let r = release.clone();
-    let held = Backend::with("held", move |_req| {
-        let r = r.clone();
-        async move {
-            let _permit = r.acquire().await;
-            text(StatusCode::OK, "done")
-        }
-    })
-    .await;
+    let (held, release) = Backend::held("held").await;
     let cfg = node_config(&format!(
         "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[clusters.c.circuit_breaker]\nmax_requests = 2\n{}",
         endpoints("c", &[(&held, 1)])

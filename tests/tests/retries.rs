@@ -186,16 +186,7 @@ async fn the_retry_budget_stops_retries() {
 
 #[tokio::test]
 async fn max_connections_queues_requests_up_to_max_pending() {
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let r = release.clone();
-    let held = Backend::with("held", move |_req| {
-        let r = r.clone();
-        async move {
-            let _permit = r.acquire().await;
-            text(StatusCode::OK, "done")
-        }
-    })
-    .await;
+    let (held, release) = Backend::held("held").await;
     let cfg = node_config(&format!(
         "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[clusters.c.circuit_breaker]\nmax_connections = 1\n\
          max_pending = 1\n{}",

@@ -61,8 +61,7 @@ impl Balancer for Adaptive {
             1 => return Some(0),
             _ => {}
         }
-        let a = self.rng.below(n) as usize;
-        let b = (a + 1 + self.rng.below(n - 1) as usize) % n as usize;
+        let (a, b) = self.rng.two_distinct(n as usize);
         let (ca, cb) = (cost(&endpoints[a]), cost(&endpoints[b]));
         Some(if cb.0 * ca.1 < ca.0 * cb.1 { b } else { a })
     }

@@ -39,9 +39,7 @@ impl Balancer for PowerOfTwo {
             1 => return Some(0),
             _ => {}
         }
-        let a = self.rng.below(n) as usize;
-        // A second, distinct choice: an offset in 1..n.
-        let b = (a + 1 + self.rng.below(n - 1) as usize) % n as usize;
+        let (a, b) = self.rng.two_distinct(n as usize);
         let cost_of = |i: usize| {
             let e = &endpoints[i];
             cost(e, e.upstream.peak_latency_micros())

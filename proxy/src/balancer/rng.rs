@@ -35,4 +35,12 @@ impl Rng {
     pub fn below(&self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
+
+    /// Two distinct uniform indices in `0..n` (`n` ≥ 2): the second is an offset in `1..n` from the
+    /// first.
+    pub fn two_distinct(&self, n: usize) -> (usize, usize) {
+        let a = self.below(n as u64) as usize;
+        let b = (a + 1 + self.below(n as u64 - 1) as usize) % n;
+        (a, b)
+    }
 }
