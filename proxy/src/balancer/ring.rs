@@ -15,13 +15,16 @@ const MAX_RING: u64 = 1 << 18;
 const MAX_VNODES: u64 = 160;
 const MIN_VNODES: u64 = 16;
 
-/// A sorted ring of virtual nodes (hash, endpoint index), and a bucket index by the hash's top bits
-/// that narrows the search to the few virtual nodes of one bucket (about four: one or two cache
-/// lines). A pick is two or three memory reads at any ring size, where a binary search over a
-/// 262,144-node ring is eighteen dependent reads, most of them cache misses.
+/// A sorted ring of virtual nodes, each one 8-byte word: the node's hash with its low bits replaced
+/// by the endpoint's index (so the ring is half the size of (hash, index) pairs), and a bucket index
+/// by the hash's top bits that narrows the search to the few virtual nodes of one bucket (about four:
+/// one cache line). A pick is two or three memory reads at any ring size, where a binary search over
+/// a 262,144-node ring is eighteen dependent reads, most of them cache misses.
 #[derive(Debug)]
 pub struct RingHash {
-    ring: Vec<(u64, u32)>,
+    ring: Vec<u64>,
+    /// The low bits of a ring word that hold the endpoint index.
+    owner_mask: u64,
     /// `buckets[b]`: the first position whose hash has top bits `>= b`; one more entry at the end.
     buckets: Vec<u32>,
     /// Top bits used for the bucket index.
@@ -40,13 +43,17 @@ impl RingHash {
             .map(|e| u64::from(e.weight.max(1)))
             .max()
             .unwrap_or(1);
+        // Enough low bits for every index; the hash keeps the rest (at least 32 bits at any size).
+        let owner_bits = (64 - (n.saturating_sub(1)).leading_zeros()).max(1);
+        let owner_mask = (1u64 << owner_bits) - 1;
         let mut ring = Vec::with_capacity((top * n) as usize);
         for (i, e) in endpoints.iter().enumerate() {
             let base = address_hash(e.upstream.address);
             // In proportion to weight, at least one.
             let vnodes = (top * u64::from(e.weight.max(1))).div_ceil(max_weight);
             for r in 0..vnodes {
-                ring.push((mix(base ^ r.wrapping_mul(0x9e37_79b9_7f4a_7c15)), i as u32));
+                let hash = mix(base ^ r.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                ring.push((hash & !owner_mask) | i as u64);
             }
         }
         ring.sort_unstable();
@@ -55,7 +62,7 @@ impl RingHash {
         let mut buckets = Vec::with_capacity((1usize << bits) + 1);
         let mut at = 0usize;
         for b in 0..(1u64 << bits) {
-            while at < ring.len() && (ring[at].0 >> (64 - bits)) < b {
+            while at < ring.len() && (ring[at] >> (64 - bits)) < b {
                 at += 1;
             }
             buckets.push(at as u32);
@@ -63,6 +70,7 @@ impl RingHash {
         buckets.push(ring.len() as u32);
         RingHash {
             ring,
+            owner_mask,
             buckets,
             bits,
             unkeyed: AtomicU64::new(0),
@@ -88,15 +96,13 @@ impl Balancer for RingHash {
             *self.buckets.get(b)? as usize,
             *self.buckets.get(b + 1)? as usize,
         );
-        // Every hash in the bucket shares the key's top bits; past it, all are larger: the first
-        // at or after the key is in the bucket or is the bucket's end (wrapping to the start).
-        let at = start
-            + self
-                .ring
-                .get(start..end)?
-                .partition_point(|&(h, _)| h < key);
-        let (_, i) = self.ring.get(at).or_else(|| self.ring.first())?;
-        Some(*i as usize)
+        // Every node in the bucket shares the key's top bits; past it, all are larger: the first at
+        // or after the key (compared on the hash bits a word keeps) is in the bucket or is the
+        // bucket's end (wrapping to the start).
+        let key = key & !self.owner_mask;
+        let at = start + self.ring.get(start..end)?.partition_point(|&w| w < key);
+        let word = self.ring.get(at).or_else(|| self.ring.first())?;
+        Some((word & self.owner_mask) as usize)
     }
 }
 
@@ -123,10 +129,10 @@ mod tests {
             let mut keys: Vec<u64> = (0..20_000u64)
                 .map(|k| stable_hash(&k.to_le_bytes()))
                 .collect();
-            keys.extend([0, 1, u64::MAX, r.ring[0].0, r.ring[r.ring.len() - 1].0]);
+            keys.extend([0, 1, u64::MAX, r.ring[0], r.ring[r.ring.len() - 1]]);
             for key in keys {
-                let at = r.ring.partition_point(|&(h, _)| h < key);
-                let want = r.ring.get(at).unwrap_or(&r.ring[0]).1 as usize;
+                let at = r.ring.partition_point(|&w| w < key & !r.owner_mask);
+                let want = (r.ring.get(at).unwrap_or(&r.ring[0]) & r.owner_mask) as usize;
                 assert_eq!(
                     r.pick_keyed(&eps, key),
                     Some(want),
