@@ -55,15 +55,7 @@ fn cost(e: &Endpoint) -> (u128, u128) {
 
 impl Balancer for Adaptive {
     fn pick(&self, endpoints: &[Endpoint]) -> Option<usize> {
-        let n = endpoints.len() as u64;
-        match n {
-            0 => return None,
-            1 => return Some(0),
-            _ => {}
-        }
-        let (a, b) = self.rng.two_distinct(n as usize);
-        let (ca, cb) = (cost(&endpoints[a]), cost(&endpoints[b]));
-        Some(if cb.0 * ca.1 < ca.0 * cb.1 { b } else { a })
+        super::p2c::cheaper_of_two(&self.rng, endpoints, cost)
     }
 }
 

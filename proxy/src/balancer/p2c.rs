@@ -33,23 +33,30 @@ impl PowerOfTwo {
 
 impl Balancer for PowerOfTwo {
     fn pick(&self, endpoints: &[Endpoint]) -> Option<usize> {
-        let n = endpoints.len() as u64;
-        match n {
-            0 => return None,
-            1 => return Some(0),
-            _ => {}
-        }
-        let (a, b) = self.rng.two_distinct(n as usize);
-        let cost_of = |i: usize| {
-            let e = &endpoints[i];
+        cheaper_of_two(&self.rng, endpoints, |e| {
             cost(e, e.upstream.peak_latency_micros())
-        };
-        Some(if cheaper(cost_of(b), cost_of(a)) {
-            b
-        } else {
-            a
         })
     }
+}
+
+/// Two distinct random candidates; the one whose `cost` (a fraction, compared without division) is
+/// lower wins, the first on a tie.
+pub(super) fn cheaper_of_two(
+    rng: &Rng,
+    endpoints: &[Endpoint],
+    cost: impl Fn(&Endpoint) -> (u128, u128),
+) -> Option<usize> {
+    match endpoints.len() {
+        0 => return None,
+        1 => return Some(0),
+        _ => {}
+    }
+    let (a, b) = rng.two_distinct(endpoints.len());
+    Some(if cheaper(cost(&endpoints[b]), cost(&endpoints[a])) {
+        b
+    } else {
+        a
+    })
 }
 
 #[cfg(test)]
