@@ -3,6 +3,8 @@
 # for edgeplane with metrics on (admin listener set) and off. Needs valgrind, nginx (backend), wrk,
 # curl. Usage: benches/load/callgrind-ab.sh [RUNS]   (default 2; builds target/release/edgeplane)
 # CG_KEEP=DIR keeps each run's callgrind output there (callgrind_annotate DIR/callgrind.off.0.out).
+# CG_CONNS=N sets wrk's connections (default 32); CG_ONLY=off|on measures one variant;
+# CG_ARGS adds valgrind options (e.g. "--cache-sim=yes" for simulated cache misses per function).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-2}
@@ -29,12 +31,13 @@ NGINX=$!
 trap 'kill $NGINX 2>/dev/null; rm -rf "$TMP"' EXIT
 measure() { # on|off
     local v=$1 pid out reqs ir
-    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$v.out" "$BIN" run --config "$TMP/edge-$v.toml" >"$TMP/edge.log" 2>&1 &
+    # shellcheck disable=SC2086
+    RUST_LOG=warn valgrind --tool=callgrind ${CG_ARGS:-} --callgrind-out-file="$TMP/cg.$v.out" "$BIN" run --config "$TMP/edge-$v.toml" >"$TMP/edge.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 300); do curl -fs -o /dev/null "http://127.0.0.1:$PROXY/" && break; sleep 0.2; done
-    wrk -t1 -c32 -d3s "http://127.0.0.1:$PROXY/" >/dev/null
+    wrk -t1 -c"${CG_CONNS:-32}" -d3s "http://127.0.0.1:$PROXY/" >/dev/null
     callgrind_control -z "$pid" >/dev/null
-    out=$(wrk -t1 -c32 -d10s "http://127.0.0.1:$PROXY/")
+    out=$(wrk -t1 -c"${CG_CONNS:-32}" -d10s "http://127.0.0.1:$PROXY/")
     callgrind_control -d "$pid" >/dev/null
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -46,4 +49,6 @@ measure() { # on|off
     fi
     rm -f "$TMP"/cg.*
 }
-for ((r = 0; r < RUNS; r++)); do measure off; measure on; done
+for ((r = 0; r < RUNS; r++)); do
+    for v in ${CG_ONLY:-off on}; do measure "$v"; done
+done
