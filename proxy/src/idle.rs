@@ -1,63 +1,84 @@
 //! Idle detection for downstream connections: the socket counts its reads and writes, and a watchdog
-//! that wakes a few times per timeout closes the connection once the count stops moving for a whole
+//! sampled a few times per timeout closes the connection once the count stops moving for a whole
 //! timeout. Counting costs one relaxed atomic add per I/O call; no timer is reset per request.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::Instant;
 
-/// A shared count of I/O events on one connection.
+/// What one connection shares with its supervisor: its I/O calls (idle detection, below) and its
+/// requests (the request-head deadline, [`crate::head_watch`]).
 #[derive(Debug, Clone, Default)]
-pub struct Activity(Arc<AtomicU64>);
+pub struct Activity(pub(crate) Arc<Counters>);
+
+/// The counters behind an [`Activity`].
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// I/O calls that completed: reads in the high 32 bits, writes in the low 32 (both wrap).
+    pub(crate) io: AtomicU64,
+    /// Requests: heads received in the high 32 bits, requests still being answered in the low 32.
+    pub(crate) requests: AtomicU64,
+    /// The read count when the connection last finished answering a request.
+    pub(crate) reads_when_done: AtomicU32,
+    /// Set once the connection no longer reads one request head at a time (HTTP/2, upgraded).
+    pub(crate) exempt: AtomicBool,
+}
+
+/// One read in [`Counters::io`].
+pub(crate) const READ: u64 = 1 << 32;
+
+impl Counters {
+    /// Reads so far (wrapping).
+    pub(crate) fn reads(&self) -> u32 {
+        (self.io.load(Relaxed) >> 32) as u32
+    }
+}
 
 impl Activity {
-    fn bump(&self) {
-        self.0.fetch_add(1, Relaxed);
+    fn bump(&self, by: u64) {
+        self.0.io.fetch_add(by, Relaxed);
     }
 
     /// A watchdog for this connection with the given idle timeout.
     pub fn watchdog(&self, timeout: Duration) -> Watchdog {
-        let mut tick = tokio::time::interval_at(Instant::now() + timeout / 4, timeout / 4);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Watchdog {
             activity: self.clone(),
             timeout,
-            tick,
             seen: 0,
             quiet_since: Instant::now(),
         }
     }
 }
 
-/// Resolves once a connection has had no I/O for its timeout (and again after each further timeout).
+/// Tells, when sampled, whether a connection has had no I/O for its whole timeout.
 #[derive(Debug)]
 pub struct Watchdog {
     activity: Activity,
     timeout: Duration,
-    tick: Interval,
     seen: u64,
     quiet_since: Instant,
 }
 
 impl Watchdog {
-    /// Waits until the connection has been idle for the whole timeout.
-    pub async fn expired(&mut self) {
-        loop {
-            let now = self.tick.tick().await;
-            let count = self.activity.0.load(Relaxed);
-            if count != self.seen {
-                self.seen = count;
-                self.quiet_since = now;
-            } else if now.duration_since(self.quiet_since) >= self.timeout {
-                // The next expiry needs another whole quiet timeout.
-                self.quiet_since = now;
-                return;
-            }
+    /// Samples the connection at `now`: true once it has had no I/O since a sample at least one
+    /// timeout ago (then a further whole quiet timeout is needed to be true again). Sampled every
+    /// `timeout / 4`, it fires between one timeout and one and a quarter after the last I/O.
+    pub fn expired_at(&mut self, now: Instant) -> bool {
+        let count = self.activity.0.io.load(Relaxed);
+        if count != self.seen {
+            self.seen = count;
+            self.quiet_since = now;
+            false
+        } else if now.duration_since(self.quiet_since) >= self.timeout {
+            self.quiet_since = now;
+            true
+        } else {
+            false
         }
     }
 }
@@ -131,7 +152,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if r.is_ready() {
-            this.activity.bump();
+            this.activity.bump(READ);
             let n = buf.filled().len().saturating_sub(before);
             this.count_received(n);
         }
@@ -148,7 +169,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(res) = &r {
-            this.activity.bump();
+            this.activity.bump(1);
             if let Ok(n) = res {
                 this.count_sent(*n);
             }
@@ -164,7 +185,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(res) = &r {
-            this.activity.bump();
+            this.activity.bump(1);
             if let Ok(n) = res {
                 this.count_sent(*n);
             }
@@ -189,31 +210,33 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn fires_only_after_a_quiet_timeout() {
+    #[test]
+    fn fires_only_after_a_quiet_timeout() {
         let activity = Activity::default();
-        let mut dog = activity.watchdog(Duration::from_secs(8));
         let start = Instant::now();
-        // Traffic every 3 s for 30 s keeps it alive.
-        let keep_busy = async {
-            for _ in 0..10 {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                activity.bump();
+        let mut dog = activity.watchdog(Duration::from_secs(8));
+        let at = |s: u64| start + Duration::from_secs(s);
+        // Sampled every 2 s; traffic every 3 s for 30 s keeps it alive.
+        let mut fired = None;
+        for t in (2..=60).step_by(2) {
+            if t <= 30 && t % 3 == 0 {
+                activity.bump(READ);
             }
-            std::future::pending::<()>().await
-        };
-        tokio::select! {
-            () = dog.expired() => {}
-            () = keep_busy => {}
+            if dog.expired_at(at(t)) {
+                fired = Some(t);
+                break;
+            }
         }
-        let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_secs(38),
-            "fired too early: {waited:?}"
-        );
-        assert!(
-            waited <= Duration::from_secs(42),
-            "fired too late: {waited:?}"
-        );
+        // Last traffic at 30 s, seen at the 30 s sample: quiet for 8 s at the 38 s sample.
+        assert_eq!(fired, Some(38));
+    }
+
+    #[test]
+    fn reads_and_writes_count_apart() {
+        let activity = Activity::default();
+        activity.bump(READ);
+        activity.bump(1);
+        activity.bump(READ);
+        assert_eq!(activity.0.reads(), 2);
     }
 }

@@ -7,9 +7,11 @@
 //! idle timeout.
 
 use crate::forward::{self, ConnInfo, Shared};
+use crate::head_watch::{Answering, HeadWatch};
 use crate::idle::{Activity, Tracked};
 use edgeplane_config::model::{Limits, NodeTimeouts};
-use http::HeaderValue;
+use http::{HeaderValue, Request};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -17,8 +19,10 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, MissedTickBehavior};
 
 /// Where a node is in its life; connections watch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +59,9 @@ impl Server {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(timeouts.header_read)
+            // The request-head deadline is kept by each connection's supervisor (crate::head_watch):
+            // hyper's would register a timer for every request.
+            .header_read_timeout(None)
             .max_buf_size(limits.max_header_bytes)
             .max_headers(limits.max_headers)
             .keep_alive(true);
@@ -162,10 +168,14 @@ impl Server {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         // One Arc per connection, so a request clones one reference count, not two.
-        let ctx = Arc::new((self.shared.clone(), info));
-        let service = service_fn(move |req| {
+        let ctx = Arc::new((self.shared.clone(), info, activity.clone()));
+        let service = service_fn(move |req: Request<Incoming>| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(forward::handle(&ctx.0, &ctx.1, req).await) }
+            async move {
+                let answering = Answering::start(&ctx.2, req.version());
+                let resp = forward::handle(&ctx.0, &ctx.1, req).await;
+                Ok::<_, Infallible>(answering.respond(resp))
+            }
         });
         let conn = self.builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
@@ -175,7 +185,7 @@ impl Server {
         let (now_tx, mut now) = oneshot::channel();
         tokio::spawn(supervise(
             activity,
-            self.timeouts.idle,
+            self.timeouts,
             self.phase.clone(),
             graceful_tx,
             now_tx,
@@ -202,18 +212,26 @@ impl Server {
 }
 
 /// Watches one connection: asks it to close gracefully when the node drains or the connection has been
-/// idle for `idle`, and to close now when the node closes or it is still silent one `idle` later (e.g.
-/// an upstream stalled mid-body). Ends when the connection does.
+/// idle for `idle`, and to close now when the node closes, when it is still silent one `idle` later
+/// (e.g. an upstream stalled mid-body), or when a request head is overdue (`header_read`, see
+/// [`crate::head_watch`]). Ends when the connection does.
 async fn supervise(
     activity: Activity,
-    idle: std::time::Duration,
+    timeouts: NodeTimeouts,
     mut phase: watch::Receiver<Phase>,
     graceful: oneshot::Sender<()>,
     mut now: oneshot::Sender<()>,
     peer: SocketAddr,
 ) {
     let mut graceful = Some(graceful);
-    let mut watchdog = activity.watchdog(idle);
+    let mut watchdog = activity.watchdog(timeouts.idle);
+    let mut head = HeadWatch::new(timeouts.header_read, Instant::now());
+    // One sampling tick serves both: a quarter of the idle timeout, an eighth of the head deadline.
+    let period = (timeouts.idle / 4)
+        .min(timeouts.header_read / 8)
+        .max(Duration::from_millis(1));
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let ask_graceful = tokio::select! {
             () = now.closed() => return,
@@ -222,9 +240,16 @@ async fn supervise(
                 Ok(Phase::Draining) => true,
                 Ok(Phase::Closing) | Err(_) => false,
             },
-            () = watchdog.expired() => {
-                tracing::debug!(%peer, closing = graceful.is_none(), "connection idle");
-                graceful.is_some()
+            at = tick.tick() => {
+                if head.overdue_at(&activity.0, at) {
+                    tracing::debug!(%peer, "request head not received in time");
+                    false
+                } else if watchdog.expired_at(at) {
+                    tracing::debug!(%peer, closing = graceful.is_none(), "connection idle");
+                    graceful.is_some()
+                } else {
+                    continue;
+                }
             }
         };
         if ask_graceful {

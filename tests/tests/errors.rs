@@ -150,6 +150,93 @@ async fn slow_headers_and_idle_connections_are_closed() {
     assert!(String::from_utf8_lossy(&closed).starts_with("HTTP/1.1 200"));
 }
 
+/// Reads one response with a `content-length` body from a raw connection.
+async fn read_response(conn: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return text;
+            }
+        }
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-response: {text:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn the_head_deadline_spares_keep_alive_waits_and_slow_bodies() {
+    let b = Backend::counting_sink("b").await;
+    let text = node_config(&format!(
+        "[node.timeouts]\nheader_read = \"300ms\"\nidle = \"30s\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&b, 1)])
+    ));
+    let (_node, addr) = start_node(&text).await;
+
+    // A keep-alive connection that waits longer than header_read between requests stays open: that
+    // wait is idleness, bounded by the idle timeout.
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut conn).await.starts_with("HTTP/1.1 200"));
+    let mut one = [0u8; 1];
+    let waited = tokio::time::timeout(Duration::from_millis(1200), conn.read(&mut one)).await;
+    assert!(
+        waited.is_err(),
+        "a waiting keep-alive connection was closed: {waited:?}"
+    );
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut conn).await.starts_with("HTTP/1.1 200"));
+
+    // A request body sent slowly, for longer than header_read, is not a late head.
+    conn.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 9\r\n\r\naaa")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        // The scenario itself: a client that uploads slowly.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        conn.write_all(b"aaa").await.unwrap();
+    }
+    let resp = read_response(&mut conn).await;
+    assert!(
+        resp.starts_with("HTTP/1.1 200") && resp.ends_with("\r\n\r\n9"),
+        "{resp}"
+    );
+
+    // A head that starts after a finished request and never ends is cut off.
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).await.map(|_| rest)
+    })
+    .await
+    .expect("an unfinished head is cut off")
+    .unwrap();
+    assert!(closed.is_empty(), "{closed:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "cut before header_read: {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_for_a_slot() {
     let b = Backend::named("b").await;
