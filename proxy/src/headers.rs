@@ -65,6 +65,11 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     let mut names: Option<Vec<HeaderName>> = None;
     for value in headers.get_all(header::CONNECTION) {
+        // The usual value, a lone `keep-alive` or `close`, names nothing: no tokenising.
+        let bytes = value.as_bytes();
+        if bytes.eq_ignore_ascii_case(b"keep-alive") || bytes.eq_ignore_ascii_case(b"close") {
+            continue;
+        }
         let Ok(text) = value.to_str() else { continue };
         for token in text.split(',').map(str::trim) {
             if token.is_empty()
@@ -185,6 +190,19 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn a_lone_keep_alive_line_does_not_hide_the_names_of_another() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get(header::CONNECTION).is_none());
+        assert!(h.get("x-hop").is_none());
+        assert_eq!(h.get("x-kept").map(|v| v.as_bytes()), Some(&b"yes"[..]));
     }
 
     #[test]
