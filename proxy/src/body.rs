@@ -5,6 +5,8 @@
 //! connection goes back to the pool and the endpoint's in-flight count drops. A body dropped before its
 //! end (the client went away) drops the connection instead, since it is mid-message.
 
+pub use crate::h1::body::BodyError;
+use crate::h1::OwnBody;
 use crate::pool::Sender;
 use crate::upstream::InFlight;
 use bytes::Bytes;
@@ -16,8 +18,10 @@ use std::task::{ready, Context, Poll};
 /// A body sent to the client.
 #[derive(Debug)]
 pub enum ProxyBody {
-    /// Streamed from an upstream.
+    /// Streamed from an upstream through hyper's client.
     Upstream(UpstreamBody),
+    /// Streamed from an upstream through edgeplane's own HTTP/1.1 client.
+    Own(OwnBody),
     /// Made by the proxy; `None` once sent.
     Local(Option<Bytes>),
 }
@@ -69,14 +73,15 @@ impl UpstreamBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ProxyBody::Local(data) => Poll::Ready(once(data)),
+            ProxyBody::Local(data) => Poll::Ready(once(data).map(|r| r.map_err(BodyError::from))),
+            ProxyBody::Own(own) => Pin::new(own).poll_frame(cx),
             ProxyBody::Upstream(up) => {
                 let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));
                 match &frame {
@@ -90,7 +95,7 @@ impl Body for ProxyBody {
                         }
                     }
                 }
-                Poll::Ready(frame)
+                Poll::Ready(frame.map(|r| r.map_err(BodyError::from)))
             }
         }
     }
@@ -99,6 +104,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Local(data) => data.is_none(),
             ProxyBody::Upstream(up) => up.inner.is_end_stream(),
+            ProxyBody::Own(own) => own.is_end_stream(),
         }
     }
 
@@ -108,6 +114,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ProxyBody::Upstream(up) => up.inner.size_hint(),
+            ProxyBody::Own(own) => own.size_hint(),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! An upstream connection: HTTP/1.1 or HTTP/2, cleartext or TLS, and its place in the cluster's
-//! connection count. HTTP/2 connections are shared: every clone of a [`Sender`] multiplexes on the
+//! connection count. A cleartext connection starts on edgeplane's own HTTP/1.1 client ([`crate::h1`])
+//! and is handed to hyper's client for good when a request needs it (a streamed body, an upgrade). HTTP/2 connections are shared: every clone of a [`Sender`] multiplexes on the
 //! same connection, which closes (and frees its place) when the last clone goes.
 
 use crate::body::RequestBody;
 use crate::breaker::ConnSlot;
 use crate::error::ProxyError;
+use crate::h1;
 use crate::upstream_tls::TlsClient;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, Request, Uri, Version};
@@ -26,6 +28,8 @@ pub struct Sender {
 enum Inner {
     H1(http1::SendRequest<RequestBody>),
     H2(http2::SendRequest<RequestBody>),
+    /// A cleartext connection of edgeplane's own HTTP/1.1 client ([`crate::h1`]).
+    Own(Box<h1::Conn>),
 }
 
 impl Sender {
@@ -34,6 +38,7 @@ impl Sender {
         match &mut self.inner {
             Inner::H1(s) => s.ready().await,
             Inner::H2(s) => s.ready().await,
+            Inner::Own(_) => Ok(()),
         }
     }
 
@@ -42,6 +47,7 @@ impl Sender {
         match &self.inner {
             Inner::H1(s) => s.is_closed(),
             Inner::H2(s) => s.is_closed(),
+            Inner::Own(c) => c.is_closed(),
         }
     }
 
@@ -57,7 +63,38 @@ impl Sender {
                 inner: Inner::H2(s.clone()),
                 slot: self.slot.clone(),
             }),
-            Inner::H1(_) => None,
+            Inner::H1(_) | Inner::Own(_) => None,
+        }
+    }
+
+    /// The own HTTP/1.1 connection, if this is one.
+    pub fn own(&self) -> Option<&h1::Conn> {
+        match &self.inner {
+            Inner::Own(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The own HTTP/1.1 connection, if this is one.
+    pub fn own_mut(&mut self) -> Option<&mut h1::Conn> {
+        match &mut self.inner {
+            Inner::Own(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// This connection driven by hyper's HTTP/1.1 client from now on (for a request the own client
+    /// does not take: a streamed body, an upgrade). Other connections are returned as they are.
+    pub async fn into_hyper(self, address: SocketAddr) -> Result<Sender, ProxyError> {
+        match self.inner {
+            Inner::Own(c) => match c.into_io() {
+                Some(io) => h1(TokioIo::new(io), address, self.slot).await,
+                None => Err(ProxyError::Connect("connection holds unread bytes".into())),
+            },
+            inner => Ok(Sender {
+                inner,
+                slot: self.slot,
+            }),
         }
     }
 
@@ -71,6 +108,7 @@ impl Sender {
         match &mut self.inner {
             Inner::H1(s) => Protocol::H1(s),
             Inner::H2(s) => Protocol::H2(s),
+            Inner::Own(c) => Protocol::Own(c),
         }
     }
 }
@@ -82,6 +120,8 @@ pub enum Protocol<'a> {
     H1(&'a mut http1::SendRequest<RequestBody>),
     /// HTTP/2.
     H2(&'a mut http2::SendRequest<RequestBody>),
+    /// HTTP/1.1 by edgeplane's own client.
+    Own(&'a mut h1::Conn),
 }
 
 /// An HTTP/1.1-shaped upstream request made fit for HTTP/2: version 2, the authority from `Host`
@@ -123,7 +163,10 @@ pub async fn connect(
     let _ = stream.set_nodelay(true);
     let slot = Arc::new(slot);
     let Some(tls) = tls else {
-        return h1(TokioIo::new(stream), address, slot).await;
+        return Ok(Sender {
+            inner: Inner::Own(Box::new(h1::Conn::new(stream))),
+            slot,
+        });
     };
     let (stream, h2) = match tokio::time::timeout(timeout, tls.connect(stream, address)).await {
         Ok(Ok(pair)) => pair,

@@ -6,16 +6,17 @@
 use crate::body::{ProxyBody, RequestBody, UpstreamBody};
 use crate::breaker::RetrySlot;
 use crate::error::ProxyError;
+use crate::h1::OwnBody;
 use crate::headers::{self, X_FORWARDED_HOST, X_FORWARDED_PROTO};
-use crate::pool::Sender;
 use crate::router::{normalize_host, MAX_HOST};
+use crate::send::Answer;
 use crate::tables::Tables;
 use crate::telemetry::{RouteMetrics, Telemetry};
 use crate::upstream::Upstream;
 use crate::{retry, send};
 use edgeplane_config::model::RetryOn;
 use http::uri::{PathAndQuery, Uri};
-use http::{header, HeaderValue, Request, Response, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -281,10 +282,10 @@ async fn forward(
         )
         .await
         {
-            Ok((resp, sender)) => {
+            Ok(answer) => {
                 // A 5xx or 429 is a failure for balancing and outlier detection: an endpoint that
                 // answers errors fast must not look like a fast endpoint.
-                let status = resp.status();
+                let status = answer.status();
                 if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                     upstream.record_failure();
                 } else {
@@ -301,7 +302,7 @@ async fn forward(
                         tracing::debug!(upstream = %upstream.address, status = status.as_u16(), "retrying a failed answer");
                         next
                     }
-                    None => return respond(resp, sender, in_flight, downstream_upgrade, affinity),
+                    None => return respond(answer, in_flight, downstream_upgrade, affinity),
                 }
             }
             Err(send::Failure { error, unsent }) => {
@@ -427,12 +428,21 @@ fn make_room(cluster: &crate::tables::Cluster, endpoint: &crate::tables::Endpoin
 
 /// The response to send downstream: an upgraded tunnel, or the upstream's response streamed.
 fn respond(
-    mut resp: Response<Incoming>,
-    sender: Sender,
+    answer: Answer,
     in_flight: crate::upstream::InFlight,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
     affinity: Option<(http::HeaderName, HeaderValue)>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let (mut resp, sender) = match answer {
+        Answer::Hyper(resp, sender) => (resp, sender),
+        Answer::Own(head, sender) => {
+            // A 101 never gets here: the own client refuses one (it only takes non-upgrade requests).
+            let mut resp = head.response;
+            response_headers(resp.headers_mut(), affinity);
+            let body = OwnBody::new(sender, in_flight, head.framing, head.keep_alive);
+            return Ok(resp.map(|()| ProxyBody::Own(body)));
+        }
+    };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(downstream) = downstream_upgrade else {
             return Err(ProxyError::Upstream(
@@ -443,11 +453,17 @@ fn respond(
         tokio::spawn(crate::tunnel::run(downstream, upstream_upgrade, in_flight));
         return Ok(resp.map(|_| ProxyBody::empty()));
     }
-    headers::strip_hop_by_hop(resp.headers_mut());
-    if let Some((name, value)) = affinity {
-        resp.headers_mut().append(name, value);
-    }
+    response_headers(resp.headers_mut(), affinity);
     Ok(resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight))))
+}
+
+/// The upstream's response headers made fit for the client: no hop-by-hop headers, plus the affinity
+/// cookie or header if one is set.
+fn response_headers(h: &mut HeaderMap, affinity: Option<(http::HeaderName, HeaderValue)>) {
+    headers::strip_hop_by_hop(h);
+    if let Some((name, value)) = affinity {
+        h.append(name, value);
+    }
 }
 
 /// Turns the client's request into the upstream's: origin-form target, HTTP/1.1, no hop-by-hop headers,

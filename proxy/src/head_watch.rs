@@ -12,7 +12,7 @@
 //! the request path three relaxed atomic operations instead (about 1,400 instructions less per request
 //! under callgrind, see BENCHMARKS.md).
 
-use crate::body::ProxyBody;
+use crate::body::{BodyError, ProxyBody};
 use crate::idle::{Activity, Counters};
 use bytes::Bytes;
 use http::{Response, StatusCode, Version};
@@ -72,12 +72,12 @@ pub struct Answered {
 
 impl Body for Answered {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
 

@@ -6,11 +6,12 @@ use crate::body::RequestBody;
 use crate::breaker::ConnSlot;
 use crate::conn::{self, Protocol, Sender};
 use crate::error::ProxyError;
+use crate::h1;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::Upstream;
 use crate::upstream_tls::TlsClient;
 use edgeplane_config::model::{CircuitBreaker, ClusterTimeouts};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -27,9 +28,29 @@ pub struct Failure {
     pub unsent: Option<Box<Request<RequestBody>>>,
 }
 
+/// A response head and the connection it came on.
+#[derive(Debug)]
+pub enum Answer {
+    /// From hyper's client; the body streams from the `Incoming`.
+    Hyper(Response<Incoming>, Sender),
+    /// From edgeplane's own HTTP/1.1 client; the body is read from the connection.
+    Own(h1::Head, Sender),
+}
+
+impl Answer {
+    /// The response status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Answer::Hyper(resp, _) => resp.status(),
+            Answer::Own(head, _) => head.response.status(),
+        }
+    }
+}
+
 /// Sends `req` to `upstream` and waits for the response headers until `deadline`. A pooled
-/// connection that turns out dead before the request went out is replaced transparently: hyper hands
-/// the unsent request back.
+/// connection that turns out dead before the request went out is replaced transparently (hyper hands
+/// the unsent request back; the own client keeps it until a response comes, and an idempotent request
+/// that got nothing back on a pooled connection goes again on another).
 pub async fn send(
     upstream: &Upstream,
     timeouts: &ClusterTimeouts,
@@ -38,7 +59,8 @@ pub async fn send(
     mut req: Request<RequestBody>,
     metrics: Option<&RouteMetrics>,
     tls: Option<&TlsClient>,
-) -> Result<(Response<Incoming>, Sender), Failure> {
+) -> Result<Answer, Failure> {
+    let own = h1::eligible(&req);
     let mut pooled_attempts = 0;
     loop {
         let pooled = if pooled_attempts < POOLED_ATTEMPTS {
@@ -77,6 +99,13 @@ pub async fn send(
                 slot
             }
         };
+        if sender.own().is_some() && !own {
+            sender = match sender.into_hyper(upstream.address).await {
+                Ok(s) => s,
+                Err(_) if is_pooled => continue,
+                Err(error) => return Err(unsent(error, req)),
+            };
+        }
         if sender.ready().await.is_err() {
             if is_pooled {
                 continue;
@@ -86,6 +115,30 @@ pub async fn send(
         }
         // Awaited per protocol, without a wrapper future, so the request moves as few times as it can.
         let sent = match sender.protocol() {
+            Protocol::Own(c) => match tokio::time::timeout_at(deadline, h1::send(c, &req)).await {
+                Err(_) => {
+                    return Err(Failure {
+                        error: ProxyError::Timeout,
+                        unsent: None,
+                    })
+                }
+                Ok(Ok(head)) => return Ok(Answer::Own(head, sender)),
+                Ok(Err(h1::TryError::Unanswered(e)))
+                    if is_pooled && crate::retry::idempotent(req.method()) =>
+                {
+                    tracing::debug!(upstream = %upstream.address, error = %e, "pooled connection closed without an answer; retrying on another");
+                    if let Some(m) = metrics {
+                        m.retried();
+                    }
+                    continue;
+                }
+                Ok(Err(h1::TryError::Unanswered(e) | h1::TryError::Failed(e))) => {
+                    return Err(Failure {
+                        error: ProxyError::Upstream(e),
+                        unsent: None,
+                    })
+                }
+            },
             Protocol::H1(s) => tokio::time::timeout_at(deadline, s.try_send_request(req)).await,
             Protocol::H2(s) => {
                 tokio::time::timeout_at(deadline, s.try_send_request(conn::to_h2(req))).await
@@ -98,7 +151,7 @@ pub async fn send(
                     unsent: None,
                 })
             }
-            Ok(Ok(resp)) => return Ok((resp, sender)),
+            Ok(Ok(resp)) => return Ok(Answer::Hyper(resp, sender)),
             Ok(Err(mut e)) => match e.take_message() {
                 Some(back) if is_pooled => {
                     tracing::debug!(upstream = %upstream.address, error = %e.error(), "pooled connection failed before sending; retrying on another");

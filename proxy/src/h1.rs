@@ -1,0 +1,152 @@
+//! edgeplane's own HTTP/1.1 client for cleartext upstream connections, used for requests whose body
+//! is empty or held whole (most of them); streamed uploads, upgrades and TLS upstreams go through
+//! hyper's client.
+//!
+//! The request's task writes the request and reads the response itself: no connection task, no
+//! channel between the two, and response header values share the connection's read buffer. Against
+//! hyper's client this saves about a quarter of the proxy's instructions per request (BENCHMARKS.md).
+//! A connection goes back to the pool when its response body has been read to its end and nothing
+//! else came with it.
+
+pub mod body;
+mod chunked;
+mod encode;
+mod parse;
+
+pub use body::OwnBody;
+pub use parse::{Framing, Head};
+
+use crate::body::RequestBody;
+use bytes::BytesMut;
+use http::{header, Method, Request};
+use http_body::Body;
+use std::future::Future;
+use std::io;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes the read buffer grows by.
+const READ_SIZE: usize = 16 * 1024;
+/// Below this much free room, the read buffer grows before a read.
+const MIN_ROOM: usize = 2 * 1024;
+/// Largest body held whole that a request may carry through this client (more goes through hyper,
+/// which reads the response while the body is still being written).
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// One cleartext HTTP/1.1 upstream connection.
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+}
+
+/// Why a try on a connection failed.
+#[derive(Debug)]
+pub enum TryError {
+    /// Nothing of a response came back: the connection was closed or reset before (a pooled
+    /// connection the upstream had already closed, typically).
+    Unanswered(String),
+    /// The upstream answered with something that is not a valid response, or stopped mid-head.
+    Failed(String),
+}
+
+impl Conn {
+    /// A connection over `io`.
+    pub fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            rbuf: BytesMut::with_capacity(READ_SIZE),
+            wbuf: Vec::new(),
+        }
+    }
+
+    /// The socket, for hyper's client to take over; `None` if bytes are pending on it.
+    pub fn into_io(self) -> Option<TcpStream> {
+        self.rbuf.is_empty().then_some(self.io)
+    }
+
+    /// Whether the upstream closed this idle connection (or sent something unasked), seen without a
+    /// system call unless the socket was reported readable.
+    pub fn is_closed(&self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => false,
+            Poll::Ready(Err(_)) => true,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                !matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Reads more of the response into the read buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_ROOM {
+            self.rbuf.reserve(READ_SIZE);
+        }
+        let Conn { io, rbuf, .. } = self;
+        std::pin::pin!(io.read_buf(rbuf)).poll(cx)
+    }
+
+    /// Whether the connection holds no unread bytes (a condition for its reuse).
+    fn is_clean(&self) -> bool {
+        self.rbuf.is_empty()
+    }
+}
+
+/// Whether `req` can go through this client: no upgrade, and a body that is empty or held whole and
+/// at most [`MAX_BODY`] long.
+pub fn eligible(req: &Request<RequestBody>) -> bool {
+    if req.headers().contains_key(header::UPGRADE) {
+        return false;
+    }
+    match req.body() {
+        RequestBody::Buffered(b) => b.as_ref().map_or(0, |b| b.len()) <= MAX_BODY,
+        RequestBody::Streamed(incoming) => incoming.is_end_stream(),
+    }
+}
+
+/// Sends `req` (see [`eligible`]) on `conn` and reads the response head. The request stays with the
+/// caller, to be sent elsewhere if this connection turns out dead.
+pub async fn send(conn: &mut Conn, req: &Request<RequestBody>) -> Result<Head, TryError> {
+    let body = match req.body() {
+        RequestBody::Buffered(b) => b.as_ref(),
+        RequestBody::Streamed(_) => None,
+    };
+    encode::request(req, body, &mut conn.wbuf);
+    if let Err(e) = conn.io.write_all(&conn.wbuf).await {
+        return Err(TryError::Unanswered(e.to_string()));
+    }
+    let head_request = req.method() == Method::HEAD;
+    let mut answered = !conn.rbuf.is_empty();
+    loop {
+        if !conn.rbuf.is_empty() {
+            match parse::parse(&mut conn.rbuf, head_request) {
+                Ok(parse::Parsed::Complete(head)) => return Ok(head),
+                Ok(parse::Parsed::Interim) => continue,
+                Ok(parse::Parsed::Partial) => {}
+                Err(e) => return Err(TryError::Failed(e.to_string())),
+            }
+        }
+        match std::future::poll_fn(|cx| conn.poll_fill(cx)).await {
+            Ok(0) if answered => {
+                return Err(TryError::Failed(
+                    "connection closed in the response head".into(),
+                ))
+            }
+            Ok(0) => {
+                return Err(TryError::Unanswered(
+                    "connection closed before a response".into(),
+                ))
+            }
+            Ok(_) => answered = true,
+            Err(e) if answered => return Err(TryError::Failed(e.to_string())),
+            Err(e) => return Err(TryError::Unanswered(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! The own client against a raw socket peer on loopback.
+
+use super::*;
+use crate::body::RequestBody;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+async fn pair() -> (Conn, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (
+        Conn::new(client.expect("connect")),
+        accepted.expect("accept").0,
+    )
+}
+
+fn get() -> Request<RequestBody> {
+    Request::get("/x")
+        .header("host", "a")
+        .body(RequestBody::Buffered(None))
+        .expect("request")
+}
+
+/// Reads one request head from the peer's side.
+async fn read_head(peer: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        peer.read_exact(&mut byte).await.expect("read");
+        seen.push(byte[0]);
+    }
+    String::from_utf8(seen).expect("utf-8")
+}
+
+#[tokio::test]
+async fn a_response_in_pieces_after_an_interim_one() {
+    let (mut conn, mut peer) = pair().await;
+    let server = tokio::spawn(async move {
+        let head = read_head(&mut peer).await;
+        for piece in [
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 20"[..],
+            b"0 OK\r\nContent-Length: 2\r\nX-A",
+            b": b\r\n\r\nok",
+        ] {
+            peer.write_all(piece).await.expect("write");
+            peer.flush().await.expect("flush");
+            tokio::task::yield_now().await;
+        }
+        (head, peer)
+    });
+    let head = send(&mut conn, &get()).await.expect("answered");
+    let (seen, _peer) = server.await.expect("server");
+    assert_eq!(seen, "GET /x HTTP/1.1\r\nhost: a\r\n\r\n");
+    assert_eq!(head.response.status(), 200);
+    assert_eq!(head.response.headers()["x-a"], "b");
+    assert_eq!(head.framing, Framing::Length(2));
+    assert_eq!(&conn.rbuf[..], b"ok", "the body stays for the body reader");
+}
+
+#[tokio::test]
+async fn a_closed_connection_is_unanswered_and_seen_closed() {
+    let (mut conn, peer) = pair().await;
+    assert!(!conn.is_closed(), "an open idle connection");
+    drop(peer);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !conn.is_closed() {
+        assert!(tokio::time::Instant::now() < deadline, "close never seen");
+        tokio::task::yield_now().await;
+    }
+    match send(&mut conn, &get()).await {
+        Err(TryError::Unanswered(_)) => {}
+        other => panic!("expected unanswered, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn garbage_and_a_cut_head_are_failures() {
+    for reply in [&b"SMTP ready\r\n\r\n"[..], b"HTTP/1.1 200 OK\r\nContent-"] {
+        let (mut conn, mut peer) = pair().await;
+        let server = tokio::spawn(async move {
+            read_head(&mut peer).await;
+            peer.write_all(reply).await.expect("write");
+        });
+        match send(&mut conn, &get()).await {
+            Err(TryError::Failed(_)) => {}
+            other => panic!("expected a failure for {reply:?}, got {other:?}"),
+        }
+        server.await.expect("server");
+    }
+}
+
+#[test]
+fn only_requests_without_a_streamed_body_or_upgrade_are_eligible() {
+    assert!(eligible(&get()));
+    let big = Request::post("/")
+        .body(RequestBody::Buffered(Some(vec![0u8; MAX_BODY + 1].into())))
+        .expect("request");
+    assert!(!eligible(&big));
+    let upgrade = Request::get("/")
+        .header("upgrade", "websocket")
+        .body(RequestBody::Buffered(None))
+        .expect("request");
+    assert!(!eligible(&upgrade));
+}
