@@ -22,12 +22,14 @@ use http::{header, Method, Request};
 use http_body::Body;
 use std::future::Future;
 use std::io;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Bytes the read buffer grows by.
+/// Bytes the read buffer grows by at first.
 const READ_SIZE: usize = 16 * 1024;
+/// Bytes the read buffer grows by at most (the step doubles after each read that filled it).
+const MAX_READ_SIZE: usize = 128 * 1024;
 /// Below this much free room, the read buffer grows before a read.
 const MIN_ROOM: usize = 2 * 1024;
 /// Largest body held whole that a request may carry through this client (more goes through hyper,
@@ -40,6 +42,7 @@ pub struct Conn {
     io: TcpStream,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
+    read_size: usize,
 }
 
 /// Why a try on a connection failed.
@@ -59,6 +62,7 @@ impl Conn {
             io,
             rbuf: BytesMut::with_capacity(READ_SIZE),
             wbuf: Vec::new(),
+            read_size: READ_SIZE,
         }
     }
 
@@ -84,10 +88,25 @@ impl Conn {
     /// Reads more of the response into the read buffer; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.rbuf.capacity() - self.rbuf.len() < MIN_ROOM {
-            self.rbuf.reserve(READ_SIZE);
+            self.rbuf.reserve(self.read_size);
         }
+        let room = self.rbuf.capacity() - self.rbuf.len();
         let Conn { io, rbuf, .. } = self;
-        std::pin::pin!(io.read_buf(rbuf)).poll(cx)
+        let n = ready!(std::pin::pin!(io.read_buf(rbuf)).poll(cx))?;
+        if n == room {
+            self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Moves the empty read buffer's start back to the beginning of its allocation, if nothing else
+    /// holds a part of it: every response on the connection then lands in the same (cached) memory
+    /// instead of walking through the buffer.
+    fn rewind(&mut self) {
+        if self.rbuf.is_empty() {
+            // When a part is still held, the next read simply goes further on (or grows the buffer).
+            let _ = self.rbuf.try_reclaim(self.read_size);
+        }
     }
 
     /// Whether the connection holds no unread bytes (a condition for its reuse).
@@ -116,6 +135,7 @@ pub async fn send(conn: &mut Conn, req: &Request<RequestBody>) -> Result<Head, T
         RequestBody::Streamed(_) => None,
     };
     encode::request(req, body, &mut conn.wbuf);
+    conn.rewind();
     if let Err(e) = conn.io.write_all(&conn.wbuf).await {
         return Err(TryError::Unanswered(e.to_string()));
     }
