@@ -1,5 +1,8 @@
-//! Idle upstream connections of one endpoint: a small LIFO stack of senders. An HTTP/2 connection
-//! stays in the stack while it lives and is shared: a take hands out another sender on it.
+//! Idle upstream connections of one endpoint: small LIFO stacks of senders, one for connections of
+//! edgeplane's own HTTP/1.1 client and one for hyper's. A request takes from the stack of the client it
+//! will use first, so that requests hyper must carry (streamed uploads) do not turn the own client's
+//! connections into hyper's one by one. An HTTP/2 connection stays in its stack while it lives and is
+//! shared: a take hands out another sender on it.
 //!
 //! hyper-util's legacy client pool costs about 3 µs per request (key hashing, checkout bookkeeping);
 //! this pool is one short critical section per checkout and per return, never held across an await.
@@ -13,9 +16,33 @@ use std::time::{Duration, Instant};
 /// The idle connections of one endpoint.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<Vec<Idle>>,
+    idle: Mutex<Stacks>,
     max_idle: AtomicUsize,
     idle_timeout_ms: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Stacks {
+    /// Connections of the own HTTP/1.1 client.
+    own: Vec<Idle>,
+    /// Connections driven by hyper (HTTP/1.1 or HTTP/2).
+    hyper: Vec<Idle>,
+}
+
+impl Stacks {
+    fn len(&self) -> usize {
+        self.own.len() + self.hyper.len()
+    }
+
+    /// Closes the coldest connection, hyper's first (the own client's are the cheaper to use).
+    fn evict_coldest(&mut self) -> bool {
+        let stack = if self.hyper.is_empty() {
+            &mut self.own
+        } else {
+            &mut self.hyper
+        };
+        (!stack.is_empty()).then(|| stack.remove(0)).is_some()
+    }
 }
 
 #[derive(Debug)]
@@ -28,7 +55,7 @@ impl Pool {
     /// An empty pool.
     pub fn new(settings: edgeplane_config::model::Pool) -> Self {
         let pool = Pool {
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Stacks::default()),
             max_idle: AtomicUsize::new(0),
             idle_timeout_ms: AtomicU64::new(0),
         };
@@ -54,30 +81,21 @@ impl Pool {
         drop(drained);
     }
 
-    /// Takes the most recently returned live connection, dropping dead and expired ones on the way.
-    pub fn take(&self) -> Option<Sender> {
+    /// Takes the most recently returned live connection, of the own HTTP/1.1 client if `own` and there
+    /// is one (else of hyper's, and the other way round), dropping dead and expired ones on the way.
+    pub fn take(&self, own: bool) -> Option<Sender> {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let mut idle = self.idle.lock().ok()?;
-        while let Some(entry) = idle.last_mut() {
-            if entry.sender.is_closed() || entry.since.elapsed() >= timeout {
-                idle.pop();
-                continue;
-            }
-            if entry.sender.is_h2() {
-                // In use: it does not expire while requests keep coming.
-                entry.since = Instant::now();
-                return entry.sender.share();
-            }
-            return idle.pop().map(|e| e.sender);
-        }
-        None
+        let Stacks { own: o, hyper: h } = &mut *idle;
+        let (first, second) = if own { (o, h) } else { (h, o) };
+        take_from(first, timeout).or_else(|| take_from(second, timeout))
     }
 
     /// Keeps a new HTTP/2 connection to share it with the next requests.
     pub fn share(&self, sender: &Sender) {
         let Some(shared) = sender.share() else { return };
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push(Idle {
+            idle.hyper.push(Idle {
                 sender: shared,
                 since: Instant::now(),
             });
@@ -86,12 +104,7 @@ impl Pool {
 
     /// Closes the coldest idle connection, if any; returns whether there was one.
     pub fn evict_one(&self) -> bool {
-        let evicted = self
-            .idle
-            .lock()
-            .ok()
-            .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)));
-        evicted.is_some()
+        self.idle.lock().is_ok_and(|mut v| v.evict_coldest())
     }
 
     /// Returns a connection after its response finished (and wakes a request of the cluster waiting
@@ -107,15 +120,91 @@ impl Pool {
             return;
         };
         if idle.len() >= max {
-            // The bottom of the stack is the coldest connection: let it go.
+            // The bottom of a stack is its coldest connection: let it go.
             if max == 0 {
                 return;
             }
-            idle.remove(0);
+            idle.evict_coldest();
         }
-        idle.push(Idle {
+        let entry = Idle {
             sender,
             since: Instant::now(),
-        });
+        };
+        if entry.sender.own().is_some() {
+            idle.own.push(entry);
+        } else {
+            idle.hyper.push(entry);
+        }
+    }
+}
+
+/// The most recently returned live connection of `stack`, dropping dead and expired ones on the way.
+fn take_from(stack: &mut Vec<Idle>, timeout: Duration) -> Option<Sender> {
+    while let Some(entry) = stack.last_mut() {
+        if entry.sender.is_closed() || entry.since.elapsed() >= timeout {
+            stack.pop();
+            continue;
+        }
+        if entry.sender.is_h2() {
+            // In use: it does not expire while requests keep coming.
+            entry.since = Instant::now();
+            return entry.sender.share();
+        }
+        return stack.pop().map(|e| e.sender);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn;
+    use crate::upstream::Upstream;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_take_prefers_connections_of_the_client_the_request_will_use() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Upstream::new(
+            addr,
+            Pool::new(edgeplane_config::model::Pool {
+                max_idle_per_endpoint: 8,
+                idle_timeout: Duration::from_secs(60),
+            }),
+            Default::default(),
+        );
+        let mut peers = Vec::new();
+        let open = || async {
+            let slot = up.cluster.try_connection(None).unwrap();
+            let (sender, peer) = tokio::join!(
+                conn::connect(addr, Duration::from_secs(5), slot, None),
+                listener.accept()
+            );
+            (sender.unwrap(), peer.unwrap().0)
+        };
+        let (own, p1) = open().await;
+        let (hyper, p2) = open().await;
+        peers.extend([p1, p2]);
+        let hyper = hyper.into_hyper(addr).await.unwrap();
+        assert!(own.own().is_some() && hyper.own().is_none());
+        // The own connection is the most recent, yet a request for hyper gets hyper's.
+        up.pool.put(hyper);
+        up.pool.put(own);
+        assert_eq!(up.pool.idle_count(), 2);
+        let taken = up.pool.take(false).unwrap();
+        assert!(taken.own().is_none(), "hyper's for a hyper request");
+        up.pool.put(taken);
+        let taken = up.pool.take(true).unwrap();
+        assert!(taken.own().is_some(), "the own client's for an own request");
+        // Either kind when the preferred stack is empty.
+        let other = up.pool.take(true).unwrap();
+        assert!(other.own().is_none());
+        assert!(up.pool.take(true).is_none());
+        // The coldest goes first when full, hyper's before the own client's.
+        up.pool.put(other);
+        up.pool.put(taken);
+        assert!(up.pool.evict_one());
+        assert!(up.pool.take(false).unwrap().own().is_some());
     }
 }

@@ -64,7 +64,7 @@ pub async fn send(
     let mut pooled_attempts = 0;
     loop {
         let pooled = if pooled_attempts < POOLED_ATTEMPTS {
-            upstream.pool.take()
+            upstream.pool.take(own)
         } else {
             None
         };
@@ -75,7 +75,7 @@ pub async fn send(
                 s
             }
             None => {
-                let slot = match connection_slot(upstream, limits, deadline).await {
+                let slot = match connection_slot(upstream, limits, deadline, own).await {
                     Ok(Slot::Pooled(s)) => {
                         pooled_attempts += 1;
                         s
@@ -196,6 +196,7 @@ async fn connection_slot(
     upstream: &Upstream,
     limits: &CircuitBreaker,
     deadline: Instant,
+    own: bool,
 ) -> Result<Slot, ProxyError> {
     loop {
         if let Some(slot) = upstream.cluster.try_connection(limits.max_connections) {
@@ -209,7 +210,7 @@ async fn connection_slot(
             Ok(None) => return Err(ProxyError::CircuitOpen("max_pending")),
             Ok(Some(())) => {}
         }
-        if let Some(s) = upstream.pool.take() {
+        if let Some(s) = upstream.pool.take(own) {
             return Ok(Slot::Pooled(s));
         }
     }
