@@ -6,8 +6,9 @@
 use crate::body::{ProxyBody, RequestBody, UpstreamBody};
 use crate::breaker::RetrySlot;
 use crate::error::ProxyError;
+use crate::forwarding::{self, Forwarding};
 use crate::h1::OwnBody;
-use crate::headers::{self, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::headers;
 use crate::router::{normalize_host, MAX_HOST};
 use crate::send::Answer;
 use crate::tables::Tables;
@@ -89,11 +90,11 @@ pub async fn handle(
     let n = shared
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut req = req;
-    headers::ensure_request_id(req.headers_mut(), shared.id_seed, n);
-    let access = shared.access_log.then(|| AccessEntry::of(&req));
+    let access = shared
+        .access_log
+        .then(|| AccessEntry::of(&req, shared.id_seed, n));
     let mut metrics = None;
-    let result = forward(shared, conn, req, &mut metrics).await;
+    let result = forward(shared, conn, req, n, &mut metrics).await;
     let metrics = metrics.as_deref().unwrap_or(&shared.unrouted);
     let resp = match result {
         Ok(resp) => resp,
@@ -120,12 +121,12 @@ struct AccessEntry {
 }
 
 impl AccessEntry {
-    fn of(req: &Request<Incoming>) -> AccessEntry {
+    fn of(req: &Request<Incoming>, id_seed: u64, n: u64) -> AccessEntry {
         AccessEntry {
             method: req.method().clone(),
             uri: req.uri().clone(),
             host: req.headers().get(header::HOST).cloned(),
-            request_id: req.headers().get(&headers::X_REQUEST_ID).cloned(),
+            request_id: Some(forwarding::request_id(req.headers(), id_seed, n)),
         }
     }
 
@@ -157,11 +158,12 @@ impl AccessEntry {
     }
 }
 
-/// Routes and proxies one request; `metrics` is set to the matched route's metrics.
+/// Routes and proxies request number `n`; `metrics` is set to the matched route's metrics.
 async fn forward(
     shared: &Shared,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
+    n: u64,
     metrics: &mut Option<Arc<RouteMetrics>>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let snapshot = shared.tables.guard();
@@ -213,15 +215,18 @@ async fn forward(
         .as_ref()
         .and_then(|a| a.response_header(token, endpoint.upstream.address));
 
+    let hop_by_hop = headers::HopByHop::find(req.headers());
     let upgrade = if req.version() == Version::HTTP_11 {
-        headers::upgrade_request(req.headers())
+        hop_by_hop.upgrade(req.headers())
     } else {
         None
     };
-    rewrite_request(
+    let mut forwarding = rewrite_request(
         shared,
         conn,
         &mut req,
+        n,
+        &hop_by_hop,
         cluster.host_rewrite.as_ref(),
         upgrade.as_ref(),
     )?;
@@ -242,6 +247,11 @@ async fn forward(
     let mut in_flight = endpoint.upstream.start_request().holding(admission);
     let (timeouts, policy, limits) = (cluster.timeouts, cluster.retry, cluster.limits);
     let tls = cluster.tls.clone();
+    let settings = send::Settings {
+        timeouts: &timeouts,
+        limits: &limits,
+        tls: tls.as_deref(),
+    };
     let locator = Locator {
         generation: snapshot.generation,
         index: route.cluster,
@@ -273,12 +283,11 @@ async fn forward(
         };
         let (next_req, next) = match send::send(
             upstream,
-            &timeouts,
-            &limits,
+            &settings,
             try_deadline,
             req,
+            &mut forwarding,
             route_metrics,
-            tls.as_deref(),
         )
         .await
         {
@@ -293,7 +302,10 @@ async fn forward(
                 }
                 let next = match &replay {
                     Some(r) if policy.on.status(status.as_u16()) && tries < policy.attempts => {
-                        retry(&mut tried, tries).map(|next| (r.request(), next))
+                        retry(&mut tried, tries).map(|next| {
+                            forwarding.reset();
+                            (r.request(), next)
+                        })
                     }
                     _ => None,
                 };
@@ -315,9 +327,14 @@ async fn forward(
                 };
                 let retryable =
                     condition.0 != 0 && policy.on.contains(condition) && tries < policy.attempts;
-                let again = unsent
-                    .map(|r| *r)
-                    .or_else(|| replay.as_ref().map(|r| r.request()));
+                // A request handed back unsent keeps what was done to its headers; a copy from the
+                // replay is fresh.
+                let again = unsent.map(|r| *r).or_else(|| {
+                    replay.as_ref().map(|r| {
+                        forwarding.reset();
+                        r.request()
+                    })
+                });
                 match again.filter(|_| retryable) {
                     Some(again) => match retry(&mut tried, tries) {
                         Some(next) => {
@@ -437,8 +454,11 @@ fn respond(
         Answer::Hyper(resp, sender) => (resp, sender),
         Answer::Own(head, sender) => {
             // A 101 never gets here: the own client refuses one (it only takes non-upgrade requests).
+            // The own client keeps hop-by-hop headers out of the map as it parses.
             let mut resp = head.response;
-            response_headers(resp.headers_mut(), affinity);
+            if let Some((name, value)) = affinity {
+                resp.headers_mut().append(name, value);
+            }
             let body = OwnBody::new(sender, in_flight, head.framing, head.keep_alive);
             return Ok(resp.map(|()| ProxyBody::Own(body)));
         }
@@ -466,15 +486,17 @@ fn response_headers(h: &mut HeaderMap, affinity: Option<(http::HeaderName, Heade
     }
 }
 
-/// Turns the client's request into the upstream's: origin-form target, HTTP/1.1, no hop-by-hop headers,
-/// forwarding headers added, Host kept or rewritten.
-fn rewrite_request(
-    shared: &Shared,
-    conn: &ConnInfo,
+/// Turns the client's request (number `n`) into the upstream's: origin-form target, HTTP/1.1, no
+/// hop-by-hop headers, Host kept or rewritten; returns the forwarding headers to add when it is sent.
+fn rewrite_request<'a>(
+    shared: &'a Shared,
+    conn: &'a ConnInfo,
     req: &mut Request<Incoming>,
+    n: u64,
+    hop_by_hop: &headers::HopByHop,
     host_rewrite: Option<&HeaderValue>,
     upgrade: Option<&HeaderValue>,
-) -> Result<(), ProxyError> {
+) -> Result<Forwarding<'a>, ProxyError> {
     let via = if req.version() == Version::HTTP_2 {
         &shared.via_h2
     } else {
@@ -492,28 +514,32 @@ fn rewrite_request(
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();
-    headers::strip_hop_by_hop(h);
-    // We answered `Expect: 100-continue` to the client ourselves (hyper does when the body is read).
-    h.remove(header::EXPECT);
-    if let Some(a) = &authority {
-        let value = HeaderValue::from_str(a.as_str())
-            .map_err(|_| ProxyError::BadRequest("invalid authority"))?;
-        h.insert(header::HOST, value);
-    }
-    if let Some(host) = h.get(header::HOST).cloned() {
-        h.insert(X_FORWARDED_HOST.clone(), host);
-    }
+    // `Expect` goes too: hyper answers `100-continue` to the client when the body is read.
+    hop_by_hop.strip(h);
+    let host = match &authority {
+        Some(a) => {
+            let value = HeaderValue::from_str(a.as_str())
+                .map_err(|_| ProxyError::BadRequest("invalid authority"))?;
+            h.insert(header::HOST, value.clone());
+            Some(value)
+        }
+        None => h.get(header::HOST).cloned(),
+    };
     if let Some(rewrite) = host_rewrite {
         h.insert(header::HOST, rewrite.clone());
     }
-    headers::append_forwarded_for(h, &conn.client_ip);
-    h.insert(X_FORWARDED_PROTO.clone(), conn.proto.clone());
-    headers::append_via(h, via);
     if let Some(protocol) = upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, protocol.clone());
     }
-    Ok(())
+    Ok(Forwarding::new(
+        &conn.client_ip,
+        &conn.proto,
+        via,
+        host,
+        shared.id_seed,
+        n,
+    ))
 }
 
 /// A per-process seed for request ids: the node id, the start time and the process id, mixed.

@@ -17,6 +17,7 @@ pub use body::OwnBody;
 pub use parse::{Framing, Head};
 
 use crate::body::RequestBody;
+use crate::forwarding::Forwarding;
 use bytes::BytesMut;
 use http::{header, Method, Request};
 use http_body::Body;
@@ -129,12 +130,16 @@ pub fn eligible(req: &Request<RequestBody>) -> bool {
 
 /// Sends `req` (see [`eligible`]) on `conn` and reads the response head. The request stays with the
 /// caller, to be sent elsewhere if this connection turns out dead.
-pub async fn send(conn: &mut Conn, req: &Request<RequestBody>) -> Result<Head, TryError> {
+pub async fn send(
+    conn: &mut Conn,
+    req: &Request<RequestBody>,
+    forwarding: &Forwarding<'_>,
+) -> Result<Head, TryError> {
     let body = match req.body() {
         RequestBody::Buffered(b) => b.as_ref(),
         RequestBody::Streamed(_) => None,
     };
-    encode::request(req, body, &mut conn.wbuf);
+    encode::request(req, body, forwarding, &mut conn.wbuf);
     conn.rewind();
     if let Err(e) = conn.io.write_all(&conn.wbuf).await {
         return Err(TryError::Unanswered(e.to_string()));

@@ -1,4 +1,5 @@
-//! Header rewriting at the proxy: hop-by-hop removal (RFC 9110 section 7.6.1) and forwarding headers.
+//! Header rewriting at the proxy: hop-by-hop removal (RFC 9110 section 7.6.1) and upgrade requests.
+//! The forwarding headers are in [`crate::forwarding`].
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -15,43 +16,87 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("proxy-connection"),
 ];
 
-/// `X-Forwarded-For`.
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-/// `X-Forwarded-Proto`.
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-/// `X-Forwarded-Host`.
-pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Index of `Upgrade` in [`HOP_BY_HOP`].
+const UPGRADE_INDEX: usize = 3;
 
-/// Removes hop-by-hop headers, including every header named in `Connection`.
+/// Removes hop-by-hop headers, including every header named in `Connection`, and `Expect`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names (cheap comparisons of standard headers) finds which hop-by-hop headers
-    // are present, so only those are removed: most messages carry none, or only `Connection`.
-    let mut present = [false; HOP_BY_HOP.len()];
-    let mut any = false;
-    for name in headers.keys() {
-        if let Some(i) = hop_by_hop_index(name) {
-            present[i] = true;
-            any = true;
-        }
-    }
-    if !any {
-        return;
-    }
-    // Index 0 is `Connection`: the headers it names go too.
-    if present[0] {
-        if let Some(named) = connection_named(headers) {
-            for name in named {
-                headers.remove(name);
+    HopByHop::find(headers).strip(headers);
+}
+
+/// The hop-by-hop headers a message carries, found in one pass over its names (cheap comparisons
+/// of standard headers), so that only those present are looked up or removed: most messages carry
+/// none, or only `Connection`.
+#[derive(Debug, Clone, Copy)]
+pub struct HopByHop {
+    present: [bool; HOP_BY_HOP.len()],
+    /// `Expect` is not hop-by-hop, but is never forwarded either: the proxy answers
+    /// `100-continue` itself (hyper does when the body is read), and a response carrying one is
+    /// malformed.
+    expect: bool,
+    any: bool,
+}
+
+impl HopByHop {
+    /// The hop-by-hop headers among `headers`.
+    pub fn find(headers: &HeaderMap) -> HopByHop {
+        let mut found = HopByHop {
+            present: [false; HOP_BY_HOP.len()],
+            expect: false,
+            any: false,
+        };
+        for name in headers.keys() {
+            if let Some(i) = hop_by_hop_index(name) {
+                found.present[i] = true;
+                found.any = true;
+            } else if name == header::EXPECT {
+                found.expect = true;
+                found.any = true;
             }
         }
+        found
     }
-    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
-        headers.remove(name);
+
+    /// The protocol an HTTP/1.1 client asks to switch to (`Connection: upgrade` plus `Upgrade`),
+    /// if any.
+    pub fn upgrade(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        // Index 0 is `Connection`.
+        if !(self.present[0] && self.present[UPGRADE_INDEX]) {
+            return None;
+        }
+        upgrade_request(headers)
     }
+
+    /// Removes the headers found, and every header `Connection` names.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if !self.any {
+            return;
+        }
+        if self.present[0] {
+            if let Some(named) = connection_named(headers) {
+                for name in named {
+                    headers.remove(name);
+                }
+            }
+        }
+        for (name, _) in HOP_BY_HOP.iter().zip(self.present).filter(|(_, p)| *p) {
+            headers.remove(name);
+        }
+        if self.expect {
+            headers.remove(header::EXPECT);
+        }
+    }
+}
+
+/// Whether `name` is a hop-by-hop header (not counting those a `Connection` header names).
+#[inline]
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    hop_by_hop_index(name).is_some()
 }
 
 /// The position of `name` in [`HOP_BY_HOP`]. Names of other lengths are rejected by one comparison,
 /// which is most of them.
+#[inline]
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     let s = name.as_str();
     match s.len() {
@@ -65,21 +110,8 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     let mut names: Option<Vec<HeaderName>> = None;
     for value in headers.get_all(header::CONNECTION) {
-        // The usual value, a lone `keep-alive` or `close`, names nothing: no tokenising.
-        let bytes = value.as_bytes();
-        if bytes.eq_ignore_ascii_case(b"keep-alive") || bytes.eq_ignore_ascii_case(b"close") {
-            continue;
-        }
-        let Ok(text) = value.to_str() else { continue };
-        for token in text.split(',').map(str::trim) {
-            if token.is_empty()
-                || token.eq_ignore_ascii_case("close")
-                || token.eq_ignore_ascii_case("keep-alive")
-                || token.eq_ignore_ascii_case("upgrade")
-            {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+        for token in connection_tokens(value.as_bytes()) {
+            if let ConnectionToken::Names(name) = token {
                 names.get_or_insert_with(Vec::new).push(name);
             }
         }
@@ -87,8 +119,53 @@ fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     names
 }
 
+/// One element of a `Connection` header's list.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnectionToken {
+    /// `close`.
+    Close,
+    /// `keep-alive`.
+    KeepAlive,
+    /// `upgrade`.
+    Upgrade,
+    /// A header that applies to this connection only (it must not be forwarded).
+    Names(HeaderName),
+}
+
+/// The elements of one `Connection` value, case-insensitively; elements naming no valid header are
+/// skipped. The usual value, a lone `keep-alive` or `close`, is recognised without tokenising.
+pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken> + '_ {
+    let lone = if value.eq_ignore_ascii_case(b"keep-alive") {
+        Some(ConnectionToken::KeepAlive)
+    } else if value.eq_ignore_ascii_case(b"close") {
+        Some(ConnectionToken::Close)
+    } else {
+        None
+    };
+    let list = if lone.is_some() { &b""[..] } else { value };
+    lone.into_iter().chain(
+        list.split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .filter_map(|token| {
+                if token.is_empty() {
+                    None
+                } else if token.eq_ignore_ascii_case(b"close") {
+                    Some(ConnectionToken::Close)
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    Some(ConnectionToken::KeepAlive)
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    Some(ConnectionToken::Upgrade)
+                } else {
+                    HeaderName::from_bytes(token)
+                        .ok()
+                        .map(ConnectionToken::Names)
+                }
+            }),
+    )
+}
+
 /// The protocol an HTTP/1.1 client asks to switch to (`Connection: upgrade` plus `Upgrade`), if any.
-pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
+fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
     let asks = headers.get_all(header::CONNECTION).iter().any(|v| {
         v.to_str()
             .map(|t| {
@@ -101,67 +178,6 @@ pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
         headers.get(header::UPGRADE).cloned()
     } else {
         None
-    }
-}
-
-/// Appends the client's address to `X-Forwarded-For` (joining earlier values into one line).
-pub fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
-    let mut previous = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-    if previous.peek().is_none() {
-        headers.insert(X_FORWARDED_FOR.clone(), client.clone());
-        return;
-    }
-    let mut joined = Vec::with_capacity(64);
-    for v in previous {
-        joined.extend_from_slice(v.as_bytes());
-        joined.extend_from_slice(b", ");
-    }
-    joined.extend_from_slice(client.as_bytes());
-    if let Ok(v) = HeaderValue::from_bytes(&joined) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-}
-
-/// Appends this proxy to `Via` (RFC 9110 section 7.6.3).
-pub fn append_via(headers: &mut HeaderMap, ours: &HeaderValue) {
-    match headers.get(header::VIA) {
-        None => {
-            headers.insert(header::VIA, ours.clone());
-        }
-        Some(existing) => {
-            let mut joined = existing.as_bytes().to_vec();
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(ours.as_bytes());
-            if let Ok(v) = HeaderValue::from_bytes(&joined) {
-                headers.insert(header::VIA, v);
-            }
-        }
-    }
-}
-
-/// `x-request-id`: kept from the client when present, else generated, and sent upstream.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Longest client-supplied request id kept; a longer one is replaced.
-const MAX_REQUEST_ID: usize = 128;
-
-/// Makes sure the request carries an `x-request-id`: the client's if it has a usable one, else 32 hex
-/// digits from the node's `seed` and the request's sequence number `n` (unique per node and restart).
-pub fn ensure_request_id(h: &mut HeaderMap, seed: u64, n: u64) {
-    if h.get(&X_REQUEST_ID)
-        .is_some_and(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
-    {
-        return;
-    }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = [0u8; 32];
-    for (i, word) in [seed, n].into_iter().enumerate() {
-        for j in 0..16 {
-            id[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
-        }
-    }
-    if let Ok(v) = HeaderValue::from_bytes(&id) {
-        h.insert(X_REQUEST_ID.clone(), v);
     }
 }
 
@@ -206,32 +222,32 @@ mod tests {
     }
 
     #[test]
+    fn connection_elements() {
+        use ConnectionToken::*;
+        let all = |v: &str| connection_tokens(v.as_bytes()).collect::<Vec<_>>();
+        assert_eq!(all("Keep-Alive"), [KeepAlive]);
+        assert_eq!(all("close"), [Close]);
+        assert_eq!(
+            all(" close ,X-Hop,,upgrade, bad name"),
+            [Close, Names(HeaderName::from_static("x-hop")), Upgrade]
+        );
+        assert_eq!(all(""), []);
+    }
+
+    #[test]
     fn detects_upgrade() {
         let mut h = HeaderMap::new();
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert_eq!(upgrade_request(&h), None);
+        assert_eq!(HopByHop::find(&h).upgrade(&h), None);
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert_eq!(HopByHop::find(&h).upgrade(&h), None);
         h.insert(
             header::CONNECTION,
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
-        assert_eq!(upgrade_request(&h).unwrap(), "websocket");
-    }
-
-    #[test]
-    fn forwarded_for_and_via_append() {
-        let mut h = HeaderMap::new();
-        let client = HeaderValue::from_static("127.0.0.1");
-        append_forwarded_for(&mut h, &client);
-        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
-        h.append(
-            X_FORWARDED_FOR.clone(),
-            HeaderValue::from_static("10.0.0.2"),
-        );
-        append_forwarded_for(&mut h, &client);
-        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1, 10.0.0.2, 127.0.0.1");
-        let via = HeaderValue::from_static("1.1 edge-1");
-        append_via(&mut h, &via);
-        append_via(&mut h, &via);
-        assert_eq!(h[header::VIA], "1.1 edge-1, 1.1 edge-1");
+        assert_eq!(HopByHop::find(&h).upgrade(&h).unwrap(), "websocket");
+        h.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 }

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod error;
 pub mod fleet;
 pub mod forward;
+pub mod forwarding;
 pub mod h1;
 pub mod head_watch;
 pub mod headers;

@@ -6,6 +6,7 @@ use crate::body::RequestBody;
 use crate::breaker::ConnSlot;
 use crate::conn::{self, Protocol, Sender};
 use crate::error::ProxyError;
+use crate::forwarding::Forwarding;
 use crate::h1;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::Upstream;
@@ -28,6 +29,17 @@ pub struct Failure {
     pub unsent: Option<Box<Request<RequestBody>>>,
 }
 
+/// What a try needs of its cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// Connect and response-header timeouts.
+    pub timeouts: &'a ClusterTimeouts,
+    /// Connection and pending-request limits.
+    pub limits: &'a CircuitBreaker,
+    /// TLS to the upstream, if the cluster uses it.
+    pub tls: Option<&'a TlsClient>,
+}
+
 /// A response head and the connection it came on.
 #[derive(Debug)]
 pub enum Answer {
@@ -47,19 +59,23 @@ impl Answer {
     }
 }
 
-/// Sends `req` to `upstream` and waits for the response headers until `deadline`. A pooled
+/// Sends `req`, with its `forwarding` headers, to `upstream` and waits for the response headers until `deadline`. A pooled
 /// connection that turns out dead before the request went out is replaced transparently (hyper hands
 /// the unsent request back; the own client keeps it until a response comes, and an idempotent request
 /// that got nothing back on a pooled connection goes again on another).
 pub async fn send(
     upstream: &Upstream,
-    timeouts: &ClusterTimeouts,
-    limits: &CircuitBreaker,
+    settings: &Settings<'_>,
     deadline: Instant,
     mut req: Request<RequestBody>,
+    forwarding: &mut Forwarding<'_>,
     metrics: Option<&RouteMetrics>,
-    tls: Option<&TlsClient>,
 ) -> Result<Answer, Failure> {
+    let Settings {
+        timeouts,
+        limits,
+        tls,
+    } = *settings;
     let own = h1::eligible(&req);
     let mut pooled_attempts = 0;
     loop {
@@ -115,32 +131,38 @@ pub async fn send(
         }
         // Awaited per protocol, without a wrapper future, so the request moves as few times as it can.
         let sent = match sender.protocol() {
-            Protocol::Own(c) => match tokio::time::timeout_at(deadline, h1::send(c, &req)).await {
-                Err(_) => {
-                    return Err(Failure {
-                        error: ProxyError::Timeout,
-                        unsent: None,
-                    })
-                }
-                Ok(Ok(head)) => return Ok(Answer::Own(head, sender)),
-                Ok(Err(h1::TryError::Unanswered(e)))
-                    if is_pooled && crate::retry::idempotent(req.method()) =>
-                {
-                    tracing::debug!(upstream = %upstream.address, error = %e, "pooled connection closed without an answer; retrying on another");
-                    if let Some(m) = metrics {
-                        m.retried();
+            Protocol::Own(c) => {
+                match tokio::time::timeout_at(deadline, h1::send(c, &req, forwarding)).await {
+                    Err(_) => {
+                        return Err(Failure {
+                            error: ProxyError::Timeout,
+                            unsent: None,
+                        })
                     }
-                    continue;
+                    Ok(Ok(head)) => return Ok(Answer::Own(head, sender)),
+                    Ok(Err(h1::TryError::Unanswered(e)))
+                        if is_pooled && crate::retry::idempotent(req.method()) =>
+                    {
+                        tracing::debug!(upstream = %upstream.address, error = %e, "pooled connection closed without an answer; retrying on another");
+                        if let Some(m) = metrics {
+                            m.retried();
+                        }
+                        continue;
+                    }
+                    Ok(Err(h1::TryError::Unanswered(e) | h1::TryError::Failed(e))) => {
+                        return Err(Failure {
+                            error: ProxyError::Upstream(e),
+                            unsent: None,
+                        })
+                    }
                 }
-                Ok(Err(h1::TryError::Unanswered(e) | h1::TryError::Failed(e))) => {
-                    return Err(Failure {
-                        error: ProxyError::Upstream(e),
-                        unsent: None,
-                    })
-                }
-            },
-            Protocol::H1(s) => tokio::time::timeout_at(deadline, s.try_send_request(req)).await,
+            }
+            Protocol::H1(s) => {
+                forwarding.apply(req.headers_mut());
+                tokio::time::timeout_at(deadline, s.try_send_request(req)).await
+            }
             Protocol::H2(s) => {
+                forwarding.apply(req.headers_mut());
                 tokio::time::timeout_at(deadline, s.try_send_request(conn::to_h2(req))).await
             }
         };
@@ -237,9 +259,16 @@ mod tests {
             total: None,
         };
         let limits = edgeplane_config::model::CircuitBreaker::default();
+        let settings = super::Settings {
+            timeouts: &timeouts,
+            limits: &limits,
+            tls: None,
+        };
         let req = http::Request::new(crate::body::RequestBody::Buffered(None));
         let deadline = tokio::time::Instant::now();
-        let f = super::send(&up, &timeouts, &limits, deadline, req, None, None);
+        let v = http::HeaderValue::from_static("x");
+        let mut forwarding = crate::forwarding::Forwarding::new(&v, &v, &v, None, 0, 0);
+        let f = super::send(&up, &settings, deadline, req, &mut forwarding, None);
         let size = std::mem::size_of_val(&f);
         assert!(size <= 2048, "a try's future is {size} bytes");
     }

@@ -11,7 +11,7 @@ mod pki;
 mod prometheus;
 mod tls_client;
 
-pub use backend::{text, Backend, Handler, Reply};
+pub use backend::{header_lines, text, Backend, Handler, Reply};
 pub use body::Generated;
 pub use client::{raw_request, Client, Resp};
 pub use nats::{nats_server_bin, python_with_nats, NatsServer};

@@ -4,10 +4,14 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::node_and_client;
-use edgeplane_tests::{endpoints, node_config, Backend, Reply};
+
+use edgeplane_tests::{endpoints, header_lines, node_config, text, Backend, Generated, Reply};
 use http::StatusCode;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
+use std::convert::Infallible;
 
 fn lines(body: &str) -> Vec<&str> {
     body.lines().skip(1).collect()
@@ -15,7 +19,25 @@ fn lines(body: &str) -> Vec<&str> {
 
 #[tokio::test]
 async fn request_hop_by_hop_removed_and_forwarding_headers_added() {
-    let b = Backend::named("b").await;
+    // A bodiless GET goes through edgeplane's own HTTP/1.1 client.
+    hop_by_hop_and_forwarding(Empty::new().boxed()).await;
+}
+
+#[tokio::test]
+async fn forwarding_headers_on_a_streamed_upload() {
+    // A streamed upload goes through hyper's client, which gets the headers in the request's map.
+    hop_by_hop_and_forwarding(Generated::new(256 * 1024).boxed()).await;
+}
+
+async fn hop_by_hop_and_forwarding(body: BoxBody<Bytes, Infallible>) {
+    // Echoes the request's headers once it has read the whole body.
+    let b = Backend::with("b", |req| async move {
+        let headers = req.headers().clone();
+        let read = req.into_body().collect().await.map(|b| b.to_bytes().len());
+        assert!(read.is_ok(), "body cut: {read:?}");
+        text(StatusCode::OK, format!("b\n{}", header_lines(&headers)))
+    })
+    .await;
     let text = node_config(&format!(
         "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
         endpoints("c", &[(&b, 1)])
@@ -33,7 +55,9 @@ async fn request_hop_by_hop_removed_and_forwarding_headers_added() {
         .header("x-forwarded-for", "203.0.113.9")
         .header("via", "1.1 cdn")
         .header("x-end-to-end", "kept")
-        .body(Empty::new().boxed())
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "spoofed.example.com")
+        .body(body)
         .unwrap();
     let resp = client.send(req).await.unwrap();
     assert_eq!(resp.status, StatusCode::OK);
@@ -65,6 +89,19 @@ async fn request_hop_by_hop_removed_and_forwarding_headers_added() {
         "via: 1.1 cdn, 1.1 test-node",
     ] {
         assert!(got.contains(&want), "missing {want:?} in {got:#?}");
+    }
+    for once in [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "via",
+        "x-request-id",
+    ] {
+        let n = got
+            .iter()
+            .filter(|l| l.starts_with(&format!("{once}:")))
+            .count();
+        assert_eq!(n, 1, "{once} {n} times in {got:#?}");
     }
 }
 

@@ -1,14 +1,20 @@
 //! An upstream request head (and a small body held whole) written into one buffer, sent with one
 //! write.
 
+use crate::forwarding::{Forwarding, Written};
 use bytes::Bytes;
 use http::{header, Method, Request};
 use std::io::Write;
 
-/// Writes `req`'s head, then `body`, into `out` (cleared first). Any `Content-Length` of the request is
-/// replaced by the length of `body`, which is also sent when there is no body for a method that
-/// normally has one.
-pub fn request<B>(req: &Request<B>, body: Option<&Bytes>, out: &mut Vec<u8>) {
+/// Writes `req`'s head with its `forwarding` headers, then `body`, into `out` (cleared first). Any
+/// `Content-Length` of the request is replaced by the length of `body`, which is also sent when there
+/// is no body for a method that normally has one.
+pub fn request<B>(
+    req: &Request<B>,
+    body: Option<&Bytes>,
+    forwarding: &Forwarding<'_>,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
@@ -20,9 +26,14 @@ pub fn request<B>(req: &Request<B>, body: Option<&Bytes>, out: &mut Vec<u8>) {
     });
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut had_length = false;
-    for (name, value) in req.headers() {
+    let mut written = Written::default();
+    let headers = req.headers();
+    for (name, value) in headers {
         if name == header::CONTENT_LENGTH {
             had_length = true;
+            continue;
+        }
+        if forwarding.write_header(name, value, headers, &mut written, out) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -30,6 +41,7 @@ pub fn request<B>(req: &Request<B>, body: Option<&Bytes>, out: &mut Vec<u8>) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    forwarding.write_rest(written, out);
     let len = body.map_or(0, Bytes::len);
     let method = req.method();
     if len > 0
@@ -50,6 +62,18 @@ pub fn request<B>(req: &Request<B>, body: Option<&Bytes>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+
+    static CLIENT: HeaderValue = HeaderValue::from_static("127.0.0.1");
+    static PROTO: HeaderValue = HeaderValue::from_static("http");
+    static VIA: HeaderValue = HeaderValue::from_static("1.1 edge");
+    const ADDED: &str =
+        "x-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\nvia: 1.1 edge\r\n\
+                         x-request-id: 00000000000000010000000000000002\r\n";
+
+    fn forwarding() -> Forwarding<'static> {
+        Forwarding::new(&CLIENT, &PROTO, &VIA, None, 1, 2)
+    }
 
     #[test]
     fn head_then_body() {
@@ -61,10 +85,11 @@ mod tests {
             .body(())
             .expect("request");
         let mut out = Vec::new();
-        request(&req, Some(&Bytes::from_static(b"hello")), &mut out);
+        let body = Bytes::from_static(b"hello");
+        request(&req, Some(&body), &forwarding(), &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "POST /a?b=1 HTTP/1.1\r\nhost: example.com\r\nx-two: 1\r\nx-two: 2\r\ncontent-length: 5\r\n\r\nhello"
+            format!("POST /a?b=1 HTTP/1.1\r\nhost: example.com\r\nx-two: 1\r\nx-two: 2\r\n{ADDED}content-length: 5\r\n\r\nhello")
         );
     }
 
@@ -72,10 +97,16 @@ mod tests {
     fn bodiless_requests_get_a_length_only_where_expected() {
         let mut out = Vec::new();
         let get = Request::get("/").body(()).expect("request");
-        request(&get, None, &mut out);
-        assert_eq!(&out[..], b"GET / HTTP/1.1\r\n\r\n");
+        request(&get, None, &forwarding(), &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("GET / HTTP/1.1\r\n{ADDED}\r\n")
+        );
         let put = Request::put("/x").body(()).expect("request");
-        request(&put, None, &mut out);
-        assert_eq!(&out[..], b"PUT /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+        request(&put, None, &forwarding(), &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("PUT /x HTTP/1.1\r\n{ADDED}content-length: 0\r\n\r\n")
+        );
     }
 }

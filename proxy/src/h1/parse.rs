@@ -1,6 +1,9 @@
 //! An upstream response head: parsed in place (header values share the read buffer), and how its
-//! body is framed (RFC 9112 section 6.3).
+//! body is framed (RFC 9112 section 6.3). The framing is read off the header lines as they are
+//! turned into the header map, and hop-by-hop headers never enter the map: what the map holds is
+//! what goes to the client.
 
+use crate::headers::{self, ConnectionToken};
 use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
@@ -25,7 +28,8 @@ pub enum Framing {
 /// A complete response head.
 #[derive(Debug)]
 pub struct Head {
-    /// Status, version and headers.
+    /// Status, version and headers, without hop-by-hop headers (RFC 9110 section 7.6.1) or a
+    /// `Content-Length` that `Transfer-Encoding` overrides.
     pub response: Response<()>,
     /// How the body that follows is delimited.
     pub framing: Framing,
@@ -87,15 +91,31 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, &'static 
     }
     let status = StatusCode::from_u16(code).map_err(|_| "invalid response status")?;
     let mut headers = HeaderMap::with_capacity(count);
+    let mut fields = Fields::default();
     for &(ns, ne, vs, ve) in &spans[..count] {
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name =
             HeaderName::from_bytes(&head[ns..ne]).map_err(|_| "invalid response header name")?;
+        let raw = &head[vs..ve];
+        if headers::is_hop_by_hop(&name) {
+            fields.hop_by_hop(&name, raw);
+            continue;
+        }
+        if name == header::CONTENT_LENGTH {
+            fields.content_length(raw);
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
             .map_err(|_| "invalid response header value")?;
         headers.append(name, value);
     }
-    let (framing, keep_alive) = framing(&headers, status, version, head_request)?;
+    if fields.transfer_encoding && fields.has_length {
+        // RFC 9112 section 6.3, item 3: Transfer-Encoding overrides it, and it is not forwarded.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    for name in fields.named.iter().flatten() {
+        headers.remove(name);
+    }
+    let (framing, keep_alive) = framing(&fields, status, version, head_request)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -107,79 +127,112 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, &'static 
     }))
 }
 
+/// What the framing needs of a head's header lines, gathered as they are read.
+#[derive(Debug, Default)]
+struct Fields {
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive`.
+    keep_alive: bool,
+    /// Other headers `Connection` names: they apply to this hop only.
+    named: Option<Vec<HeaderName>>,
+    /// A `Transfer-Encoding` line was seen.
+    transfer_encoding: bool,
+    /// The last coding of the last `Transfer-Encoding` line is `chunked`.
+    chunked: bool,
+    /// A `Content-Length` line was seen.
+    has_length: bool,
+    /// The one length every `Content-Length` value (and list element) agrees on; `None` once two
+    /// disagree or one is not a number.
+    length: Option<u64>,
+}
+
+impl Fields {
+    /// Takes note of the hop-by-hop header `name: value`.
+    fn hop_by_hop(&mut self, name: &HeaderName, value: &[u8]) {
+        if name == header::CONNECTION {
+            for token in headers::connection_tokens(value) {
+                match token {
+                    ConnectionToken::Close => self.close = true,
+                    ConnectionToken::KeepAlive => self.keep_alive = true,
+                    ConnectionToken::Upgrade => {}
+                    ConnectionToken::Names(n) => self.named.get_or_insert_with(Vec::new).push(n),
+                }
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            self.chunked = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+
+    /// Takes note of a `Content-Length` value.
+    fn content_length(&mut self, value: &[u8]) {
+        let first = !self.has_length;
+        self.has_length = true;
+        if !first && self.length.is_none() {
+            return;
+        }
+        for part in value.split(|&b| b == b',') {
+            let digits = part.trim_ascii();
+            let n =
+                if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit)
+                {
+                    None
+                } else {
+                    Some(
+                        digits
+                            .iter()
+                            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+                    )
+                };
+            match (n, self.length) {
+                (Some(n), Some(l)) if n == l => {}
+                (Some(n), None) if first => self.length = Some(n),
+                _ => {
+                    self.length = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// The body's framing and whether the connection stays usable after it.
 fn framing(
-    headers: &HeaderMap,
+    fields: &Fields,
     status: StatusCode,
     version: Version,
     head_request: bool,
 ) -> Result<(Framing, bool), &'static str> {
     let mut keep_alive = match version {
-        Version::HTTP_10 => has_token(headers, header::CONNECTION, "keep-alive"),
-        _ => !has_token(headers, header::CONNECTION, "close"),
+        Version::HTTP_10 => fields.keep_alive,
+        _ => !fields.close,
     };
     let framing =
         if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Empty
-        } else if headers.contains_key(header::TRANSFER_ENCODING) {
+        } else if fields.transfer_encoding {
             // Transfer-Encoding overrides Content-Length; a message with both is suspect, so the
             // connection is not reused after it (RFC 9112 section 6.3, item 3).
-            if headers.contains_key(header::CONTENT_LENGTH) {
+            if fields.has_length {
                 keep_alive = false;
             }
-            if last_coding_is_chunked(headers) {
+            if fields.chunked {
                 Framing::Chunked
             } else {
                 keep_alive = false;
                 Framing::Close
             }
-        } else if headers.contains_key(header::CONTENT_LENGTH) {
-            Framing::Length(content_length(headers).ok_or("invalid content-length")?)
+        } else if fields.has_length {
+            Framing::Length(fields.length.ok_or("invalid content-length")?)
         } else {
             keep_alive = false;
             Framing::Close
         };
     Ok((framing, keep_alive))
-}
-
-/// Whether a comma-separated header lists `token` (case-insensitively).
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
-}
-
-fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.rsplit(',').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
-}
-
-/// The one length every `Content-Length` value (and list element) agrees on.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let digits = part.trim_ascii();
-            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let n = digits
-                .iter()
-                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-            if length.is_some_and(|l| l != n) {
-                return None;
-            }
-            length = Some(n);
-        }
-    }
-    length
 }
 
 #[cfg(test)]
@@ -206,6 +259,31 @@ mod tests {
         let all: Vec<_> = head.response.headers().get_all("x-a").iter().collect();
         assert_eq!(all, ["1", "2"]);
         assert_eq!(&rest[..], b"ok");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_out_of_the_map() {
+        let (head, _) = complete(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n\
+             X-Hop: 1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nTrailer: x-sum\r\n\
+             Upgrade: h2c\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n\r\n",
+            false,
+        );
+        let names: Vec<_> = head.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["x-kept"],
+            "content-length goes too: chunked overrides it"
+        );
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!head.keep_alive, "both framings: not reused");
+        let (head, _) = complete(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+            false,
+        );
+        let names: Vec<_> = head.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["content-length"]);
+        assert!(!head.keep_alive);
     }
 
     #[test]
@@ -294,6 +372,9 @@ mod tests {
     fn bad_heads_are_errors() {
         for text in [
             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: x\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4, 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 4,\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",

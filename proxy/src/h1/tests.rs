@@ -22,6 +22,13 @@ fn get() -> Request<RequestBody> {
         .expect("request")
 }
 
+static V: http::HeaderValue = http::HeaderValue::from_static("x");
+
+/// Forwarding headers for a test request.
+fn fwd() -> Forwarding<'static> {
+    Forwarding::new(&V, &V, &V, None, 0, 0)
+}
+
 /// Reads one request head from the peer's side.
 async fn read_head(peer: &mut TcpStream) -> String {
     let mut seen = Vec::new();
@@ -49,9 +56,13 @@ async fn a_response_in_pieces_after_an_interim_one() {
         }
         (head, peer)
     });
-    let head = send(&mut conn, &get()).await.expect("answered");
+    let head = send(&mut conn, &get(), &fwd()).await.expect("answered");
     let (seen, _peer) = server.await.expect("server");
-    assert_eq!(seen, "GET /x HTTP/1.1\r\nhost: a\r\n\r\n");
+    assert_eq!(
+        seen,
+        "GET /x HTTP/1.1\r\nhost: a\r\nx-forwarded-for: x\r\nx-forwarded-proto: x\r\nvia: x\r\n\
+         x-request-id: 00000000000000000000000000000000\r\n\r\n"
+    );
     assert_eq!(head.response.status(), 200);
     assert_eq!(head.response.headers()["x-a"], "b");
     assert_eq!(head.framing, Framing::Length(2));
@@ -68,7 +79,7 @@ async fn a_closed_connection_is_unanswered_and_seen_closed() {
         assert!(tokio::time::Instant::now() < deadline, "close never seen");
         tokio::task::yield_now().await;
     }
-    match send(&mut conn, &get()).await {
+    match send(&mut conn, &get(), &fwd()).await {
         Err(TryError::Unanswered(_)) => {}
         other => panic!("expected unanswered, got {other:?}"),
     }
@@ -82,7 +93,7 @@ async fn garbage_and_a_cut_head_are_failures() {
             read_head(&mut peer).await;
             peer.write_all(reply).await.expect("write");
         });
-        match send(&mut conn, &get()).await {
+        match send(&mut conn, &get(), &fwd()).await {
             Err(TryError::Failed(_)) => {}
             other => panic!("expected a failure for {reply:?}, got {other:?}"),
         }
