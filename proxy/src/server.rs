@@ -6,6 +6,7 @@
 //! bounded in size (431) and in read time (slowloris); connections without traffic closed after the
 //! idle timeout.
 
+use crate::closing::{Ask, Closing};
 use crate::forward::{self, ConnInfo, Shared};
 use crate::head_watch::{Answering, HeadWatch};
 use crate::idle::{Activity, Tracked};
@@ -16,9 +17,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -180,34 +183,38 @@ impl Server {
         let conn = self.builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         // Idle and drain decisions are made by a supervisor task, so that the connection's own task,
-        // woken for every request, polls only two cheap oneshot receivers besides the connection.
-        let (graceful_tx, mut graceful) = oneshot::channel();
-        let (now_tx, mut now) = oneshot::channel();
+        // woken for every request, only loads one atomic besides polling the connection.
+        let closing = Arc::new(Closing::default());
+        let (ended, ended_rx) = oneshot::channel::<()>();
         tokio::spawn(supervise(
             activity,
             self.timeouts,
             self.phase.clone(),
-            graceful_tx,
-            now_tx,
+            closing.clone(),
+            ended_rx,
             peer,
         ));
-        let mut closing = false;
-        loop {
-            tokio::select! {
-                biased;
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    break;
+        let mut graceful = false;
+        std::future::poll_fn(|cx| loop {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                _ = &mut graceful, if !closing => {
-                    closing = true;
+                return Poll::Ready(());
+            }
+            match closing.poll(cx) {
+                Ask::Now => return Poll::Ready(()),
+                Ask::Graceful if !graceful => {
+                    // Polled again at once: a connection between requests closes right away.
+                    graceful = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = &mut now => break,
+                Ask::Graceful | Ask::Nothing => return Poll::Pending,
             }
-        }
+        })
+        .await;
+        // Tells the supervisor the connection is gone.
+        drop(ended);
     }
 }
 
@@ -219,11 +226,11 @@ async fn supervise(
     activity: Activity,
     timeouts: NodeTimeouts,
     mut phase: watch::Receiver<Phase>,
-    graceful: oneshot::Sender<()>,
-    mut now: oneshot::Sender<()>,
+    closing: Arc<Closing>,
+    mut ended: oneshot::Receiver<()>,
     peer: SocketAddr,
 ) {
-    let mut graceful = Some(graceful);
+    let mut asked_graceful = false;
     let mut watchdog = activity.watchdog(timeouts.idle);
     let mut head = HeadWatch::new(timeouts.header_read, Instant::now());
     // One sampling tick serves both: a quarter of the idle timeout, an eighth of the head deadline.
@@ -234,7 +241,7 @@ async fn supervise(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let ask_graceful = tokio::select! {
-            () = now.closed() => return,
+            _ = &mut ended => return,
             changed = phase.changed() => match changed.map(|()| *phase.borrow_and_update()) {
                 Ok(Phase::Running) => continue,
                 Ok(Phase::Draining) => true,
@@ -245,19 +252,20 @@ async fn supervise(
                     tracing::debug!(%peer, "request head not received in time");
                     false
                 } else if watchdog.expired_at(at) {
-                    tracing::debug!(%peer, closing = graceful.is_none(), "connection idle");
-                    graceful.is_some()
+                    tracing::debug!(%peer, closing = asked_graceful, "connection idle");
+                    !asked_graceful
                 } else {
                     continue;
                 }
             }
         };
         if ask_graceful {
-            if let Some(g) = graceful.take() {
-                let _ = g.send(());
+            if !asked_graceful {
+                asked_graceful = true;
+                closing.ask(Ask::Graceful);
             }
         } else {
-            let _ = now.send(());
+            closing.ask(Ask::Now);
             return;
         }
     }
