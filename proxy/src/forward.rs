@@ -117,7 +117,7 @@ struct AccessEntry {
     method: http::Method,
     uri: Uri,
     host: Option<HeaderValue>,
-    request_id: Option<HeaderValue>,
+    request_id: HeaderValue,
 }
 
 impl AccessEntry {
@@ -126,7 +126,7 @@ impl AccessEntry {
             method: req.method().clone(),
             uri: req.uri().clone(),
             host: req.headers().get(header::HOST).cloned(),
-            request_id: Some(forwarding::request_id(req.headers(), id_seed, n)),
+            request_id: forwarding::request_id(req.headers(), id_seed, n),
         }
     }
 
@@ -153,7 +153,7 @@ impl AccessEntry {
             duration_ms = elapsed.as_secs_f64() * 1e3,
             route = %m.route,
             cluster = %m.cluster,
-            request_id = %text(&self.request_id),
+            request_id = self.request_id.to_str().unwrap_or("-"),
         );
     }
 }
