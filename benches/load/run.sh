@@ -6,7 +6,9 @@
 # core 1 = wrk (one thread) + the backend nginx (one worker).
 #
 # Environment:
-#   PROXIES         proxies to run, in this order          (default "edgeplane nginx haproxy")
+#   PROXIES         proxies to run, in this order          (default "edgeplane nginx haproxy");
+#                   edgeplane-pgo adds the profile-guided build (benches/load/pgo-build.sh), so
+#                   that both builds of edgeplane are measured in the same run
 #   DURATION        measured wrk run per cell              (default 10s)
 #   WARMUP          unmeasured wrk run before each cell    (default 2s; 0 disables)
 #   ROUNDS          times the whole interleaved sequence is repeated; the
@@ -16,6 +18,7 @@
 #                                                          (default on)
 #   EDGEPLANE_BIN   edgeplane binary, relative to the repo root or absolute
 #                                                          (default target/release/edgeplane)
+#   EDGEPLANE_PGO_BIN  the profile-guided build, for edgeplane-pgo (default target/pgo/edgeplane)
 #   PROXY_CPU       core for the proxy under test          (default 0)
 #   LOAD_CPU        core for wrk and the backends          (default 1)
 #   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 512, as edgeplane's max_idle_per_endpoint)
@@ -37,6 +40,7 @@ WARMUP=${WARMUP:-2s}
 ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-}
 EDGEPLANE_BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
+EDGEPLANE_PGO_BIN=${EDGEPLANE_PGO_BIN:-target/pgo/edgeplane}
 EDGEPLANE_METRICS=${EDGEPLANE_METRICS:-on}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -71,8 +75,8 @@ read -r -a PROXY_LIST <<<"$PROXIES"
 [ "${#PROXY_LIST[@]}" -gt 0 ] || die "PROXIES is empty"
 for p in "${PROXY_LIST[@]}"; do
     case $p in
-        edgeplane | nginx | haproxy) ;;
-        *) die "unknown proxy '$p' in PROXIES (known: edgeplane nginx haproxy)" ;;
+        edgeplane | edgeplane-pgo | nginx | haproxy) ;;
+        *) die "unknown proxy '$p' in PROXIES (known: edgeplane edgeplane-pgo nginx haproxy)" ;;
     esac
 done
 selected() {
@@ -172,6 +176,10 @@ if selected edgeplane; then
     fi
     [ -x "$EDGEPLANE_BIN" ] || die "edgeplane binary not found at $EDGEPLANE_BIN (set EDGEPLANE_BIN)"
 fi
+if selected edgeplane-pgo; then
+    case $EDGEPLANE_PGO_BIN in /*) ;; *) EDGEPLANE_PGO_BIN=$REPO_ROOT/$EDGEPLANE_PGO_BIN ;; esac
+    [ -x "$EDGEPLANE_PGO_BIN" ] || die "no profile-guided build at $EDGEPLANE_PGO_BIN: run benches/load/pgo-build.sh first (or set EDGEPLANE_PGO_BIN)"
+fi
 
 NCPU=$(nproc)
 for c in "$PROXY_CPU" "$LOAD_CPU"; do
@@ -244,8 +252,8 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r BACKEND1_PORT BACKEND2_PORT STATUS_PORT EDGEPLANE_PORT NGINX_PORT HAPROXY_PORT ADMIN_PORT <<<"$(free_ports 7)"
-declare -A PORT=([edgeplane]=$EDGEPLANE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
+read -r BACKEND1_PORT BACKEND2_PORT STATUS_PORT EDGEPLANE_PORT NGINX_PORT HAPROXY_PORT ADMIN_PORT PGO_PORT PGO_ADMIN_PORT <<<"$(free_ports 9)"
+declare -A PORT=([edgeplane]=$EDGEPLANE_PORT [edgeplane-pgo]=$PGO_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
 declare -A PID=()
 
 render() { # template output KEY=VALUE...
@@ -293,10 +301,14 @@ render "$LOAD_DIR/nginx-proxy.conf.tmpl" "$TMP/nginx/nginx.conf" "${COMMON[@]}" 
     DIR="$TMP/nginx" PORT="$NGINX_PORT" NGINX_UPSTREAM_KEEPALIVE="$NGINX_UPSTREAM_KEEPALIVE" \
     NGINX_LISTEN="$NGINX_LISTEN" NGINX_TLS="$NGINX_TLS"
 render "$LOAD_DIR/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "${COMMON[@]}" PORT="$HAPROXY_PORT" HAPROXY_BIND="$HAPROXY_BIND"
-ADMIN_LINE=""
-[ "$EDGEPLANE_METRICS" = off ] || ADMIN_LINE="admin = \"127.0.0.1:$ADMIN_PORT\""
-render "$LOAD_DIR/edgeplane.toml.tmpl" "$TMP/edgeplane.toml" "${COMMON[@]}" PORT="$EDGEPLANE_PORT" \
-    ADMIN_LINE="$ADMIN_LINE" EDGEPLANE_TLS="$EDGEPLANE_TLS"
+for v in edgeplane edgeplane-pgo; do
+    admin_port=$ADMIN_PORT
+    [ "$v" = edgeplane ] || admin_port=$PGO_ADMIN_PORT
+    ADMIN_LINE=""
+    [ "$EDGEPLANE_METRICS" = off ] || ADMIN_LINE="admin = \"127.0.0.1:$admin_port\""
+    render "$LOAD_DIR/edgeplane.toml.tmpl" "$TMP/$v.toml" "${COMMON[@]}" PORT="${PORT[$v]}" \
+        ADMIN_LINE="$ADMIN_LINE" EDGEPLANE_TLS="$EDGEPLANE_TLS"
+done
 
 # --------------------------------------------------------------------------
 # 4./5. Start servers and wait until they answer.
@@ -350,11 +362,13 @@ start_proxy() { # name
             PID[haproxy]=$!
             LOGF[haproxy]=$TMP/haproxy.log
             ;;
-        edgeplane)
-            RUST_LOG=warn taskset -c "$PROXY_CPU" "$EDGEPLANE_BIN" run --config "$TMP/edgeplane.toml" >"$TMP/edgeplane.log" 2>&1 &
+        edgeplane | edgeplane-pgo)
+            local bin=$EDGEPLANE_BIN
+            [ "$1" = edgeplane ] || bin=$EDGEPLANE_PGO_BIN
+            RUST_LOG=warn taskset -c "$PROXY_CPU" "$bin" run --config "$TMP/$1.toml" >"$TMP/$1.log" 2>&1 &
             STARTED+=("$!")
-            PID[edgeplane]=$!
-            LOGF[edgeplane]=$TMP/edgeplane.log
+            PID[$1]=$!
+            LOGF[$1]=$TMP/$1.log
             ;;
     esac
 }
@@ -598,9 +612,12 @@ ver_nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 ver_haproxy=$( ([ -n "$HAPROXY" ] && "$HAPROXY" -v 2>/dev/null | head -n 1) || echo "n/a")
 ver_wrk=$("$WRK" -v 2>&1 | head -n 1 | sed 's/ Copyright.*//' || true)
 ver_edgeplane=n/a
-if selected edgeplane; then
-    ver_edgeplane=$(timeout 5 "$EDGEPLANE_BIN" --version 2>/dev/null | head -n 1 || true)
+if selected edgeplane || selected edgeplane-pgo; then
+    ver_bin=$EDGEPLANE_BIN
+    selected edgeplane || ver_bin=$EDGEPLANE_PGO_BIN
+    ver_edgeplane=$(timeout 5 "$ver_bin" --version 2>/dev/null | head -n 1 || true)
     ver_edgeplane="${ver_edgeplane:-unknown} ($(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO_ROOT" diff --quiet HEAD 2>/dev/null || echo ', dirty'))"
+    if selected edgeplane-pgo; then ver_edgeplane="$ver_edgeplane; edgeplane-pgo: $EDGEPLANE_PGO_BIN"; fi
 fi
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 
