@@ -23,9 +23,11 @@ use http::{header, Method, Request};
 use http_body::Body;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// Bytes the read buffer grows by at first.
 const READ_SIZE: usize = 16 * 1024;
@@ -44,6 +46,9 @@ pub struct Conn {
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     read_size: usize,
+    /// The response-head timer, kept from request to request (see [`send_until`]): a new timer per
+    /// request takes the timer driver's lock to register it and again to remove it.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 /// Why a try on a connection failed.
@@ -64,6 +69,7 @@ impl Conn {
             rbuf: BytesMut::with_capacity(READ_SIZE),
             wbuf: Vec::new(),
             read_size: READ_SIZE,
+            deadline: None,
         }
     }
 
@@ -126,6 +132,47 @@ pub fn eligible(req: &Request<RequestBody>) -> bool {
         RequestBody::Buffered(b) => b.as_ref().map_or(0, |b| b.len()) <= MAX_BODY,
         RequestBody::Streamed(incoming) => incoming.is_end_stream(),
     }
+}
+
+/// [`send`], given up when `deadline` passes first (`None`). The connection's timer is reused and
+/// left where it is when it would fire earlier than `deadline` (the deadline of a request before):
+/// if it does fire early, it is moved to `deadline` then. Requests take milliseconds and timeouts
+/// seconds, so a connection's timer moves about once per timeout, not once per request. It may also
+/// fire after the connection went idle: a spurious wake-up of the task that last polled it.
+pub async fn send_until(
+    conn: &mut Conn,
+    req: &Request<RequestBody>,
+    forwarding: &Forwarding<'_>,
+    deadline: Instant,
+) -> Option<Result<Head, TryError>> {
+    let mut timer = match conn.deadline.take() {
+        Some(mut timer) => {
+            if timer.deadline() > deadline {
+                // It must not fire late.
+                timer.as_mut().reset(deadline);
+            }
+            timer
+        }
+        None => Box::pin(tokio::time::sleep_until(deadline)),
+    };
+    let result = {
+        let mut sending = std::pin::pin!(send(conn, req, forwarding));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = sending.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            loop {
+                ready!(timer.as_mut().poll(cx));
+                if timer.deadline() >= deadline {
+                    return Poll::Ready(None);
+                }
+                timer.as_mut().reset(deadline);
+            }
+        })
+        .await
+    };
+    conn.deadline = Some(timer);
+    result
 }
 
 /// Sends `req` (see [`eligible`]) on `conn` and reads the response head. The request stays with the

@@ -131,32 +131,30 @@ pub async fn send(
         }
         // Awaited per protocol, without a wrapper future, so the request moves as few times as it can.
         let sent = match sender.protocol() {
-            Protocol::Own(c) => {
-                match tokio::time::timeout_at(deadline, h1::send(c, &req, forwarding)).await {
-                    Err(_) => {
-                        return Err(Failure {
-                            error: ProxyError::Timeout,
-                            unsent: None,
-                        })
-                    }
-                    Ok(Ok(head)) => return Ok(Answer::Own(head, sender)),
-                    Ok(Err(h1::TryError::Unanswered(e)))
-                        if is_pooled && crate::retry::idempotent(req.method()) =>
-                    {
-                        tracing::debug!(upstream = %upstream.address, error = %e, "pooled connection closed without an answer; retrying on another");
-                        if let Some(m) = metrics {
-                            m.retried();
-                        }
-                        continue;
-                    }
-                    Ok(Err(h1::TryError::Unanswered(e) | h1::TryError::Failed(e))) => {
-                        return Err(Failure {
-                            error: ProxyError::Upstream(e),
-                            unsent: None,
-                        })
-                    }
+            Protocol::Own(c) => match h1::send_until(c, &req, forwarding, deadline).await {
+                None => {
+                    return Err(Failure {
+                        error: ProxyError::Timeout,
+                        unsent: None,
+                    })
                 }
-            }
+                Some(Ok(head)) => return Ok(Answer::Own(head, sender)),
+                Some(Err(h1::TryError::Unanswered(e)))
+                    if is_pooled && crate::retry::idempotent(req.method()) =>
+                {
+                    tracing::debug!(upstream = %upstream.address, error = %e, "pooled connection closed without an answer; retrying on another");
+                    if let Some(m) = metrics {
+                        m.retried();
+                    }
+                    continue;
+                }
+                Some(Err(h1::TryError::Unanswered(e) | h1::TryError::Failed(e))) => {
+                    return Err(Failure {
+                        error: ProxyError::Upstream(e),
+                        unsent: None,
+                    })
+                }
+            },
             Protocol::H1(s) => {
                 forwarding.apply(req.headers_mut());
                 tokio::time::timeout_at(deadline, s.try_send_request(req)).await

@@ -136,3 +136,44 @@ async fn responses_land_at_the_start_of_the_read_buffer_once_it_is_free() {
     conn.rewind();
     assert_eq!(conn.rbuf.as_ptr(), start, "back at the start");
 }
+
+/// A connection's timer outlives its requests: one armed for an earlier, shorter deadline must not
+/// cut a later request short, and one armed further out must not let a shorter deadline pass.
+#[tokio::test]
+async fn the_reused_deadline_fires_neither_early_nor_late() {
+    use std::time::Duration;
+    let (mut conn, mut peer) = pair().await;
+    let (answer, mut answers) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let server = tokio::spawn(async move {
+        // Each request is answered after the delay the test asks for; none after the last.
+        while let Some(delay) = answers.recv().await {
+            read_head(&mut peer).await;
+            tokio::time::sleep(delay).await;
+            peer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .expect("write");
+        }
+        peer
+    });
+    let ms = Duration::from_millis;
+    let now = tokio::time::Instant::now;
+
+    answer.send(ms(0)).expect("server");
+    let first = send_until(&mut conn, &get(), &fwd(), now() + ms(50)).await;
+    assert!(matches!(first, Some(Ok(_))), "first: {first:?}");
+
+    // The timer still points at the first request's deadline, which passes while this one waits.
+    answer.send(ms(300)).expect("server");
+    let second = send_until(&mut conn, &get(), &fwd(), now() + ms(10_000)).await;
+    assert!(matches!(second, Some(Ok(_))), "cut short: {second:?}");
+
+    // Now armed 10 s out; this request's deadline is much nearer and no answer comes.
+    drop(answer);
+    let started = now();
+    let third = send_until(&mut conn, &get(), &fwd(), started + ms(200)).await;
+    let took = started.elapsed();
+    assert!(third.is_none(), "expected the deadline, got {third:?}");
+    assert!(took >= ms(200), "fired early, after {took:?}");
+    assert!(took < ms(5_000), "fired late, after {took:?}");
+    drop(server);
+}
