@@ -12,6 +12,7 @@ pub mod body;
 mod chunked;
 mod encode;
 mod parse;
+mod template;
 
 pub use body::OwnBody;
 pub use parse::{Framing, Head};
@@ -49,6 +50,8 @@ pub struct Conn {
     /// The response-head timer, kept from request to request (see [`send_until`]): a new timer per
     /// request takes the timer driver's lock to register it and again to remove it.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The last response's header lines.
+    template: template::Template,
 }
 
 /// Why a try on a connection failed.
@@ -70,6 +73,7 @@ impl Conn {
             wbuf: Vec::new(),
             read_size: READ_SIZE,
             deadline: None,
+            template: template::Template::default(),
         }
     }
 
@@ -195,7 +199,7 @@ pub async fn send(
     let mut answered = !conn.rbuf.is_empty();
     loop {
         if !conn.rbuf.is_empty() {
-            match parse::parse(&mut conn.rbuf, head_request) {
+            match parse::parse(&mut conn.rbuf, head_request, &mut conn.template) {
                 Ok(parse::Parsed::Complete(head)) => return Ok(head),
                 Ok(parse::Parsed::Interim) => continue,
                 Ok(parse::Parsed::Partial) => {}

@@ -3,8 +3,9 @@
 //! turned into the header map, and hop-by-hop headers never enter the map: what the map holds is
 //! what goes to the client.
 
+use super::template::{Line, Template};
 use crate::headers::{self, ConnectionToken};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 /// Most header lines a response head may carry (hyper's default too).
@@ -48,9 +49,17 @@ pub enum Parsed {
     Complete(Head),
 }
 
+/// Where a header line's name and value are in the head: name start and end, value start and end.
+pub type Span = (u32, u32, u32, u32);
+
 /// Parses the response head at the start of `buf` (the answer to a `HEAD` request if `head_request`),
-/// removing it from `buf` when complete. Errors name what was wrong.
-pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, &'static str> {
+/// removing it from `buf` when complete. `template` holds the connection's last response's header
+/// lines, and then this one's. Errors name what was wrong.
+pub fn parse(
+    buf: &mut BytesMut,
+    head_request: bool,
+    template: &mut Template,
+) -> Result<Parsed, &'static str> {
     // Left uninitialised (httparse writes what it uses): 3 KiB not zeroed for every response.
     let mut lines = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
@@ -74,7 +83,7 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, &'static 
     // Offsets of names and values, so that the values can share the head's bytes once split off.
     let base = buf.as_ptr() as usize;
     let count = res.headers.len();
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
     for (span, line) in spans.iter_mut().zip(res.headers.iter()) {
         let at = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
         let (name, value) = (at(line.name.as_bytes()), at(line.value));
@@ -93,24 +102,11 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, &'static 
         return Ok(Parsed::Interim);
     }
     let status = StatusCode::from_u16(code).map_err(|_| "invalid response status")?;
-    let mut headers = HeaderMap::with_capacity(count);
     let mut fields = Fields::default();
-    for &(ns, ne, vs, ve) in &spans[..count] {
-        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
-        let name =
-            HeaderName::from_bytes(&head[ns..ne]).map_err(|_| "invalid response header name")?;
-        let raw = &head[vs..ve];
-        if headers::is_hop_by_hop(&name) {
-            fields.hop_by_hop(&name, raw);
-            continue;
-        }
-        if name == header::CONTENT_LENGTH {
-            fields.content_length(raw);
-        }
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
-            .map_err(|_| "invalid response header value")?;
-        headers.append(name, value);
-    }
+    let mut headers = match template.fill(&head, &spans[..count], &mut fields) {
+        Some(filled) => filled?,
+        None => header_map(&head, &spans[..count], &mut fields, template)?,
+    };
     if fields.transfer_encoding && fields.has_length {
         // RFC 9112 section 6.3, item 3: Transfer-Encoding overrides it, and it is not forwarded.
         headers.remove(header::CONTENT_LENGTH);
@@ -130,9 +126,42 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, &'static 
     }))
 }
 
+/// The header map of the lines at `spans` in `head`, each name looked up; `template` learns them.
+fn header_map(
+    head: &Bytes,
+    spans: &[Span],
+    fields: &mut Fields,
+    template: &mut Template,
+) -> Result<HeaderMap, &'static str> {
+    template.clear();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for &(ns, ne, vs, ve) in spans {
+        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
+        let name =
+            HeaderName::from_bytes(&head[ns..ne]).map_err(|_| "invalid response header name")?;
+        let raw = &head[vs..ve];
+        if headers::is_hop_by_hop(&name) {
+            fields.hop_by_hop(&name, raw);
+            template.push(&head[ns..ne], Line::HopByHop(name));
+            continue;
+        }
+        if name == header::CONTENT_LENGTH {
+            fields.content_length(raw);
+            template.push(&head[ns..ne], Line::Length);
+        } else {
+            template.push(&head[ns..ne], Line::Value);
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            .map_err(|_| "invalid response header value")?;
+        headers.append(name, value);
+    }
+    template.keep(&headers);
+    Ok(headers)
+}
+
 /// What the framing needs of a head's header lines, gathered as they are read.
 #[derive(Debug, Default)]
-struct Fields {
+pub struct Fields {
     /// `Connection: close`.
     close: bool,
     /// `Connection: keep-alive`.
@@ -152,7 +181,7 @@ struct Fields {
 
 impl Fields {
     /// Takes note of the hop-by-hop header `name: value`.
-    fn hop_by_hop(&mut self, name: &HeaderName, value: &[u8]) {
+    pub fn hop_by_hop(&mut self, name: &HeaderName, value: &[u8]) {
         if name == header::CONNECTION {
             for token in headers::connection_tokens(value) {
                 match token {
@@ -172,7 +201,7 @@ impl Fields {
     }
 
     /// Takes note of a `Content-Length` value.
-    fn content_length(&mut self, value: &[u8]) {
+    pub fn content_length(&mut self, value: &[u8]) {
         let first = !self.has_length;
         self.has_length = true;
         if !first && self.length.is_none() {
@@ -244,7 +273,7 @@ mod tests {
 
     fn complete(text: &str, head_request: bool) -> (Head, BytesMut) {
         let mut buf = BytesMut::from(text);
-        match parse(&mut buf, head_request) {
+        match parse(&mut buf, head_request, &mut Template::default()) {
             Ok(Parsed::Complete(head)) => (head, buf),
             other => panic!("not complete: {other:?}"),
         }
@@ -292,12 +321,15 @@ mod tests {
     #[test]
     fn partial_heads_wait_and_oversized_ones_fail() {
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Le");
-        assert!(matches!(parse(&mut buf, false), Ok(Parsed::Partial)));
+        assert!(matches!(
+            parse(&mut buf, false, &mut Template::default()),
+            Ok(Parsed::Partial)
+        ));
         assert_eq!(buf.len(), 27, "nothing consumed");
         let mut big = BytesMut::from("HTTP/1.1 200 OK\r\nX-Big: ");
         big.extend_from_slice(&vec![b'a'; MAX_HEAD]);
         assert_eq!(
-            parse(&mut big, false).err(),
+            parse(&mut big, false, &mut Template::default()).err(),
             Some("response head too large")
         );
     }
@@ -385,7 +417,10 @@ mod tests {
             "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(text);
-            assert!(parse(&mut buf, false).is_err(), "{text:?}");
+            assert!(
+                parse(&mut buf, false, &mut Template::default()).is_err(),
+                "{text:?}"
+            );
         }
     }
 
@@ -394,8 +429,14 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
         );
-        assert!(matches!(parse(&mut buf, false), Ok(Parsed::Interim)));
-        assert!(matches!(parse(&mut buf, false), Ok(Parsed::Complete(_))));
+        assert!(matches!(
+            parse(&mut buf, false, &mut Template::default()),
+            Ok(Parsed::Interim)
+        ));
+        assert!(matches!(
+            parse(&mut buf, false, &mut Template::default()),
+            Ok(Parsed::Complete(_))
+        ));
         assert!(buf.is_empty());
     }
 }
