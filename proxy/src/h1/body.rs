@@ -17,7 +17,8 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug)]
 enum Decoder {
     Length(u64),
-    Chunked(chunked::Decoder),
+    /// Boxed: the decoder holds a trailer map, and every response moves its body a few times.
+    Chunked(Box<chunked::Decoder>),
     Close,
     Done,
 }
@@ -40,7 +41,7 @@ impl OwnBody {
         let decoder = match framing {
             Framing::Empty | Framing::Length(0) => Decoder::Done,
             Framing::Length(n) => Decoder::Length(n),
-            Framing::Chunked => Decoder::Chunked(chunked::Decoder::default()),
+            Framing::Chunked => Decoder::Chunked(Box::default()),
             Framing::Close => Decoder::Close,
         };
         let mut body = OwnBody {
