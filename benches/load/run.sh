@@ -6,9 +6,9 @@
 # core 1 = wrk (one thread) + the backend nginx (one worker).
 #
 # Environment:
-#   PROXIES         proxies to run, in this order          (default "edgeplane nginx haproxy");
-#                   edgeplane-pgo adds the profile-guided build (benches/load/pgo-build.sh), so
-#                   that both builds of edgeplane are measured in the same run
+#   PROXIES         proxies to run, in this order          (default "edgeplane edgeplane-pgo nginx haproxy")
+#                   edgeplane is the plain `cargo build --release`; edgeplane-pgo the profile-guided
+#                   build releases are made with (benches/load/pgo-build.sh, run first if missing)
 #   DURATION        measured wrk run per cell              (default 10s)
 #   WARMUP          unmeasured wrk run before each cell    (default 2s; 0 disables)
 #   ROUNDS          times the whole interleaved sequence is repeated; the
@@ -18,7 +18,8 @@
 #                                                          (default on)
 #   EDGEPLANE_BIN   edgeplane binary, relative to the repo root or absolute
 #                                                          (default target/release/edgeplane)
-#   EDGEPLANE_PGO_BIN  the profile-guided build, for edgeplane-pgo (default target/pgo/edgeplane)
+#   EDGEPLANE_PGO_BIN  the profile-guided build, for edgeplane-pgo (default target/pgo/edgeplane,
+#                   built with benches/load/pgo-build.sh when missing)
 #   PROXY_CPU       core for the proxy under test          (default 0)
 #   LOAD_CPU        core for wrk and the backends          (default 1)
 #   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 512, as edgeplane's max_idle_per_endpoint)
@@ -34,7 +35,7 @@ cd "$(dirname "$0")/../.."
 REPO_ROOT=$PWD
 LOAD_DIR=$REPO_ROOT/benches/load
 
-PROXIES=${PROXIES:-"edgeplane nginx haproxy"}
+PROXIES=${PROXIES:-"edgeplane edgeplane-pgo nginx haproxy"}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 ROUNDS=${ROUNDS:-3}
@@ -178,7 +179,11 @@ if selected edgeplane; then
 fi
 if selected edgeplane-pgo; then
     case $EDGEPLANE_PGO_BIN in /*) ;; *) EDGEPLANE_PGO_BIN=$REPO_ROOT/$EDGEPLANE_PGO_BIN ;; esac
-    [ -x "$EDGEPLANE_PGO_BIN" ] || die "no profile-guided build at $EDGEPLANE_PGO_BIN: run benches/load/pgo-build.sh first (or set EDGEPLANE_PGO_BIN)"
+    if [ ! -x "$EDGEPLANE_PGO_BIN" ] && [ "$EDGEPLANE_PGO_BIN" = "$REPO_ROOT/target/pgo/edgeplane" ]; then
+        log "$EDGEPLANE_PGO_BIN not found; building it (benches/load/pgo-build.sh, two release builds)"
+        "$LOAD_DIR/pgo-build.sh" >&2
+    fi
+    [ -x "$EDGEPLANE_PGO_BIN" ] || die "no profile-guided build at $EDGEPLANE_PGO_BIN (benches/load/pgo-build.sh makes one; or set EDGEPLANE_PGO_BIN)"
 fi
 
 NCPU=$(nproc)
