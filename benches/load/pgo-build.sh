@@ -12,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TRAIN=${TRAIN:-10s}
+# Taken before the builds: what the binary is made of.
+SOURCE="$(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git diff --quiet HEAD 2>/dev/null || echo ', dirty')"
 
 major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 profdata=$(command -v "llvm-profdata-$major" || true)
@@ -103,4 +105,6 @@ RUSTFLAGS="-Cprofile-use=$TMP/edgeplane.profdata" \
     cargo build --release --locked -p edgeplane-proxy --bin edgeplane --target-dir target/pgo-use
 mkdir -p target/pgo
 cp target/pgo-use/release/edgeplane target/pgo/edgeplane
-echo "[pgo] built target/pgo/edgeplane"
+# The source it was built from, for run.sh to report (and to warn when it is not the checkout's).
+echo "$SOURCE" >target/pgo/edgeplane.source
+echo "[pgo] built target/pgo/edgeplane from $SOURCE"
