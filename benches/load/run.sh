@@ -34,6 +34,8 @@ ORIG_PWD=$PWD
 cd "$(dirname "$0")/../.."
 REPO_ROOT=$PWD
 LOAD_DIR=$REPO_ROOT/benches/load
+# The source being measured: commit, and whether the tree differs from it.
+CHECKOUT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO_ROOT" diff --quiet HEAD 2>/dev/null || echo ', dirty')"
 
 PROXIES=${PROXIES:-"edgeplane edgeplane-pgo nginx haproxy"}
 DURATION=${DURATION:-10s}
@@ -186,7 +188,6 @@ if selected edgeplane-pgo; then
     [ -x "$EDGEPLANE_PGO_BIN" ] || die "no profile-guided build at $EDGEPLANE_PGO_BIN (benches/load/pgo-build.sh makes one; or set EDGEPLANE_PGO_BIN)"
     # pgo-build.sh writes the source it built from beside the binary; nothing rebuilds it later.
     PGO_SOURCE=$(cat "$EDGEPLANE_PGO_BIN.source" 2>/dev/null || echo "unknown source")
-    CHECKOUT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO_ROOT" diff --quiet HEAD 2>/dev/null || echo ', dirty')"
     [ "$PGO_SOURCE" = "$CHECKOUT" ] ||
         log "warning: $EDGEPLANE_PGO_BIN was built from $PGO_SOURCE, the checkout is $CHECKOUT (rerun benches/load/pgo-build.sh)"
 fi
@@ -626,7 +627,7 @@ if selected edgeplane || selected edgeplane-pgo; then
     ver_bin=$EDGEPLANE_BIN
     selected edgeplane || ver_bin=$EDGEPLANE_PGO_BIN
     ver_edgeplane=$(timeout 5 "$ver_bin" --version 2>/dev/null | head -n 1 || true)
-    ver_edgeplane="${ver_edgeplane:-unknown} ($(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO_ROOT" diff --quiet HEAD 2>/dev/null || echo ', dirty'))"
+    ver_edgeplane="${ver_edgeplane:-unknown} ($CHECKOUT)"
     if selected edgeplane-pgo; then ver_edgeplane="$ver_edgeplane; edgeplane-pgo: $EDGEPLANE_PGO_BIN, built from $PGO_SOURCE"; fi
 fi
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
