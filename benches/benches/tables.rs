@@ -120,7 +120,7 @@ fn membership_rebuild(c: &mut Criterion) {
     let node = rt
         .block_on(edgeplane_proxy::NodeHandle::start(&config))
         .expect("node starts");
-    let composer = Composer::new(node.sink(), a.clone());
+    let composer = Composer::new(node.sink(), a.clone(), std::time::Duration::from_secs(10));
     for i in 0..10_000u32 {
         let hb = Heartbeat {
             schema: 1,

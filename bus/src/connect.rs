@@ -3,7 +3,7 @@
 
 use crate::BusError;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,18 +79,29 @@ impl Default for BusOptions {
 /// Counters of the connection's life, shared with whoever reports them (logs now, metrics later).
 #[derive(Debug, Default)]
 pub struct BusStats {
+    /// Connected to a server now.
+    pub connected: AtomicBool,
     /// Times the client (re)connected.
     pub connects: AtomicU64,
     /// Times the connection was lost.
     pub disconnects: AtomicU64,
-    /// Slow-consumer events: messages dropped because a subscription's buffer was full.
+    /// Slow-consumer events: messages dropped because a subscription's buffer was full. The client
+    /// reports them through a bounded queue of its own, so this counts at least one per burst, not
+    /// every message.
     pub slow_consumers: AtomicU64,
+    /// Slow-consumer events not logged yet (logged at most once a second, with this count).
+    slow_unlogged: AtomicU64,
+    /// When a slow-consumer event was last logged, in milliseconds since the Unix epoch.
+    slow_logged_at: AtomicU64,
     /// Errors reported by the server or the client.
     pub errors: AtomicU64,
     /// Messages dropped because they did not decode ([`crate::DecodeError`]).
     pub decode_errors: AtomicU64,
     /// Messages received on the fleet's subjects (heartbeats, scaling events, config revisions).
     pub received: AtomicU64,
+    /// Bumped at every (re)connection: followers watch it to read the current state at once instead
+    /// of waiting for a stale JetStream consumer to notice.
+    pub link: tokio::sync::watch::Sender<u64>,
 }
 
 impl BusStats {
@@ -101,10 +112,16 @@ impl BusStats {
     }
 }
 
-/// Reconnect delay: exponential from 100 ms to 5 s, with ±25 % jitter so that a fleet does not
-/// reconnect in lockstep after a server restart.
+/// Longest wait between two reconnect attempts. Low, so that a node serving on a stale revision is
+/// back within a second of a server being reachable again; a refused attempt costs the server
+/// nothing, and the jitter spreads a fleet's attempts.
+pub const RECONNECT_CAP: Duration = Duration::from_millis(500);
+
+/// Reconnect delay: exponential from 25 ms up to [`RECONNECT_CAP`], each drawn uniformly between
+/// half and all of its step, so that a fleet does not reconnect in lockstep after a server restart.
 pub fn reconnect_delay(attempt: usize) -> Duration {
-    let base = 100u64.saturating_mul(1u64 << attempt.min(6)).min(5_000);
+    let cap = RECONNECT_CAP.as_millis() as u64;
+    let base = 25u64.saturating_mul(1u64 << attempt.min(10)).min(cap);
     // SplitMix64 over the clock's nanoseconds: enough spread, no RNG dependency.
     let mut z = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -113,8 +130,8 @@ pub fn reconnect_delay(attempt: usize) -> Duration {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    let spread = base / 2; // ±25 % of base
-    Duration::from_millis(base - base / 4 + z % (spread + 1))
+    let half = base / 2;
+    Duration::from_millis(half + z % (base - half + 1))
 }
 
 impl BusOptions {
@@ -171,19 +188,36 @@ fn record(stats: &BusStats, event: async_nats::Event) {
     use async_nats::Event;
     match event {
         Event::Connected => {
+            stats.connected.store(true, Relaxed);
             stats.connects.fetch_add(1, Relaxed);
+            stats.link.send_modify(|n| *n += 1);
             tracing::info!("connected to NATS");
         }
         Event::Disconnected => {
+            stats.connected.store(false, Relaxed);
             stats.disconnects.fetch_add(1, Relaxed);
             tracing::warn!("disconnected from NATS; reconnecting");
         }
         Event::SlowConsumer(sid) => {
             stats.slow_consumers.fetch_add(1, Relaxed);
-            tracing::warn!(
-                subscription = sid,
-                "NATS slow consumer: messages were dropped"
-            );
+            stats.slow_unlogged.fetch_add(1, Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let last = stats.slow_logged_at.load(Relaxed);
+            // One line a second at most, whatever the rate of events.
+            if now.saturating_sub(last) >= 1_000
+                && stats
+                    .slow_logged_at
+                    .compare_exchange(last, now, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    subscription = sid,
+                    events = stats.slow_unlogged.swap(0, Relaxed),
+                    "NATS slow consumer: messages were dropped"
+                );
+            }
         }
         Event::ServerError(e) => {
             stats.errors.fetch_add(1, Relaxed);
@@ -204,13 +238,16 @@ mod tests {
     #[test]
     fn reconnect_delay_grows_with_jitter_and_a_cap() {
         for attempt in 0..20 {
-            let base = (100u64 << attempt.min(6)).min(5_000);
+            let base = (25u64 << attempt.min(10)).min(500);
             let d = reconnect_delay(attempt).as_millis() as u64;
             assert!(
-                d >= base * 3 / 4 && d <= base * 5 / 4,
+                d >= base / 2 && d <= base,
                 "attempt {attempt}: {d} ms vs base {base}"
             );
         }
-        assert!(reconnect_delay(30) <= Duration::from_millis(6_250));
+        assert!(reconnect_delay(usize::MAX) <= RECONNECT_CAP);
+        // Spread: 200 draws at the cap are not all alike.
+        let draws: std::collections::BTreeSet<_> = (0..200).map(|_| reconnect_delay(30)).collect();
+        assert!(draws.len() > 20, "{} distinct delays", draws.len());
     }
 }

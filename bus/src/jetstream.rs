@@ -33,6 +33,7 @@ pub async fn scale_stream(
     js: &jetstream::Context,
     name: &str,
     subjects: String,
+    replicas: usize,
 ) -> Result<stream::Stream, BusError> {
     if let Ok(s) = js.get_stream(name).await {
         return Ok(s);
@@ -43,7 +44,7 @@ pub async fn scale_stream(
         max_messages_per_subject: SCALE_HISTORY_PER_CLUSTER,
         discard: stream::DiscardPolicy::Old,
         duplicate_window: Duration::from_secs(120),
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     };
     match js.create_stream(config).await {
@@ -56,26 +57,32 @@ pub async fn scale_stream(
         .map_err(|e| BusError::JetStream(format!("open stream {name}: {e}")))
 }
 
-/// Opens the config bucket `bucket`, creating it (with `history` revisions per key) if it does not exist.
+/// Opens the config bucket `bucket`, creating it (with `history` revisions per key, on `replicas`
+/// servers) if it does not exist.
 pub async fn config_bucket(
     js: &jetstream::Context,
     bucket: &str,
     history: i64,
+    replicas: usize,
 ) -> Result<kv::Store, BusError> {
-    kv_bucket(js, bucket, history, Duration::ZERO).await
+    kv_bucket(js, bucket, history, Duration::ZERO, replicas).await
 }
 
-/// Opens the nodes bucket, creating it if it does not exist (latest announcement per node, kept an hour).
-pub async fn nodes_bucket(js: &jetstream::Context) -> Result<kv::Store, BusError> {
-    kv_bucket(js, NODES_BUCKET, 1, NODES_MAX_AGE).await
+/// Opens the nodes bucket, creating it on `replicas` servers if it does not exist (latest
+/// announcement per node, kept an hour).
+pub async fn nodes_bucket(js: &jetstream::Context, replicas: usize) -> Result<kv::Store, BusError> {
+    kv_bucket(js, NODES_BUCKET, 1, NODES_MAX_AGE, replicas).await
 }
 
-/// Opens KV bucket `bucket`, creating its stream directly if needed (`max_age` zero: kept forever).
+/// Opens KV bucket `bucket`, creating its stream directly if needed (`max_age` zero: kept forever)
+/// with `replicas` copies (1 on a single server; 3 on a NATS cluster survives losing one server).
+/// An existing bucket is opened as it is: its replicas are not changed.
 pub async fn kv_bucket(
     js: &jetstream::Context,
     bucket: &str,
     history: i64,
     max_age: Duration,
+    replicas: usize,
 ) -> Result<kv::Store, BusError> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
@@ -88,7 +95,7 @@ pub async fn kv_bucket(
         deny_delete: true,
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas: replicas,
         max_age,
         ..Default::default()
     };

@@ -153,8 +153,12 @@ pub struct NodeStatus {
     pub zone: Option<String>,
     /// edgeplane version.
     pub version: String,
-    /// KV revision of the config in place (0 = file config only).
+    /// KV revision of the config in place (0 = file config only); a rejected revision never shows
+    /// here.
     pub revision: u64,
+    /// The newest revision handled, applied or rejected (absent from nodes older than this field).
+    #[serde(default)]
+    pub handled: u64,
     /// Content hash of the routing document in place.
     pub hash: String,
     /// Seconds since start.

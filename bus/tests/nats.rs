@@ -64,10 +64,10 @@ async fn config_bucket_is_created_once_and_keeps_history() {
         .await
         .unwrap();
     let js = jetstream::new(client.clone());
-    let kv = config_bucket(&js, "edge_config", 8).await.unwrap();
+    let kv = config_bucket(&js, "edge_config", 8, 1).await.unwrap();
     let r1 = kv.put(CONFIG_KEY, "one".into()).await.unwrap();
     // A second node opening the same bucket gets the same one.
-    let kv2 = config_bucket(&jetstream::new(client), "edge_config", 8)
+    let kv2 = config_bucket(&jetstream::new(client), "edge_config", 8, 1)
         .await
         .unwrap();
     let r2 = kv2.put(CONFIG_KEY, "two".into()).await.unwrap();

@@ -62,6 +62,12 @@ pub struct Nats {
     pub tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Refuse to connect without TLS.
     pub tls_required: bool,
+    /// After reconnecting to NATS, heartbeat expiry and removal stay suspended this long so that
+    /// publishers, which lost the bus too, can resume (default 10s).
+    pub membership_grace: std::time::Duration,
+    /// Replicas of the JetStream assets the node creates when they are absent: the config bucket, the
+    /// nodes bucket and the scaling stream (1 to 5, default 1; 3 on a NATS cluster).
+    pub replicas: usize,
 }
 
 /// One NATS authentication method.

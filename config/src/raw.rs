@@ -85,6 +85,10 @@ pub struct RawNats {
     pub tls_key: Option<String>,
     /// Refuse to connect without TLS.
     pub tls_required: Option<bool>,
+    /// Expiry suspended this long after reconnecting (default `10s`).
+    pub membership_grace: Option<String>,
+    /// Replicas of the JetStream assets created when absent (default 1).
+    pub replicas: Option<i64>,
 }
 
 /// A pushed routing document: routes and clusters only (node settings are local to each node).

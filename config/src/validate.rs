@@ -240,6 +240,12 @@ impl Validator {
             tls_ca: raw.tls_ca.as_ref().map(Into::into),
             tls_client,
             tls_required: raw.tls_required.unwrap_or(false),
+            membership_grace: self.duration(
+                &format!("{path}.membership_grace"),
+                raw.membership_grace.as_deref(),
+                10_000,
+            ),
+            replicas: self.int(&format!("{path}.replicas"), raw.replicas, 1, 1, 5),
         }
     }
 

@@ -20,6 +20,7 @@ pub async fn run(
     identity: Identity,
     state: Arc<Mutex<ConfigState>>,
     sink: Arc<dyn RoutingSink>,
+    replicas: usize,
 ) {
     let js = async_nats::jetstream::new(client.clone());
     let mut bucket = None;
@@ -33,7 +34,7 @@ pub async fn run(
             }
         }
         if bucket.is_none() {
-            match nodes_bucket(&js).await {
+            match nodes_bucket(&js, replicas).await {
                 Ok(b) => bucket = Some(b),
                 Err(e) => {
                     tracing::debug!(error = %e, "nodes bucket not available yet");

@@ -3,14 +3,15 @@
 //! pushes go through it unchanged. Heartbeats for known endpoints are written in place on the live
 //! endpoint (atomics, no rebuild); joins, removals and scaling events mark the tables dirty, and one
 //! rebuild takes them in after the [`Debounce`] period. The clocks (expiry, removal, drains) advance in
-//! [`Composer::run`], which wakes every [`TICK`] and at each debounce deadline.
+//! [`Composer::run`], which wakes every [`TICK`] and at each debounce deadline, and which also reads
+//! the node's link to NATS: while it is down, and for a grace period after, nothing expires.
 
 use crate::debounce::Debounce;
-use crate::membership::{HeartbeatOutcome, LiveUpdate, Membership, ScaleOutcome};
+use crate::membership::{Frozen, HeartbeatOutcome, LiveUpdate, Membership, ScaleOutcome};
 use crate::{LiveEndpoint, RoutingSink};
 use edgeplane_bus::wire::{Heartbeat, ScaleEvent};
 use edgeplane_config::{ContentHash, Routing};
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,10 @@ use tokio::time::Instant;
 
 /// How often the clocks advance: an instance is marked down at most this long after its ttl.
 pub const TICK: Duration = Duration::from_millis(100);
+
+/// How long expiry stays suspended after the node reconnects to NATS, unless configured
+/// (`[node.nats] membership_grace`).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// Counters of the membership inputs.
 #[derive(Debug, Default)]
@@ -36,6 +41,9 @@ pub struct MembershipStats {
     pub joins: AtomicU64,
     /// Endpoints marked down because their heartbeats stopped.
     pub expired: AtomicU64,
+    /// Times a cluster's heartbeats all stopped at once and its instances were held (a bus fault
+    /// assumed, not a mass death).
+    pub silent_clusters: AtomicU64,
     /// Scaling events applied.
     pub scale_events: AtomicU64,
     /// Scaling events ignored because their id was seen before.
@@ -76,6 +84,8 @@ struct Inner {
     members: Membership,
     debounce: Debounce,
     live: LiveMap,
+    /// Clusters whose instances are held at the last tick (to log each change once).
+    holding: HashSet<String>,
 }
 
 /// Routing document plus membership, kept in the proxy's tables.
@@ -84,6 +94,7 @@ pub struct Composer {
     inner: Mutex<Inner>,
     wake: Notify,
     routed: watch::Sender<Vec<String>>,
+    grace: Duration,
     /// Counters.
     pub stats: MembershipStats,
 }
@@ -95,8 +106,9 @@ impl std::fmt::Debug for Composer {
 }
 
 impl Composer {
-    /// A composer over `sink`, whose tables currently serve `base`.
-    pub fn new(sink: Arc<dyn RoutingSink>, base: Routing) -> Arc<Composer> {
+    /// A composer over `sink`, whose tables currently serve `base`; expiry stays suspended for
+    /// `grace` after the node reconnects to NATS.
+    pub fn new(sink: Arc<dyn RoutingSink>, base: Routing, grace: Duration) -> Arc<Composer> {
         let mut members = Membership::default();
         members.set_base(&base);
         let (routed, _) = watch::channel(routed_clusters(&base));
@@ -106,10 +118,12 @@ impl Composer {
                 members,
                 debounce: Debounce::default(),
                 live: HashMap::new(),
+                holding: HashSet::default(),
             }),
             sink,
             wake: Notify::new(),
             routed,
+            grace,
             stats: MembershipStats::default(),
         });
         composer.refresh(&mut composer.lock());
@@ -119,6 +133,42 @@ impl Composer {
     /// Instances tracked from heartbeats.
     pub fn instances(&self) -> usize {
         self.lock().members.instances()
+    }
+
+    /// Why expiry and removal are suspended now (the node is disconnected from NATS, or reconnected
+    /// within the grace period), if they are.
+    pub fn frozen(&self) -> Option<Frozen> {
+        self.lock().members.frozen(Instant::now())
+    }
+
+    /// Instances held with their last state because their cluster's heartbeats all stopped, or
+    /// because membership is frozen.
+    pub fn held(&self) -> usize {
+        self.lock().members.held()
+    }
+
+    /// Heartbeats known instances missed (gaps in their sequence numbers).
+    pub fn missed_heartbeats(&self) -> u64 {
+        self.lock().members.missed()
+    }
+
+    /// Tells the state of the node's link to NATS (idempotent; changes are logged).
+    pub fn link(&self, up: bool) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if inner.members.link(up, now, self.grace) {
+            if up {
+                tracing::info!(
+                    grace = ?self.grace,
+                    "NATS link up; heartbeat expiry resumes after the grace period"
+                );
+            } else {
+                tracing::warn!(
+                    "NATS link down; membership frozen (nothing expires, nothing is removed)"
+                );
+            }
+            self.wake.notify_one();
+        }
     }
 
     /// The clusters the routes use (those whose heartbeats matter), updated on every config change.
@@ -148,7 +198,8 @@ impl Composer {
             HeartbeatOutcome::Stale => &self.stats.heartbeats_stale,
             HeartbeatOutcome::UnknownCluster
             | HeartbeatOutcome::NotRegistered
-            | HeartbeatOutcome::Excluded => &self.stats.heartbeats_ignored,
+            | HeartbeatOutcome::Excluded
+            | HeartbeatOutcome::Leaving => &self.stats.heartbeats_ignored,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -189,6 +240,7 @@ impl Composer {
             tracing::warn!(%cluster, address = %u.address, "heartbeats stopped; endpoint down");
             write(&inner.live, cluster, u);
         }
+        self.log_holds(&mut inner.holding, &outcome.held, inner.members.frozen(now));
         if outcome.changed {
             inner.debounce.touch(now);
         }
@@ -199,9 +251,41 @@ impl Composer {
         inner.debounce.deadline().map_or(next, |d| d.min(next))
     }
 
-    /// Runs the clocks until the task is dropped.
-    pub async fn run(self: Arc<Self>) {
+    /// Logs (once per change) the clusters whose instances are held, and counts those newly held by
+    /// their own silence (not by a frozen link).
+    fn log_holds(
+        &self,
+        holding: &mut HashSet<String>,
+        held: &[(String, usize)],
+        frozen: Option<Frozen>,
+    ) {
+        holding.retain(|c| {
+            let keep = held.iter().any(|(h, _)| h == c);
+            if !keep {
+                tracing::info!(cluster = %c, "heartbeats flowing again; no instance held");
+            }
+            keep
+        });
+        for (cluster, n) in held {
+            if holding.insert(cluster.clone()) {
+                match frozen {
+                    Some(f) => {
+                        tracing::warn!(%cluster, held = n, reason = f.reason(), "heartbeats overdue while membership is frozen; keeping the instances")
+                    }
+                    None => {
+                        self.stats.silent_clusters.fetch_add(1, Relaxed);
+                        tracing::warn!(%cluster, held = n, "every heartbeat of the cluster stopped at once; a bus fault is assumed, keeping the instances with their last state");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the clocks until the task is dropped; `link_up` tells whether the node is connected to
+    /// NATS now (read at every tick).
+    pub async fn run(self: Arc<Self>, link_up: impl Fn() -> bool + Send + 'static) {
         loop {
+            self.link(link_up());
             let at = self.tick();
             tokio::select! {
                 () = tokio::time::sleep_until(at) => {}

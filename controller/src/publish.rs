@@ -15,6 +15,8 @@ use tokio::time::Instant;
 pub struct PushOptions {
     /// KV bucket.
     pub bucket: String,
+    /// Replicas of the bucket if this push creates it.
+    pub replicas: usize,
     /// Only write if the current revision is this one (the version the publisher started from).
     pub expect_revision: Option<u64>,
     /// Write whatever the current revision is.
@@ -84,12 +86,24 @@ pub async fn discover(
     let deadline = Instant::now() + window;
     let mut nodes = Vec::new();
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
-        match decode::<NodeStatus>(&msg.payload) {
-            Ok(status) => nodes.push(status),
-            Err(e) => tracing::warn!(error = %e, "ignoring a malformed status reply"),
+        match node_reply(&msg) {
+            Some(Ok(status)) => nodes.push(status),
+            Some(Err(e)) => tracing::warn!(error = %e, "ignoring a malformed status reply"),
+            None => {
+                tracing::debug!(status = ?msg.status, "status request: a server status, not a node")
+            }
         }
     }
     Ok(nodes)
+}
+
+/// A node's reply to a status request, or `None` for a status of the server itself (503 "no
+/// responders" when no node listens: an empty message with a status header).
+fn node_reply(msg: &async_nats::Message) -> Option<Result<NodeStatus, edgeplane_bus::DecodeError>> {
+    if msg.status.is_some() {
+        return None;
+    }
+    Some(decode::<NodeStatus>(&msg.payload))
 }
 
 /// Pushes a routing document (any config text: routes and clusters are taken, `[node]` is ignored).
@@ -102,7 +116,7 @@ pub async fn push(
     let (document, routing) =
         edgeplane_config::document_of_file_text(text).map_err(|e| PushError::Invalid(e.lines()))?;
     let hash = routing.hash.to_string();
-    let kv = open_config(client, &opts.bucket).await?;
+    let kv = open_config(client, &opts.bucket, opts.replicas).await?;
     let current = current_entry(&kv).await?;
     let current_revision = current.as_ref().map_or(0, |e| e.revision);
     if let Some(expected) = opts.expect_revision {
@@ -234,9 +248,13 @@ pub async fn fleet(
         })
         .collect();
     let js = jetstream::new(client.clone());
-    let bucket = edgeplane_bus::jetstream::nodes_bucket(&js)
+    // Read only: the nodes create this bucket (with their replicas), never a reader.
+    let Ok(bucket) = js
+        .get_key_value(edgeplane_bus::jetstream::NODES_BUCKET)
         .await
-        .map_err(bus)?;
+    else {
+        return Ok(entries.into_values().collect());
+    };
     let mut keys = bucket.keys().await.map_err(bus)?;
     let now = unix_now();
     while let Some(key) = keys.next().await {
@@ -279,7 +297,10 @@ pub async fn history(
     client: &async_nats::Client,
     bucket: &str,
 ) -> Result<Vec<Revision>, PushError> {
-    let kv = open_config(client, bucket).await?;
+    let Ok(kv) = jetstream::new(client.clone()).get_key_value(bucket).await else {
+        // No bucket yet: no history (reading never creates it).
+        return Ok(Vec::new());
+    };
     let mut revisions = Vec::new();
     let mut entries = match kv.history(CONFIG_KEY).await {
         Ok(h) => h,
@@ -310,7 +331,7 @@ pub async fn rollback(
     to: Option<u64>,
     opts: &PushOptions,
 ) -> Result<(u64, PushReport), PushError> {
-    let kv = open_config(client, &opts.bucket).await?;
+    let kv = open_config(client, &opts.bucket, opts.replicas).await?;
     let current = current_entry(&kv).await?.ok_or_else(|| {
         PushError::Bus("nothing was pushed yet: no revision to roll back to".into())
     })?;
@@ -342,14 +363,20 @@ pub async fn rollback(
     Ok((target, push(client, subjects, &text, &opts).await?))
 }
 
-/// Opens (creating if needed) the config bucket.
+/// Opens the config bucket, creating it with `replicas` copies if needed.
 async fn open_config(
     client: &async_nats::Client,
     bucket: &str,
+    replicas: usize,
 ) -> Result<async_nats::jetstream::kv::Store, PushError> {
-    config_bucket(&jetstream::new(client.clone()), bucket, CONFIG_HISTORY)
-        .await
-        .map_err(bus)
+    config_bucket(
+        &jetstream::new(client.clone()),
+        bucket,
+        CONFIG_HISTORY,
+        replicas,
+    )
+    .await
+    .map_err(bus)
 }
 
 /// How often `push_cluster` re-reads and retries when another publisher wrote in between.
@@ -364,7 +391,7 @@ pub async fn push_cluster(
     source: &str,
     opts: &PushOptions,
 ) -> Result<PushReport, PushError> {
-    let kv = open_config(client, &opts.bucket).await?;
+    let kv = open_config(client, &opts.bucket, opts.replicas).await?;
     let mut last = None;
     for _ in 0..CLUSTER_RETRIES {
         let current = current_entry(&kv).await?.ok_or_else(|| {
@@ -399,4 +426,43 @@ async fn current_entry(
 /// A NATS or JetStream failure as a push error.
 fn bus(e: impl std::fmt::Display) -> PushError {
     PushError::Bus(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(
+        payload: &'static str,
+        status: Option<async_nats::StatusCode>,
+    ) -> async_nats::Message {
+        async_nats::Message {
+            subject: "_INBOX.x".into(),
+            reply: None,
+            payload: bytes::Bytes::from_static(payload.as_bytes()),
+            headers: None,
+            status,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn no_responders_is_a_server_status_not_a_malformed_reply() {
+        let none = message("", Some(async_nats::StatusCode::NO_RESPONDERS));
+        assert!(node_reply(&none).is_none());
+        assert!(
+            matches!(node_reply(&message("", None)), Some(Err(_))),
+            "empty reply from a peer"
+        );
+        let status = r#"{"schema":1,"node":"n1","boot_id":"b","version":"0","revision":3,"hash":"h","uptime_s":1,"requests":0,"connections":0}"#;
+        let Some(Ok(s)) = node_reply(&message(status, None)) else {
+            panic!("a node's reply")
+        };
+        assert_eq!(
+            (s.node.as_str(), s.revision, s.handled),
+            ("n1", 3, 0),
+            "handled defaults to 0"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use crate::identity::Identity;
 use crate::state::{ConfigState, Decision};
 use crate::store::Store;
 use crate::RoutingSink;
-use async_nats::jetstream;
+use async_nats::jetstream::{self, kv};
 use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
 use edgeplane_bus::wire::{AckStatus, ConfigAck};
 use edgeplane_bus::{encode, BusStats, Subjects, SCHEMA_VERSION};
@@ -34,6 +34,16 @@ pub struct Pushes {
     pub stats: Arc<BusStats>,
     /// Apply results and push → applied latency.
     pub metrics: PushMetrics,
+    /// Replicas of the config bucket, if this node creates it.
+    pub replicas: usize,
+}
+
+/// Why a watch of the config key ended without an error.
+enum Ended {
+    /// The connection came back: watch again at once.
+    Reconnected,
+    /// The watch's stream closed.
+    Closed,
 }
 
 /// What the config follower records.
@@ -78,12 +88,18 @@ impl Pushes {
         }
     }
 
-    /// Watches the config key forever: the current value first, then every update.
+    /// Watches the config key forever: the current value first, then every update. After every
+    /// reconnection to NATS it reads the current revision directly (one round trip) and watches
+    /// afresh, so a node converges as soon as it is back rather than when a stale consumer notices.
     pub async fn run(self) {
         let mut attempt = 0usize;
         loop {
             match self.watch().await {
-                Ok(()) => tracing::warn!("config watch ended; watching again"),
+                Ok(Ended::Reconnected) => {
+                    attempt = 0;
+                    continue;
+                }
+                Ok(Ended::Closed) => tracing::warn!("config watch ended; watching again"),
                 Err(e) => tracing::warn!(error = %e, "config watch failed; retrying"),
             }
             attempt += 1;
@@ -91,9 +107,11 @@ impl Pushes {
         }
     }
 
-    async fn watch(&self) -> Result<(), String> {
+    async fn watch(&self) -> Result<Ended, String> {
+        let mut link = self.stats.link.subscribe();
+        link.mark_unchanged();
         let js = jetstream::new(self.client.clone());
-        let kv = config_bucket(&js, &self.bucket, CONFIG_HISTORY)
+        let kv = config_bucket(&js, &self.bucket, CONFIG_HISTORY, self.replicas)
             .await
             .map_err(|e| e.to_string())?;
         let mut updates = kv
@@ -102,40 +120,58 @@ impl Pushes {
             .map_err(|e| e.to_string())?;
         tracing::info!(bucket = %self.bucket, "following config pushes");
         let mut first = true;
-        while let Some(entry) = updates.next().await {
-            let entry = entry.map_err(|e| e.to_string())?;
-            self.stats
-                .received
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if entry.operation != async_nats::jetstream::kv::Operation::Put {
-                continue;
-            }
-            if std::mem::take(&mut first) {
-                // KV revisions only grow, so a first value below what we applied means the bucket was
-                // deleted and created again: follow the new history instead of ignoring it forever.
-                let rebased = self
-                    .state
-                    .lock()
-                    .map(|mut s| s.rebase(entry.revision))
-                    .unwrap_or(false);
-                if rebased {
-                    tracing::warn!(
-                        revision = entry.revision,
-                        "config bucket was recreated; following its new history"
-                    );
+        loop {
+            tokio::select! {
+                entry = updates.next() => match entry {
+                    Some(entry) => self.take(&entry.map_err(|e| e.to_string())?, &mut first),
+                    None => return Ok(Ended::Closed),
+                },
+                changed = link.changed() => {
+                    if changed.is_err() {
+                        return Ok(Ended::Closed);
+                    }
+                    tracing::info!("reconnected to NATS; reading the current config revision");
+                    if let Some(entry) = kv.entry(CONFIG_KEY).await.map_err(|e| e.to_string())? {
+                        self.take(&entry, &mut first);
+                    }
+                    return Ok(Ended::Reconnected);
                 }
             }
-            let text = String::from_utf8_lossy(&entry.value);
-            let written = entry.created.unix_timestamp_nanos();
-            if let Some(status) = self.handle(entry.revision, &text, Some(written)) {
-                tracing::debug!(
+        }
+    }
+
+    /// Handles one entry of the config key (`first`: the first one since watching began).
+    fn take(&self, entry: &kv::Entry, first: &mut bool) {
+        self.stats
+            .received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if entry.operation != kv::Operation::Put {
+            return;
+        }
+        if std::mem::take(first) {
+            // KV revisions only grow, so a first value below what we handled means the bucket was
+            // deleted and created again: follow the new history instead of ignoring it forever.
+            let rebased = self
+                .state
+                .lock()
+                .map(|mut s| s.rebase(entry.revision))
+                .unwrap_or(false);
+            if rebased {
+                tracing::warn!(
                     revision = entry.revision,
-                    ?status,
-                    "config revision handled"
+                    "config bucket was recreated; following its new history"
                 );
             }
         }
-        Ok(())
+        let text = String::from_utf8_lossy(&entry.value);
+        let written = entry.created.unix_timestamp_nanos();
+        if let Some(status) = self.handle(entry.revision, &text, Some(written)) {
+            tracing::debug!(
+                revision = entry.revision,
+                ?status,
+                "config revision handled"
+            );
+        }
     }
 
     /// Decides, applies, persists and acknowledges one revision that was written to the bucket at

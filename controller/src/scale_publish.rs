@@ -41,6 +41,7 @@ pub async fn publish(
     client: &async_nats::Client,
     subjects: &Subjects,
     stream: &str,
+    replicas: usize,
     cluster: &str,
     id: String,
     action: ScaleAction,
@@ -58,7 +59,7 @@ pub async fn publish(
         .scale(cluster)
         .map_err(|e| ScaleError::Invalid(vec![format!("cluster: {e}")]))?;
     let js = jetstream::new(client.clone());
-    scale_stream(&js, stream, subjects.scale_all())
+    scale_stream(&js, stream, subjects.scale_all(), replicas)
         .await
         .map_err(|e| ScaleError::Bus(e.to_string()))?;
     let mut headers = async_nats::HeaderMap::new();

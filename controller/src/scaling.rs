@@ -14,18 +14,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Follows the scaling stream `stream` until the task is dropped; failures are logged and retried
-/// (events already applied are recognised by their id).
+/// (events already applied are recognised by their id). After every reconnection to NATS the
+/// consumer is created afresh at once, from the event after the last one seen.
 pub async fn run(
     client: async_nats::Client,
     subjects: Subjects,
     stream: String,
+    replicas: usize,
     composer: Arc<Composer>,
     stats: Arc<BusStats>,
 ) {
     let mut attempt = 0usize;
+    let mut last = 0u64;
     loop {
-        match follow(&client, &subjects, &stream, &composer, &stats).await {
-            Ok(()) => tracing::warn!("scaling stream ended; following again"),
+        let follower = Follower {
+            client: &client,
+            subjects: &subjects,
+            name: &stream,
+            replicas,
+            composer: &composer,
+            stats: &stats,
+        };
+        match follower.follow(&mut last).await {
+            Ok(true) => {
+                attempt = 0;
+                continue;
+            }
+            Ok(false) => tracing::warn!("scaling stream ended; following again"),
             Err(e) => tracing::warn!(error = %e, "cannot follow scaling events; retrying"),
         }
         attempt += 1;
@@ -33,51 +48,73 @@ pub async fn run(
     }
 }
 
-async fn follow(
-    client: &async_nats::Client,
-    subjects: &Subjects,
-    name: &str,
-    composer: &Composer,
-    stats: &BusStats,
-) -> Result<(), String> {
-    let js = jetstream::new(client.clone());
-    let stream = scale_stream(&js, name, subjects.scale_all())
-        .await
-        .map_err(|e| e.to_string())?;
-    let consumer = stream
-        .create_consumer(consumer::push::OrderedConfig {
-            deliver_subject: client.new_inbox(),
-            filter_subject: subjects.scale_all(),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    tracing::info!(stream = %name, "following scaling events");
-    while let Some(msg) = messages.next().await {
-        let msg = msg.map_err(|e| e.to_string())?;
-        stats
+struct Follower<'a> {
+    client: &'a async_nats::Client,
+    subjects: &'a Subjects,
+    name: &'a str,
+    replicas: usize,
+    composer: &'a Composer,
+    stats: &'a BusStats,
+}
+
+impl Follower<'_> {
+    /// Follows from the event after `last` (its stream sequence, 0 for the start), keeping `last`
+    /// up to date. `Ok(true)`: the connection came back, follow again at once.
+    async fn follow(&self, last: &mut u64) -> Result<bool, String> {
+        let mut link = self.stats.link.subscribe();
+        link.mark_unchanged();
+        let js = jetstream::new(self.client.clone());
+        let stream = scale_stream(&js, self.name, self.subjects.scale_all(), self.replicas)
+            .await
+            .map_err(|e| e.to_string())?;
+        let deliver_policy = match *last {
+            0 => consumer::DeliverPolicy::All,
+            seq => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: seq + 1,
+            },
+        };
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: self.subjects.scale_all(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        tracing::info!(stream = %self.name, from = *last + 1, "following scaling events");
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => msg,
+                changed = link.changed() => return Ok(changed.is_ok()),
+            };
+            let Some(msg) = msg else { return Ok(false) };
+            let msg = msg.map_err(|e| e.to_string())?;
+            if let Ok(info) = msg.info() {
+                *last = (*last).max(info.stream_sequence);
+            }
+            self.take(&msg);
+        }
+    }
+
+    fn take(&self, msg: &jetstream::Message) {
+        self.stats
             .received
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let subject = msg.subject.as_str();
-        let Some(cluster) = subjects.parse_scale(subject) else {
+        let Some(cluster) = self.subjects.parse_scale(subject) else {
             let e =
                 edgeplane_bus::DecodeError::Invalid(vec!["subject: not a scaling subject".into()]);
-            stats.decode_failed(subject, &e);
-            continue;
+            return self.stats.decode_failed(subject, &e);
         };
         let event: ScaleEvent = match decode(&msg.payload) {
             Ok(ev) => ev,
-            Err(e) => {
-                stats.decode_failed(subject, &e);
-                continue;
-            }
+            Err(e) => return self.stats.decode_failed(subject, &e),
         };
         let age = msg.info().map_or(Duration::ZERO, |i| {
             age_of(i.published.unix_timestamp_nanos())
         });
-        composer.scale(cluster, &event, age);
+        self.composer.scale(cluster, &event, age);
     }
-    Ok(())
 }

@@ -3,13 +3,16 @@
 
 use edgeplane_config::{ConfigError, ContentHash, Routing};
 
-/// What the node has applied.
+/// What the node has applied, and how far it has handled the bucket's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConfigState {
-    /// KV revision in place; 0 before any push was applied.
+    /// KV revision in place (applied); 0 before any push was applied. A rejected revision never
+    /// changes it: this is what status replies, metrics and the admin API report.
     pub revision: u64,
     /// Content hash in place, if known.
     pub hash: Option<ContentHash>,
+    /// The newest revision handled, applied or rejected: revisions at or below it are ignored.
+    pub handled: u64,
 }
 
 /// The decision for one revision.
@@ -26,7 +29,7 @@ pub enum Decision {
 impl ConfigState {
     /// Decides what to do with revision `revision` whose document is `text`.
     pub fn decide(&self, revision: u64, text: &str) -> Decision {
-        if revision <= self.revision {
+        if revision <= self.handled {
             return Decision::Ignore;
         }
         match edgeplane_config::document_from_text(text) {
@@ -39,23 +42,25 @@ impl ConfigState {
     pub fn applied(&mut self, revision: u64, hash: ContentHash) {
         self.revision = revision;
         self.hash = Some(hash);
+        self.handled = self.handled.max(revision);
     }
 
     /// Called with the first revision seen after (re)starting to watch: if it is below the revision
     /// handled, the bucket's history restarted, so the handled revision is forgotten (the tables stay)
     /// and the new history is followed. Returns whether it rebased.
     pub fn rebase(&mut self, first_seen: u64) -> bool {
-        if first_seen < self.revision {
-            self.revision = 0;
+        if first_seen < self.handled {
+            self.handled = 0;
             true
         } else {
             false
         }
     }
 
-    /// Records that `revision` was rejected: it is not retried, and older ones stay ignored.
+    /// Records that `revision` was rejected: it is not retried, and older ones stay ignored. The
+    /// revision in place does not change.
     pub fn rejected(&mut self, revision: u64) {
-        self.revision = self.revision.max(revision);
+        self.handled = self.handled.max(revision);
     }
 }
 
@@ -109,6 +114,27 @@ mod tests {
         s.rejected(5);
         assert!(matches!(s.decide(5, bad), Decision::Ignore));
         assert_eq!(s.hash, None, "a rejection changes nothing in place");
+        assert_eq!(
+            s.revision, 0,
+            "the revision in place is still the applied one"
+        );
+        assert_eq!(s.handled, 5);
+    }
+
+    #[test]
+    fn after_a_rejection_the_applied_revision_is_reported() {
+        let mut s = ConfigState::default();
+        let Decision::Apply(r) = s.decide(50, DOC) else {
+            panic!("applies")
+        };
+        s.applied(50, r.hash);
+        s.rejected(54);
+        assert_eq!((s.revision, s.handled, s.hash), (50, 54, Some(r.hash)));
+        assert!(
+            matches!(s.decide(53, DOC), Decision::Ignore),
+            "older than handled"
+        );
+        assert!(matches!(s.decide(55, DOC), Decision::Apply(_)));
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub fn snapshot(
     state: &Mutex<ConfigState>,
     sink: &dyn RoutingSink,
 ) -> NodeStatus {
-    let revision = state.lock().map(|s| s.revision).unwrap_or(0);
+    let (revision, handled) = state
+        .lock()
+        .map(|s| (s.revision, s.handled))
+        .unwrap_or((0, 0));
     NodeStatus {
         schema: SCHEMA_VERSION,
         node: identity.node.clone(),
@@ -23,6 +26,7 @@ pub fn snapshot(
         zone: identity.zone.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         revision,
+        handled,
         hash: sink.current_hash().to_string(),
         uptime_s: identity.started.elapsed().as_secs(),
         requests: sink.requests(),

@@ -53,7 +53,11 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
     let subjects = Subjects::new(&nats.prefix)?;
     let stats = Arc::new(BusStats::default());
     let state = Arc::new(Mutex::new(ConfigState::default()));
-    let composer = Composer::new(node.sink(), node.initial_routing().clone());
+    let composer = Composer::new(
+        node.sink(),
+        node.initial_routing().clone(),
+        nats.membership_grace,
+    );
     let sink: Arc<dyn edgeplane_controller::RoutingSink> = composer.clone();
     let options = bus_options(nats, &format!("edgeplane-{}", config.id));
     // With retry on initial connect, this returns at once and connects in the background.
@@ -68,9 +72,14 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
         state: state.clone(),
         stats: stats.clone(),
         metrics: crate::telemetry::push_metrics(node.telemetry()),
+        replicas: nats.replicas,
     };
     pushes.restore();
-    let _ = node.admin_context().config_state.set(state.clone());
+    let _ = node.admin_context().fleet.set(crate::admin::FleetView {
+        state: state.clone(),
+        composer: composer.clone(),
+        bus: stats.clone(),
+    });
     crate::telemetry::collect_controller(
         node.telemetry(),
         stats.clone(),
@@ -79,7 +88,12 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
     );
     let tasks = vec![
         tokio::spawn(pushes.run()),
-        tokio::spawn(composer.clone().run()),
+        tokio::spawn({
+            let client = client.clone();
+            composer
+                .clone()
+                .run(move || client.connection_state() == async_nats::connection::State::Connected)
+        }),
         tokio::spawn(edgeplane_controller::heartbeats::run(
             client.clone(),
             subjects.clone(),
@@ -90,6 +104,7 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
             client.clone(),
             subjects.clone(),
             nats.scale_stream.clone(),
+            nats.replicas,
             composer.clone(),
             stats.clone(),
         )),
@@ -106,6 +121,7 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
             identity,
             state.clone(),
             sink,
+            nats.replicas,
         )),
     ];
     tracing::info!(urls = ?nats.urls, prefix = %nats.prefix, bucket = %nats.bucket, "following the fleet over NATS");

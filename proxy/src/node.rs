@@ -137,7 +137,7 @@ impl NodeHandle {
             open: open.clone(),
             shared: shared.clone(),
             token: admin_token(node)?,
-            config_state: std::sync::OnceLock::new(),
+            fleet: std::sync::OnceLock::new(),
         });
         let admin = match admin_listener {
             Some(l) => {

@@ -85,6 +85,15 @@ impl Client {
             .map_err(|_| "request timed out".to_string())?
     }
 
+    /// GET `path` with `host`; an error (transport, timeout) is returned, not a panic.
+    pub async fn try_get(&self, host: &str, path: &str) -> Result<Resp, String> {
+        let req = self
+            .request(host, path)
+            .body(Empty::new().boxed())
+            .map_err(|e| e.to_string())?;
+        self.send(req).await
+    }
+
     /// GET `path` with Host `host`.
     pub async fn get(&self, host: &str, path: &str) -> Resp {
         let req = self.request(host, path).body(Empty::new().boxed()).unwrap();

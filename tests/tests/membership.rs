@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "membership/static_stability.rs"]
+mod static_stability;
 
 use common::{publisher, start_node};
 use edgeplane_bus::wire::{Heartbeat, ScaleAction};
@@ -32,8 +34,19 @@ struct Node {
 
 impl Node {
     async fn start(id: &str, nats: &NatsServer, state: &std::path::Path, cluster: &str) -> Node {
+        Node::start_with(id, nats, state, "", cluster).await
+    }
+
+    /// With `nats_extra` lines in `[node.nats]`.
+    async fn start_with(
+        id: &str,
+        nats: &NatsServer,
+        state: &std::path::Path,
+        nats_extra: &str,
+        cluster: &str,
+    ) -> Node {
         let text = format!(
-            "[node]\nid = \"{id}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n\
+            "[node]\nid = \"{id}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n{nats_extra}\n\
              [[node.listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
              [clusters.api]\n{cluster}",
             state.join(id).display(),
@@ -280,7 +293,7 @@ async fn scaling_adds_drains_with_in_flight_requests_and_removes_on_every_node()
     let scale = |id: &str, action: ScaleAction| {
         let (p, s, id) = (&publisher, &subjects, id.to_string());
         async move {
-            scale_publish::publish(p, s, "edge_scale", "api", id, action)
+            scale_publish::publish(p, s, "edge_scale", 1, "api", id, action)
                 .await
                 .unwrap()
         }

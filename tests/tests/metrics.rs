@@ -239,6 +239,7 @@ async fn a_push_moves_the_config_metrics() {
     );
     let options = PushOptions {
         bucket: "edge_config".into(),
+        replicas: 1,
         expect_revision: None,
         force: false,
         discover: Duration::from_millis(300),

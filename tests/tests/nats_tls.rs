@@ -154,6 +154,7 @@ async fn a_node_takes_a_push_over_tls() {
     .unwrap();
     let opts = PushOptions {
         bucket: "edge_config".into(),
+        replicas: 1,
         expect_revision: None,
         force: false,
         discover: Duration::from_millis(300),

@@ -54,6 +54,10 @@ impl Node {
         self.controller.state.lock().unwrap().revision
     }
 
+    fn handled(&self) -> u64 {
+        self.controller.state.lock().unwrap().handled
+    }
+
     async fn serves(&self, backend: &str) -> bool {
         self.client.get("push.test", "/").await.header("x-backend") == backend
     }
@@ -62,6 +66,7 @@ impl Node {
 fn opts() -> PushOptions {
     PushOptions {
         bucket: "edge_config".into(),
+        replicas: 1,
         expect_revision: None,
         force: false,
         discover: Duration::from_millis(300),
@@ -191,7 +196,7 @@ async fn invalid_documents_are_rejected_whole_by_every_node() {
     // rejects it with the error's path and keeps serving.
     let mut acks = pub_client.subscribe("edge.v1.ack.*").await.unwrap();
     let js = async_nats::jetstream::new(pub_client.clone());
-    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 8)
+    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 8, 1)
         .await
         .unwrap();
     let revision = kv
@@ -226,11 +231,54 @@ async fn invalid_documents_are_rejected_whole_by_every_node() {
     for n in &nodes {
         assert!(n.serves("a").await, "traffic unaffected");
         assert_eq!(
-            n.revision(),
+            n.handled(),
             revision,
             "the rejected revision is not retried"
         );
+        assert_eq!(
+            n.revision(),
+            0,
+            "nothing pushed was applied: still the file's config"
+        );
     }
+
+    // A valid revision, then a rejected one: every node reports the applied one as in place (status
+    // replies, metrics), and the rejected one only as handled.
+    let applied = push(&pub_client, &Subjects::default(), &routing_to(&a), &opts())
+        .await
+        .unwrap();
+    assert_eq!(applied.applied.len(), 3, "{applied:?}");
+    let rejected = kv.put("current", bad.into()).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the bad revision handled",
+        || async { nodes.iter().all(|n| n.handled() == rejected) },
+    )
+    .await;
+    let statuses = edgeplane_controller::publish::discover(
+        &pub_client,
+        &Subjects::default(),
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
+    assert_eq!(statuses.len(), 3);
+    for s in &statuses {
+        assert_eq!(
+            (s.revision, s.handled),
+            (applied.revision, rejected),
+            "{s:?}"
+        );
+    }
+    let metrics = nodes[0].handle.telemetry().render();
+    assert!(
+        metrics.contains(&format!("edgeplane_config_revision {}", applied.revision)),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("edgeplane_config_handled_revision {rejected}")),
+        "{metrics}"
+    );
 
     // Garbage that is not even TOML is rejected the same way.
     let revision = kv
@@ -238,9 +286,16 @@ async fn invalid_documents_are_rejected_whole_by_every_node() {
         .await
         .unwrap();
     eventually(Duration::from_secs(10), "garbage rejected", || async {
-        nodes.iter().all(|n| n.revision() == revision)
+        nodes.iter().all(|n| n.handled() == revision)
     })
     .await;
+    for n in &nodes {
+        assert_eq!(
+            n.revision(),
+            applied.revision,
+            "the applied revision stays in place"
+        );
+    }
     for n in &nodes {
         assert!(n.serves("a").await);
     }
@@ -383,7 +438,9 @@ async fn rollback_history_and_fleet() {
         "n2 recorded its announcement",
         || async {
             let js = async_nats::jetstream::new(pub_client.clone());
-            let bucket = edgeplane_bus::jetstream::nodes_bucket(&js).await.unwrap();
+            let bucket = edgeplane_bus::jetstream::nodes_bucket(&js, 1)
+                .await
+                .unwrap();
             bucket.entry("n2").await.ok().flatten().is_some()
         },
     )
@@ -551,7 +608,7 @@ async fn a_recreated_bucket_is_followed_from_its_new_history() {
     // An operator deletes the bucket; the next push creates it again, starting at revision 1.
     let js = async_nats::jetstream::new(pub_client.clone());
     js.delete_stream("KV_edge_config").await.unwrap();
-    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 8)
+    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 8, 1)
         .await
         .unwrap();
     let revision = kv.put("current", routing_to(&c).into()).await.unwrap();

@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     .connect(Default::default())
     .await?;
     let js = async_nats::jetstream::new(client.clone());
-    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 64).await?;
+    let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 64, 1).await?;
     let mut acks = client.subscribe("edge.v1.ack.*").await?;
     client.flush().await?;
 

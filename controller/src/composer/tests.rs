@@ -105,7 +105,7 @@ fn setup(statics: &[u16]) -> (Arc<FakeSink>, Arc<Composer>) {
     let routing = edgeplane_config::from_toml(&text).unwrap().routing;
     let sink = Arc::new(FakeSink::default());
     sink.apply(&routing).unwrap();
-    let composer = Composer::new(sink.clone(), routing);
+    let composer = Composer::new(sink.clone(), routing, Duration::from_secs(1));
     (sink, composer)
 }
 
@@ -172,24 +172,108 @@ async fn a_burst_of_joins_is_one_rebuild_and_known_heartbeats_none() {
     assert_eq!(composer.stats.heartbeats_in_place.load(Relaxed), 18);
 }
 
+/// Like [`run_for`], with instance `id` at `port` heartbeating every 100 ms from sequence `seq` on:
+/// the proof that the bus delivers the cluster's heartbeats. Returns the next sequence.
+async fn run_beating(composer: &Composer, ms: u64, id: &str, port: u16, mut seq: u64) -> u64 {
+    for _ in 0..ms / 100 {
+        composer.heartbeat("api", &hb(id, seq, port));
+        seq += 1;
+        run_for(composer, 100).await;
+    }
+    seq
+}
+
 #[tokio::test(start_paused = true)]
 async fn silence_marks_down_within_a_tick_then_removes() {
     let (sink, composer) = setup(&[9001]);
     composer.heartbeat("api", &hb("listed", 1, 9001));
     composer.heartbeat("api", &hb("joined", 1, 9002));
-    run_for(&composer, 100).await;
-    assert_eq!(sink.addresses(), [9001, 9002]);
+    let seq = run_beating(&composer, 100, "keeper", 9003, 1).await;
+    assert_eq!(sink.addresses(), [9001, 9002, 9003]);
     assert_eq!(sink.live(9002).health.load(Relaxed), 100);
-    // ttl 500 ms: down between 500 and 600 ms after the last heartbeat.
-    run_for(&composer, 350).await;
+    // ttl 500 ms: down between 500 and 600 ms after the last heartbeat, while the keeper's heartbeats
+    // prove that the bus delivers the cluster's subject.
+    let seq = run_beating(&composer, 300, "keeper", 9003, seq).await;
     assert_eq!(sink.live(9002).health.load(Relaxed), 100);
-    run_for(&composer, 200).await;
+    let seq = run_beating(&composer, 300, "keeper", 9003, seq).await;
     assert_eq!(sink.live(9002).health.load(Relaxed), 0);
     assert_eq!(sink.live(9001).health.load(Relaxed), 0);
+    assert_eq!(composer.held(), 0);
     // remove_after 2 s: the self-registered one goes, the listed one stays down.
-    run_for(&composer, 2100).await;
-    assert_eq!(sink.addresses(), [9001]);
+    run_beating(&composer, 2100, "keeper", 9003, seq).await;
+    assert_eq!(sink.addresses(), [9001, 9003]);
     assert_eq!(sink.live(9001).health.load(Relaxed), 0);
+    assert_eq!(composer.stats.silent_clusters.load(Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_whose_heartbeats_all_stop_at_once_is_held_until_heartbeats_flow_again() {
+    let (sink, composer) = setup(&[]);
+    composer.heartbeat("api", &hb("a", 1, 9001));
+    composer.heartbeat("api", &hb("b", 1, 9002));
+    run_for(&composer, 100).await;
+    assert_eq!(sink.addresses(), [9001, 9002]);
+    // Both silent for 10 s (20 ttls, 5 remove_afters): held up, never removed.
+    run_for(&composer, 10_000).await;
+    assert_eq!(sink.addresses(), [9001, 9002]);
+    assert_eq!(sink.live(9001).health.load(Relaxed), 100);
+    assert_eq!(sink.live(9002).health.load(Relaxed), 100);
+    assert_eq!(composer.held(), 2);
+    assert_eq!(composer.stats.expired.load(Relaxed), 0);
+    assert_eq!(
+        composer.stats.silent_clusters.load(Relaxed),
+        1,
+        "counted once"
+    );
+    // a comes back: the bus delivers again, so b's silence is b's own. It goes down at once.
+    composer.heartbeat("api", &hb("a", 2, 9001));
+    run_for(&composer, 100).await;
+    assert_eq!(sink.live(9002).health.load(Relaxed), 0);
+    assert_eq!(sink.live(9001).health.load(Relaxed), 100);
+    assert_eq!(composer.held(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_expires_while_the_link_is_down_nor_within_the_grace_after() {
+    let (sink, composer) = setup(&[]);
+    composer.link(true);
+    composer.heartbeat("api", &hb("a", 1, 9001));
+    composer.heartbeat("api", &hb("b", 1, 9002));
+    let seq = run_beating(&composer, 200, "keeper", 9003, 1).await;
+    composer.link(false);
+    assert_eq!(composer.frozen(), Some(Frozen::Disconnected));
+    // Even with heartbeats of the cluster arriving (another path), nothing expires while frozen.
+    let seq = run_beating(&composer, 5000, "keeper", 9003, seq).await;
+    assert_eq!(sink.addresses(), [9001, 9002, 9003]);
+    assert_eq!(sink.live(9001).health.load(Relaxed), 100);
+    assert_eq!(composer.held(), 2);
+    composer.link(true);
+    assert!(matches!(composer.frozen(), Some(Frozen::Grace { .. })));
+    // Grace 1 s: a resumes within it and stays; b does not and goes down right after it.
+    composer.heartbeat("api", &hb("a", 2, 9001));
+    let seq = run_beating(&composer, 900, "keeper", 9003, seq).await;
+    assert_eq!(
+        sink.live(9002).health.load(Relaxed),
+        100,
+        "still in the grace period"
+    );
+    composer.heartbeat("api", &hb("a", 3, 9001));
+    run_beating(&composer, 200, "keeper", 9003, seq).await;
+    assert_eq!(composer.frozen(), None);
+    assert_eq!(sink.live(9002).health.load(Relaxed), 0);
+    assert_eq!(sink.live(9001).health.load(Relaxed), 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_connection_has_no_grace_period_even_when_noticed_late() {
+    let (sink, composer) = setup(&[]);
+    composer.link(false);
+    composer.heartbeat("api", &hb("a", 1, 9001));
+    composer.heartbeat("api", &hb("b", 1, 9002));
+    composer.link(true);
+    assert_eq!(composer.frozen(), None);
+    run_beating(&composer, 1000, "a", 9001, 2).await;
+    assert_eq!(sink.live(9002).health.load(Relaxed), 0, "b expired");
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,12 +10,21 @@
 //!   requests, removed once nothing is in flight or at the deadline), weight. An address removed or
 //!   drained by a scaling event ignores heartbeats until it is added again.
 //!
+//! Static stability: silence on the bus is the bus's fault until the bus proves otherwise. Nothing
+//! expires or is removed while the node's link to NATS is down, nor for a grace period after it comes
+//! back ([`Membership::link`]); and an instance expires only when some heartbeat of its cluster
+//! arrived after its deadline, so a cluster whose heartbeats all stop at once is *held* with its last
+//! known state. A backend that really died is caught on the data path (connect failures, retries,
+//! outlier detection, active checks).
+//!
 //! Events return what changed: a live update to write in place ([`LiveUpdate`]), or that the
 //! membership changed and the tables must be rebuilt from [`Membership::compose`].
 
 mod compose;
+mod link;
 mod scale;
 
+pub use link::Frozen;
 pub use scale::ScaleOutcome;
 #[cfg(test)]
 mod tests;
@@ -36,6 +45,11 @@ pub struct Membership {
     clusters: HashMap<String, Members>,
     /// Ids of the scaling events applied (idempotency).
     seen_events: HashSet<String>,
+    /// The node's link to the bus: expiry and removal are suspended while it is down and for a grace
+    /// period after it comes back.
+    link: link::Link,
+    /// Heartbeats missed by known instances, from gaps in their sequence numbers.
+    missed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +62,10 @@ struct Members {
     instances: HashMap<String, Instance>,
     /// The scaling overlay, by address.
     scaled: HashMap<SocketAddr, scale::Scaled>,
+    /// When the last heartbeat of this cluster arrived: proof that the bus delivers its subject.
+    last_heard: Option<Instant>,
+    /// Instances overdue but held because the whole cluster went silent (last tick).
+    held: usize,
 }
 
 #[derive(Debug)]
@@ -107,6 +125,8 @@ pub enum HeartbeatOutcome {
     NotRegistered,
     /// The address was removed or drained by a scaling event.
     Excluded,
+    /// A draining heartbeat of an instance that is not a member: leaving instances never join.
+    Leaving,
 }
 
 /// What a pass over the clocks did.
@@ -116,6 +136,8 @@ pub struct TickOutcome {
     pub updates: Vec<(String, LiveUpdate)>,
     /// Endpoints were removed: rebuild.
     pub changed: bool,
+    /// Clusters whose heartbeats all stopped, with the instances held (overdue, not expired).
+    pub held: Vec<(String, usize)>,
 }
 
 impl Instance {
@@ -196,14 +218,19 @@ impl Membership {
         let Some(policy) = m.policy else {
             return HeartbeatOutcome::UnknownCluster;
         };
+        // Any message on the cluster's subject proves the bus delivers it.
+        m.last_heard = Some(now);
         if m.scaled.get(&address).is_some_and(scale::Scaled::excludes) {
             return HeartbeatOutcome::Excluded;
         }
         let listed =
             m.statics.contains(&address) || m.scaled.get(&address).is_some_and(scale::Scaled::adds);
         if let Some(i) = m.instances.get_mut(hb.instance.as_str()) {
-            if i.boot_id == hb.boot_id && hb.seq <= i.seq {
-                return HeartbeatOutcome::Stale;
+            if i.boot_id == hb.boot_id {
+                if hb.seq <= i.seq {
+                    return HeartbeatOutcome::Stale;
+                }
+                self.missed += hb.seq - i.seq - 1;
             }
             let moved = i.address != address;
             let reshaped = i.registered && (i.weight != hb.weight || i.zone != hb.zone);
@@ -229,6 +256,9 @@ impl Membership {
         }
         if !listed && !policy.self_registration {
             return HeartbeatOutcome::NotRegistered;
+        }
+        if !listed && hb.draining {
+            return HeartbeatOutcome::Leaving;
         }
         let mut i = Instance {
             boot_id: hb.boot_id.clone(),
@@ -260,22 +290,40 @@ impl Membership {
 
     /// Advances the clocks: expired instances go down, long-down self-registered ones and finished
     /// drains are removed. `in_flight(cluster, address)` tells the requests in flight to an endpoint.
+    ///
+    /// While [`Membership::frozen`], nothing expires and nothing is removed for missing heartbeats
+    /// (drains still finish: they follow this node's own in-flight count). An overdue instance expires
+    /// only if a heartbeat of its cluster arrived after its deadline; otherwise the whole cluster went
+    /// silent and its instances are held.
     pub fn tick(
         &mut self,
         now: Instant,
         in_flight: &dyn Fn(&str, SocketAddr) -> u32,
     ) -> TickOutcome {
         let mut out = TickOutcome::default();
+        let frozen = self.link.frozen(now).is_some();
         for (name, m) in &mut self.clusters {
             let Some(policy) = m.policy else { continue };
             let mut removed = false;
+            let heard = m.last_heard;
+            let mut held = 0;
             m.instances.retain(|_, i| {
                 match i.phase {
                     Phase::Up if now >= i.last_seen + i.ttl => {
-                        i.phase = Phase::Down { since: now };
-                        out.updates.push((name.clone(), i.live()));
+                        if frozen || heard.is_none_or(|h| now >= h + i.ttl) {
+                            // Frozen, or nothing of the cluster heard for a whole ttl: held.
+                            held += 1;
+                        } else if heard.is_some_and(|h| h <= i.last_seen + i.ttl) {
+                            // Others heard recently, but none since the deadline yet: the next
+                            // heartbeat of the cluster decides.
+                        } else {
+                            i.phase = Phase::Down { since: now };
+                            out.updates.push((name.clone(), i.live()));
+                        }
                     }
-                    Phase::Down { since } if i.registered && now >= since + policy.remove_after => {
+                    Phase::Down { since }
+                        if i.registered && !frozen && now >= since + policy.remove_after =>
+                    {
                         removed = true;
                         return false;
                     }
@@ -289,10 +337,42 @@ impl Membership {
                 }
                 true
             });
+            m.held = held;
+            if held > 0 {
+                out.held.push((name.clone(), held));
+            }
             removed |= scale::finish_drains(&mut m.scaled, name, now, in_flight);
             out.changed |= removed;
         }
         out
+    }
+
+    /// Tells the state of the node's link to the bus. When it comes back up, expiry and removal stay
+    /// suspended for `grace`, so that publishers, which lost the bus too, can resume (no grace when no
+    /// instance is tracked, as at the first connection). Returns whether the link's state changed.
+    pub fn link(&mut self, up: bool, now: Instant, grace: Duration) -> bool {
+        let grace = if self.instances() > 0 {
+            grace
+        } else {
+            Duration::ZERO
+        };
+        self.link.set(up, now, grace)
+    }
+
+    /// Why expiry and removal are suspended now, if they are.
+    pub fn frozen(&self, now: Instant) -> Option<Frozen> {
+        self.link.frozen(now)
+    }
+
+    /// Instances held (overdue while their whole cluster is silent, or while frozen) at the last tick.
+    pub fn held(&self) -> usize {
+        self.clusters.values().map(|m| m.held).sum()
+    }
+
+    /// Heartbeats missed by known instances, from gaps in their sequence numbers: lost between the
+    /// publisher and this node (on the network, in NATS, or dropped as a slow consumer).
+    pub fn missed(&self) -> u64 {
+        self.missed
     }
 
     /// The live state every tracked endpoint should have, as (cluster, update). Endpoints not listed

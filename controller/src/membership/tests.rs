@@ -140,7 +140,14 @@ fn expiry_marks_down_at_once_and_removes_after_the_grace_period() {
     beat(&mut m, &hb("static", "b", 1, "127.0.0.1:9001"), t);
     beat(&mut m, &hb("joined", "b", 1, "127.0.0.1:9002"), t);
     assert_eq!(m.tick(t + ms(999), IDLE), TickOutcome::default());
-    let out = m.tick(t + ms(1000), IDLE);
+    // A heartbeat of the cluster after their deadline proves that the bus delivers: their silence
+    // is their own.
+    beat(
+        &mut m,
+        &hb("keeper", "b", 1, "127.0.0.1:9003"),
+        t + ms(1001),
+    );
+    let out = m.tick(t + ms(1001), IDLE);
     assert!(!out.changed);
     let mut down: Vec<_> = out
         .updates
@@ -150,16 +157,24 @@ fn expiry_marks_down_at_once_and_removes_after_the_grace_period() {
     down.sort();
     assert_eq!(down, [("api", 9001, 0), ("api", 9002, 0)]);
     // Down, not yet removed.
-    assert!(!m.tick(t + ms(5999), IDLE).changed);
-    assert_eq!(addresses(&m, &base).len(), 2);
+    assert!(!m.tick(t + ms(6000), IDLE).changed);
+    assert_eq!(addresses(&m, &base).len(), 3);
     // remove_after = 5s: the self-registered one goes; the listed one stays, down.
-    assert!(m.tick(t + ms(6000), IDLE).changed);
-    assert_eq!(addresses(&m, &base), ["127.0.0.1:9001/1"]);
-    let live: Vec<_> = m
+    assert!(m.tick(t + ms(6001), IDLE).changed);
+    assert_eq!(
+        addresses(&m, &base),
+        ["127.0.0.1:9001/1", "127.0.0.1:9003/1"]
+    );
+    let mut live: Vec<_> = m
         .live_states()
         .map(|(_, u)| (u.address.port(), u.health))
         .collect();
-    assert_eq!(live, [(9001, 0)]);
+    live.sort();
+    assert_eq!(
+        live,
+        [(9001, 0), (9003, 100)],
+        "the keeper is held, not down"
+    );
     // A heartbeat brings it back up in place.
     match beat(
         &mut m,
@@ -169,6 +184,79 @@ fn expiry_marks_down_at_once_and_removes_after_the_grace_period() {
         HeartbeatOutcome::Updated(u) => assert_eq!(u.health, 100),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_silent_cluster_is_held_and_a_frozen_link_suspends_expiry_and_removal() {
+    let base = routing(true, &[]);
+    let mut m = Membership::default();
+    m.set_base(&base);
+    let t = Instant::now();
+    assert!(!m.link(true, t, ms(3000)), "starts up");
+    beat(&mut m, &hb("a", "b", 1, "127.0.0.1:9001"), t);
+    beat(&mut m, &hb("b", "b", 1, "127.0.0.1:9002"), t);
+    let out = m.tick(t + ms(60_000), IDLE);
+    assert!(out.updates.is_empty() && !out.changed, "{out:?}");
+    assert_eq!(out.held, [("api".to_string(), 2)]);
+    assert_eq!(m.held(), 2);
+
+    // b goes down for good (a keeps beating), then the link drops before b's removal is due.
+    beat(&mut m, &hb("a", "b", 2, "127.0.0.1:9001"), t + ms(60_001));
+    assert_eq!(m.tick(t + ms(60_001), IDLE).updates.len(), 1);
+    assert!(m.link(false, t + ms(60_002), ms(3000)));
+    assert!(!m.link(false, t + ms(60_003), ms(3000)), "no change");
+    assert_eq!(m.frozen(t + ms(60_003)), Some(Frozen::Disconnected));
+    let out = m.tick(t + ms(600_000), IDLE);
+    assert!(!out.changed, "nothing removed while frozen");
+    assert!(out.updates.is_empty(), "nothing expires while frozen");
+    assert_eq!(addresses(&m, &base).len(), 2);
+    // Back up at 600 s: grace until 603 s.
+    assert!(m.link(true, t + ms(600_000), ms(3000)));
+    assert!(matches!(
+        m.frozen(t + ms(602_999)),
+        Some(Frozen::Grace { .. })
+    ));
+    assert!(!m.tick(t + ms(602_999), IDLE).changed);
+    assert_eq!(m.frozen(t + ms(603_000)), None);
+    assert!(m.tick(t + ms(603_000), IDLE).changed, "b's removal resumes");
+    assert_eq!(addresses(&m, &base), ["127.0.0.1:9001/1"]);
+}
+
+#[test]
+fn a_draining_heartbeat_never_makes_an_instance_join() {
+    let base = routing(true, &["127.0.0.1:9001"]);
+    let mut m = Membership::default();
+    m.set_base(&base);
+    let t = Instant::now();
+    let mut h = hb("gone", "b", 7, "127.0.0.1:9002");
+    h.draining = true;
+    for seq in 7..12 {
+        h.seq = seq;
+        assert_eq!(beat(&mut m, &h, t), HeartbeatOutcome::Leaving);
+    }
+    assert_eq!(addresses(&m, &base), ["127.0.0.1:9001/1"]);
+    // At a listed address a draining heartbeat still drains the listed endpoint.
+    let mut h = hb("listed", "b", 1, "127.0.0.1:9001");
+    h.draining = true;
+    match beat(&mut m, &h, t) {
+        HeartbeatOutcome::Updated(u) => assert!(u.draining),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn gaps_in_a_boots_sequence_count_as_missed_heartbeats() {
+    let base = routing(true, &[]);
+    let mut m = Membership::default();
+    m.set_base(&base);
+    let t = Instant::now();
+    for seq in [1, 2, 5, 6, 10] {
+        beat(&mut m, &hb("i", "b1", seq, "127.0.0.1:9001"), t);
+    }
+    assert_eq!(m.missed(), 5, "3, 4, 7, 8 and 9");
+    beat(&mut m, &hb("i", "b1", 8, "127.0.0.1:9001"), t);
+    beat(&mut m, &hb("i", "b2", 1, "127.0.0.1:9001"), t);
+    assert_eq!(m.missed(), 5, "late and new-boot heartbeats are not gaps");
 }
 
 #[test]

@@ -63,8 +63,10 @@ fn status(ctx: &AdminContext) -> Resp {
             "uptime_s": ctx.started.elapsed().as_secs(),
             "phase": format!("{:?}", *ctx.phase.borrow()).to_lowercase(),
             "revision": revision,
+            "handled_revision": ctx.fleet.get().and_then(|f| f.state.lock().ok().map(|s| s.handled)),
             "hash": snap.hash.to_string(),
             "generation": snap.generation,
+            "bus": ctx.fleet.get().map(bus_status),
             "routes": snap.router.routes().len(),
             "clusters": snap.clusters.len(),
             "endpoints": endpoints,
@@ -75,10 +77,21 @@ fn status(ctx: &AdminContext) -> Resp {
 }
 
 fn revision(ctx: &AdminContext) -> u64 {
-    ctx.config_state
+    ctx.fleet
         .get()
-        .and_then(|s| s.lock().ok().map(|s| s.revision))
+        .and_then(|f| f.state.lock().ok().map(|s| s.revision))
         .unwrap_or(0)
+}
+
+/// The NATS link and what membership makes of it: `frozen` names why heartbeat expiry is suspended
+/// (`disconnected`, `reconnect_grace`), `held_instances` counts instances kept with their last state.
+fn bus_status(f: &super::FleetView) -> Value {
+    json!({
+        "connected": f.bus.connected.load(Relaxed),
+        "membership_frozen": f.composer.frozen().map(|r| r.reason()),
+        "held_instances": f.composer.held(),
+        "instances": f.composer.instances(),
+    })
 }
 
 /// The routing in place: pushed revision (0 = file config), content hash of the document, and the

@@ -13,6 +13,8 @@ use crate::server::Phase;
 use crate::tables::Tables;
 use crate::telemetry::Telemetry;
 use bytes::Bytes;
+use edgeplane_bus::BusStats;
+use edgeplane_controller::composer::Composer;
 use edgeplane_controller::state::ConfigState;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -46,8 +48,19 @@ pub struct AdminContext {
     pub shared: Arc<Shared>,
     /// The bearer token the API requires, if configured.
     pub token: Option<String>,
-    /// The pushed revision in place, once the node follows NATS.
-    pub config_state: OnceLock<Arc<Mutex<ConfigState>>>,
+    /// The controller's state, once the node follows NATS.
+    pub fleet: OnceLock<FleetView>,
+}
+
+/// What the admin API shows of a node's controller.
+#[derive(Debug, Clone)]
+pub struct FleetView {
+    /// The pushed revision in place and the newest handled.
+    pub state: Arc<Mutex<ConfigState>>,
+    /// Membership: frozen or not, instances held.
+    pub composer: Arc<Composer>,
+    /// The NATS connection.
+    pub bus: Arc<BusStats>,
 }
 
 impl std::fmt::Debug for AdminContext {

@@ -27,6 +27,10 @@ pub struct NatsArgs {
     /// Stream of the scaling events.
     #[arg(long, default_value = edgeplane_bus::jetstream::SCALE_STREAM)]
     pub(crate) scale_stream: String,
+    /// Replicas of the JetStream assets (config bucket, scaling stream) this command creates when
+    /// they are absent; 3 on a NATS cluster. Existing ones are left as they are.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub(crate) replicas: u8,
     /// NATS user (with --password).
     #[arg(long, requires = "password")]
     user: Option<String>,
@@ -103,6 +107,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
     let (client, subjects) = args.nats.connect().await?;
     let options = PushOptions {
         bucket: args.nats.bucket.clone(),
+        replicas: usize::from(args.nats.replicas),
         expect_revision: args.expect_revision,
         force: args.force,
         discover: Duration::from_millis(500),
@@ -180,6 +185,7 @@ pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let (client, subjects) = args.nats.connect().await?;
     let options = PushOptions {
         bucket: args.nats.bucket.clone(),
+        replicas: usize::from(args.nats.replicas),
         expect_revision: None,
         force: false,
         discover: Duration::from_millis(500),

@@ -94,6 +94,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
         &client,
         &subjects,
         stream,
+        usize::from(args.nats.replicas),
         &args.cluster,
         id,
         args.action.into(),

@@ -26,9 +26,13 @@ pub fn collect_controller(
     composer: Arc<Composer>,
 ) {
     telemetry.collect_with(Box::new(move |t: &Telemetry| {
-        let revision = state.lock().map_or(0, |s| s.revision);
+        let (revision, handled) = state.lock().map_or((0, 0), |s| (s.revision, s.handled));
         t.gauge("edgeplane_config_revision", &[])
             .set(revision as f64);
+        t.gauge("edgeplane_config_handled_revision", &[])
+            .set(handled as f64);
+        t.gauge("edgeplane_bus_connected", &[])
+            .set(f64::from(u8::from(bus.connected.load(Relaxed))));
         let copy = |name: &'static str, labels: &[(&'static str, &str)], v: &AtomicU64| {
             t.counter(name, labels).absolute(v.load(Relaxed));
         };
@@ -55,7 +59,18 @@ pub fn collect_controller(
         let scale = "edgeplane_scale_events_total";
         copy(scale, &[("result", "applied")], &s.scale_events);
         copy(scale, &[("result", "duplicate")], &s.scale_duplicates);
+        copy(
+            "edgeplane_membership_silent_clusters_total",
+            &[],
+            &s.silent_clusters,
+        );
+        t.counter("edgeplane_heartbeats_missed_total", &[])
+            .absolute(composer.missed_heartbeats());
         t.gauge("edgeplane_membership_instances", &[])
             .set(composer.instances() as f64);
+        t.gauge("edgeplane_membership_held_instances", &[])
+            .set(composer.held() as f64);
+        t.gauge("edgeplane_membership_frozen", &[])
+            .set(f64::from(u8::from(composer.frozen().is_some())));
     }));
 }
