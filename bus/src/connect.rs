@@ -89,10 +89,10 @@ pub struct BusStats {
     /// reports them through a bounded queue of its own, so this counts at least one per burst, not
     /// every message.
     pub slow_consumers: AtomicU64,
-    /// Slow-consumer events not logged yet (logged at most once a second, with this count).
-    slow_unlogged: AtomicU64,
-    /// When a slow-consumer event was last logged, in milliseconds since the Unix epoch.
-    slow_logged_at: AtomicU64,
+    /// Slow-consumer events are logged at most once a second.
+    slow_log: Throttle,
+    /// So are client errors (one per failed reconnect attempt while a server is down).
+    error_log: Throttle,
     /// Errors reported by the server or the client.
     pub errors: AtomicU64,
     /// Messages dropped because they did not decode ([`crate::DecodeError`]).
@@ -102,6 +102,32 @@ pub struct BusStats {
     /// Bumped at every (re)connection: followers watch it to read the current state at once instead
     /// of waiting for a stale JetStream consumer to notice.
     pub link: tokio::sync::watch::Sender<u64>,
+}
+
+/// At most one log line a second for a kind of event, saying how many happened since the last one.
+#[derive(Debug, Default)]
+struct Throttle {
+    /// Events not logged yet.
+    unlogged: AtomicU64,
+    /// When one was last logged, in milliseconds since the Unix epoch.
+    logged_at: AtomicU64,
+}
+
+impl Throttle {
+    /// Counts an event; `Some(events since the last line)` when a line is due.
+    fn due(&self) -> Option<u64> {
+        self.unlogged.fetch_add(1, Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let last = self.logged_at.load(Relaxed);
+        let due = now.saturating_sub(last) >= 1_000
+            && self
+                .logged_at
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok();
+        due.then(|| self.unlogged.swap(0, Relaxed))
+    }
 }
 
 impl BusStats {
@@ -200,21 +226,10 @@ fn record(stats: &BusStats, event: async_nats::Event) {
         }
         Event::SlowConsumer(sid) => {
             stats.slow_consumers.fetch_add(1, Relaxed);
-            stats.slow_unlogged.fetch_add(1, Relaxed);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            let last = stats.slow_logged_at.load(Relaxed);
-            // One line a second at most, whatever the rate of events.
-            if now.saturating_sub(last) >= 1_000
-                && stats
-                    .slow_logged_at
-                    .compare_exchange(last, now, Relaxed, Relaxed)
-                    .is_ok()
-            {
+            if let Some(events) = stats.slow_log.due() {
                 tracing::warn!(
                     subscription = sid,
-                    events = stats.slow_unlogged.swap(0, Relaxed),
+                    events,
                     "NATS slow consumer: messages were dropped"
                 );
             }
@@ -225,7 +240,9 @@ fn record(stats: &BusStats, event: async_nats::Event) {
         }
         Event::ClientError(e) => {
             stats.errors.fetch_add(1, Relaxed);
-            tracing::warn!(error = %e, "NATS client error");
+            if let Some(events) = stats.error_log.due() {
+                tracing::warn!(error = %e, events, "NATS client error");
+            }
         }
         other => tracing::info!(event = %other, "NATS connection event"),
     }
@@ -234,6 +251,17 @@ fn record(stats: &BusStats, event: async_nats::Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttle_logs_at_most_once_a_second_with_the_count() {
+        let t = Throttle::default();
+        assert_eq!(t.due(), Some(1), "the first event is logged");
+        for _ in 0..500 {
+            assert_eq!(t.due(), None);
+        }
+        t.logged_at.store(0, Relaxed);
+        assert_eq!(t.due(), Some(501), "the next line carries the count");
+    }
 
     #[test]
     fn reconnect_delay_grows_with_jitter_and_a_cap() {

@@ -16,6 +16,7 @@ pub mod composer;
 pub mod debounce;
 pub mod heartbeats;
 pub mod identity;
+mod link;
 pub mod membership;
 pub mod options;
 pub mod publish;

@@ -3,6 +3,7 @@
 //! applied config keeps serving meanwhile.
 
 use crate::identity::Identity;
+use crate::link::Link;
 use crate::state::{ConfigState, Decision};
 use crate::store::Store;
 use crate::RoutingSink;
@@ -108,34 +109,39 @@ impl Pushes {
     }
 
     async fn watch(&self) -> Result<Ended, String> {
-        let mut link = self.stats.link.subscribe();
-        link.mark_unchanged();
+        let mut link = Link::new(&self.stats);
         let js = jetstream::new(self.client.clone());
-        let kv = config_bucket(&js, &self.bucket, CONFIG_HISTORY, self.replicas)
+        let Some(kv) = link
+            .unless_reconnected(config_bucket(
+                &js,
+                &self.bucket,
+                CONFIG_HISTORY,
+                self.replicas,
+            ))
             .await
-            .map_err(|e| e.to_string())?;
-        let mut updates = kv
-            .watch_with_history(CONFIG_KEY)
+        else {
+            return Ok(Ended::Reconnected);
+        };
+        let kv = kv.map_err(|e| e.to_string())?;
+        // A fresh watch delivers the current value first: after a reconnection, that is the newest
+        // revision, read in one round trip.
+        let Some(updates) = link
+            .unless_reconnected(kv.watch_with_history(CONFIG_KEY))
             .await
-            .map_err(|e| e.to_string())?;
+        else {
+            return Ok(Ended::Reconnected);
+        };
+        let mut updates = updates.map_err(|e| e.to_string())?;
         tracing::info!(bucket = %self.bucket, "following config pushes");
         let mut first = true;
         loop {
-            tokio::select! {
-                entry = updates.next() => match entry {
-                    Some(entry) => self.take(&entry.map_err(|e| e.to_string())?, &mut first),
-                    None => return Ok(Ended::Closed),
-                },
-                changed = link.changed() => {
-                    if changed.is_err() {
-                        return Ok(Ended::Closed);
-                    }
-                    tracing::info!("reconnected to NATS; reading the current config revision");
-                    if let Some(entry) = kv.entry(CONFIG_KEY).await.map_err(|e| e.to_string())? {
-                        self.take(&entry, &mut first);
-                    }
-                    return Ok(Ended::Reconnected);
-                }
+            let Some(entry) = link.unless_reconnected(updates.next()).await else {
+                tracing::info!("reconnected to NATS; watching the config key afresh");
+                return Ok(Ended::Reconnected);
+            };
+            match entry {
+                Some(entry) => self.take(&entry.map_err(|e| e.to_string())?, &mut first),
+                None => return Ok(Ended::Closed),
             }
         }
     }

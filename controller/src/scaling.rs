@@ -4,6 +4,7 @@
 //! make the replay idempotent; a malformed event is counted, logged and skipped.
 
 use crate::composer::Composer;
+use crate::link::Link;
 use crate::pushes::age_of;
 use async_nats::jetstream::{self, consumer};
 use edgeplane_bus::jetstream::scale_stream;
@@ -61,33 +62,47 @@ impl Follower<'_> {
     /// Follows from the event after `last` (its stream sequence, 0 for the start), keeping `last`
     /// up to date. `Ok(true)`: the connection came back, follow again at once.
     async fn follow(&self, last: &mut u64) -> Result<bool, String> {
-        let mut link = self.stats.link.subscribe();
-        link.mark_unchanged();
+        let mut link = Link::new(self.stats);
         let js = jetstream::new(self.client.clone());
-        let stream = scale_stream(&js, self.name, self.subjects.scale_all(), self.replicas)
+        let Some(stream) = link
+            .unless_reconnected(scale_stream(
+                &js,
+                self.name,
+                self.subjects.scale_all(),
+                self.replicas,
+            ))
             .await
-            .map_err(|e| e.to_string())?;
+        else {
+            return Ok(true);
+        };
+        let stream = stream.map_err(|e| e.to_string())?;
         let deliver_policy = match *last {
             0 => consumer::DeliverPolicy::All,
             seq => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: seq + 1,
             },
         };
-        let consumer = stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
-                filter_subject: self.subjects.scale_all(),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        let config = consumer::push::OrderedConfig {
+            deliver_subject: self.client.new_inbox(),
+            filter_subject: self.subjects.scale_all(),
+            deliver_policy,
+            ..Default::default()
+        };
+        let setup = async {
+            let consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        };
+        let Some(messages) = link.unless_reconnected(setup).await else {
+            return Ok(true);
+        };
+        let mut messages = messages?;
         tracing::info!(stream = %self.name, from = *last + 1, "following scaling events");
         loop {
-            let msg = tokio::select! {
-                msg = messages.next() => msg,
-                changed = link.changed() => return Ok(changed.is_ok()),
+            let Some(msg) = link.unless_reconnected(messages.next()).await else {
+                return Ok(true);
             };
             let Some(msg) = msg else { return Ok(false) };
             let msg = msg.map_err(|e| e.to_string())?;
