@@ -1,0 +1,126 @@
+//! The processes a scenario runs: edgeplane nodes (`edgeplane run`, the release binary), heartbeat
+//! publishers (`edgeplane heartbeat`), each killed when dropped, and the node's admin endpoint read
+//! as Prometheus text.
+
+use anyhow::{bail, Context as _};
+use edgeplane_tests::Client;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// The edgeplane binary under test: `$EDGEPLANE_BIN`, else the workspace's release build.
+pub fn edgeplane_bin() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("EDGEPLANE_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/edgeplane"),
+        PathBuf::from,
+    );
+    if !path.is_file() {
+        bail!(
+            "{} not found: run `cargo build --release` or set EDGEPLANE_BIN",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A free loopback port (bound, then released for the child to bind).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One `edgeplane run` process.
+pub struct EdgeNode {
+    /// Its id.
+    pub id: String,
+    /// Its proxy listener.
+    pub addr: SocketAddr,
+    scraper: Client,
+    _child: Child,
+}
+
+impl EdgeNode {
+    /// Starts node `id` with `[node.nats]` lines `nats` and routing `routing`, keeping its state in
+    /// `dir`; returns once its admin endpoint is ready.
+    pub async fn start(
+        id: &str,
+        dir: &Path,
+        nats: &str,
+        routing: &str,
+    ) -> anyhow::Result<EdgeNode> {
+        let (port, admin_port) = (free_port()?, free_port()?);
+        let text = format!(
+            "[node]\nid = \"{id}\"\nadmin = \"127.0.0.1:{admin_port}\"\nstate_dir = \"{}\"\n\
+             [node.nats]\n{nats}\n[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{routing}",
+            dir.join(id).display()
+        );
+        let file = dir.join(format!("{id}.toml"));
+        std::fs::write(&file, text)?;
+        let child = Command::new(edgeplane_bin()?)
+            .args(["run", "--config"])
+            .arg(&file)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(
+                dir.join(format!("{id}.log")),
+            )?))
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start edgeplane")?;
+        let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+        let node = EdgeNode {
+            id: id.into(),
+            addr: ([127, 0, 0, 1], port).into(),
+            scraper: Client::new(admin),
+            _child: child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !node.ready().await {
+            if Instant::now() > deadline {
+                bail!(
+                    "node {id} not ready within 20 s (log: {})",
+                    dir.join(format!("{id}.log")).display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(node)
+    }
+
+    async fn ready(&self) -> bool {
+        self.scraper
+            .try_get("admin", "/readyz")
+            .await
+            .is_ok_and(|r| r.status.is_success())
+    }
+
+    /// The value of metric `name` (with its label set written as in the exposition, e.g.
+    /// `edgeplane_cluster_endpoints{cluster="api"}`), if the node exposes it.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.scraper.try_get("admin", "/metrics").await.ok()?.body;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+}
+
+/// One `edgeplane heartbeat` process for instance `id` of cluster `api` at `addr`.
+pub fn heartbeat(
+    id: &str,
+    addr: SocketAddr,
+    nats_url: &str,
+    interval: &str,
+) -> anyhow::Result<Child> {
+    Command::new(edgeplane_bin()?)
+        .args(["heartbeat", "--cluster", "api", "--instance", id, "--addr"])
+        .arg(addr.to_string())
+        .args(["--interval", interval, "--server", nats_url])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start edgeplane heartbeat")
+}
