@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib/ensure-nats-server.sh
-cargo build --release --locked --bin edgeplane
-cargo build --release --locked -p edgeplane-benches --bin chaos
+# One invocation, so that both binaries share one feature set and the proxy is built once.
+cargo build --release --locked -p edgeplane-proxy --bin edgeplane -p edgeplane-benches --bin chaos
 echo "== machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ', dirty')"
 exec target/release/chaos "$@"

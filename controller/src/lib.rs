@@ -19,6 +19,7 @@ pub mod identity;
 mod link;
 pub mod membership;
 pub mod options;
+pub mod provision;
 pub mod publish;
 pub mod pushes;
 pub mod scale_publish;

@@ -60,6 +60,9 @@ enum Command {
     History(nats::ListArgs),
     /// List the fleet's nodes: id, zone, applied revision, last seen, uptime and load.
     Fleet(nats::ListArgs),
+    /// Create the fleet's JetStream assets (config bucket, nodes bucket, scaling stream) with
+    /// `--replicas`, so that nodes and publishers need no right to create them.
+    Provision(nats::ListArgs),
     /// Keep a backend instance in the fleet's tables by heartbeats; drain it on SIGINT/SIGTERM.
     Heartbeat(heartbeat::HeartbeatArgs),
     /// Add, remove, drain or re-weight an endpoint on every node, durably.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => return nats_command(nats::rollback(args)),
         Command::History(args) => return nats_command(nats::history(args)),
         Command::Fleet(args) => return nats_command(nats::fleet(args)),
+        Command::Provision(args) => return nats_command(nats::provision(args)),
         Command::Heartbeat(args) => return nats_command(heartbeat::run(args)),
         Command::Scale(args) => return nats_command(scale::run(args)),
     };

@@ -214,6 +214,24 @@ pub struct ListArgs {
     nats: NatsArgs,
 }
 
+/// Runs `edgeplane provision`: creates what is absent, then lists each asset with its replicas.
+pub async fn provision(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let (client, subjects) = args.nats.connect().await?;
+    let n = &args.nats;
+    let assets = edgeplane_controller::provision::provision(
+        &client,
+        &subjects,
+        &n.bucket,
+        &n.scale_stream,
+        usize::from(n.replicas),
+    )
+    .await?;
+    for a in assets {
+        println!("{:<24} replicas {}", a.stream, a.replicas);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `edgeplane history`: every revision the bucket keeps, oldest first.
 pub async fn history(args: ListArgs) -> anyhow::Result<ExitCode> {
     let (client, _) = args.nats.connect().await?;
