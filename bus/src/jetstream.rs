@@ -27,6 +27,18 @@ pub const SCALE_STREAM: &str = "edge_scale";
 /// Scaling events kept per cluster subject; older ones are discarded first.
 pub const SCALE_HISTORY_PER_CLUSTER: i64 = 100_000;
 
+/// How long a node waits for a JetStream API answer before asking again. A request that lands on a
+/// server while its cluster elects a new leader may go unanswered; the client's default (5 s) would
+/// keep a node that long on a stale revision, so nodes ask again sooner (they retry at once).
+pub const NODE_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The JetStream context a node uses: [`NODE_REQUEST_TIMEOUT`] per request.
+pub fn node_context(client: async_nats::Client) -> jetstream::Context {
+    let mut js = jetstream::new(client);
+    js.set_timeout(NODE_REQUEST_TIMEOUT);
+    js
+}
+
 /// Opens the scaling-event stream `name` capturing `subjects` (`<prefix>.scale.>`), creating it if
 /// it does not exist. Publishing with a `Nats-Msg-Id` header deduplicates within two minutes.
 pub async fn scale_stream(

@@ -22,7 +22,7 @@ pub async fn run(
     sink: Arc<dyn RoutingSink>,
     replicas: usize,
 ) {
-    let js = async_nats::jetstream::new(client.clone());
+    let js = edgeplane_bus::jetstream::node_context(client.clone());
     let mut bucket = None;
     let mut tick = tokio::time::interval(INTERVAL);
     loop {

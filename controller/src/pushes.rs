@@ -7,7 +7,7 @@ use crate::link::Link;
 use crate::state::{ConfigState, Decision};
 use crate::store::Store;
 use crate::RoutingSink;
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::kv;
 use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
 use edgeplane_bus::wire::{AckStatus, ConfigAck};
 use edgeplane_bus::{encode, BusStats, Subjects, SCHEMA_VERSION};
@@ -38,6 +38,9 @@ pub struct Pushes {
     /// Replicas of the config bucket, if this node creates it.
     pub replicas: usize,
 }
+
+/// How often a node reads the config key directly, besides its watch (see [`Pushes::run`]).
+pub const RESYNC: Duration = Duration::from_secs(1);
 
 /// Why a watch of the config key ended without an error.
 enum Ended {
@@ -90,8 +93,10 @@ impl Pushes {
     }
 
     /// Watches the config key forever: the current value first, then every update. After every
-    /// reconnection to NATS it reads the current revision directly (one round trip) and watches
-    /// afresh, so a node converges as soon as it is back rather than when a stale consumer notices.
+    /// reconnection to NATS it watches afresh at once (a fresh watch delivers the current revision
+    /// first), so a node converges as soon as it is back rather than when a stale consumer notices;
+    /// and every [`RESYNC`] it reads the key directly, in case the watch went stale without the
+    /// connection dropping.
     pub async fn run(self) {
         let mut attempt = 0usize;
         loop {
@@ -110,7 +115,7 @@ impl Pushes {
 
     async fn watch(&self) -> Result<Ended, String> {
         let mut link = Link::new(&self.stats);
-        let js = jetstream::new(self.client.clone());
+        let js = edgeplane_bus::jetstream::node_context(self.client.clone());
         let Some(kv) = link
             .unless_reconnected(config_bucket(
                 &js,
@@ -123,6 +128,11 @@ impl Pushes {
             return Ok(Ended::Reconnected);
         };
         let kv = kv.map_err(|e| e.to_string())?;
+        // First a direct get (one round trip, answered by any replica): it needs no consumer, so it
+        // works while a NATS cluster is still electing the leader that consumers need.
+        if let Err(ended) = self.resync(&kv, &mut link).await {
+            return Ok(ended);
+        }
         // A fresh watch delivers the current value first: after a reconnection, that is the newest
         // revision, read in one round trip.
         let Some(updates) = link
@@ -134,16 +144,58 @@ impl Pushes {
         let mut updates = updates.map_err(|e| e.to_string())?;
         tracing::info!(bucket = %self.bucket, "following config pushes");
         let mut first = true;
+        let mut resync = tokio::time::interval(RESYNC);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.reset();
         loop {
-            let Some(entry) = link.unless_reconnected(updates.next()).await else {
+            let next = async {
+                tokio::select! {
+                    entry = updates.next() => Some(entry),
+                    _ = resync.tick() => None,
+                }
+            };
+            let Some(next) = link.unless_reconnected(next).await else {
                 tracing::info!("reconnected to NATS; watching the config key afresh");
                 return Ok(Ended::Reconnected);
             };
-            match entry {
-                Some(entry) => self.take(&entry.map_err(|e| e.to_string())?, &mut first),
-                None => return Ok(Ended::Closed),
+            match next {
+                Some(Some(entry)) => self.take(&entry.map_err(|e| e.to_string())?, &mut first),
+                Some(None) => return Ok(Ended::Closed),
+                // The backstop: a watch whose consumer lived on a server that died (on a NATS
+                // cluster, without this node's connection dropping) only notices after missed idle
+                // heartbeats; one direct get a second bounds how stale a node can be.
+                None => {
+                    if let Err(ended) = self.resync(&kv, &mut link).await {
+                        return Ok(ended);
+                    }
+                }
             }
         }
+    }
+
+    /// Reads the config key directly and applies it if it is newer than what was handled. A failed
+    /// read is logged (the watch or the next resync tries again); `Err(Reconnected)` when the
+    /// connection came back meanwhile.
+    async fn resync(&self, kv: &kv::Store, link: &mut Link) -> Result<(), Ended> {
+        let Some(entry) = link.unless_reconnected(kv.entry(CONFIG_KEY)).await else {
+            return Err(Ended::Reconnected);
+        };
+        match entry {
+            Ok(Some(entry)) if entry.revision > self.handled() => {
+                tracing::info!(
+                    revision = entry.revision,
+                    "read a newer config revision than the watch delivered"
+                );
+                self.take(&entry, &mut false);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reading the config key failed"),
+        }
+        Ok(())
+    }
+
+    fn handled(&self) -> u64 {
+        self.state.lock().map_or(0, |s| s.handled)
     }
 
     /// Handles one entry of the config key (`first`: the first one since watching began).

@@ -63,7 +63,7 @@ impl Follower<'_> {
     /// up to date. `Ok(true)`: the connection came back, follow again at once.
     async fn follow(&self, last: &mut u64) -> Result<bool, String> {
         let mut link = Link::new(self.stats);
-        let js = jetstream::new(self.client.clone());
+        let js = edgeplane_bus::jetstream::node_context(self.client.clone());
         let Some(stream) = link
             .unless_reconnected(scale_stream(
                 &js,

@@ -14,7 +14,7 @@ mod tls_client;
 pub use backend::{header_lines, text, Backend, Handler, Reply};
 pub use body::Generated;
 pub use client::{raw_request, Client, Resp};
-pub use nats::{nats_server_bin, python_with_nats, NatsServer};
+pub use nats::{nats_server_bin, python_with_nats, NatsCluster, NatsServer};
 pub use pki::TestPki;
 pub use prometheus::{promtool_bin, Prometheus};
 pub use tls_client::{tls_request, TlsConn, TlsReply};

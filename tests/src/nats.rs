@@ -95,6 +95,16 @@ impl NatsServer {
         }
     }
 
+    /// Whether the server is running (not stopped by [`NatsServer::stop`]).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Starts it again after [`NatsServer::stop`], on the same port with the same data.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// Starts it again on the same port with the same data.
     pub fn restart(&mut self) {
         self.stop();
@@ -120,4 +130,85 @@ pub fn python_with_nats() -> PathBuf {
         "no Python with nats-py: run scripts/test (it installs one) or set EDGEPLANE_PYTHON"
     );
     venv
+}
+
+/// A cluster of nats-servers on loopback, routed to each other, with JetStream: server `i` is named
+/// `s<i>`, has its own client port, cluster port, monitoring port and store.
+pub struct NatsCluster {
+    /// The servers, by index.
+    pub servers: Vec<NatsServer>,
+    monitors: Vec<u16>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl NatsCluster {
+    /// Starts `n` servers routed to each other (cluster name `edge`).
+    pub fn start(n: usize) -> NatsCluster {
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let monitors: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let servers = (0..n)
+            .map(|i| {
+                let others: Vec<String> = routes
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+                    .collect();
+                NatsServer::start(&[
+                    "--server_name",
+                    &format!("s{i}"),
+                    "--cluster_name",
+                    "edge",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes",
+                    &others.join(","),
+                    "-m",
+                    &monitors[i].to_string(),
+                ])
+            })
+            .collect();
+        NatsCluster { servers, monitors }
+    }
+
+    /// Every server's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers.iter().map(NatsServer::url).collect()
+    }
+
+    /// The index of the JetStream meta leader, as a running server's `/jsz` says, if known.
+    pub fn meta_leader(&self) -> Option<usize> {
+        for (i, s) in self.servers.iter().enumerate() {
+            if !s.running() {
+                continue;
+            }
+            let Some(body) = http_get(self.monitors[i], "/jsz") else {
+                continue;
+            };
+            let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+            if let Some(leader) = json["meta_cluster"]["leader"].as_str() {
+                return leader.strip_prefix('s')?.parse().ok();
+            }
+        }
+        None
+    }
+}
+
+/// A blocking HTTP/1.0 GET on loopback `port`: the body, if the server answered.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
 }

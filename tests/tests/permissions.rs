@@ -75,15 +75,9 @@ async fn each_role_can_do_its_job_and_nothing_else() {
 
     // An operator provisions the assets; nobody else may create them.
     let admin = connect_as(&nats, "admin").await;
-    let assets = provision::provision(
-        &admin,
-        &Subjects::default(),
-        "edge_config",
-        "edge_scale",
-        1,
-    )
-    .await
-    .unwrap();
+    let assets = provision::provision(&admin, &Subjects::default(), "edge_config", "edge_scale", 1)
+        .await
+        .unwrap();
     assert_eq!(assets.len(), 3, "{assets:?}");
 
     // A node with only its own permissions.
@@ -123,11 +117,18 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     })
     .await;
     // Now it is online: the second push gets its ack (the node's status reply and ack subjects).
-    let doc = doc.replace("self_registration = true\n", "self_registration = true\nhealth_threshold = 10\n");
+    let doc = doc.replace(
+        "self_registration = true\n",
+        "self_registration = true\nhealth_threshold = 10\n",
+    );
     let report = push(&publisher, &Subjects::default(), &doc, &opts())
         .await
         .unwrap();
-    assert_eq!(report.applied, BTreeSet::from(["n1".to_string()]), "{report:?}");
+    assert_eq!(
+        report.applied,
+        BTreeSet::from(["n1".to_string()]),
+        "{report:?}"
+    );
     let revision = report.revision;
     assert_eq!(controller.state.lock().unwrap().revision, revision);
 
@@ -149,13 +150,24 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     // ... but cannot push config, by JetStream or by a raw publish on the KV subject, nor scale.
     let hb_push = tokio::time::timeout(
         Duration::from_secs(5),
-        push(&hb, &Subjects::default(), &doc.replace(&a.addr.to_string(), "127.0.0.1:1"), &opts()),
+        push(
+            &hb,
+            &Subjects::default(),
+            &doc.replace(&a.addr.to_string(), "127.0.0.1:1"),
+            &opts(),
+        ),
     )
     .await;
-    assert!(!matches!(hb_push, Ok(Ok(_))), "a heartbeat sender pushed config");
-    hb.publish("$KV.edge_config.current", "[[routes]]\ncluster = \"x\"\n".into())
-        .await
-        .unwrap();
+    assert!(
+        !matches!(hb_push, Ok(Ok(_))),
+        "a heartbeat sender pushed config"
+    );
+    hb.publish(
+        "$KV.edge_config.current",
+        "[[routes]]\ncluster = \"x\"\n".into(),
+    )
+    .await
+    .unwrap();
     let hb_scale = tokio::time::timeout(
         Duration::from_secs(5),
         scale_publish::publish(
@@ -208,6 +220,9 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     assert_eq!(addresses(), BTreeSet::from([a.addr, b.addr, c.addr]));
     let js = async_nats::jetstream::new(admin.clone());
     let kv = js.get_key_value("edge_config").await.unwrap();
-    assert_eq!(kv.entry("current").await.unwrap().unwrap().revision, revision);
+    assert_eq!(
+        kv.entry("current").await.unwrap().unwrap().revision,
+        revision
+    );
     assert_eq!(client.get("m.test", "/").await.status, http::StatusCode::OK);
 }
