@@ -39,11 +39,7 @@ pub fn nats_server_bin() -> PathBuf {
 impl NatsServer {
     /// Starts a server with JetStream and any extra command-line `args` (e.g. `--user u --pass p`).
     pub fn start(args: &[&str]) -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = NatsServer {
             addr: ([127, 0, 0, 1], port).into(),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -140,6 +136,7 @@ pub struct NatsCluster {
     monitors: Vec<u16>,
 }
 
+/// A free loopback port (bound, then released for a server to bind).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
