@@ -35,9 +35,6 @@ pub struct MembershipStats {
     pub heartbeats_in_place: AtomicU64,
     /// Heartbeats dropped as stale (older or repeated sequence).
     pub heartbeats_stale: AtomicU64,
-    /// Heartbeats superseded by a newer one of the same instance before they were applied (a burst
-    /// faster than the node applies them; see `heartbeats`).
-    pub heartbeats_coalesced: AtomicU64,
     /// Heartbeats ignored: unknown cluster, unregistered instance, or an address scaled out.
     pub heartbeats_ignored: AtomicU64,
     /// Heartbeats that changed the membership (joins, moves, new weights).
@@ -150,11 +147,9 @@ impl Composer {
         self.lock().members.held()
     }
 
-    /// Heartbeats known instances missed (gaps in their sequence numbers), less those this node
-    /// coalesced itself (each superseded heartbeat leaves one gap).
+    /// Heartbeats known instances missed (gaps in their sequence numbers).
     pub fn missed_heartbeats(&self) -> u64 {
-        let gaps = self.lock().members.missed();
-        gaps.saturating_sub(self.stats.heartbeats_coalesced.load(Relaxed))
+        self.lock().members.missed()
     }
 
     /// Tells the state of the node's link to NATS (idempotent; changes are logged).

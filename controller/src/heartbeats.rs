@@ -2,21 +2,13 @@
 //! (`<prefix>.hb.<cluster>.*`), kept in step with the routing in place. Each message is decoded,
 //! checked against its subject, and handed to the [`Composer`]; a malformed one is counted, logged and
 //! dropped.
-//!
-//! Shedding rule: heartbeats of one instance supersede each other, so the subscription is drained by
-//! a loop that only keeps the newest message per subject (a map insert), and a second task decodes
-//! and applies what is pending. Under a burst faster than decoding, older heartbeats of the same
-//! instance are dropped here, counted as coalesced, instead of overflowing the client's buffer,
-//! where the client would drop any message, the newest included.
 
 use crate::composer::Composer;
 use edgeplane_bus::wire::Heartbeat;
 use edgeplane_bus::{decode, BusStats, Subjects};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 /// Aborts the per-cluster tasks when dropped.
@@ -82,15 +74,6 @@ async fn follow(
             return;
         }
     };
-    let pending = Arc::new(Pending::default());
-    let worker = tokio::spawn(apply_pending(
-        pending.clone(),
-        subjects.clone(),
-        cluster.clone(),
-        composer.clone(),
-        stats.clone(),
-    ));
-    let _worker = Followers(HashMap::from([(cluster.clone(), worker)]));
     let mut attempt = 0usize;
     loop {
         match client.subscribe(subject.clone()).await {
@@ -98,9 +81,7 @@ async fn follow(
                 attempt = 0;
                 tracing::info!(%cluster, %subject, "following heartbeats");
                 while let Some(msg) = sub.next().await {
-                    if pending.put(msg) {
-                        composer.stats.heartbeats_coalesced.fetch_add(1, Relaxed);
-                    }
+                    take(&subjects, &cluster, &msg, &composer, &stats);
                 }
                 tracing::warn!(%cluster, "heartbeat subscription ended; subscribing again");
             }
@@ -108,48 +89,6 @@ async fn follow(
         }
         attempt += 1;
         tokio::time::sleep(edgeplane_bus::connect::reconnect_delay(attempt.min(6))).await;
-    }
-}
-
-/// Heartbeats received and not applied yet: the newest per subject (one subject per instance).
-#[derive(Default)]
-struct Pending {
-    messages: Mutex<HashMap<String, async_nats::Message>>,
-    wake: Notify,
-}
-
-impl Pending {
-    /// Keeps `msg` as its instance's newest; true if it superseded one not applied yet.
-    fn put(&self, msg: async_nats::Message) -> bool {
-        let superseded = self
-            .messages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(msg.subject.as_str().to_owned(), msg)
-            .is_some();
-        self.wake.notify_one();
-        superseded
-    }
-
-    /// Everything pending, leaving nothing.
-    fn take(&self) -> HashMap<String, async_nats::Message> {
-        std::mem::take(&mut *self.messages.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// Applies pending heartbeats as they come, until the task is aborted.
-async fn apply_pending(
-    pending: Arc<Pending>,
-    subjects: Subjects,
-    cluster: String,
-    composer: Arc<Composer>,
-    stats: Arc<BusStats>,
-) {
-    loop {
-        pending.wake.notified().await;
-        for msg in pending.take().into_values() {
-            take(&subjects, &cluster, &msg, &composer, &stats);
-        }
     }
 }
 

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "membership/burst.rs"]
-mod burst;
 mod common;
 #[path = "membership/static_stability.rs"]
 mod static_stability;

@@ -78,7 +78,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_bus_decode_errors_total", Counter, "", "Bus messages dropped because they did not decode or validate."),
     m("edgeplane_bus_slow_consumer_total", Counter, "", "Slow-consumer events reported by the NATS client: at least one message was dropped because a subscription's buffer was full (the client coalesces events, so this undercounts messages; edgeplane_heartbeats_missed_total counts lost heartbeats)."),
     m("edgeplane_bus_errors_total", Counter, "", "Errors reported by the NATS server or client."),
-    m("edgeplane_heartbeats_total", Counter, "result", "Heartbeats taken in, by result: in_place, joined (membership changed), stale, ignored, coalesced (superseded by a newer one of the same instance before it was applied, during a burst)."),
+    m("edgeplane_heartbeats_total", Counter, "result", "Heartbeats taken in, by result: in_place, joined (membership changed), stale, ignored."),
     m("edgeplane_heartbeats_expired_total", Counter, "", "Endpoints marked down because their heartbeats stopped."),
     m("edgeplane_heartbeats_missed_total", Counter, "", "Heartbeats known instances missed: gaps in a boot's sequence numbers (lost in the network, in NATS, or dropped as a slow consumer)."),
     m("edgeplane_membership_instances", Gauge, "", "Instances tracked from heartbeats."),

@@ -51,7 +51,6 @@ pub fn collect_controller(
         copy(hb, &[("result", "in_place")], &s.heartbeats_in_place);
         copy(hb, &[("result", "joined")], &s.joins);
         copy(hb, &[("result", "stale")], &s.heartbeats_stale);
-        copy(hb, &[("result", "coalesced")], &s.heartbeats_coalesced);
         copy(hb, &[("result", "ignored")], &s.heartbeats_ignored);
         copy("edgeplane_heartbeats_expired_total", &[], &s.expired);
         let rebuilds = "edgeplane_membership_rebuilds_total";
