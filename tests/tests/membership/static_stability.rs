@@ -60,6 +60,19 @@ impl Beater {
     }
 }
 
+/// Backends `a` and `b`, heartbeating as instances `i-a` and `i-b`, once both have joined `node`.
+async fn two_joined(nats: &NatsServer, node: &Node) -> (Backend, Backend, Beater, Beater) {
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let publisher = publisher(nats).await;
+    let beat_a = Beater::start(publisher.clone(), "i-a", &a);
+    let beat_b = Beater::start(publisher.clone(), "i-b", &b);
+    eventually(WAIT, "both instances join", || async {
+        node.addresses() == BTreeSet::from([a.addr, b.addr])
+    })
+    .await;
+    (a, b, beat_a, beat_b)
+}
+
 /// Requests from 4 concurrent clients until `until`: (answered 200, anything else).
 async fn load(client: &Client, until: Instant) -> (u64, u64) {
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -97,14 +110,7 @@ async fn a_nats_outage_longer_than_ttl_and_remove_after_fails_no_request() {
         super::SELF_REGISTERING,
     )
     .await;
-    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
-    let publisher = publisher(&nats).await;
-    let beat_a = Beater::start(publisher.clone(), "i-a", &a);
-    let beat_b = Beater::start(publisher.clone(), "i-b", &b);
-    eventually(WAIT, "both instances join", || async {
-        node.addresses() == BTreeSet::from([a.addr, b.addr])
-    })
-    .await;
+    let (a, b, beat_a, beat_b) = two_joined(&nats, &node).await;
     let composer = &node.controller.composer;
 
     // The outage: 2 s, five times ttl (400 ms) + remove_after (300 ms).
@@ -163,14 +169,7 @@ async fn a_cluster_whose_heartbeats_all_stop_is_held_while_the_node_stays_connec
     let nats = NatsServer::start(&[]);
     let state = tempfile::tempdir().unwrap();
     let node = Node::start("n1", &nats, state.path(), super::SELF_REGISTERING).await;
-    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
-    let publisher = publisher(&nats).await;
-    let beat_a = Beater::start(publisher.clone(), "i-a", &a);
-    let beat_b = Beater::start(publisher.clone(), "i-b", &b);
-    eventually(WAIT, "both instances join", || async {
-        node.addresses() == BTreeSet::from([a.addr, b.addr])
-    })
-    .await;
+    let (a, b, beat_a, beat_b) = two_joined(&nats, &node).await;
     // Every publisher falls silent at once (a partition between them and NATS, say).
     beat_a.vanish().await;
     beat_b.vanish().await;
