@@ -1,6 +1,6 @@
 //! Per-cluster live state that survives rebuilds, shared by every snapshot in which the cluster keeps
 //! its name: the circuit breaker's counters (requests, connections, pending requests, retries), panic
-//! mode, zone spill-over and the traffic split between priority levels.
+//! mode, zone spill-over, the traffic split between priority levels and outlier detection's counts.
 //!
 //! Beyond a limit, requests get 503 at once instead of piling onto struggling upstreams.
 
@@ -31,6 +31,8 @@ pub struct Breaker {
     split: AtomicBool,
     /// Cumulative share of traffic per priority level, in thousandths (set by the sweeper).
     cuts: [AtomicU16; LEVELS],
+    /// Outlier detection's decisions and counts.
+    pub outliers: crate::outlier::ClusterBook,
 }
 
 impl Breaker {

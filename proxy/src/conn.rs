@@ -5,7 +5,7 @@
 
 use crate::body::RequestBody;
 use crate::breaker::ConnSlot;
-use crate::error::ProxyError;
+use crate::error::{ConnectCause, ProxyError};
 use crate::h1;
 use crate::upstream_tls::TlsClient;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -89,7 +89,10 @@ impl Sender {
         match self.inner {
             Inner::Own(c) => match c.into_io() {
                 Some(io) => h1(TokioIo::new(io), address, self.slot).await,
-                None => Err(ProxyError::Connect("connection holds unread bytes".into())),
+                None => Err(ProxyError::Connect(
+                    ConnectCause::Other,
+                    "connection holds unread bytes".into(),
+                )),
             },
             inner => Ok(Sender {
                 inner,
@@ -157,8 +160,13 @@ pub async fn connect(
 ) -> Result<Sender, ProxyError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(ProxyError::Connect(e.to_string())),
-        Err(_) => return Err(ProxyError::Connect(format!("timed out after {timeout:?}"))),
+        Ok(Err(e)) => return Err(ProxyError::Connect(ConnectCause::of(&e), e.to_string())),
+        Err(_) => {
+            return Err(ProxyError::Connect(
+                ConnectCause::TimedOut,
+                format!("timed out after {timeout:?}"),
+            ))
+        }
     };
     let _ = stream.set_nodelay(true);
     let slot = Arc::new(slot);
@@ -170,11 +178,17 @@ pub async fn connect(
     };
     let (stream, h2) = match tokio::time::timeout(timeout, tls.connect(stream, address)).await {
         Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return Err(ProxyError::Connect(format!("TLS: {e}"))),
+        Ok(Err(e)) => {
+            return Err(ProxyError::Connect(
+                ConnectCause::Other,
+                format!("TLS: {e}"),
+            ))
+        }
         Err(_) => {
-            return Err(ProxyError::Connect(format!(
-                "TLS handshake timed out after {timeout:?}"
-            )))
+            return Err(ProxyError::Connect(
+                ConnectCause::Other,
+                format!("TLS handshake timed out after {timeout:?}"),
+            ))
         }
     };
     if !h2 {
@@ -184,7 +198,7 @@ pub async fn connect(
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| ProxyError::Connect(e.to_string()))?;
+        .map_err(|e| ProxyError::Connect(ConnectCause::Other, e.to_string()))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(%address, error = %e, "upstream h2 connection ended with an error");
@@ -203,7 +217,7 @@ where
     let (send, conn) = http1::Builder::new()
         .handshake(io)
         .await
-        .map_err(|e| ProxyError::Connect(e.to_string()))?;
+        .map_err(|e| ProxyError::Connect(ConnectCause::Other, e.to_string()))?;
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(%address, error = %e, "upstream connection ended with an error");

@@ -28,6 +28,60 @@ pub enum ErrorClass {
     Config,
 }
 
+/// What a failed connect says about the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// The endpoint, or the network on the way to it, refused or reset the connection, or cannot be
+    /// reached: nothing listens there.
+    Refused,
+    /// No answer to the connect within the cluster's connect timeout.
+    TimedOut,
+    /// This node ran out of something (file descriptors, ephemeral ports, socket buffers, memory):
+    /// the failure says nothing about the endpoint.
+    Local,
+    /// Anything else: a failed TLS or HTTP/2 handshake, a connection closed before the request went
+    /// out.
+    Other,
+    /// Not tried: the endpoint was taken out (outlier ejection) before a new connection to it was
+    /// opened. Nothing was sent and nothing is charged to it.
+    Withdrawn,
+}
+
+impl ConnectCause {
+    /// The cause of a failed TCP connect.
+    pub fn of(e: &std::io::Error) -> ConnectCause {
+        use std::io::ErrorKind as K;
+        match e.raw_os_error() {
+            Some(
+                libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::EADDRNOTAVAIL
+                | libc::EADDRINUSE,
+            ) => return ConnectCause::Local,
+            Some(libc::ETIMEDOUT) => return ConnectCause::TimedOut,
+            _ => {}
+        }
+        match e.kind() {
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::HostUnreachable
+            | K::NetworkUnreachable => ConnectCause::Refused,
+            K::TimedOut => ConnectCause::TimedOut,
+            K::OutOfMemory | K::AddrNotAvailable | K::AddrInUse => ConnectCause::Local,
+            _ => ConnectCause::Other,
+        }
+    }
+
+    /// Whether this failure takes the endpoint out at once (with outlier detection on): the endpoint
+    /// is not listening or does not answer.
+    pub fn ejects(self) -> bool {
+        matches!(self, ConnectCause::Refused | ConnectCause::TimedOut)
+    }
+}
+
 /// Why a request could not be proxied.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -41,8 +95,8 @@ pub enum ProxyError {
     #[error("bad request: {0}")]
     BadRequest(&'static str),
     /// Connecting to the upstream failed (refused, unreachable, timed out); nothing was sent.
-    #[error("upstream connect failed: {0}")]
-    Connect(String),
+    #[error("upstream connect failed: {1}")]
+    Connect(ConnectCause, String),
     /// The upstream did not answer with headers in time.
     #[error("upstream response timed out")]
     Timeout,
@@ -63,7 +117,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect(..) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -74,7 +128,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no_route",
             ProxyError::NoEndpoint(_) => "no_endpoint",
             ProxyError::BadRequest(_) => "bad_request",
-            ProxyError::Connect(_) => "connect_failed",
+            ProxyError::Connect(..) => "connect_failed",
             ProxyError::Timeout => "upstream_timeout",
             ProxyError::Upstream(_) => "upstream_error",
             ProxyError::CircuitOpen(_) => "circuit_open",
@@ -87,7 +141,7 @@ impl ProxyError {
             ProxyError::NoRoute => 0,
             ProxyError::NoEndpoint(_) => 1,
             ProxyError::BadRequest(_) => 2,
-            ProxyError::Connect(_) => 3,
+            ProxyError::Connect(..) => 3,
             ProxyError::Timeout => 4,
             ProxyError::Upstream(_) => 5,
             ProxyError::CircuitOpen(_) => 6,
@@ -99,7 +153,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute | ProxyError::NoEndpoint(_) => ErrorClass::Config,
             ProxyError::BadRequest(_) => ErrorClass::Downstream,
-            ProxyError::Connect(_)
+            ProxyError::Connect(..)
             | ProxyError::Timeout
             | ProxyError::Upstream(_)
             | ProxyError::CircuitOpen(_) => ErrorClass::Upstream,
@@ -108,7 +162,7 @@ impl ProxyError {
 
     /// Whether the request may be sent again elsewhere: only if nothing reached an upstream.
     pub fn retryable(&self) -> bool {
-        matches!(self, ProxyError::Connect(_))
+        matches!(self, ProxyError::Connect(..))
     }
 
     /// The response for this error: its status, a one-line body and the [`ERROR_HEADER`].
@@ -124,5 +178,37 @@ impl ProxyError {
         );
         h.insert(ERROR_HEADER, HeaderValue::from_static(self.code()));
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectCause;
+    use std::io::Error;
+
+    #[test]
+    fn a_connect_error_is_charged_to_the_endpoint_only_when_the_endpoint_caused_it() {
+        let of = |errno| ConnectCause::of(&Error::from_raw_os_error(errno));
+        for errno in [
+            libc::ECONNREFUSED,
+            libc::ECONNRESET,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+        ] {
+            assert_eq!(of(errno), ConnectCause::Refused, "{errno}");
+        }
+        assert_eq!(of(libc::ETIMEDOUT), ConnectCause::TimedOut);
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EADDRNOTAVAIL,
+        ] {
+            assert_eq!(of(errno), ConnectCause::Local, "{errno}");
+        }
+        assert_eq!(of(libc::EPERM), ConnectCause::Other);
+        assert!(ConnectCause::Refused.ejects() && ConnectCause::TimedOut.ejects());
+        assert!(!ConnectCause::Local.ejects() && !ConnectCause::Withdrawn.ejects());
     }
 }

@@ -5,7 +5,8 @@
 
 use crate::body::{ProxyBody, RequestBody, UpstreamBody};
 use crate::breaker::RetrySlot;
-use crate::error::ProxyError;
+use crate::cluster::Cluster;
+use crate::error::{ConnectCause, ProxyError};
 use crate::forwarding::{self, Forwarding};
 use crate::h1::OwnBody;
 use crate::headers;
@@ -277,9 +278,13 @@ async fn forward(
             Some(d) => d.min(sent + timeouts.response_header),
             None => sent + timeouts.response_header,
         };
-        let retry = |tried: &mut Vec<SocketAddr>, tries: u32| {
+        let retry = |tried: &mut Vec<SocketAddr>, tries: u32, budgeted: bool| {
             tried.push(upstream.address);
-            next_try(shared, &locator, key, token, tried, &policy, tries + 1)
+            let next = Retrying {
+                tries: tries + 1,
+                budgeted,
+            };
+            next_try(shared, &locator, key, token, tried, &policy, next)
         };
         let (next_req, next) = match send::send(
             upstream,
@@ -296,13 +301,13 @@ async fn forward(
                 // answers errors fast must not look like a fast endpoint.
                 let status = answer.status();
                 if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                    upstream.record_failure();
+                    charge_failure(shared, &locator, upstream, None);
                 } else {
                     upstream.record_success(sent.elapsed());
                 }
                 let next = match &replay {
                     Some(r) if policy.on.status(status.as_u16()) && tries < policy.attempts => {
-                        retry(&mut tried, tries).map(|next| {
+                        retry(&mut tried, tries, true).map(|next| {
                             forwarding.reset();
                             (r.request(), next)
                         })
@@ -318,9 +323,15 @@ async fn forward(
                 }
             }
             Err(send::Failure { error, unsent }) => {
-                upstream.record_failure();
+                let connect = match &error {
+                    ProxyError::Connect(cause, detail) => Some((*cause, detail.as_str())),
+                    _ => None,
+                };
+                charge_failure(shared, &locator, upstream, connect);
+                // Nothing reached an upstream: the retry does not spend the budget.
+                let never_sent = connect.is_some() && unsent.is_some();
                 let condition = match error {
-                    ProxyError::Connect(_) => RetryOn::CONNECT_FAILURE,
+                    ProxyError::Connect(..) => RetryOn::CONNECT_FAILURE,
                     ProxyError::Timeout => RetryOn::TIMEOUT,
                     ProxyError::Upstream(_) => RetryOn::RESET,
                     _ => RetryOn::default(),
@@ -336,7 +347,7 @@ async fn forward(
                     })
                 });
                 match again.filter(|_| retryable) {
-                    Some(again) => match retry(&mut tried, tries) {
+                    Some(again) => match retry(&mut tried, tries, !never_sent) {
                         Some(next) => {
                             tracing::debug!(upstream = %upstream.address, error = %error, "retrying a failed try");
                             (again, next)
@@ -364,7 +375,7 @@ async fn forward(
         if cluster_has_affinity {
             affinity = next.affinity;
         }
-        _retry_slot = Some(next.slot);
+        _retry_slot = next.slot;
         req = next_req;
     }
 }
@@ -376,16 +387,68 @@ struct Locator {
     name_hash: u64,
 }
 
+impl Locator {
+    /// The request's cluster in `snapshot`, if it still has it.
+    fn find<'a>(&self, snapshot: &'a crate::tables::Snapshot) -> Option<&'a Cluster> {
+        match snapshot.clusters.get(self.index) {
+            Some(c) if snapshot.generation == self.generation => Some(c),
+            _ => snapshot
+                .clusters
+                .iter()
+                .find(|c| c.name_hash == self.name_hash),
+        }
+    }
+}
+
+/// Charges a failed try to its endpoint and lets outlier detection judge it at once (`connect`: the
+/// cause and detail if connecting failed). A connect that failed for lack of this node's own
+/// resources, or was not tried because the endpoint was already out, is not the endpoint's doing and
+/// is not charged.
+fn charge_failure(
+    shared: &Shared,
+    locator: &Locator,
+    upstream: &Upstream,
+    connect: Option<(ConnectCause, &str)>,
+) {
+    let snapshot = shared.tables.guard();
+    let cluster = locator.find(&snapshot);
+    match connect {
+        Some((ConnectCause::Withdrawn, _)) => {}
+        Some((ConnectCause::Local, detail)) => {
+            let name = cluster.map_or("", |c| &*c.name);
+            upstream
+                .cluster
+                .outliers
+                .local_error(name, upstream.address, detail);
+        }
+        _ => {
+            upstream.record_failure();
+            if let Some(c) = cluster {
+                crate::outlier::judge(c, upstream, connect.map(|(cause, _)| cause));
+            }
+        }
+    }
+}
+
+/// Which retry is wanted: its number (1-based), and whether it spends the retry budget (a request
+/// that reached an upstream) or not (nothing was sent: bounded by the endpoints not tried yet).
+#[derive(Debug, Clone, Copy)]
+struct Retrying {
+    tries: u32,
+    budgeted: bool,
+}
+
 /// What a retry needs: its endpoint, its place in the retry budget, its backoff.
 struct NextTry {
     upstream: Arc<Upstream>,
-    slot: RetrySlot,
+    slot: Option<RetrySlot>,
     backoff: std::time::Duration,
     affinity: Option<(http::HeaderName, HeaderValue)>,
 }
 
-/// Picks the endpoint for retry number `tries` (1-based) from the current snapshot, avoiding those
-/// tried, if the budget allows one.
+/// Picks the endpoint for the retry from the current snapshot, avoiding those tried. A budgeted retry
+/// needs a place in the retry budget and waits a backoff; one of a request never sent goes at once
+/// to an endpoint not tried yet, if there is one.
 fn next_try(
     shared: &Shared,
     locator: &Locator,
@@ -393,33 +456,39 @@ fn next_try(
     token: Option<u64>,
     tried: &[SocketAddr],
     policy: &edgeplane_config::model::Retry,
-    tries: u32,
+    next: Retrying,
 ) -> Option<NextTry> {
     let snapshot = shared.tables.guard();
-    let cluster = match snapshot.clusters.get(locator.index) {
-        Some(c) if snapshot.generation == locator.generation => c,
-        _ => snapshot
-            .clusters
+    let cluster = locator.find(&snapshot)?;
+    let slot = if next.budgeted {
+        let in_flight: u64 = cluster
+            .endpoints
             .iter()
-            .find(|c| c.name_hash == locator.name_hash)?,
-    };
-    let in_flight: u64 = cluster
-        .endpoints
-        .iter()
-        .map(|e| u64::from(e.upstream.in_flight()))
-        .sum();
-    let slot = cluster
-        .breaker
-        .try_retry(cluster.limits.max_retries, retry::budget(policy, in_flight));
-    let Some(slot) = slot else {
-        tracing::debug!(cluster = %cluster.name, "retry budget spent");
-        return None;
+            .map(|e| u64::from(e.upstream.in_flight()))
+            .sum();
+        let slot = cluster
+            .breaker
+            .try_retry(cluster.limits.max_retries, retry::budget(policy, in_flight));
+        if slot.is_none() {
+            tracing::debug!(cluster = %cluster.name, "retry budget spent");
+            return None;
+        }
+        slot
+    } else {
+        None
     };
     let e = cluster.pick_avoiding(key, tried)?;
+    if !next.budgeted && tried.contains(&e.upstream.address) {
+        return None;
+    }
     Some(NextTry {
         upstream: e.upstream.clone(),
         slot,
-        backoff: retry::backoff(policy, tries, cluster.draw()),
+        backoff: if next.budgeted {
+            retry::backoff(policy, next.tries, cluster.draw())
+        } else {
+            std::time::Duration::ZERO
+        },
         affinity: cluster
             .affinity
             .as_ref()

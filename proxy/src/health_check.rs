@@ -1,7 +1,8 @@
 //! Active HTTP health checks: every `interval`, a GET of the cluster's `path` on each endpoint over a
 //! fresh connection; a 2xx or 3xx answer within `timeout` passes. `unhealthy_threshold` failures in a
 //! row take the endpoint out (a flag beside drain and ejection, read with them in one load);
-//! `healthy_threshold` passes bring it back. Endpoints start in. At most 64 checks run at once.
+//! `healthy_threshold` passes bring it back. A passing check also ends an outlier ejection (the
+//! endpoint comes back half-open). Endpoints start in. At most 64 checks run at once.
 
 use crate::tables::Tables;
 use http_body_util::Empty;
@@ -111,6 +112,9 @@ fn spawn_check(
         if passed {
             st.passes += 1;
             st.failures = 0;
+            // As Envoy does: a passing check ends an outlier ejection (half-open: the endpoint's
+            // first answers decide).
+            crate::outlier::readmit(&u, &cluster);
             if u.check_failed() && st.passes >= hc.healthy_threshold {
                 u.set_check_failed(false);
                 tracing::info!(%cluster, endpoint = %address, "health check passing again");

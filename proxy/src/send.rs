@@ -5,7 +5,7 @@
 use crate::body::RequestBody;
 use crate::breaker::ConnSlot;
 use crate::conn::{self, Protocol, Sender};
-use crate::error::ProxyError;
+use crate::error::{ConnectCause, ProxyError};
 use crate::forwarding::Forwarding;
 use crate::h1;
 use crate::telemetry::RouteMetrics;
@@ -91,6 +91,16 @@ pub async fn send(
                 s
             }
             None => {
+                // Taken out since the pick (its pooled connections were found dead, or another
+                // request's connect was refused): go elsewhere rather than knock at a closed door.
+                // In panic mode picks ignore ejections, so this does too.
+                if upstream.ejected() && !upstream.cluster.panic() {
+                    let error = ProxyError::Connect(
+                        ConnectCause::Withdrawn,
+                        "endpoint taken out by outlier detection".into(),
+                    );
+                    return Err(unsent(error, req));
+                }
                 let slot = match connection_slot(upstream, limits, deadline, own).await {
                     Ok(Slot::Pooled(s)) => {
                         pooled_attempts += 1;
@@ -126,7 +136,10 @@ pub async fn send(
             if is_pooled {
                 continue;
             }
-            let error = ProxyError::Connect("connection closed before the request was sent".into());
+            let error = ProxyError::Connect(
+                ConnectCause::Other,
+                "connection closed before the request was sent".into(),
+            );
             return Err(unsent(error, req));
         }
         // Awaited per protocol, without a wrapper future, so the request moves as few times as it can.
@@ -182,7 +195,7 @@ pub async fn send(
                 }
                 Some(back) => {
                     return Err(unsent(
-                        ProxyError::Connect(e.into_error().to_string()),
+                        ProxyError::Connect(ConnectCause::Other, e.into_error().to_string()),
                         back,
                     ))
                 }

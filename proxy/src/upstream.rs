@@ -191,7 +191,8 @@ impl Upstream {
     }
 
     /// Takes the endpoint out (`true`) or lets it back in (warming up again), and starts a new
-    /// failure streak.
+    /// failure streak. Outlier detection ([`crate::outlier`]) decides; it also closes the idle pooled
+    /// connections of an endpoint it takes out.
     pub fn set_ejected(&self, ejected: bool) {
         if ejected {
             self.live.flags.fetch_or(EJECTED, Relaxed);
@@ -208,10 +209,12 @@ impl Upstream {
         self.live.flags.load(Relaxed) & CHECK_FAILED != 0
     }
 
-    /// Takes the endpoint out for failing health checks (`true`) or lets it back in.
+    /// Takes the endpoint out for failing health checks (`true`), closing its idle pooled connections,
+    /// or lets it back in.
     pub fn set_check_failed(&self, failed: bool) {
         if failed {
             self.live.flags.fetch_or(CHECK_FAILED, Relaxed);
+            self.pool.clear();
         } else if self.live.flags.fetch_and(!CHECK_FAILED, Relaxed) & CHECK_FAILED != 0 {
             self.start_warming();
         }
@@ -405,8 +408,12 @@ impl Drop for InFlight {
 
 impl edgeplane_controller::LiveEndpoint for Upstream {
     fn set_health(&self, health: u8) {
-        if self.live.health.swap(health.min(100), Relaxed) == 0 && health > 0 {
+        let before = self.live.health.swap(health.min(100), Relaxed);
+        if before == 0 && health > 0 {
             self.start_warming();
+        } else if before > 0 && health == 0 {
+            // Down: its idle connections are not to be picked when it comes back.
+            self.pool.clear();
         }
     }
 

@@ -75,7 +75,8 @@ impl Backend {
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
-        Backend::serve(name, handler, None).await
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Backend::serve(name, handler, None, listener)
     }
 
     /// A backend behind TLS (`config` decides certificate, ALPN and client authentication) that
@@ -91,20 +92,38 @@ impl Backend {
                 r
             }
         };
-        Backend::serve(name, handler, Some(tokio_rustls::TlsAcceptor::from(config))).await
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        Backend::serve(name, handler, Some(acceptor), listener)
     }
 
-    async fn serve<F, Fut>(
+    /// [`Backend::named`] on a given address: a backend that comes back where one died.
+    pub async fn named_at(name: &str, addr: SocketAddr) -> Backend {
+        let n = name.to_string();
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let handler = move |req: Request<Incoming>| {
+            let n = n.clone();
+            async move {
+                text(
+                    StatusCode::OK,
+                    format!("{n}\n{}", header_lines(req.headers())),
+                )
+            }
+        };
+        Backend::serve(name, handler, None, listener)
+    }
+
+    fn serve<F, Fut>(
         name: &str,
         handler: F,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        listener: TcpListener,
     ) -> Backend
     where
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let (h, n) = (hits.clone(), name.to_string());

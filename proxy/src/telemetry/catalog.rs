@@ -63,6 +63,8 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_cluster_pending", Gauge, "cluster", "Requests waiting for a connection under a cluster's max_connections."),
     m("edgeplane_cluster_retries_in_flight", Gauge, "cluster", "Retries in flight to a cluster."),
     m("edgeplane_cluster_overflow_total", Counter, "cluster", "Requests and retries a cluster's limits turned away (max_requests, max_pending, max_retries, retry budget)."),
+    m("edgeplane_outlier_ejections_total", Counter, "cluster, reason", "Endpoints outlier detection took out, by reason: connect (refused, reset or timed out), consecutive_failures, failure_rate, half_open."),
+    m("edgeplane_upstream_local_connect_errors_total", Counter, "cluster", "Connects to a cluster's endpoints that failed for lack of this node's own resources (file descriptors, ports, memory); never charged to an endpoint."),
     m("edgeplane_cluster_priority_share", Gauge, "cluster, priority", "Share of a cluster's traffic each priority level takes, 0 to 1 (failover by usable share)."),
     m("edgeplane_endpoint_success_rate", Gauge, "cluster, endpoint", "Success-rate EWMA of an endpoint, 0 to 1 (failures: connect errors, timeouts, 5xx, 429)."),
     m("edgeplane_endpoint_warming", Gauge, "cluster, endpoint", "1 while an endpoint is in its slow-start ramp."),

@@ -54,6 +54,21 @@ pub fn collect_node(
             .set(f64::from(b.retries()));
             t.counter("edgeplane_cluster_overflow_total", &[("cluster", cluster)])
                 .absolute(b.rejected());
+            if c.outlier.is_some() {
+                let counts = b.outliers.ejections();
+                for (reason, n) in crate::outlier::Why::LABELS.iter().zip(counts) {
+                    t.counter(
+                        "edgeplane_outlier_ejections_total",
+                        &[("cluster", cluster), ("reason", reason)],
+                    )
+                    .absolute(n);
+                }
+            }
+            t.counter(
+                "edgeplane_upstream_local_connect_errors_total",
+                &[("cluster", cluster)],
+            )
+            .absolute(b.outliers.local_errors());
             let shares = b.level_shares();
             for (level, e) in c.levels().enumerate() {
                 let priority = e.first().map_or(0, |e| e.priority).to_string();

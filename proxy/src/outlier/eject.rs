@@ -1,0 +1,248 @@
+//! Taking an endpoint out and letting it back in: the decisions the sweeper and the request path
+//! share, under one lock per cluster so that `max_ejected_percent` holds even when several endpoints
+//! fail at the same moment.
+//!
+//! The request path decides at once on the evidence it sees (a refused or timed-out connect, a streak
+//! reaching `consecutive_failures`, a half-open endpoint failing again); the sweeper decides on failure
+//! rates and ends ejections.
+
+use crate::cluster::Cluster;
+use crate::error::ConnectCause;
+use crate::upstream::{OutlierState, Upstream};
+use edgeplane_config::model::Outlier;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+use tokio::time::Instant;
+
+/// Why an endpoint was taken out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// A connect to it was refused, reset or timed out.
+    Connect,
+    /// `consecutive_failures` failures in a row.
+    Streak,
+    /// Its failure rate reached `failure_rate`.
+    Rate,
+    /// It failed again right after coming back (half-open).
+    HalfOpen,
+}
+
+impl Why {
+    /// Every reason, in [`Why::index`] order, with its metric label.
+    pub const LABELS: [&'static str; 4] = [
+        "connect",
+        "consecutive_failures",
+        "failure_rate",
+        "half_open",
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Why::Connect => 0,
+            Why::Streak => 1,
+            Why::Rate => 2,
+            Why::HalfOpen => 3,
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Why::Connect => "connect refused or timed out",
+            Why::Streak => "consecutive failures",
+            Why::Rate => "failure rate",
+            Why::HalfOpen => "failed again after coming back",
+        }
+    }
+}
+
+/// A cluster's outlier bookkeeping that outlives snapshots (it lives in the cluster's
+/// [`crate::breaker::Breaker`]).
+#[derive(Debug, Default)]
+pub struct ClusterBook {
+    /// Held while deciding to eject: the count of ejected endpoints and the ejection agree.
+    decide: Mutex<()>,
+    /// Ejections so far, by [`Why`].
+    ejections: [AtomicU64; 4],
+    /// Connect failures caused by this node's own resources (never charged to an endpoint).
+    local_errors: AtomicU64,
+    /// When a local connect error was last logged, in seconds since the process's first log.
+    local_logged: AtomicU64,
+}
+
+impl ClusterBook {
+    fn decide(&self) -> MutexGuard<'_, ()> {
+        self.decide.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ejections so far, by reason ([`Why::LABELS`] order).
+    pub fn ejections(&self) -> [u64; 4] {
+        std::array::from_fn(|i| self.ejections[i].load(Relaxed))
+    }
+
+    /// Connect failures caused by this node's own resources.
+    pub fn local_errors(&self) -> u64 {
+        self.local_errors.load(Relaxed)
+    }
+
+    /// Counts a connect failure caused by this node's own resources, and logs it (at most once a
+    /// second per cluster).
+    pub fn local_error(&self, cluster: &str, endpoint: std::net::SocketAddr, error: &str) {
+        self.local_errors.fetch_add(1, Relaxed);
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs()
+            + 1;
+        if self.local_logged.swap(now, Relaxed) != now {
+            tracing::warn!(%cluster, %endpoint, error, "connect failed for lack of local resources (file descriptors, ports, memory); not charged to the endpoint");
+        }
+    }
+}
+
+/// Judges a failure the request path just recorded on `u`, an endpoint of `c` (`connect`: the cause,
+/// if connecting failed): takes it out at once when the evidence is enough, within
+/// `max_ejected_percent`.
+pub fn judge(c: &Cluster, u: &Upstream, connect: Option<ConnectCause>) {
+    let Some(cfg) = c.outlier else { return };
+    if u.ejected() {
+        return;
+    }
+    let connect_evidence = connect.is_some_and(ConnectCause::ejects);
+    if !connect_evidence && u.consecutive_failures() < cfg.consecutive_failures {
+        // Only a half-open endpoint is ejected on a single other failure.
+        let st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+        if !st.probation {
+            return;
+        }
+    }
+    let book = &c.breaker.outliers;
+    let _decide = book.decide();
+    let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+    if u.ejected() {
+        return;
+    }
+    let why = if connect_evidence {
+        Why::Connect
+    } else if st.probation && u.failures() > st.at_return.0 {
+        Why::HalfOpen
+    } else if u.consecutive_failures() >= cfg.consecutive_failures {
+        Why::Streak
+    } else {
+        return;
+    };
+    if out_count(c) >= allowed(c, &cfg) {
+        tracing::debug!(cluster = %c.name, endpoint = %u.address, why = why.text(), "not ejected: max_ejected_percent reached");
+        return;
+    }
+    eject(c, u, &mut st, &cfg, Instant::now(), why);
+}
+
+/// Endpoints of `c` ejected now.
+fn out_count(c: &Cluster) -> usize {
+    c.endpoints.iter().filter(|e| e.upstream.ejected()).count()
+}
+
+/// Endpoints of `c` that may be ejected at once.
+fn allowed(c: &Cluster, cfg: &Outlier) -> usize {
+    c.endpoints.len() * usize::from(cfg.max_ejected_percent) / 100
+}
+
+/// The sweeper's pass over one cluster: ends ejections that are over, closes half-open endpoints that
+/// proved themselves, decays ejection counts, then ejects failing endpoints within the allowed share.
+pub fn sweep_cluster(c: &Cluster, cfg: &Outlier, now: Instant) {
+    let book = &c.breaker.outliers;
+    let _decide = book.decide();
+    for e in &c.endpoints {
+        let u = &e.upstream;
+        let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+        match st.until {
+            Some(until) if now >= until => {
+                readmit_locked(u, &mut st, now);
+                tracing::info!(cluster = %c.name, endpoint = %u.address, "outlier ejection over");
+            }
+            Some(_) => {}
+            None => {
+                // Half-open: a success, and no failure, since it came back closes it again.
+                if st.probation
+                    && u.failures() == st.at_return.0
+                    && u.requests() > st.at_return.1
+                    && u.in_flight() == 0
+                {
+                    st.probation = false;
+                }
+                let since = *st.since.get_or_insert(now);
+                if st.ejections > 0 && now.duration_since(since) >= cfg.base_ejection {
+                    st.ejections -= 1;
+                    st.since = Some(now);
+                }
+            }
+        }
+    }
+    let mut ejected = out_count(c);
+    let allowed = allowed(c, cfg);
+    for e in &c.endpoints {
+        let u = &e.upstream;
+        if ejected >= allowed {
+            break;
+        }
+        if u.ejected() {
+            continue;
+        }
+        let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+        let why = if st.probation && u.failures() > st.at_return.0 {
+            Why::HalfOpen
+        } else if u.consecutive_failures() >= cfg.consecutive_failures {
+            Why::Streak
+        } else if cfg.failure_rate.is_some_and(|r| {
+            u.requests() >= cfg.min_requests
+                && 1000 - u.success_permille().min(1000) >= u32::from(r) * 10
+        }) {
+            Why::Rate
+        } else {
+            continue;
+        };
+        eject(c, u, &mut st, cfg, now, why);
+        ejected += 1;
+    }
+}
+
+/// Takes `u` out for its next period (`base_ejection × 2^(n-1)`, at most `max_ejection`) and closes
+/// its idle pooled connections, which are as dead as it is. Called with the cluster's decision lock
+/// held.
+fn eject(c: &Cluster, u: &Upstream, st: &mut OutlierState, cfg: &Outlier, now: Instant, why: Why) {
+    st.probation = false;
+    let factor = 1u32 << st.ejections.min(20);
+    let length = cfg
+        .base_ejection
+        .saturating_mul(factor)
+        .min(cfg.max_ejection);
+    st.ejections += 1;
+    st.until = Some(now + length);
+    u.set_ejected(true);
+    u.pool.clear();
+    c.breaker.outliers.ejections[why.index()].fetch_add(1, Relaxed);
+    tracing::warn!(cluster = %c.name, endpoint = %u.address, why = why.text(), ejection = ?length, "outlier ejected");
+}
+
+/// Ends `u`'s ejection now, half-open (its first answers decide), if it is ejected: an active health
+/// check just passed.
+pub fn readmit(u: &Upstream, cluster: &str) {
+    if !u.ejected() {
+        return;
+    }
+    let _decide = u.cluster.outliers.decide();
+    let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+    if st.until.is_some() {
+        readmit_locked(u, &mut st, Instant::now());
+        tracing::info!(%cluster, endpoint = %u.address, "outlier ejection ended by a passing health check");
+    }
+}
+
+fn readmit_locked(u: &Upstream, st: &mut OutlierState, now: Instant) {
+    st.until = None;
+    st.since = Some(now);
+    st.probation = true;
+    st.at_return = (u.failures(), u.requests());
+    u.set_ejected(false);
+}
