@@ -5,16 +5,15 @@
 
 use crate::body::{ProxyBody, RequestBody, UpstreamBody};
 use crate::breaker::RetrySlot;
-use crate::cluster::Cluster;
-use crate::error::{ConnectCause, ProxyError};
+use crate::error::ProxyError;
 use crate::forwarding::{self, Forwarding};
 use crate::h1::OwnBody;
 use crate::headers;
+use crate::next_try::{charge_failure, next_try, Locator, Retrying};
 use crate::router::{normalize_host, MAX_HOST};
 use crate::send::Answer;
 use crate::tables::Tables;
 use crate::telemetry::{RouteMetrics, Telemetry};
-use crate::upstream::Upstream;
 use crate::{retry, send};
 use edgeplane_config::model::RetryOn;
 use http::uri::{PathAndQuery, Uri};
@@ -304,6 +303,9 @@ async fn forward(
                     charge_failure(shared, &locator, upstream, None);
                 } else {
                     upstream.record_success(sent.elapsed());
+                    if upstream.on_trial() {
+                        crate::outlier::trial_passed(upstream);
+                    }
                 }
                 let next = match &replay {
                     Some(r) if policy.on.status(status.as_u16()) && tries < policy.attempts => {
@@ -378,122 +380,6 @@ async fn forward(
         _retry_slot = next.slot;
         req = next_req;
     }
-}
-
-/// Where a request's cluster is, to find it again in a later snapshot.
-struct Locator {
-    generation: u64,
-    index: usize,
-    name_hash: u64,
-}
-
-impl Locator {
-    /// The request's cluster in `snapshot`, if it still has it.
-    fn find<'a>(&self, snapshot: &'a crate::tables::Snapshot) -> Option<&'a Cluster> {
-        match snapshot.clusters.get(self.index) {
-            Some(c) if snapshot.generation == self.generation => Some(c),
-            _ => snapshot
-                .clusters
-                .iter()
-                .find(|c| c.name_hash == self.name_hash),
-        }
-    }
-}
-
-/// Charges a failed try to its endpoint and lets outlier detection judge it at once (`connect`: the
-/// cause and detail if connecting failed). A connect that failed for lack of this node's own
-/// resources, or was not tried because the endpoint was already out, is not the endpoint's doing and
-/// is not charged.
-fn charge_failure(
-    shared: &Shared,
-    locator: &Locator,
-    upstream: &Upstream,
-    connect: Option<(ConnectCause, &str)>,
-) {
-    let snapshot = shared.tables.guard();
-    let cluster = locator.find(&snapshot);
-    match connect {
-        Some((ConnectCause::Withdrawn, _)) => {}
-        Some((ConnectCause::Local, detail)) => {
-            let name = cluster.map_or("", |c| &*c.name);
-            upstream
-                .cluster
-                .outliers
-                .local_error(name, upstream.address, detail);
-        }
-        _ => {
-            upstream.record_failure();
-            if let Some(c) = cluster {
-                crate::outlier::judge(c, upstream, connect.map(|(cause, _)| cause));
-            }
-        }
-    }
-}
-
-/// Which retry is wanted: its number (1-based), and whether it spends the retry budget (a request
-/// that reached an upstream) or not (nothing was sent: bounded by the endpoints not tried yet).
-#[derive(Debug, Clone, Copy)]
-struct Retrying {
-    tries: u32,
-    budgeted: bool,
-}
-
-/// What a retry needs: its endpoint, its place in the retry budget, its backoff.
-struct NextTry {
-    upstream: Arc<Upstream>,
-    slot: Option<RetrySlot>,
-    backoff: std::time::Duration,
-    affinity: Option<(http::HeaderName, HeaderValue)>,
-}
-
-/// Picks the endpoint for the retry from the current snapshot, avoiding those tried. A budgeted retry
-/// needs a place in the retry budget and waits a backoff; one of a request never sent goes at once
-/// to an endpoint not tried yet, if there is one.
-fn next_try(
-    shared: &Shared,
-    locator: &Locator,
-    key: Option<u64>,
-    token: Option<u64>,
-    tried: &[SocketAddr],
-    policy: &edgeplane_config::model::Retry,
-    next: Retrying,
-) -> Option<NextTry> {
-    let snapshot = shared.tables.guard();
-    let cluster = locator.find(&snapshot)?;
-    let slot = if next.budgeted {
-        let in_flight: u64 = cluster
-            .endpoints
-            .iter()
-            .map(|e| u64::from(e.upstream.in_flight()))
-            .sum();
-        let slot = cluster
-            .breaker
-            .try_retry(cluster.limits.max_retries, retry::budget(policy, in_flight));
-        if slot.is_none() {
-            tracing::debug!(cluster = %cluster.name, "retry budget spent");
-            return None;
-        }
-        slot
-    } else {
-        None
-    };
-    let e = cluster.pick_avoiding(key, tried)?;
-    if !next.budgeted && tried.contains(&e.upstream.address) {
-        return None;
-    }
-    Some(NextTry {
-        upstream: e.upstream.clone(),
-        slot,
-        backoff: if next.budgeted {
-            retry::backoff(policy, next.tries, cluster.draw())
-        } else {
-            std::time::Duration::ZERO
-        },
-        affinity: cluster
-            .affinity
-            .as_ref()
-            .and_then(|a| a.response_header(token, e.upstream.address)),
-    })
 }
 
 /// At the cluster's connection limit with no idle connection to this endpoint: closes the coldest

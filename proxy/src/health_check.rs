@@ -1,8 +1,9 @@
 //! Active HTTP health checks: every `interval`, a GET of the cluster's `path` on each endpoint over a
 //! fresh connection; a 2xx or 3xx answer within `timeout` passes. `unhealthy_threshold` failures in a
 //! row take the endpoint out (a flag beside drain and ejection, read with them in one load);
-//! `healthy_threshold` passes bring it back. A passing check also ends an outlier ejection (the
-//! endpoint comes back half-open). Endpoints start in. At most 64 checks run at once.
+//! `healthy_threshold` passes bring it back. A passing check also ends an outlier ejection for a
+//! refused or timed-out connect (half-open), and an endpoint whose last check failed is not let back
+//! in when its ejection period ends. Endpoints start in. At most 64 checks run at once.
 
 use crate::tables::Tables;
 use http_body_util::Empty;
@@ -112,9 +113,6 @@ fn spawn_check(
         if passed {
             st.passes += 1;
             st.failures = 0;
-            // As Envoy does: a passing check ends an outlier ejection (half-open: the endpoint's
-            // first answers decide).
-            crate::outlier::readmit(&u, &cluster);
             if u.check_failed() && st.passes >= hc.healthy_threshold {
                 u.set_check_failed(false);
                 tracing::info!(%cluster, endpoint = %address, "health check passing again");
@@ -127,6 +125,11 @@ fn spawn_check(
                 tracing::warn!(%cluster, endpoint = %address, failures = st.failures,
                     "health check failing; endpoint out");
             }
+        }
+        drop(st);
+        if passed {
+            // It answers: an ejection for a refused or timed-out connect ends (half-open).
+            crate::outlier::readmit(&u, &cluster);
         }
     });
 }

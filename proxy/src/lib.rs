@@ -25,6 +25,7 @@ pub mod head_watch;
 pub mod headers;
 pub mod health_check;
 pub mod idle;
+pub mod next_try;
 pub mod node;
 pub mod outlier;
 pub mod pool;

@@ -29,6 +29,8 @@ const ADMIN_DRAIN: u8 = 2;
 const ADMIN_DISABLE: u8 = 4;
 const EJECTED: u8 = 8;
 const CHECK_FAILED: u8 = 16;
+/// Half-open after an ejection: one trial request at a time until the first success.
+const TRIAL: u8 = 32;
 
 /// Passive outlier detection's bookkeeping for one endpoint (touched by the sweeper and the admin API,
 /// never by the request path).
@@ -45,6 +47,8 @@ pub struct OutlierState {
     pub probation: bool,
     /// Failures and requests counted when it came back.
     pub at_return: (u64, u64),
+    /// The current ejection is for a refused or timed-out connect: a passing health check ends it.
+    pub for_connect: bool,
 }
 
 /// An operator's override of one endpoint on this node (admin API), kept across rebuilds but not
@@ -167,12 +171,34 @@ impl Upstream {
         }
     }
 
-    /// Whether the endpoint may take new requests: not draining, not down (health 0), and healthy at
-    /// least to `threshold`.
+    /// Whether the endpoint may take new requests: not draining, ejected or failing checks, not down
+    /// (health 0), and healthy at least to `threshold`. Half-open after an ejection, it takes one
+    /// trial request at a time.
     #[inline]
     pub fn usable(&self, threshold: u8) -> bool {
         let health = self.live.health.load(Relaxed);
-        health > 0 && health >= threshold && self.live.flags.load(Relaxed) == 0
+        if health == 0 || health < threshold {
+            return false;
+        }
+        match self.live.flags.load(Relaxed) {
+            0 => true,
+            TRIAL => self.stats.in_flight.load(Relaxed) == 0,
+            _ => false,
+        }
+    }
+
+    /// Whether the endpoint is half-open: back from an ejection, its first success not yet seen.
+    pub fn on_trial(&self) -> bool {
+        self.live.flags.load(Relaxed) & TRIAL != 0
+    }
+
+    /// Marks the endpoint half-open (one request at a time) or closes that.
+    pub fn set_trial(&self, on: bool) {
+        if on {
+            self.live.flags.fetch_or(TRIAL, Relaxed);
+        } else {
+            self.live.flags.fetch_and(!TRIAL, Relaxed);
+        }
     }
 
     /// Health score, 0 (down) to 100 (the default without heartbeats).

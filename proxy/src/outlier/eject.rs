@@ -158,6 +158,11 @@ pub fn sweep_cluster(c: &Cluster, cfg: &Outlier, now: Instant) {
         let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
         match st.until {
             Some(until) if now >= until => {
+                // With active checks, an endpoint whose last check failed stays out until one
+                // passes: no trial request is spent on an endpoint known not to answer.
+                if c.health_check.is_some() && last_check_failed(u) {
+                    continue;
+                }
                 readmit_locked(u, &mut st, now);
                 tracing::info!(cluster = %c.name, endpoint = %u.address, "outlier ejection over");
             }
@@ -169,7 +174,7 @@ pub fn sweep_cluster(c: &Cluster, cfg: &Outlier, now: Instant) {
                     && u.requests() > st.at_return.1
                     && u.in_flight() == 0
                 {
-                    st.probation = false;
+                    close_trial(u, &mut st);
                 }
                 let since = *st.since.get_or_insert(now);
                 if st.ejections > 0 && now.duration_since(since) >= cfg.base_ejection {
@@ -211,7 +216,7 @@ pub fn sweep_cluster(c: &Cluster, cfg: &Outlier, now: Instant) {
 /// its idle pooled connections, which are as dead as it is. Called with the cluster's decision lock
 /// held.
 fn eject(c: &Cluster, u: &Upstream, st: &mut OutlierState, cfg: &Outlier, now: Instant, why: Why) {
-    st.probation = false;
+    close_trial(u, st);
     let factor = 1u32 << st.ejections.min(20);
     let length = cfg
         .base_ejection
@@ -219,24 +224,31 @@ fn eject(c: &Cluster, u: &Upstream, st: &mut OutlierState, cfg: &Outlier, now: I
         .min(cfg.max_ejection);
     st.ejections += 1;
     st.until = Some(now + length);
+    st.for_connect = why == Why::Connect;
     u.set_ejected(true);
     u.pool.clear();
     c.breaker.outliers.ejections[why.index()].fetch_add(1, Relaxed);
     tracing::warn!(cluster = %c.name, endpoint = %u.address, why = why.text(), ejection = ?length, "outlier ejected");
 }
 
-/// Ends `u`'s ejection now, half-open (its first answers decide), if it is ejected: an active health
-/// check just passed.
+/// An active health check of `u` just passed: ends its ejection now, half-open (its first answer
+/// decides), if it was taken out for a refused or timed-out connect (it is back up). Ejections for
+/// failed answers run their course: the check path answering says little about them.
 pub fn readmit(u: &Upstream, cluster: &str) {
     if !u.ejected() {
         return;
     }
     let _decide = u.cluster.outliers.decide();
     let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
-    if st.until.is_some() {
+    if st.until.is_some() && st.for_connect {
         readmit_locked(u, &mut st, Instant::now());
         tracing::info!(%cluster, endpoint = %u.address, "outlier ejection ended by a passing health check");
     }
+}
+
+/// Whether the endpoint's most recent active check failed.
+fn last_check_failed(u: &Upstream) -> bool {
+    u.checks.lock().is_ok_and(|c| c.failures > 0)
 }
 
 fn readmit_locked(u: &Upstream, st: &mut OutlierState, now: Instant) {
@@ -244,5 +256,20 @@ fn readmit_locked(u: &Upstream, st: &mut OutlierState, now: Instant) {
     st.since = Some(now);
     st.probation = true;
     st.at_return = (u.failures(), u.requests());
+    u.set_trial(true);
     u.set_ejected(false);
+}
+
+fn close_trial(u: &Upstream, st: &mut OutlierState) {
+    st.probation = false;
+    u.set_trial(false);
+}
+
+/// A half-open endpoint answered well: closed again, it takes its full share at once (rather than
+/// one request at a time until the next sweep). Called by the request path after a success.
+pub fn trial_passed(u: &Upstream) {
+    let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
+    if st.probation && u.failures() == st.at_return.0 {
+        close_trial(u, &mut st);
+    }
 }

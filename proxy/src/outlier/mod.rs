@@ -4,9 +4,9 @@
 //! most `max_ejection`), never more than `max_ejected_percent` of a cluster at once. Each
 //! `base_ejection` spent back in takes one off its ejection count.
 //!
-//! An endpoint that comes back is half-open: its first request decides. A failure before any success
-//! ejects it again at once (for the next, longer period); a success closes it, and from then on a new
-//! streak or rate is needed.
+//! An endpoint that comes back is half-open: it takes one trial request at a time, and the first
+//! answer decides. A failure before any success ejects it again at once (for the next, longer
+//! period); a success closes it, and from then on a new streak or rate is needed.
 //!
 //! The request path takes an endpoint out at once on the evidence it sees: a connect refused, reset or
 //! timed out (the endpoint is not listening, whatever the streak), a streak reaching
@@ -17,7 +17,7 @@
 
 mod eject;
 
-pub use eject::{judge, readmit, ClusterBook, Why};
+pub use eject::{judge, readmit, trial_passed, ClusterBook, Why};
 
 use crate::tables::{Snapshot, Tables};
 use std::sync::Arc;

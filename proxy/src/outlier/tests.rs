@@ -280,3 +280,54 @@ async fn an_ejection_closes_the_idle_pooled_connections_and_a_passing_check_ends
     );
     assert!(up.outlier.lock().unwrap().probation, "half-open");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_half_open_endpoint_takes_one_trial_at_a_time_until_a_success() {
+    let s = snapshot(50);
+    let c = &s.clusters[0];
+    let up = &c.endpoints[0].upstream;
+    fail(&s, 0, 3);
+    sweep(&s, Instant::now());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    sweep(&s, Instant::now());
+    assert!(!up.ejected() && up.on_trial());
+    assert!(up.usable(0), "free for a trial");
+    let trial = up.start_request();
+    assert!(!up.usable(0), "one trial in flight: no second pick");
+    assert!((0..10).all(|_| c.pick().unwrap().upstream.address.port() == 2));
+    up.record_success(Duration::from_millis(1));
+    trial_passed(up);
+    drop(trial);
+    assert!(!up.on_trial() && up.usable(0), "closed by its success");
+    let _a = up.start_request();
+    assert!(up.usable(0), "any number in flight once closed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_health_checks_an_ejection_ends_only_after_a_passing_check() {
+    let text = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n\
+         [clusters.c.outlier]\nconsecutive_failures = 3\nbase_ejection = \"1s\"\n\
+         [clusters.c.health_check]\n\
+         [[clusters.c.endpoints]]\naddress = \"127.0.0.1:1\"\n[[clusters.c.endpoints]]\naddress = \"127.0.0.1:2\"\n";
+    let s = Snapshot::build(&edgeplane_config::from_toml(text).unwrap().routing, None).unwrap();
+    let c = &s.clusters[0];
+    let up = &c.endpoints[0].upstream;
+    fail(&s, 0, 3);
+    judge(c, up, None);
+    assert!(up.ejected());
+    up.checks.lock().unwrap().failures = 1;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    sweep(&s, Instant::now());
+    assert!(up.ejected(), "its last check failed: no trial request");
+    readmit(up, "c");
+    assert!(
+        up.ejected(),
+        "a streak of failed answers is not ended by a check"
+    );
+    up.checks.lock().unwrap().failures = 0;
+    sweep(&s, Instant::now());
+    assert!(
+        !up.ejected() && up.on_trial(),
+        "checks pass: back, half-open"
+    );
+}

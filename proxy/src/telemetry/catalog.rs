@@ -53,7 +53,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_endpoint_ejected", Gauge, "cluster, endpoint", "1 while outlier detection keeps an endpoint out."),
     m("edgeplane_endpoint_draining", Gauge, "cluster, endpoint", "1 while an endpoint is draining."),
     m("edgeplane_endpoint_requests_total", Counter, "cluster, endpoint", "Requests sent to an endpoint."),
-    m("edgeplane_endpoint_failures_total", Counter, "cluster, endpoint", "Failed requests to an endpoint (connect errors, upstream errors, timeouts)."),
+    m("edgeplane_endpoint_failures_total", Counter, "cluster, endpoint", "Failed tries charged to an endpoint: connect errors, upstream errors, timeouts, 5xx and 429 answers (not: connects that failed for lack of local resources, nor refused connects to an endpoint already ejected for refusing)."),
     m("edgeplane_endpoint_latency_ewma_seconds", Gauge, "cluster, endpoint", "Smoothed time to response headers of an endpoint."),
     m("edgeplane_cluster_in_flight", Gauge, "cluster", "Requests in flight to a cluster with a circuit breaker, on this node."),
     m("edgeplane_cluster_circuit_open", Gauge, "cluster", "1 while a cluster's circuit breaker is full (requests get 503 circuit_open)."),

@@ -1,16 +1,20 @@
-//! Does a control-plane failure change what the data plane serves? Runs fault scenarios against the
-//! release binaries (`edgeplane run` and `edgeplane heartbeat` processes, a real nats-server on an
+//! Does a control-plane failure, or a backend's death, change what the data plane serves? Runs fault
+//! scenarios against the release binaries (`edgeplane run` and `edgeplane heartbeat` processes, a real nats-server on an
 //! ephemeral port, in-process hyper backends, a keep-alive load generator) and prints one table row
 //! per scenario: requests, failed requests, and how fast the fleet converged afterwards.
 //!
 //! `benches/chaos/run.sh [SCENARIO...]` (builds the release binary first), or
 //! `cargo run --release -p edgeplane-benches --bin chaos -- [SCENARIO...]`. Scenarios: `outage`
 //! (NATS killed 20 s under load, self-registered backends), `outage-long` (the same, 60 s),
-//! `convergence` (10 nodes, 20 outages, a push right after each). Default: `outage convergence`.
-//! Environment: `CHAOS_NODES` (10), `CHAOS_CYCLES` (20), `CHAOS_CONNS` (16), `EDGEPLANE_BIN`,
-//! `CHAOS_LOGS` (a folder that keeps each scenario's node configs and logs).
+//! `convergence` (10 nodes, 20 outages, a push right after each), `backend-kill`, `backend-hang`,
+//! `backend-hang-unchecked`, `backend-restart` (a backend process SIGKILLed, SIGSTOPped with or
+//! without health checks, or killed and started again under load; `CHAOS_RUNS` runs each). Default: `outage convergence`.
+//! Environment: `CHAOS_NODES` (10), `CHAOS_CYCLES` (20), `CHAOS_CONNS` (16), `CHAOS_RUNS` (3),
+//! `EDGEPLANE_BIN`, `CHAOS_LOGS` (a folder that keeps each scenario's node configs and logs).
+//! `chaos backend NAME ADDR` is the backend process those scenarios start.
 //! Figures are recorded in RELIABILITY.md.
 
+mod backend_death;
 mod convergence;
 mod load;
 mod outage;
@@ -69,6 +73,11 @@ fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut scenarios: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, name, addr] = &scenarios[..] {
+        if mode == "backend" {
+            return procs::serve_backend(name, addr).await;
+        }
+    }
     if scenarios.is_empty() {
         scenarios = vec!["outage".into(), "convergence".into()];
     }
@@ -89,7 +98,21 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await?,
             ),
-            other => bail!("unknown scenario {other:?} (outage, outage-long, convergence)"),
+            "backend-kill" | "backend-hang" | "backend-hang-unchecked" | "backend-restart" => {
+                let fault = match s.as_str() {
+                    "backend-kill" => backend_death::Fault::Kill,
+                    "backend-hang" => backend_death::Fault::Hang { checked: true },
+                    "backend-hang-unchecked" => backend_death::Fault::Hang { checked: false },
+                    _ => backend_death::Fault::Restart,
+                };
+                for run in 1..=env_usize("CHAOS_RUNS", 3)? {
+                    rows.push(backend_death::run(fault, conns, run).await?);
+                }
+            }
+            other => bail!(
+                "unknown scenario {other:?} (outage, outage-long, convergence, backend-kill, \
+                 backend-hang, backend-hang-unchecked, backend-restart)"
+            ),
         }
     }
     println!("| scenario | requests | failed | convergence | notes |");

@@ -43,8 +43,8 @@ pub struct EdgeNode {
 }
 
 impl EdgeNode {
-    /// Starts node `id` with `[node.nats]` lines `nats` and routing `routing`, keeping its state in
-    /// `dir`; returns once its admin endpoint is ready.
+    /// Starts node `id` with `[node.nats]` lines `nats` (none if empty) and routing `routing`,
+    /// keeping its state in `dir`; returns once its admin endpoint is ready.
     pub async fn start(
         id: &str,
         dir: &Path,
@@ -52,9 +52,14 @@ impl EdgeNode {
         routing: &str,
     ) -> anyhow::Result<EdgeNode> {
         let (port, admin_port) = (free_port()?, free_port()?);
+        let nats = if nats.is_empty() {
+            String::new()
+        } else {
+            format!("[node.nats]\n{nats}\n")
+        };
         let text = format!(
             "[node]\nid = \"{id}\"\nadmin = \"127.0.0.1:{admin_port}\"\nstate_dir = \"{}\"\n\
-             [node.nats]\n{nats}\n[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{routing}",
+             {nats}[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{routing}",
             dir.join(id).display()
         );
         let file = dir.join(format!("{id}.toml"));
@@ -123,4 +128,72 @@ pub fn heartbeat(
         .kill_on_drop(true)
         .spawn()
         .context("cannot start edgeplane heartbeat")
+}
+
+/// A backend in a process of its own (this binary, `chaos backend NAME ADDR`), so that it can die,
+/// hang and come back as a real one does: SIGKILL, SIGSTOP, a new process on the same address.
+pub struct BackendProc {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl BackendProc {
+    /// Starts backend `name` on `addr` (port 0: a free one); returns once it answers.
+    pub async fn start(name: &str, addr: SocketAddr) -> anyhow::Result<BackendProc> {
+        let addr = if addr.port() == 0 {
+            ([127, 0, 0, 1], free_port()?).into()
+        } else {
+            addr
+        };
+        let child = Command::new(std::env::current_exe()?)
+            .args(["backend", name])
+            .arg(addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start a backend process")?;
+        let client = Client::new(addr);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !client
+            .try_get("backend", "/")
+            .await
+            .is_ok_and(|r| r.status.is_success())
+        {
+            if Instant::now() > deadline {
+                bail!("backend {name} not answering on {addr} within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(BackendProc { addr, child })
+    }
+
+    /// SIGKILL: the kernel resets its connections and refuses new ones.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT: stopped, it still accepts connections (the kernel completes
+    /// handshakes into the backlog) and reads nothing, so requests hang.
+    pub async fn pause(&self, stop: bool) -> anyhow::Result<()> {
+        let pid = self.child.id().context("backend already gone")?;
+        let signal = if stop { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("kill {signal} {pid} failed");
+        }
+        Ok(())
+    }
+}
+
+/// The backend process's main: `backend NAME ADDR` serves until killed.
+pub async fn serve_backend(name: &str, addr: &str) -> anyhow::Result<()> {
+    let _backend = edgeplane_tests::Backend::named_at(name, addr.parse()?).await;
+    std::future::pending::<()>().await;
+    Ok(())
 }
