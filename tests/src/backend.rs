@@ -23,7 +23,7 @@ pub type Reply = Response<BoxBody<Bytes, Infallible>>;
 pub type Handler =
     Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
 
-/// A running backend; stops when dropped.
+/// A running backend; dies when dropped: its listener and every connection close.
 pub struct Backend {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -128,14 +128,18 @@ impl Backend {
         let hits = Arc::new(AtomicUsize::new(0));
         let (h, n) = (hits.clone(), name.to_string());
         let task = tokio::spawn(async move {
+            // Owned by this task: aborting it (dropping the backend) closes every connection, as
+            // the kernel does for a process that dies.
+            let mut conns = tokio::task::JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                while conns.try_join_next().is_some() {}
                 let _ = stream.set_nodelay(true);
                 let (handler, hits, name, tls) =
                     (handler.clone(), h.clone(), n.clone(), tls.clone());
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     let service = service_fn(move |req| {
                         hits.fetch_add(1, Ordering::SeqCst);
                         let (handler, name) = (handler.clone(), name.clone());

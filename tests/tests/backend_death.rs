@@ -153,3 +153,66 @@ async fn a_restarted_backend_is_let_back_in_by_a_passing_health_check() {
     .await;
     assert!(restarted.hits() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_killed_under_load_fails_no_request_and_is_charged_at_most_three_failures() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let cfg = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[clusters.c.outlier]\nconsecutive_failures = 3\n\
+         [clusters.c.retry]\nattempts = 2\non = [\"connect_failure\", \"reset\"]\n{}",
+        endpoints("c", &[(&a, 1), (&b, 1)])
+    ));
+    let (node, addr) = common::start_node(&cfg).await;
+    let (stop, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (stop, failed) = (stop.clone(), failed.clone());
+            let client = edgeplane_tests::Client::new(addr);
+            tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    let ok = client
+                        .try_get("k.test", "/")
+                        .await
+                        .is_ok_and(|r| r.status == StatusCode::OK);
+                    if !ok {
+                        failed.fetch_add(1, Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "b serves under load", || async {
+        b.hits() > 500
+    })
+    .await;
+    let b_addr = b.addr;
+    // Dies with requests in flight: every connection closes, the port refuses.
+    drop(b);
+    let hits = a.hits();
+    eventually(Duration::from_secs(10), "a takes the load", || async {
+        a.hits() > hits + 2000
+    })
+    .await;
+    stop.store(true, Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(failed.load(Relaxed), 0, "no request failed");
+    let tables = node.tables().load();
+    let dead = tables.clusters[0]
+        .endpoints
+        .iter()
+        .find(|e| e.upstream.address == b_addr)
+        .unwrap();
+    assert!(dead.upstream.ejected());
+    assert!(
+        dead.upstream.failures() <= 3,
+        "{} failures charged to the dead endpoint",
+        dead.upstream.failures()
+    );
+}
