@@ -1,8 +1,8 @@
 //! Does a control-plane failure, or a backend's death, change what the data plane serves? Runs fault
-//! scenarios against the release binaries (`edgeplane run` and `edgeplane heartbeat` processes, a real nats-server on an
-//! ephemeral port, hyper backends in process or in processes of their own, a keep-alive load
-//! generator) and prints one table row
-//! per scenario: requests, failed requests, and how fast the fleet converged afterwards.
+//! scenarios against the release binaries (`edgeplane run` and `edgeplane heartbeat` processes, a
+//! real nats-server on an ephemeral port, hyper backends in process or in processes of their own, a
+//! keep-alive load generator) and prints one table row per scenario: requests, failed requests, and
+//! how fast the fleet converged afterwards.
 //!
 //! `benches/chaos/run.sh [SCENARIO...]` (builds the release binary first), or
 //! `cargo run --release -p edgeplane-benches --bin chaos -- [SCENARIO...]`. Scenarios: `outage`
