@@ -7,7 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 pub const ERROR_HEADER: &str = "x-edgeplane-error";
 
 /// Every [`ProxyError::code`], in [`ProxyError::code_index`] order.
-pub const ERROR_CODES: [&str; 7] = [
+pub const ERROR_CODES: [&str; 8] = [
     "no_route",
     "no_endpoint",
     "bad_request",
@@ -15,6 +15,7 @@ pub const ERROR_CODES: [&str; 7] = [
     "upstream_timeout",
     "upstream_error",
     "circuit_open",
+    "client_timeout",
 ];
 
 /// Which side of the proxy an error comes from.
@@ -106,6 +107,9 @@ pub enum ProxyError {
     /// A circuit-breaker limit of the cluster is reached (the limit's name).
     #[error("circuit breaker open: {0} reached")]
     CircuitOpen(&'static str),
+    /// The client had not sent its whole request body when the try's time was up.
+    #[error("request body not received in time")]
+    ClientTimeout,
 }
 
 impl ProxyError {
@@ -117,6 +121,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Connect(..) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -132,6 +137,7 @@ impl ProxyError {
             ProxyError::Timeout => "upstream_timeout",
             ProxyError::Upstream(_) => "upstream_error",
             ProxyError::CircuitOpen(_) => "circuit_open",
+            ProxyError::ClientTimeout => "client_timeout",
         }
     }
 
@@ -145,6 +151,7 @@ impl ProxyError {
             ProxyError::Timeout => 4,
             ProxyError::Upstream(_) => 5,
             ProxyError::CircuitOpen(_) => 6,
+            ProxyError::ClientTimeout => 7,
         }
     }
 
@@ -152,7 +159,7 @@ impl ProxyError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ProxyError::NoRoute | ProxyError::NoEndpoint(_) => ErrorClass::Config,
-            ProxyError::BadRequest(_) => ErrorClass::Downstream,
+            ProxyError::BadRequest(_) | ProxyError::ClientTimeout => ErrorClass::Downstream,
             ProxyError::Connect(..)
             | ProxyError::Timeout
             | ProxyError::Upstream(_)

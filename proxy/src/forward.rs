@@ -3,7 +3,7 @@
 //! One `load()` of the snapshot per request; no lock except the endpoint pool's short push/pop; no
 //! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
 
-use crate::body::{ProxyBody, RequestBody, UpstreamBody};
+use crate::body::{ProxyBody, RequestBody, Upload, UploadState, UpstreamBody};
 use crate::breaker::RetrySlot;
 use crate::error::ProxyError;
 use crate::forwarding::{self, Forwarding};
@@ -168,17 +168,8 @@ async fn forward(
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let snapshot = shared.tables.guard();
     let route = {
-        // An absolute-form target or an h2 :authority wins over Host (RFC 9112 section 3.2.2).
-        let raw_host = match req.uri().authority() {
-            Some(a) => a.as_str().as_bytes(),
-            None => match req.headers().get(header::HOST) {
-                Some(h) => h.as_bytes(),
-                None if req.version() == Version::HTTP_11 => {
-                    return Err(ProxyError::BadRequest("missing Host header"))
-                }
-                None => b"",
-            },
-        };
+        let raw_host = headers::request_host(req.uri(), req.headers(), req.version())
+            .map_err(ProxyError::BadRequest)?;
         let mut buf = [0u8; MAX_HOST];
         let host = normalize_host(raw_host, &mut buf);
         snapshot
@@ -261,10 +252,16 @@ async fn forward(
     drop(snapshot);
 
     let deadline = timeouts.total.map(|t| tokio::time::Instant::now() + t);
+    let mut upload = None;
     let (mut req, replay) = if retry::replayable(&req, &policy, upgrade.is_some()) {
         retry::buffer(req, timeouts.response_header).await?
     } else {
-        (req.map(RequestBody::Streamed), None)
+        let state = Arc::new(UploadState::default());
+        upload = Some(state.clone());
+        (
+            req.map(|b| RequestBody::Streamed(Upload::new(b, state))),
+            None,
+        )
     };
     let route_metrics = metrics.as_deref();
     let mut tries = 0u32;
@@ -325,6 +322,12 @@ async fn forward(
                 }
             }
             Err(send::Failure { error, unsent }) => {
+                // A broken upload, or one the client had not finished when the try's time was
+                // up, is the client's doing: answered as such, never charged to the endpoint.
+                if let Some(client) = client_fault(upload.as_deref(), &error) {
+                    tracing::debug!(upstream = %upstream.address, error = %error, "the client's upload failed the try");
+                    return Err(client);
+                }
                 let connect = match &error {
                     ProxyError::Connect(cause, detail) => Some((*cause, detail.as_str())),
                     _ => None,
@@ -380,6 +383,19 @@ async fn forward(
         _retry_slot = next.slot;
         req = next_req;
     }
+}
+
+/// The error to answer when a failed try was the client's doing: its streamed body broke (malformed,
+/// or the client went away mid-upload), or the try timed out waiting for the client's body.
+fn client_fault(upload: Option<&UploadState>, error: &ProxyError) -> Option<ProxyError> {
+    let upload = upload?;
+    if upload.failed() {
+        return Some(ProxyError::BadRequest(
+            "request body could not be read (malformed, or cut short by the client)",
+        ));
+    }
+    (matches!(error, ProxyError::Timeout) && upload.waiting_on_client())
+        .then_some(ProxyError::ClientTimeout)
 }
 
 /// At the cluster's connection limit with no idle connection to this endpoint: closes the coldest

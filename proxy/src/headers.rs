@@ -16,8 +16,74 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("proxy-connection"),
 ];
 
+/// Headers a `Connection` header may not name away: the message's target and framing, and the
+/// request id the proxy logs and forwards (else the upstream's id and the access log's differ).
+static KEPT: [HeaderName; 3] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    HeaderName::from_static("x-request-id"),
+];
+
 /// Index of `Upgrade` in [`HOP_BY_HOP`].
 const UPGRADE_INDEX: usize = 3;
+
+/// The host a request is for: an absolute-form target's or HTTP/2's authority (it wins over `Host`,
+/// RFC 9112 section 3.2.2), else its one `Host` header. Refused (a 400, RFC 9112 section 3.2): more
+/// than one `Host` header (a backend reading the last would serve another virtual host), a `Host`
+/// that is not a valid authority (empty, userinfo, a path, a list, spaces), userinfo in the target,
+/// and HTTP/1.1 without a host.
+pub fn request_host<'a>(
+    uri: &'a http::Uri,
+    headers: &'a HeaderMap,
+    version: http::Version,
+) -> Result<&'a [u8], &'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host header");
+    }
+    if let Some(a) = uri.authority() {
+        if a.as_str().contains('@') {
+            return Err("userinfo in the request target");
+        }
+        return Ok(a.as_str().as_bytes());
+    }
+    match first {
+        Some(h) if valid_authority(h.as_bytes()) => Ok(h.as_bytes()),
+        Some(_) => Err("invalid Host header"),
+        None if version == http::Version::HTTP_11 => Err("missing Host header"),
+        None => Ok(b""),
+    }
+}
+
+/// Whether `host` is a plausible `host[:port]` (RFC 3986 reg-name, IPv4 or bracketed IPv6 literal):
+/// not empty, and none of `@ / , ? #`, spaces or controls.
+fn valid_authority(host: &[u8]) -> bool {
+    !host.is_empty()
+        && host.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b':'
+                        | b'['
+                        | b']'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b';'
+                        | b'='
+                )
+        })
+}
 
 /// Removes hop-by-hop headers, including every header named in `Connection`, and `Expect`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -67,14 +133,15 @@ impl HopByHop {
         upgrade_request(headers)
     }
 
-    /// Removes the headers found, and every header `Connection` names.
+    /// Removes the headers found, and every header `Connection` names except those it may never
+    /// remove ([`KEPT`]).
     pub fn strip(&self, headers: &mut HeaderMap) {
         if !self.any {
             return;
         }
         if self.present[0] {
             if let Some(named) = connection_named(headers) {
-                for name in named {
+                for name in named.iter().filter(|n| !KEPT.contains(n)) {
                     headers.remove(name);
                 }
             }
@@ -184,6 +251,52 @@ fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_has_one_valid_host() {
+        let host = |uri: &str, hosts: &[&str], v| {
+            let mut h = HeaderMap::new();
+            for value in hosts {
+                h.append(header::HOST, HeaderValue::from_str(value).unwrap());
+            }
+            let uri: http::Uri = uri.parse().unwrap();
+            request_host(&uri, &h, v).map(|b| String::from_utf8_lossy(b).into_owned())
+        };
+        let v11 = http::Version::HTTP_11;
+        assert_eq!(host("/", &["a.test:8080"], v11).unwrap(), "a.test:8080");
+        assert_eq!(host("/", &["[::1]:80"], v11).unwrap(), "[::1]:80");
+        assert_eq!(host("http://b.test/x", &["a.test"], v11).unwrap(), "b.test");
+        assert_eq!(host("/", &[], http::Version::HTTP_10).unwrap(), "");
+        for (uri, hosts) in [
+            ("/", &["a.test", "b.test"][..]),
+            ("http://b.test/", &["a.test", "a.test"]),
+            ("/", &[]),
+            ("/", &[""]),
+            ("/", &["u@a.test"]),
+            ("/", &["a.test/x"]),
+            ("/", &["a.test,b.test"]),
+            ("/", &["a test"]),
+            ("http://u@b.test/", &["b.test"]),
+        ] {
+            assert!(host(uri, hosts, v11).is_err(), "{uri} {hosts:?}");
+        }
+    }
+
+    #[test]
+    fn connection_cannot_name_away_host_length_or_request_id() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("host, content-length, x-request-id, x-gone"),
+        );
+        for name in ["host", "content-length", "x-request-id", "x-gone"] {
+            h.insert(name, HeaderValue::from_static("1"));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "host", "x-request-id"]);
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named() {

@@ -66,6 +66,10 @@ pub fn parse(
     let parsed = httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut res, buf, &mut lines);
     let len = match parsed {
+        // The limit holds for a head that arrived whole in one read, too.
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+            return Err("response head too large")
+        }
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
             return Err("response head too large")

@@ -16,7 +16,7 @@ pub struct RouteMetrics {
     pub cluster: Arc<str>,
     requests: [Counter; 5],
     duration: [Histogram; 5],
-    errors: [Counter; 7],
+    errors: [Counter; 8],
     retries: Counter,
 }
 
