@@ -1,4 +1,5 @@
-//! The routing tables: one immutable [`Snapshot`] behind one `ArcSwap`.
+//! The routing tables: one immutable [`Snapshot`] behind one `ArcSwap`, written by one writer at a
+//! time.
 //!
 //! Routes, clusters and endpoints that belong together live in one snapshot, so one `store` swaps them
 //! all. A request does one `load` and works on what it got, whatever is stored meanwhile. Building a
@@ -20,6 +21,9 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Tables {
     current: ArcSwap<Snapshot>,
+    /// Held by a writer from the load of the snapshot it builds on to the store of the new one, so
+    /// that two writers (a routing applied, a certificate file reloaded) never undo each other.
+    writer: std::sync::Mutex<()>,
 }
 
 impl Tables {
@@ -27,6 +31,7 @@ impl Tables {
     pub fn new(first: Snapshot) -> Tables {
         Tables {
             current: ArcSwap::from_pointee(first),
+            writer: std::sync::Mutex::new(()),
         }
     }
 
@@ -43,6 +48,7 @@ impl Tables {
 
     /// Builds a snapshot of `routing` on top of the current one and stores it, in one swap.
     pub fn apply(&self, routing: &Routing) -> Result<Arc<Snapshot>, BuildError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let next = Arc::new(Snapshot::build(routing, Some(&self.load()))?);
         self.current.store(next.clone());
         Ok(next)
@@ -51,6 +57,7 @@ impl Tables {
     /// Rebuilds the current snapshot with its certificate files read again (they changed on disk).
     /// A bad certificate keeps the current snapshot.
     pub fn reload_certificates(&self) -> Result<Arc<Snapshot>, BuildError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.load();
         let certs =
             Arc::new(CertTable::load(&current.routing.certificates).map_err(BuildError::Tls)?);
@@ -202,6 +209,37 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_reload_never_undoes_an_applied_routing() {
+        let tables = Arc::new(Tables::new(
+            Snapshot::build(&routing(&["127.0.0.1:1"], "round_robin"), None).unwrap(),
+        ));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reloader = {
+            let (tables, done) = (tables.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    tables.reload_certificates().unwrap();
+                    n += 1;
+                }
+                n
+            })
+        };
+        for port in 2..300u16 {
+            let applied = tables
+                .apply(&routing(&[&format!("127.0.0.1:{port}")], "round_robin"))
+                .unwrap();
+            // A reload that loaded the snapshot before this apply and stored after it would show
+            // the previous routing here.
+            for _ in 0..100 {
+                assert_eq!(tables.load().hash, applied.hash, "routing {port} undone");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reloader.join().unwrap() > 0);
+    }
 
     fn routing(endpoints: &[&str], policy: &str) -> Routing {
         let eps: String = endpoints
