@@ -449,8 +449,13 @@ fn respond(
 }
 
 /// The upstream's response headers made fit for the client: no hop-by-hop headers, plus the affinity
-/// cookie or header if one is set.
+/// cookie or header if one is set. A response framed by `Transfer-Encoding` loses any
+/// `Content-Length` too (RFC 9112 section 6.3: the encoding wins), as on the own client's path: the
+/// body is re-framed for the client, and a stale length would cut it.
 fn response_headers(h: &mut HeaderMap, affinity: Option<(http::HeaderName, HeaderValue)>) {
+    if h.contains_key(header::TRANSFER_ENCODING) {
+        h.remove(header::CONTENT_LENGTH);
+    }
     headers::strip_hop_by_hop(h);
     if let Some((name, value)) = affinity {
         h.append(name, value);

@@ -185,3 +185,53 @@ async fn a_response_head_beyond_64_kib_is_refused_even_in_one_read() {
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert_eq!(r.header("x-edgeplane-error"), "upstream_error");
 }
+
+/// A raw backend answering every request (read up to the end of its chunked body) with `response`.
+async fn raw_backend(response: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(5).any(|w| w == b"0\r\n\r\n") {
+                        seen.clear();
+                        if s.write_all(response).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn transfer_encoding_wins_over_content_length_on_hyper_s_client_path_too() {
+    let backend = raw_backend(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let cfg = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n[[clusters.c.endpoints]]\naddress = \"{backend}\"\n"
+    ));
+    let (_node, addr) = common::start_node(&cfg).await;
+    // A chunked upload is streamed, so it takes hyper's client.
+    let answer = raw(
+        addr,
+        b"POST / HTTP/1.1\r\nhost: h.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+          4\r\ndata\r\n0\r\n\r\n",
+        false,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(!answer.contains("content-length: 3"), "{answer}");
+    assert!(answer.contains("hello"), "the whole body: {answer}");
+}
