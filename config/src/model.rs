@@ -173,6 +173,9 @@ pub struct Route {
     pub headers: Vec<HeaderMatch>,
     /// Index into [`Routing::clusters`].
     pub cluster: usize,
+    /// Protocols (lower case, without version) a client may switch to with `Upgrade`; others are
+    /// not forwarded (the request goes on as a plain one).
+    pub upgrades: Vec<String>,
 }
 
 /// A host condition.

@@ -185,6 +185,8 @@ pub struct RawRoute {
     pub headers: Vec<RawHeaderMatch>,
     /// Name of the cluster that serves the route.
     pub cluster: String,
+    /// Protocols a client may switch to with `Upgrade` on this route; defaults to `["websocket"]`.
+    pub upgrades: Option<Vec<String>>,
 }
 
 /// One header condition of a route.

@@ -370,6 +370,24 @@ impl Validator {
                 0
             }
         };
+        let upgrades = match &raw.upgrades {
+            None => vec!["websocket".to_string()],
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(j, u)| {
+                    let token = u.trim().to_ascii_lowercase();
+                    if token.is_empty() || !token.bytes().all(is_token_byte) {
+                        self.error(
+                            format!("{path}.upgrades[{j}]"),
+                            format!("invalid protocol name {u:?}"),
+                        );
+                        return None;
+                    }
+                    Some(token)
+                })
+                .collect(),
+        };
         Route {
             name,
             hosts,
@@ -377,6 +395,7 @@ impl Validator {
             methods,
             headers,
             cluster,
+            upgrades,
         }
     }
 

@@ -207,8 +207,12 @@ async fn forward(
         .and_then(|a| a.response_header(token, endpoint.upstream.address));
 
     let hop_by_hop = headers::HopByHop::find(req.headers());
+    // An upgrade the route does not allow is not forwarded: the request goes on as a plain one
+    // (`Upgrade` is hop-by-hop), as a client offering `h2c` on the side expects.
     let upgrade = if req.version() == Version::HTTP_11 {
-        hop_by_hop.upgrade(req.headers())
+        hop_by_hop
+            .upgrade(req.headers())
+            .filter(|p| route.allows_upgrade(p))
     } else {
         None
     };
@@ -318,7 +322,10 @@ async fn forward(
                         tracing::debug!(upstream = %upstream.address, status = status.as_u16(), "retrying a failed answer");
                         next
                     }
-                    None => return respond(answer, in_flight, downstream_upgrade, affinity),
+                    None => {
+                        let asked = upgrade.as_ref().zip(downstream_upgrade);
+                        return respond(answer, in_flight, asked, affinity);
+                    }
                 }
             }
             Err(send::Failure { error, unsent }) => {
@@ -418,7 +425,7 @@ fn make_room(cluster: &crate::tables::Cluster, endpoint: &crate::tables::Endpoin
 fn respond(
     answer: Answer,
     in_flight: crate::upstream::InFlight,
-    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    downstream_upgrade: Option<(&HeaderValue, hyper::upgrade::OnUpgrade)>,
     affinity: Option<(http::HeaderName, HeaderValue)>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let (mut resp, sender) = match answer {
@@ -435,17 +442,42 @@ fn respond(
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(downstream) = downstream_upgrade else {
+        let Some((asked, downstream)) = downstream_upgrade else {
             return Err(ProxyError::Upstream(
                 "101 Switching Protocols to a request that asked no upgrade".into(),
             ));
         };
+        // The tunnel opens only to the protocol asked for (and allowed by the route): a 101 to
+        // another one would smuggle it past the route's conditions.
+        if !same_protocol(asked, resp.headers().get(header::UPGRADE)) {
+            return Err(ProxyError::Upstream(
+                "101 Switching Protocols to another protocol than the one asked".into(),
+            ));
+        }
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(crate::tunnel::run(downstream, upstream_upgrade, in_flight));
         return Ok(resp.map(|_| ProxyBody::empty()));
     }
     response_headers(resp.headers_mut(), affinity);
     Ok(resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight))))
+}
+
+/// Whether a 101's `Upgrade` names one of the protocols the request asked for (names compared without
+/// case; a version, if the request gave one, must match too).
+fn same_protocol(asked: &HeaderValue, answered: Option<&HeaderValue>) -> bool {
+    let (Ok(asked), Some(Ok(answered))) = (asked.to_str(), answered.map(|a| a.to_str())) else {
+        return false;
+    };
+    let answered = answered.trim();
+    asked.split(',').any(|a| {
+        let a = a.trim();
+        a.eq_ignore_ascii_case(answered)
+            || (!a.contains('/')
+                && answered
+                    .split('/')
+                    .next()
+                    .is_some_and(|name| name.trim().eq_ignore_ascii_case(a)))
+    })
 }
 
 /// The upstream's response headers made fit for the client: no hop-by-hop headers, plus the affinity

@@ -23,6 +23,7 @@ pub struct Route {
     path_prefix: Box<str>,
     methods: Box<[Method]>,
     headers: Box<[(HeaderName, Option<HeaderValue>)]>,
+    upgrades: Box<[Box<str>]>,
     order: usize,
 }
 
@@ -30,6 +31,23 @@ impl Route {
     /// Position of the route in the document (indexes per-route state such as metrics).
     pub fn index(&self) -> usize {
         self.order
+    }
+
+    /// Whether a client may switch to `protocol` (an `Upgrade` value) on this route: every protocol
+    /// it lists, by name without version, must be among the route's `upgrades`.
+    pub fn allows_upgrade(&self, protocol: &HeaderValue) -> bool {
+        let Ok(text) = protocol.to_str() else {
+            return false;
+        };
+        let mut any = false;
+        for offered in text.split(',') {
+            let name = offered.split('/').next().unwrap_or("").trim();
+            if !self.upgrades.iter().any(|u| u.eq_ignore_ascii_case(name)) {
+                return false;
+            }
+            any = true;
+        }
+        any
     }
 
     /// The path prefix the route requires.
@@ -126,6 +144,7 @@ impl Router {
                 path_prefix: r.path_prefix.as_str().into(),
                 methods,
                 headers,
+                upgrades: r.upgrades.iter().map(|u| u.as_str().into()).collect(),
                 order,
             });
             if r.hosts.is_empty() {

@@ -235,3 +235,77 @@ async fn transfer_encoding_wins_over_content_length_on_hyper_s_client_path_too()
     assert!(!answer.contains("content-length: 3"), "{answer}");
     assert!(answer.contains("hello"), "the whole body: {answer}");
 }
+
+/// Writes `request` on a fresh connection and returns the response head (up to its blank line).
+async fn head(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn only_the_upgrades_a_route_allows_reach_a_backend() {
+    let echo = Backend::named("echo").await;
+    // Answers every upgrade with a switch to h2c, whatever was asked.
+    let switcher = Backend::with("switcher", |_req| async {
+        let mut r = edgeplane_tests::text(StatusCode::SWITCHING_PROTOCOLS, "");
+        r.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        r.headers_mut().insert("upgrade", "h2c".parse().unwrap());
+        r
+    })
+    .await;
+    let cfg = node_config(&format!(
+        "[[routes]]\nhosts = [\"echo.test\"]\ncluster = \"e\"\n\
+         [[routes]]\nhosts = [\"switch.test\"]\ncluster = \"s\"\n\
+         [[routes]]\nhosts = [\"none.test\"]\ncluster = \"e\"\nupgrades = []\n\
+         [clusters.e]\n{}[clusters.s]\n{}",
+        endpoints("e", &[(&echo, 1)]),
+        endpoints("s", &[(&switcher, 1)])
+    ));
+    let (_node, addr) = common::start_node(&cfg).await;
+    // h2c is not allowed by default: a plain request reaches the backend, without the upgrade.
+    let answer = raw(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: echo.test\r\nconnection: upgrade, http2-settings, close\r\n\
+          upgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        false,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("\nupgrade:"),
+        "{answer}"
+    );
+    // Nor is websocket on a route that allows nothing.
+    let answer = raw(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: none.test\r\nconnection: upgrade, close\r\nupgrade: websocket\r\n\r\n",
+        false,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("\nupgrade:"),
+        "{answer}"
+    );
+    // A websocket request answered with a switch to h2c: no tunnel.
+    let answer = head(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: switch.test\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+}

@@ -15,6 +15,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         methods: vec![],
         headers: vec![],
         cluster,
+        upgrades: vec!["websocket".into()],
     }
 }
 
