@@ -143,6 +143,9 @@ impl NodeHandle {
             Some(l) => {
                 let local = l.local_addr().ok();
                 tracing::info!(address = ?local, api = admin_context.token.is_some(), "admin listening");
+                if let Some(address) = local {
+                    admin::warn_if_exposed(address, admin_context.token.as_deref());
+                }
                 tasks.push(tokio::spawn(admin::serve(l, admin_context.clone())));
                 local
             }

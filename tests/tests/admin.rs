@@ -105,6 +105,24 @@ async fn the_api_needs_the_token_and_reports_live_state() {
         );
     }
     assert_eq!(admin.call("GET", "/metrics").await.status, StatusCode::OK);
+    // The scheme is case-insensitive; refusals are JSON like the API's other errors.
+    let lower = admin
+        .client
+        .send(
+            admin
+                .client
+                .request("admin", "/metrics")
+                .header("authorization", format!("bearer {TOKEN}"))
+                .body(Empty::new().boxed())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lower.status, StatusCode::OK);
+    let refused = wrong.call("GET", "/api/v1/status").await;
+    assert_eq!(refused.header("content-type"), "application/json");
+    let body: Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(body["error"], "invalid token");
 
     let client = Client::new(addr);
     assert_eq!(
@@ -275,4 +293,25 @@ async fn without_a_token_the_api_is_closed_and_metrics_open() {
         anonymous.call("GET", "/metrics").await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_admin_connection_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncReadExt;
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let (node, _) = start_node(&config(&a, &b, None)).await;
+    let admin_addr = node.admin_addr().unwrap();
+    let started = std::time::Instant::now();
+    let mut idle = tokio::net::TcpStream::connect(admin_addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let limit = edgeplane_proxy::admin::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5);
+    let n = tokio::time::timeout(limit, idle.read(&mut buf))
+        .await
+        .expect("the node closes an idle admin connection")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(started.elapsed() >= edgeplane_proxy::admin::HEADER_READ_TIMEOUT / 2);
+    // The listener still serves.
+    let r = Client::new(admin_addr).get("admin", "/healthz").await;
+    assert_eq!(r.status, StatusCode::OK);
 }

@@ -4,6 +4,9 @@
 //! Authentication: with a token configured (`[node] admin_token_file`, or `EDGEPLANE_ADMIN_TOKEN`),
 //! everything but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`; without one,
 //! `/metrics` is open and the API answers 401, so that an unconfigured node never exposes its controls.
+//!
+//! Limits: [`MAX_CONNECTIONS`] connections, [`HEADER_READ_TIMEOUT`] per request head (and idle
+//! keep-alive), 16 KiB heads; accept errors are backed off.
 
 mod api;
 mod document;
@@ -21,12 +24,15 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::rt::TokioTimer;
 use std::convert::Infallible;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::sync::Semaphore;
 
 /// What the admin endpoints read and change.
 pub struct AdminContext {
@@ -71,11 +77,30 @@ impl std::fmt::Debug for AdminContext {
     }
 }
 
-/// Serves the admin endpoints until the task is aborted.
+/// Connections the admin listener holds open at most; the next one waits for a free place.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Time a client has to send a request head, and the longest an idle keep-alive connection stays.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head the admin listener reads.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Serves the admin endpoints until the task is aborted: at most [`MAX_CONNECTIONS`] at once, each
+/// closed if a request head takes longer than [`HEADER_READ_TIMEOUT`] (idle keep-alive included), so
+/// that idle clients of the admin listener cannot use up the node's file descriptors.
 pub async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let ctx = ctx.clone();
         let service = service_fn(move |req| {
@@ -83,10 +108,22 @@ pub async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
             async move { Ok::<_, Infallible>(resp) }
         });
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Warns at start when the admin listener is reachable beyond this host and has no token: `/metrics`
+/// is open to anyone who can connect.
+pub fn warn_if_exposed(address: std::net::SocketAddr, token: Option<&str>) {
+    if token.is_none() && !address.ip().is_loopback() {
+        tracing::warn!(%address, "the admin listener is not on loopback and has no token: /metrics is open to the network (set [node] admin_token_file, or bind it to loopback)");
     }
 }
 
@@ -148,7 +185,12 @@ fn authorize(
     is_api: bool,
 ) -> Result<(), Response<Full<Bytes>>> {
     let unauthorized = |why: &str| {
-        let mut r = text(StatusCode::UNAUTHORIZED, format!("{why}\n"));
+        let body = serde_json::json!({ "error": why });
+        let mut r = reply(
+            StatusCode::UNAUTHORIZED,
+            "application/json",
+            format!("{body:#}\n"),
+        );
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"edgeplane-admin\""),
@@ -168,12 +210,21 @@ fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer);
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
         Some(_) => Err(unauthorized("invalid token")),
         None => Err(unauthorized("missing Authorization: Bearer <token>")),
     }
+}
+
+/// The credentials of a `Bearer` authorization (the scheme is case-insensitive, RFC 9110 section
+/// 11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
 }
 
 /// Compares without an early exit, so the time taken does not tell how much of a guess was right.
