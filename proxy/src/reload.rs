@@ -1,5 +1,6 @@
-//! Hot reload of the config file: on change (polled) or SIGHUP, read, validate, and apply the routing
-//! document in one swap. An invalid file is logged with every error and changes nothing.
+//! Hot reload of the config file: on change (polled, once the file has settled) or SIGHUP, read,
+//! validate, and apply the routing document in one swap. An invalid file is logged with every error
+//! and changes nothing.
 //!
 //! Polling the file's metadata four times a second is used rather than inotify: it sees editors that
 //! replace the file, symlink swaps (Kubernetes ConfigMaps) and network filesystems alike, and costs one
@@ -34,6 +35,8 @@ pub struct Reloader {
     tables: Arc<Tables>,
     node: Node,
     stamp: Option<Stamp>,
+    /// A change seen at the last poll, read once the file has kept that stamp for a whole poll.
+    pending: Option<Option<Stamp>>,
 }
 
 impl Reloader {
@@ -45,6 +48,7 @@ impl Reloader {
             tables,
             node,
             stamp,
+            pending: None,
         }
     }
 
@@ -77,12 +81,20 @@ impl Reloader {
         }
     }
 
-    /// Reloads if the file's metadata changed since the last look.
+    /// Reloads if the file's metadata changed since the last reload and has settled: the same at two
+    /// polls in a row, so that a file caught mid-write (whose prefix may happen to be valid) is not
+    /// applied. Writing the new file beside and renaming it over the old one is atomic and best.
     pub fn poll(&mut self) -> Option<Outcome> {
         let now = stamp::of(&self.path);
         if now == self.stamp {
+            self.pending = None;
             return None;
         }
+        if self.pending.as_ref() != Some(&now) {
+            self.pending = Some(now);
+            return None;
+        }
+        self.pending = None;
         self.stamp = now;
         Some(self.reload())
     }

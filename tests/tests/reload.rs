@@ -166,3 +166,31 @@ async fn reloader_reports_each_outcome() {
     assert!(matches!(r.reload(), Outcome::Applied(_)));
     assert_eq!(node.tables().load().generation, 2);
 }
+
+#[tokio::test]
+async fn a_file_caught_mid_write_is_applied_only_once_it_settles() {
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    let first = config_for(&[&a]);
+    std::fs::write(&path, &first).unwrap();
+    let config = edgeplane_config::from_file(&path).unwrap();
+    let (node, _addr) = start_node(&first).await;
+    let mut r = Reloader::new(path.clone(), node.tables().clone(), config.node.clone());
+    // The new file holds a second endpoint; its first part alone is valid (one endpoint less).
+    let full = config_for(&[&a, &b]);
+    let cut = full.rfind("[[clusters.c.endpoints]]").unwrap();
+    std::fs::write(&path, &full[..cut]).unwrap();
+    assert_eq!(r.poll(), None, "just changed: wait for it to settle");
+    std::fs::write(&path, &full).unwrap();
+    assert_eq!(r.poll(), None, "changed again: still not settled");
+    assert!(matches!(r.poll(), Some(Outcome::Applied(_))), "settled");
+    let tables = node.tables().load();
+    assert_eq!(
+        tables.clusters[0].endpoints.len(),
+        2,
+        "the whole file, never its prefix"
+    );
+    assert_eq!(tables.generation, 2, "one apply");
+    assert_eq!(r.poll(), None);
+}
