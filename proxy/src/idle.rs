@@ -37,6 +37,13 @@ impl Counters {
     pub(crate) fn reads(&self) -> u32 {
         (self.io.load(Relaxed) >> 32) as u32
     }
+
+    /// Whether the connection is between requests: none being answered, and nothing read since the
+    /// last one finished (no next request under way).
+    pub(crate) fn idle(&self) -> bool {
+        self.requests.load(Relaxed) as u32 == 0
+            && self.reads_when_done.load(Relaxed) == self.reads()
+    }
 }
 
 impl Activity {

@@ -35,6 +35,7 @@ pub mod retry;
 pub mod router;
 pub mod send;
 pub mod server;
+pub mod shed;
 pub mod stamp;
 pub mod tables;
 pub mod telemetry;

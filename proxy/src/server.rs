@@ -2,7 +2,8 @@
 //!
 //! HTTP/1.1 and HTTP/2 are both accepted on every listener (hyper-util's auto builder sniffs the
 //! preface; on TLS listeners the client chose by ALPN, and TLS is terminated first, see [`crate::tls`]). Limits: at most `max_connections` open connections (the accept loop waits for a free
-//! slot, leaving further clients in the kernel's backlog, as HAProxy's maxconn does); request headers
+//! slot, leaving further clients in the kernel's backlog, as HAProxy's maxconn does, while idle
+//! keep-alive connections close to make room, [`crate::shed`]); request headers
 //! bounded in size (431) and in read time (slowloris); connections without traffic closed after the
 //! idle timeout.
 
@@ -10,6 +11,7 @@ use crate::closing::{Ask, Closing};
 use crate::forward::{self, ConnInfo, Shared};
 use crate::head_watch::{Answering, HeadWatch};
 use crate::idle::{Activity, Tracked};
+use crate::shed::Shed;
 use edgeplane_config::model::{Limits, NodeTimeouts};
 use http::{HeaderValue, Request};
 use hyper::body::Incoming;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::{Instant, MissedTickBehavior};
 
 /// Where a node is in its life; connections watch it.
@@ -47,6 +49,7 @@ pub struct Server {
     slots: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
     open: Arc<AtomicUsize>,
+    shed: Arc<Shed>,
 }
 
 impl Server {
@@ -79,6 +82,7 @@ impl Server {
             slots,
             open: Arc::default(),
             phase,
+            shed: Arc::default(),
         }
     }
 
@@ -92,13 +96,6 @@ impl Server {
     ) {
         let mut phase = self.phase.clone();
         loop {
-            let permit = tokio::select! {
-                p = self.slots.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                () = stopped(&mut phase) => break,
-            };
             let (stream, peer) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(pair) => pair,
@@ -110,6 +107,25 @@ impl Server {
                     }
                 },
                 () = stopped(&mut phase) => break,
+            };
+            // A slot for the client just accepted; at the limit, it waits for one (the accept loop
+            // with it, leaving further clients in the backlog) while an idle keep-alive connection
+            // makes room (crate::shed).
+            let permit = match self.slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(TryAcquireError::Closed) => break,
+                Err(TryAcquireError::NoPermits) => {
+                    self.shed.ask();
+                    let p = tokio::select! {
+                        p = self.slots.clone().acquire_owned() => p,
+                        () = stopped(&mut phase) => break,
+                    };
+                    self.shed.settle();
+                    match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    }
+                }
             };
             tokio::spawn(self.clone().connection(stream, peer, permit, tls.clone()));
         }
@@ -190,7 +206,7 @@ impl Server {
             activity,
             self.timeouts,
             self.phase.clone(),
-            closing.clone(),
+            (closing.clone(), self.shed.clone()),
             ended_rx,
             peer,
         ));
@@ -226,11 +242,13 @@ async fn supervise(
     activity: Activity,
     timeouts: NodeTimeouts,
     mut phase: watch::Receiver<Phase>,
-    closing: Arc<Closing>,
+    (closing, shed): (Arc<Closing>, Arc<Shed>),
     mut ended: oneshot::Receiver<()>,
     peer: SocketAddr,
 ) {
     let mut asked_graceful = false;
+    // Whether to answer the accept loop's asks for room before the next tick.
+    let mut look = true;
     let mut watchdog = activity.watchdog(timeouts.idle);
     let mut head = HeadWatch::new(timeouts.header_read, Instant::now());
     // One sampling tick serves both: a quarter of the idle timeout, an eighth of the head deadline.
@@ -247,8 +265,22 @@ async fn supervise(
                 Ok(Phase::Draining) => true,
                 Ok(Phase::Closing) | Err(_) => false,
             },
+            () = shed.asked(), if look && !asked_graceful => {
+                if shed.take_if_idle(&activity.0) {
+                    tracing::debug!(%peer, "idle connection closed to make room at the connection limit");
+                    true
+                } else {
+                    // Not idle: look again at the next tick, not at once.
+                    look = false;
+                    continue;
+                }
+            }
             at = tick.tick() => {
-                if head.overdue_at(&activity.0, at) {
+                look = true;
+                if !asked_graceful && shed.take_if_idle(&activity.0) {
+                    tracing::debug!(%peer, "idle connection closed to make room at the connection limit");
+                    true
+                } else if head.overdue_at(&activity.0, at) {
                     tracing::debug!(%peer, "request head not received in time");
                     false
                 } else if watchdog.expired_at(at) {

@@ -238,10 +238,57 @@ async fn the_head_deadline_spares_keep_alive_waits_and_slow_bodies() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_wait_for_a_slot() {
-    let b = Backend::named("b").await;
+async fn connections_beyond_the_limit_wait_for_a_busy_one_to_end() {
+    let (b, release) = Backend::held("b").await;
     let text = node_config(&format!(
         "[node.limits]\nmax_connections = 2\n[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&b, 1)])
+    ));
+    let (_node, addr) = start_node(&text).await;
+    // Two connections, each with a request the backend holds: busy, not idle.
+    let busy = |n: u8| {
+        tokio::spawn(raw_request(
+            addr,
+            format!("GET /{n} HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
+                .leak()
+                .as_bytes(),
+        ))
+    };
+    let (first, second) = (busy(1), busy(2));
+    eventually(Duration::from_secs(5), "both requests held", || async {
+        b.hits() == 2
+    })
+    .await;
+    // The third connection is accepted by the kernel but not served while two busy ones are open.
+    let third = tokio::spawn(raw_request(
+        addr,
+        b"GET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+    ));
+    let not_yet = tokio::time::timeout(Duration::from_millis(300), async {
+        eventually(Duration::from_secs(1), "third request served", || async {
+            b.hits() > 2
+        })
+        .await;
+    })
+    .await;
+    assert!(
+        not_yet.is_err(),
+        "third connection was served while two busy ones held the limit"
+    );
+    release.add_permits(3);
+    for out in [first, second, third] {
+        let out = out.await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+}
+
+#[tokio::test]
+async fn at_the_limit_an_idle_keep_alive_connection_makes_room() {
+    let b = Backend::named("b").await;
+    // Idle keep-alive connections would otherwise hold their slots for the whole idle timeout.
+    let text = node_config(&format!(
+        "[node.limits]\nmax_connections = 2\n[node.timeouts]\nidle = \"5m\"\n\
+         [[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
         endpoints("c", &[(&b, 1)])
     ));
     let (_node, addr) = start_node(&text).await;
@@ -255,32 +302,35 @@ async fn connections_beyond_the_limit_wait_for_a_slot() {
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
         s
     };
-    let first = hold(1).await;
-    let _second = hold(2).await;
-    // The third connection is accepted by the kernel but not served while two are open.
-    let third = tokio::spawn(raw_request(
-        addr,
-        b"GET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
-    ));
-    let before = b.hits();
-    tokio::task::yield_now().await;
-    let not_yet = tokio::time::timeout(Duration::from_millis(300), async {
-        eventually(Duration::from_secs(1), "third request served", || async {
-            b.hits() > before
-        })
-        .await;
-    })
-    .await;
+    let (mut first, mut second) = (hold(1).await, hold(2).await);
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        raw_request(
+            addr,
+            b"GET /3 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+        ),
+    )
+    .await
+    .expect("a new client is served at the limit");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(
-        not_yet.is_err(),
-        "third connection was served while at the limit"
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
     );
-    drop(first);
-    let out = third.await.unwrap();
-    assert!(
-        out.starts_with("HTTP/1.1 200"),
-        "third served once a slot freed: {out}"
-    );
+    // One of the two idle connections was closed to make room.
+    let shed = u8::from(closed(&mut first).await) + u8::from(closed(&mut second).await);
+    assert_eq!(shed, 1, "exactly one idle connection made room");
+}
+
+/// Whether the node closed `s` (EOF or reset within 200 ms; an open idle connection reads nothing).
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
 }
 
 #[tokio::test]
