@@ -16,6 +16,7 @@ mod error;
 mod hash;
 pub mod model;
 pub mod raw;
+mod shape;
 mod validate;
 
 pub use error::{ConfigError, FieldError};
@@ -29,13 +30,23 @@ use std::path::Path;
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
 
 /// Parses text in the model's shape; serde errors carry the format, line and column.
-fn parse<T: serde::de::DeserializeOwned>(text: &str, json: bool) -> Result<T, ConfigError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    text: &str,
+    json: bool,
+    node_allowed: bool,
+) -> Result<T, ConfigError> {
     let syntax = |format, message: String| ConfigError::Syntax { format, message };
-    if json {
+    let parsed = if json {
         serde_json::from_str(text).map_err(|e| syntax("JSON", e.to_string()))
     } else {
         toml::from_str(text).map_err(|e| syntax("TOML", e.to_string()))
-    }
+    };
+    // The parser stops at the first error: read each element on its own to find them all. A
+    // `[node]` section is a shape error of a pushed document, which the whole-text error says.
+    parsed.map_err(|first| match shape::errors(text, json, node_allowed) {
+        Some(all) if all.len() > 1 => ConfigError::Invalid(all),
+        _ => first,
+    })
 }
 
 /// Text whose first non-blank character is `{` is JSON; anything else is TOML.
@@ -45,24 +56,24 @@ fn looks_like_json(text: &str) -> bool {
 
 /// Parses and validates a complete node config (node settings and routing) written in TOML.
 pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-    validate(parse(text, false)?)
+    validate(parse(text, false, true)?)
 }
 
 /// Parses and validates a complete node config written in JSON (the same model as TOML).
 pub fn from_json(text: &str) -> Result<Config, ConfigError> {
-    validate(parse(text, true)?)
+    validate(parse(text, true, true)?)
 }
 
 /// Parses and validates a pushed routing document (routes and clusters, no `[node]`), written in JSON
 /// (when its first non-blank character is `{`) or TOML. This is what nodes accept from the bus.
 pub fn document_from_text(text: &str) -> Result<Routing, ConfigError> {
-    validate_document(parse(text, looks_like_json(text))?)
+    validate_document(parse(text, looks_like_json(text), false)?)
 }
 
 /// The routing part of any config text (a full node config or a document; `[node]` is dropped) as
 /// the canonical JSON document to push, with its validated routing.
 pub fn document_of_file_text(text: &str) -> Result<(String, Routing), ConfigError> {
-    let raw: raw::RawConfig = parse(text, looks_like_json(text))?;
+    let raw: raw::RawConfig = parse(text, looks_like_json(text), true)?;
     let doc = raw::RawDocument {
         routes: raw.routes,
         clusters: raw.clusters,
@@ -76,8 +87,8 @@ pub fn document_of_file_text(text: &str) -> Result<(String, Routing), ConfigErro
 /// Replaces (or adds) cluster `name` in `document` with the cluster of that name in `source` (any
 /// config text), returning the new document as canonical JSON. Only the one cluster changes.
 pub fn replace_cluster(document: &str, name: &str, source: &str) -> Result<String, ConfigError> {
-    let mut doc: raw::RawConfig = parse(document, looks_like_json(document))?;
-    let mut src: raw::RawConfig = parse(source, looks_like_json(source))?;
+    let mut doc: raw::RawConfig = parse(document, looks_like_json(document), true)?;
+    let mut src: raw::RawConfig = parse(source, looks_like_json(source), true)?;
     let cluster = src.clusters.remove(name).ok_or_else(|| {
         ConfigError::Invalid(vec![FieldError {
             path: format!("clusters.{name}"),

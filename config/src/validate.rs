@@ -80,6 +80,23 @@ impl Validator {
                         format!("{path}.address"),
                         format!("duplicate listener address {address}"),
                     );
+                } else if let Some(other) = listeners
+                    .iter()
+                    .find(|o: &&Listener| binds_clash(o.address, address))
+                {
+                    self.error(
+                        format!("{path}.address"),
+                        format!(
+                            "{address} and listener {} ({}) cannot both bind",
+                            other.name, other.address
+                        ),
+                    );
+                }
+                if admin.is_some_and(|a| binds_clash(a, address)) {
+                    self.error(
+                        format!("{path}.address"),
+                        format!("{address} is also the admin listener's (node.admin)"),
+                    );
                 }
                 let tls = l
                     .tls
@@ -787,3 +804,11 @@ mod resilience;
 #[cfg(test)]
 mod tests;
 mod tls;
+
+/// Whether two listening addresses cannot both be bound: the same port (not 0) on the same IP, or on
+/// any IP when either is unspecified (`0.0.0.0`, `::`).
+fn binds_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}

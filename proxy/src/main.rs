@@ -113,11 +113,22 @@ fn init_logging(format: LogFormat, default_level: &str) {
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
-        // Certificates are read and checked against their keys too, as applying the file would.
+        // What starting the node would read is checked too: certificates against their keys, and
+        // the admin token file; every problem found is reported.
         let checked = edgeplane_config::from_file(file)
             .map_err(|e| e.lines())
             .and_then(|c| {
-                edgeplane_proxy::tls::CertTable::load(&c.routing.certificates).map(|_| c)
+                let mut problems = edgeplane_proxy::tls::CertTable::load(&c.routing.certificates)
+                    .err()
+                    .unwrap_or_default();
+                if let Err(e) = edgeplane_proxy::node::admin_token(&c.node) {
+                    problems.push(format!("node.admin_token_file: {e}"));
+                }
+                if problems.is_empty() {
+                    Ok(c)
+                } else {
+                    Err(problems)
+                }
             });
         match checked {
             Ok(c) => {

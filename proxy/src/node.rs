@@ -247,8 +247,9 @@ impl NodeHandle {
     }
 }
 
-/// The admin API's token: from `admin_token_file`, else `$EDGEPLANE_ADMIN_TOKEN`, else none.
-fn admin_token(node: &NodeConfig) -> Result<Option<String>, StartError> {
+/// The admin API's token: from `admin_token_file`, else `$EDGEPLANE_ADMIN_TOKEN`, else none. An
+/// unreadable or empty file is an error (`edgeplane check` reports it too).
+pub fn admin_token(node: &NodeConfig) -> Result<Option<String>, StartError> {
     let token = match &node.admin_token_file {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| StartError::AdminToken(format!("cannot read {}: {e}", path.display())))?,

@@ -127,6 +127,70 @@ fn check_reports_every_error_with_its_path() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0].cluster"));
 }
 
+#[test]
+fn check_reports_every_shape_error_a_bind_clash_and_an_unreadable_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two wrong types in two clusters and an unknown key in a route: serde alone stops at the first.
+    let shapes = dir.path().join("shapes.toml");
+    std::fs::write(
+        &shapes,
+        "[[node.listeners]]\naddress = \"127.0.0.1:8080\"\n[[routes]]\ncluster = \"a\"\nhots = [\"x\"]\n\
+         [clusters.a]\nslow_start = 5\n[[clusters.a.endpoints]]\naddress = \"127.0.0.1:1\"\n\
+         [clusters.b]\nbalancing = 3\n[[clusters.b.endpoints]]\naddress = \"127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(&shapes)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "routes[0]: invalid TOML: unknown field `hots`",
+        "clusters.a: invalid TOML",
+        "clusters.b: invalid TOML",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // The admin on a listener's port, and a token file that cannot be read.
+    let clash = dir.path().join("clash.toml");
+    std::fs::write(
+        &clash,
+        format!(
+            "[node]\nadmin = \"127.0.0.1:8080\"\nadmin_token_file = \"{}\"\n\
+             [[node.listeners]]\naddress = \"0.0.0.0:8080\"\n[[routes]]\ncluster = \"a\"\n\
+             [clusters.a]\n[[clusters.a.endpoints]]\naddress = \"127.0.0.1:1\"\n",
+            dir.path().join("missing.token").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("check").arg(&clash).output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("node.listeners[0].address: 0.0.0.0:8080 is also the admin listener's"),
+        "{text}"
+    );
+    std::fs::write(
+        &clash,
+        format!(
+            "[node]\nadmin = \"127.0.0.1:9901\"\nadmin_token_file = \"{}\"\n\
+             [[node.listeners]]\naddress = \"0.0.0.0:8080\"\n[[routes]]\ncluster = \"a\"\n\
+             [clusters.a]\n[[clusters.a.endpoints]]\naddress = \"127.0.0.1:1\"\n",
+            dir.path().join("missing.token").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("check").arg(&clash).output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("node.admin_token_file: admin token: cannot read"),
+        "{text}"
+    );
+}
+
 const BODY: u64 = 64 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -307,3 +307,53 @@ fn bad_resilience_settings_are_rejected_with_paths() {
         assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
     }
 }
+
+#[test]
+fn every_shape_error_is_reported_not_just_the_first() {
+    let text = "[[node.listeners]]\naddress = \"127.0.0.1:8080\"\n[[routes]]\ncluster = \"a\"\nhots = [\"x\"]\n\
+                [clusters.a]\nslow_start = 5\n[clusters.b]\nbalancing = 3\n[extra]\n";
+    let lines = errors(text);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for want in [
+        "routes[0]: ",
+        "clusters.a: ",
+        "clusters.b: ",
+        "extra: invalid TOML: unknown section",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "{want} in {lines:?}"
+        );
+    }
+    // One shape error keeps the parser's message, with its line and column.
+    let one = errors("[[node.listeners]]\naddress = 5\n");
+    assert_eq!(one.len(), 1);
+    assert!(one[0].contains("line 2"), "{one:?}");
+}
+
+#[test]
+fn listeners_and_the_admin_must_be_able_to_bind_together() {
+    let clash = |node: &str, listeners: &[&str]| {
+        let l: String = listeners
+            .iter()
+            .map(|a| format!("[[node.listeners]]\naddress = \"{a}\"\n"))
+            .collect();
+        from_toml(&format!(
+            "[node]\n{node}\n{l}[[routes]]\ncluster = \"a\"\n[clusters.a]\n[[clusters.a.endpoints]]\naddress = \"127.0.0.1:1\"\n"
+        ))
+        .err()
+        .map(|e| e.lines())
+    };
+    assert!(clash("admin = \"127.0.0.1:9000\"", &["127.0.0.1:9000"]).is_some());
+    assert!(clash("admin = \"127.0.0.1:9000\"", &["0.0.0.0:9000"]).is_some());
+    assert!(clash("", &["0.0.0.0:80", "127.0.0.1:80"]).is_some());
+    assert!(clash(
+        "admin = \"127.0.0.1:9000\"",
+        &["127.0.0.2:9000", "127.0.0.1:80"]
+    )
+    .is_none());
+    assert!(
+        clash("admin = \"127.0.0.1:0\"", &["127.0.0.1:0"]).is_none(),
+        "port 0: any free port"
+    );
+}
