@@ -224,5 +224,29 @@ pub async fn send(
     }
 }
 
+/// Reads `data` as an upstream's answer would be read: the response head parser, then, for a
+/// chunked body, the chunked decoder over what follows. For the fuzz target `h1_response` and its
+/// corpus replay: whatever `data` holds, this returns (an error or a result), never panics.
+pub fn read_untrusted(data: &[u8]) {
+    let mut buf = bytes::BytesMut::from(data);
+    let mut template = template::Template::default();
+    // Twice on the same connection template, as a keep-alive connection would.
+    for _ in 0..2 {
+        let Ok(parse::Parsed::Complete(head)) = parse::parse(&mut buf, false, &mut template) else {
+            return;
+        };
+        if head.framing == parse::Framing::Chunked {
+            let mut decoder = chunked::Decoder::default();
+            loop {
+                match decoder.step(&mut buf) {
+                    Ok(chunked::Step::End) => break,
+                    Ok(chunked::Step::NeedMore) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

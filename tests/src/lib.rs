@@ -6,6 +6,7 @@
 mod backend;
 mod body;
 mod client;
+pub mod fuzz;
 mod nats;
 mod pki;
 mod prometheus;

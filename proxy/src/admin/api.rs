@@ -8,7 +8,6 @@ use crate::upstream::AdminState;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,7 +23,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Resp {
 }
 
 /// Answers one API request (already authorized).
-pub(super) fn answer(req: &Request<Incoming>, ctx: &AdminContext) -> Resp {
+pub(super) fn answer<B>(req: &Request<B>, ctx: &AdminContext) -> Resp {
     let path = req.uri().path();
     let parts: Vec<&str> = path
         .trim_start_matches("/api/v1/")

@@ -21,7 +21,6 @@ use edgeplane_controller::composer::Composer;
 use edgeplane_controller::state::ConfigState;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::rt::TokioTimer;
@@ -140,7 +139,9 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     reply(status, "text/plain; charset=utf-8", body.into())
 }
 
-fn answer(req: &Request<Incoming>, ctx: &AdminContext) -> Response<Full<Bytes>> {
+/// The answer to one admin request (only its method, target and headers are read): what the listener
+/// sends, and what the fuzz target `admin` drives with arbitrary requests.
+pub fn answer<B>(req: &Request<B>, ctx: &AdminContext) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     match path {
         "/healthz" => return text(StatusCode::OK, "ok\n"),
@@ -179,8 +180,8 @@ fn ready(ctx: &AdminContext) -> Response<Full<Bytes>> {
 
 /// Checks the bearer token. Without a configured token, only non-API paths pass.
 #[allow(clippy::result_large_err)]
-fn authorize(
-    req: &Request<Incoming>,
+fn authorize<B>(
+    req: &Request<B>,
     token: Option<&str>,
     is_api: bool,
 ) -> Result<(), Response<Full<Bytes>>> {
