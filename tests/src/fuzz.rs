@@ -7,8 +7,11 @@ use edgeplane_bus::codec::decode;
 use edgeplane_bus::wire::{ConfigAck, Heartbeat, NodeStatus, ScaleEvent};
 use std::sync::OnceLock;
 
+/// A fuzz target's function: one input.
+pub type Target = fn(&[u8]);
+
 /// Every fuzz target: its name (the corpus folder) and its function.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("config", config),
     ("bus", bus),
     ("h1_response", h1_response),
@@ -22,15 +25,14 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    for parsed in [
+    let parsed = [
         edgeplane_config::from_toml(text),
         edgeplane_config::from_json(text),
-    ] {
-        if let Ok(c) = parsed {
-            // Certificates name files: not read here.
-            if c.routing.certificates.is_empty() {
-                let _ = edgeplane_proxy::tables::Snapshot::build(&c.routing, None);
-            }
+    ];
+    for c in parsed.iter().flatten() {
+        // Certificates name files: not read here.
+        if c.routing.certificates.is_empty() {
+            let _ = edgeplane_proxy::tables::Snapshot::build(&c.routing, None);
         }
     }
     let _ = edgeplane_config::document_from_text(text);
