@@ -154,37 +154,28 @@ fn check_reports_every_shape_error_a_bind_clash_and_an_unreadable_token_file() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     // The admin on a listener's port, and a token file that cannot be read.
-    let clash = dir.path().join("clash.toml");
-    std::fs::write(
-        &clash,
-        format!(
-            "[node]\nadmin = \"127.0.0.1:8080\"\nadmin_token_file = \"{}\"\n\
-             [[node.listeners]]\naddress = \"0.0.0.0:8080\"\n[[routes]]\ncluster = \"a\"\n\
-             [clusters.a]\n[[clusters.a.endpoints]]\naddress = \"127.0.0.1:1\"\n",
-            dir.path().join("missing.token").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN).arg("check").arg(&clash).output().unwrap();
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let check_with_admin = |admin: &str| {
+        let file = dir.path().join("clash.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[node]\nadmin = \"{admin}\"\nadmin_token_file = \"{}\"\n\
+                 [[node.listeners]]\naddress = \"0.0.0.0:8080\"\n[[routes]]\ncluster = \"a\"\n\
+                 [clusters.a]\n[[clusters.a.endpoints]]\naddress = \"127.0.0.1:1\"\n",
+                dir.path().join("missing.token").display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(BIN).arg("check").arg(&file).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = check_with_admin("127.0.0.1:8080");
     assert!(
         text.contains("node.listeners[0].address: 0.0.0.0:8080 is also the admin listener's"),
         "{text}"
     );
-    std::fs::write(
-        &clash,
-        format!(
-            "[node]\nadmin = \"127.0.0.1:9901\"\nadmin_token_file = \"{}\"\n\
-             [[node.listeners]]\naddress = \"0.0.0.0:8080\"\n[[routes]]\ncluster = \"a\"\n\
-             [clusters.a]\n[[clusters.a.endpoints]]\naddress = \"127.0.0.1:1\"\n",
-            dir.path().join("missing.token").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN).arg("check").arg(&clash).output().unwrap();
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = check_with_admin("127.0.0.1:9901");
     assert!(
         text.contains("node.admin_token_file: admin token: cannot read"),
         "{text}"

@@ -100,18 +100,7 @@ pub fn router(data: &[u8]) {
     let mut lines = rest.split(|&b| b == b'\n');
     let raw_host = lines.next().unwrap_or_default();
     let path = std::str::from_utf8(lines.next().unwrap_or_default()).unwrap_or("/");
-    let mut headers = http::HeaderMap::new();
-    for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(&line[..colon]),
-            http::HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
-        ) {
-            headers.append(name, value);
-        }
-    }
+    let headers = headers_of(lines);
     let mut buf = [0u8; edgeplane_proxy::router::MAX_HOST];
     let host = edgeplane_proxy::router::normalize_host(raw_host, &mut buf);
     let _ = snapshot.router.find(host, path, &method, &headers);
@@ -152,6 +141,13 @@ pub fn admin(data: &[u8]) {
     let mut req = http::Request::new(());
     *req.method_mut() = method;
     *req.uri_mut() = uri;
+    *req.headers_mut() = headers_of(lines);
+    let _ = edgeplane_proxy::admin::answer(&req, node.admin_context());
+}
+
+/// `name: value` lines as headers; lines that are not one are skipped.
+fn headers_of<'a>(lines: impl Iterator<Item = &'a [u8]>) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
     for line in lines {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
@@ -160,8 +156,8 @@ pub fn admin(data: &[u8]) {
             http::HeaderName::from_bytes(&line[..colon]),
             http::HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
         ) {
-            req.headers_mut().append(name, value);
+            headers.append(name, value);
         }
     }
-    let _ = edgeplane_proxy::admin::answer(&req, node.admin_context());
+    headers
 }
