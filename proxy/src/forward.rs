@@ -78,6 +78,8 @@ pub struct ConnInfo {
     pub client_ip: HeaderValue,
     /// `http` or `https`.
     pub proto: HeaderValue,
+    /// Keeps the connection counted; an upgraded tunnel takes a share of it.
+    pub hold: Arc<crate::server::ConnHold>,
 }
 
 /// Proxies one request; errors become the proxy's own responses.
@@ -225,7 +227,9 @@ async fn forward(
         cluster.host_rewrite.as_ref(),
         upgrade.as_ref(),
     )?;
-    let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let downstream_upgrade = upgrade
+        .is_some()
+        .then(|| (hyper::upgrade::on(&mut req), conn.hold.clone()));
 
     let admission = match cluster.limits.max_requests {
         Some(max) => Some(
@@ -425,7 +429,10 @@ fn make_room(cluster: &crate::tables::Cluster, endpoint: &crate::tables::Endpoin
 fn respond(
     answer: Answer,
     in_flight: crate::upstream::InFlight,
-    downstream_upgrade: Option<(&HeaderValue, hyper::upgrade::OnUpgrade)>,
+    downstream_upgrade: Option<(
+        &HeaderValue,
+        (hyper::upgrade::OnUpgrade, Arc<crate::server::ConnHold>),
+    )>,
     affinity: Option<(http::HeaderName, HeaderValue)>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let (mut resp, sender) = match answer {
@@ -442,7 +449,7 @@ fn respond(
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some((asked, downstream)) = downstream_upgrade else {
+        let Some((asked, (downstream, hold))) = downstream_upgrade else {
             return Err(ProxyError::Upstream(
                 "101 Switching Protocols to a request that asked no upgrade".into(),
             ));
@@ -455,7 +462,12 @@ fn respond(
             ));
         }
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
-        tokio::spawn(crate::tunnel::run(downstream, upstream_upgrade, in_flight));
+        tokio::spawn(crate::tunnel::run(
+            downstream,
+            upstream_upgrade,
+            in_flight,
+            hold,
+        ));
         return Ok(resp.map(|_| ProxyBody::empty()));
     }
     response_headers(resp.headers_mut(), affinity);

@@ -42,10 +42,18 @@ impl Answering {
     }
 
     /// The response to send, holding this request as answered until its body is done.
-    pub fn respond(self, resp: Response<ProxyBody>) -> Response<Answered> {
+    pub fn respond(self, mut resp: Response<ProxyBody>) -> Response<Answered> {
+        let c = &self.0 .0;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             // From here on the connection is a tunnel.
-            self.0 .0.exempt.store(true, Relaxed);
+            c.exempt.store(true, Relaxed);
+        } else if c.draining.load(Relaxed) && !c.exempt.load(Relaxed) {
+            // An HTTP/1.x client told to close after this response never races a close of the
+            // connection with its next request.
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
         }
         resp.map(|body| Answered {
             body,

@@ -27,6 +27,8 @@ pub struct Counters {
     pub(crate) reads_when_done: AtomicU32,
     /// Set once the connection no longer reads one request head at a time (HTTP/2, upgraded).
     pub(crate) exempt: AtomicBool,
+    /// Set when the node drains: HTTP/1.x responses then say `Connection: close`.
+    pub(crate) draining: AtomicBool,
 }
 
 /// One read in [`Counters::io`].

@@ -141,11 +141,15 @@ impl Server {
         self,
         stream: TcpStream,
         peer: SocketAddr,
-        _slot: OwnedSemaphorePermit,
+        slot: OwnedSemaphorePermit,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) {
         self.open.fetch_add(1, Ordering::Relaxed);
-        let _open = OpenGuard(self.open.clone());
+        let hold = Arc::new(ConnHold {
+            _slot: slot,
+            _open: OpenGuard(self.open.clone()),
+            phase: self.phase.clone(),
+        });
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
         let tracked = Tracked::new(stream, activity.clone(), self.shared.bytes.clone());
@@ -155,6 +159,7 @@ impl Server {
             let info = ConnInfo {
                 client_ip,
                 proto: HeaderValue::from_static("http"),
+                hold,
             };
             return self
                 .drive(TokioIo::new(tracked), info, activity, peer)
@@ -176,6 +181,7 @@ impl Server {
         let info = ConnInfo {
             client_ip,
             proto: HeaderValue::from_static("https"),
+            hold,
         };
         self.drive(TokioIo::new(stream), info, activity, peer).await;
     }
@@ -234,8 +240,8 @@ impl Server {
     }
 }
 
-/// Watches one connection: asks it to close gracefully when the node drains or the connection has been
-/// idle for `idle`, and to close now when the node closes, when it is still silent one `idle` later
+/// Watches one connection: asks it to close gracefully when the node drains (an idle HTTP/1.x one
+/// once it has been quiet for [`DRAIN_QUIET`]) or the connection has been idle for `idle`, and to close now when the node closes, when it is still silent one `idle` later
 /// (e.g. an upstream stalled mid-body), or when a request head is overdue (`header_read`, see
 /// [`crate::head_watch`]). Ends when the connection does.
 async fn supervise(
@@ -257,14 +263,36 @@ async fn supervise(
         .max(Duration::from_millis(1));
     let mut tick = tokio::time::interval_at(Instant::now() + period, period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut drain = None;
     loop {
         let ask_graceful = tokio::select! {
             _ = &mut ended => return,
             changed = phase.changed() => match changed.map(|()| *phase.borrow_and_update()) {
                 Ok(Phase::Running) => continue,
-                Ok(Phase::Draining) => true,
+                Ok(Phase::Draining) => {
+                    let c = &activity.0;
+                    c.draining.store(true, Ordering::Relaxed);
+                    if c.exempt.load(Ordering::Relaxed) || !c.idle() {
+                        // HTTP/2 gets a GOAWAY; an HTTP/1.x request being answered is the last.
+                        true
+                    } else {
+                        // An idle HTTP/1.x connection closed now could cross the client's next
+                        // request on the wire: it closes once quiet for a while, unless that next
+                        // request comes first and is answered with `Connection: close`.
+                        drain = Some(drain_watch(&activity));
+                        continue;
+                    }
+                }
                 Ok(Phase::Closing) | Err(_) => false,
             },
+            quiet = drain_tick(&mut drain), if !asked_graceful => {
+                if quiet && activity.0.idle() {
+                    tracing::debug!(%peer, "idle connection closed while draining");
+                    true
+                } else {
+                    continue;
+                }
+            }
             () = shed.asked(), if look && !asked_graceful => {
                 if shed.take_if_idle(&activity.0) {
                     tracing::debug!(%peer, "idle connection closed to make room at the connection limit");
@@ -303,12 +331,54 @@ async fn supervise(
     }
 }
 
+/// How long an idle HTTP/1.x connection of a draining node must have been quiet before it closes.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+
+/// The sampling of an idle connection while the node drains: a tick every quarter of [`DRAIN_QUIET`].
+fn drain_watch(activity: &Activity) -> (tokio::time::Interval, crate::idle::Watchdog) {
+    let period = DRAIN_QUIET / 4;
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    (tick, activity.watchdog(DRAIN_QUIET))
+}
+
+/// The next drain sample: whether the connection has been quiet for [`DRAIN_QUIET`]; never resolves
+/// while the node is not draining.
+async fn drain_tick(drain: &mut Option<(tokio::time::Interval, crate::idle::Watchdog)>) -> bool {
+    match drain {
+        Some((tick, quiet)) => {
+            let at = tick.tick().await;
+            quiet.expired_at(at)
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Resolves once the node leaves [`Phase::Running`] (or the node is gone).
 async fn stopped(phase: &mut watch::Receiver<Phase>) {
     let _ = phase.wait_for(|p| *p != Phase::Running).await.map(|_| ());
 }
 
+/// What keeps a downstream connection counted, its `max_connections` slot and its place in the
+/// open-connections gauge, for as long as its HTTP connection or the tunnel it was upgraded to lives
+/// (so a draining node waits for tunnels too); a tunnel also learns from it when the node closes.
+#[derive(Debug)]
+pub struct ConnHold {
+    _slot: OwnedSemaphorePermit,
+    _open: OpenGuard,
+    phase: watch::Receiver<Phase>,
+}
+
+impl ConnHold {
+    /// Resolves when the node closes its remaining connections (or is gone).
+    pub async fn closed(&self) {
+        let mut phase = self.phase.clone();
+        let _ = phase.wait_for(|p| *p == Phase::Closing).await;
+    }
+}
+
 /// Counts a connection as open until dropped.
+#[derive(Debug)]
 struct OpenGuard(Arc<AtomicUsize>);
 
 impl Drop for OpenGuard {
