@@ -39,6 +39,9 @@ pub struct Node {
     pub timeouts: NodeTimeouts,
     /// Where the last applied pushed config is kept (default `/var/lib/edgeplane`).
     pub state_dir: std::path::PathBuf,
+    /// Unix socket on which the running node hands its listening sockets to a new process started
+    /// with `edgeplane run --upgrade` (zero-downtime binary upgrade); `None`: no hand-over.
+    pub upgrade_socket: Option<std::path::PathBuf>,
     /// NATS settings; `None` runs from the file alone.
     pub nats: Option<Nats>,
 }

@@ -50,6 +50,8 @@ pub struct RawNode {
     pub timeouts: RawNodeTimeouts,
     /// Where the node keeps its last applied pushed config.
     pub state_dir: Option<String>,
+    /// Unix socket on which the node hands its listening sockets to a new process (binary upgrade).
+    pub upgrade_socket: Option<String>,
     /// NATS: when present, the node follows the fleet's pushed config.
     pub nats: Option<RawNats>,
 }

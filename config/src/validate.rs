@@ -143,6 +143,16 @@ impl Validator {
             ),
         };
         let nats = raw.nats.as_ref().map(|n| self.nats(n));
+        let upgrade_socket = raw.upgrade_socket.as_deref().map(|p| {
+            // A Unix socket path is at most 107 bytes (sun_path).
+            if p.is_empty() || p.len() > 107 {
+                self.error(
+                    "node.upgrade_socket",
+                    "must be a path of 1 to 107 bytes (a Unix socket path)",
+                );
+            }
+            std::path::PathBuf::from(p)
+        });
         Node {
             id,
             zone: raw.zone.clone(),
@@ -158,6 +168,7 @@ impl Validator {
                 .as_deref()
                 .unwrap_or("/var/lib/edgeplane")
                 .into(),
+            upgrade_socket,
             nats,
         }
     }

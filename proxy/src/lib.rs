@@ -41,6 +41,7 @@ pub mod tables;
 pub mod telemetry;
 pub mod tls;
 pub mod tunnel;
+pub mod upgrade;
 pub mod upstream;
 pub mod upstream_tls;
 

@@ -4,6 +4,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgeplane_config::Config;
 use edgeplane_proxy::reload::Reloader;
+use edgeplane_proxy::upgrade;
 use edgeplane_proxy::{demo, NodeHandle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,11 @@ enum Command {
         /// Config file (TOML, or JSON if it ends in .json). Without it, the shipped default is used.
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Binary upgrade: take the listening sockets over from the node running on the config's
+        /// `node.upgrade_socket`, start serving, then let that node drain and exit. Without a node
+        /// there, start on fresh sockets.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate config files and print every error with its path; exit 1 if any is invalid.
     Check {
@@ -79,7 +85,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Check { files } => return check(&files),
-        Command::Run { config } => run(config),
+        Command::Run { config, upgrade } => run(config, upgrade),
         Command::Demo => demo(),
         Command::Push(args) => return nats_command(nats::run(args)),
         Command::Rollback(args) => return nats_command(nats::rollback(args)),
@@ -196,7 +202,7 @@ fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
+fn run(path: Option<PathBuf>, upgrade: bool) -> anyhow::Result<()> {
     let config = match &path {
         Some(p) => edgeplane_config::from_file(p)
             .with_context(|| format!("{} is not a valid config", p.display()))?,
@@ -205,9 +211,38 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
             edgeplane_config::default_config()?
         }
     };
+    let socket = config.node.upgrade_socket.clone();
+    let taken = match (&socket, upgrade) {
+        (None, true) => bail!("--upgrade needs node.upgrade_socket in the config"),
+        (Some(p), true) => {
+            let taken = upgrade::take_over(p)?;
+            if taken.is_none() {
+                tracing::warn!(path = %p.display(), "--upgrade: no node answers there; starting on fresh sockets");
+            }
+            taken
+        }
+        _ => None,
+    };
     runtime(&config)?.block_on(async {
-        let node = NodeHandle::start(&config).await?;
+        let (predecessor, inherited) = match taken {
+            Some((p, i)) => (Some(p), i),
+            None => (None, upgrade::Inherited::default()),
+        };
+        let node = NodeHandle::start_with(&config, inherited, predecessor.is_none()).await?;
         let controller = edgeplane_proxy::fleet::join(&node).await?;
+        if let Some(predecessor) = predecessor {
+            take_traffic(&node, predecessor).await;
+        }
+        let mut offer = socket.as_deref().and_then(|p| {
+            let sockets = node
+                .listening_sockets()
+                .map_err(|e| tracing::error!(error = %e, "cannot offer the listening sockets"))
+                .ok()?;
+            let grace = config.node.timeouts.shutdown_grace;
+            upgrade::Offer::bind(p, sockets, node.tables().clone(), grace, upgrade)
+                .map_err(|e| tracing::error!(error = %e, "binary upgrades unavailable"))
+                .ok()
+        });
         // With NATS, routing comes from the fleet's pushes (the file's routes only bootstrap a node
         // that has never seen one), so the file is not reloaded.
         let reloader = match (&controller, path) {
@@ -216,7 +251,11 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
             )),
             _ => None,
         };
-        wait_for_stop_signal().await?;
+        tokio::select! {
+            stop = wait_for_stop_signal() => stop?,
+            () = handed_over(&mut offer) => {}
+        }
+        drop(offer);
         if let Some(r) = reloader {
             r.abort();
         }
@@ -228,6 +267,38 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The new process of a binary upgrade: once its clusters have the endpoints the old process had (or
+/// after ten seconds), it accepts, and the old process stops.
+async fn take_traffic(node: &NodeHandle, predecessor: upgrade::Predecessor) {
+    let short = upgrade::warm_up(
+        node.tables(),
+        predecessor.endpoints(),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    if !short.is_empty() {
+        tracing::warn!(clusters = ?short, "binary upgrade: fewer endpoints than the old process after 10s; taking traffic anyway");
+    }
+    node.accept();
+    match tokio::task::spawn_blocking(move || predecessor.ready()).await {
+        Ok(Ok(grace)) => {
+            tracing::info!(old_grace = ?grace, "binary upgrade: serving; the old process drains")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "binary upgrade: the old process did not confirm; serving")
+        }
+        Err(e) => tracing::warn!(error = %e, "binary upgrade: serving"),
+    }
+}
+
+/// Resolves when a new process took the listening sockets over (never without an offer).
+async fn handed_over(offer: &mut Option<upgrade::Offer>) {
+    match offer {
+        Some(o) => o.handed_over().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn demo() -> anyhow::Result<()> {

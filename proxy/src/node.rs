@@ -5,9 +5,11 @@ use crate::forward::Shared;
 use crate::server::{Phase, Server};
 use crate::tables::{BuildError, Snapshot, Tables};
 use crate::telemetry::Telemetry;
+use crate::upgrade::Inherited;
 use edgeplane_config::model::Node as NodeConfig;
 use edgeplane_config::Config;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -18,7 +20,7 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
-    #[error("cannot bind {name} on {address}: {source}")]
+    #[error("cannot bind {name} on {address}")]
     Bind {
         /// Listener name.
         name: String,
@@ -56,6 +58,11 @@ pub struct NodeHandle {
     listeners: Vec<SocketAddr>,
     admin: Option<SocketAddr>,
     phase: watch::Sender<Phase>,
+    /// Opens the accept loops of a node started held ([`NodeHandle::start_with`]).
+    accepting: watch::Sender<bool>,
+    /// A copy of each listening socket (proxy listeners, then the admin's), by configured address,
+    /// for a binary upgrade to hand over; closed when the node drains.
+    sockets: Vec<(SocketAddr, OwnedFd)>,
     slots: Arc<Semaphore>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -63,6 +70,17 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// Binds every listener, builds the first snapshot and starts serving. Must run in a tokio runtime.
     pub async fn start(config: &Config) -> Result<NodeHandle, StartError> {
+        Self::start_with(config, Inherited::default(), true).await
+    }
+
+    /// [`NodeHandle::start`] on the listening sockets a binary upgrade handed over (by configured
+    /// address; other addresses are bound afresh). Unless `accept`, the listeners accept nothing
+    /// until [`NodeHandle::accept`]: the old process goes on serving from the same sockets meanwhile.
+    pub async fn start_with(
+        config: &Config,
+        mut inherited: Inherited,
+        accept: bool,
+    ) -> Result<NodeHandle, StartError> {
         let node = &config.node;
         let telemetry = Telemetry::new();
         // Metrics are served on the admin listener; without one, requests record nothing.
@@ -86,6 +104,7 @@ impl NodeHandle {
         let open = server.open_connections();
         crate::telemetry::collect_node(&telemetry, node, tables.clone(), open.clone());
         let mut bound = Vec::new();
+        let mut sockets = Vec::new();
         for l in &node.listeners {
             let tls = match &l.tls {
                 Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
@@ -96,13 +115,23 @@ impl NodeHandle {
                 ))),
                 None => None,
             };
-            let listener = bind(&l.name, l.address).await?;
+            let listener = bind(&l.name, l.address, &mut inherited)?;
+            sockets.push((l.address, dup(&l.name, &listener)?));
             bound.push((l.name.clone(), listener, tls));
         }
         let admin_listener = match node.admin {
-            Some(address) => Some(bind("admin", address).await?),
+            Some(address) => {
+                let listener = bind("admin", address, &mut inherited)?;
+                sockets.push((address, dup("admin", &listener)?));
+                Some(listener)
+            }
             None => None,
         };
+        for address in inherited.unused() {
+            tracing::info!(%address, "a listener handed over is no longer configured; closing it");
+        }
+        drop(inherited);
+        let (accepting, accept_rx) = watch::channel(accept);
 
         let mut listeners = Vec::new();
         let mut tasks = vec![
@@ -121,10 +150,9 @@ impl NodeHandle {
             })?;
             tracing::info!(listener = %name, address = %local, "listening");
             listeners.push(local);
-            tasks.push(tokio::spawn(server.clone().serve(
-                listener,
-                name.into(),
-                tls,
+            tasks.push(tokio::spawn(gated(
+                accept_rx.clone(),
+                server.clone().serve(listener, name.into(), tls),
             )));
         }
         let admin_context = Arc::new(admin::AdminContext {
@@ -146,7 +174,10 @@ impl NodeHandle {
                 if let Some(address) = local {
                     admin::warn_if_exposed(address, admin_context.token.as_deref());
                 }
-                tasks.push(tokio::spawn(admin::serve(l, admin_context.clone())));
+                tasks.push(tokio::spawn(gated(
+                    accept_rx.clone(),
+                    admin::serve(l, admin_context.clone()),
+                )));
                 local
             }
             None => None,
@@ -165,9 +196,25 @@ impl NodeHandle {
             listeners,
             admin,
             phase,
+            accepting,
+            sockets,
             slots,
             tasks,
         })
+    }
+
+    /// Starts accepting on a node started held.
+    pub fn accept(&self) {
+        let _ = self.accepting.send(true);
+    }
+
+    /// Copies of the listening sockets with their configured addresses, for a binary upgrade's
+    /// [`crate::upgrade::Offer`].
+    pub fn listening_sockets(&self) -> std::io::Result<Vec<(SocketAddr, OwnedFd)>> {
+        self.sockets
+            .iter()
+            .map(|(a, fd)| Ok((*a, fd.try_clone()?)))
+            .collect()
     }
 
     /// The node's metrics (to add collectors, or render them).
@@ -223,9 +270,12 @@ impl NodeHandle {
     }
 
     /// [`NodeHandle::shutdown`] with an explicit grace period.
-    pub async fn shutdown_within(self, grace: Duration) -> usize {
+    pub async fn shutdown_within(mut self, grace: Duration) -> usize {
         tracing::info!(grace = ?grace, "draining");
         let _ = self.phase.send(Phase::Draining);
+        // The accept loops have stopped: with the last copies closed, new clients are refused at
+        // once rather than left in a backlog nobody accepts from (unless a new process took them).
+        self.sockets.clear();
         let total = self.config.limits.max_connections as u32;
         let drained = tokio::time::timeout(grace, self.slots.acquire_many(total)).await;
         let cut = match drained {
@@ -265,12 +315,41 @@ pub fn admin_token(node: &NodeConfig) -> Result<Option<String>, StartError> {
     Ok(Some(token))
 }
 
-async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
+/// Runs `serve` once the node accepts.
+async fn gated(mut accept: watch::Receiver<bool>, serve: impl std::future::Future<Output = ()>) {
+    if accept.wait_for(|a| *a).await.is_ok() {
+        serve.await;
+    }
+}
+
+/// A copy of a listening socket's descriptor.
+fn dup(name: &str, listener: &TcpListener) -> Result<OwnedFd, StartError> {
+    listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| StartError::Bind {
+            name: name.to_string(),
+            address: listener.local_addr().unwrap_or(([0, 0, 0, 0], 0).into()),
+            source,
+        })
+}
+
+/// The listening socket for `address`: the one handed over by a binary upgrade, else a new one.
+fn bind(
+    name: &str,
+    address: SocketAddr,
+    inherited: &mut Inherited,
+) -> Result<TcpListener, StartError> {
     let err = |source| StartError::Bind {
         name: name.to_string(),
         address,
         source,
     };
+    if let Some(listener) = inherited.take(address) {
+        listener.set_nonblocking(true).map_err(err)?;
+        tracing::info!(listener = %name, %address, "listening socket taken over");
+        return TcpListener::from_std(listener).map_err(err);
+    }
     let socket = if address.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {

@@ -1,5 +1,5 @@
 //! A closed-loop load generator: `conns` clients, each sending GETs one after the other over a
-//! keep-alive connection until stopped, counting 2xx answers and everything else (other statuses,
+//! keep-alive connection (or a new connection each) until stopped, counting 2xx answers and everything else (other statuses,
 //! transport errors, timeouts).
 
 use edgeplane_tests::Client;
@@ -26,14 +26,22 @@ pub struct Load {
 impl Load {
     /// Starts `conns` clients against `target`, host `chaos.test`, path `/`.
     pub fn start(target: SocketAddr, conns: usize) -> Load {
+        Self::start_with(target, conns, true)
+    }
+
+    /// [`Load::start`]; unless `keep_alive`, every request goes on a new connection.
+    pub fn start_with(target: SocketAddr, conns: usize, keep_alive: bool) -> Load {
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..conns)
             .map(|_| {
                 let (counts, stop) = (counts.clone(), stop.clone());
-                let client = Client::new(target);
+                let mut client = Client::new(target);
                 tokio::spawn(async move {
                     while !stop.load(Relaxed) {
+                        if !keep_alive {
+                            client = Client::new(target);
+                        }
                         let ok = client
                             .try_get("chaos.test", "/")
                             .await

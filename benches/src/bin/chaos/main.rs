@@ -9,7 +9,8 @@
 //! (NATS killed 20 s under load, self-registered backends), `outage-long` (the same, 60 s),
 //! `convergence` (10 nodes, 20 outages, a push right after each), `backend-kill`, `backend-hang`,
 //! `backend-hang-unchecked`, `backend-restart` (a backend process SIGKILLed, SIGSTOPped with or
-//! without health checks, or killed and started again under load; `CHAOS_RUNS` runs each). Default: `outage convergence`.
+//! without health checks, or killed and started again under load; `CHAOS_RUNS` runs each), `upgrade`
+//! (three binary upgrades in a row under load). Default: `outage convergence`.
 //! Environment: `CHAOS_NODES` (10), `CHAOS_CYCLES` (20), `CHAOS_CONNS` (16), `CHAOS_RUNS` (3),
 //! `EDGEPLANE_BIN`, `CHAOS_LOGS` (a folder that keeps each scenario's node configs and logs).
 //! `chaos backend NAME ADDR` is the backend process those scenarios start.
@@ -20,6 +21,7 @@ mod convergence;
 mod load;
 mod outage;
 mod procs;
+mod upgrade;
 
 use anyhow::bail;
 use std::future::Future;
@@ -110,9 +112,10 @@ async fn main() -> anyhow::Result<()> {
                     rows.push(backend_death::run(fault, conns, run).await?);
                 }
             }
+            "upgrade" => rows.push(upgrade::run(conns).await?),
             other => bail!(
                 "unknown scenario {other:?} (outage, outage-long, convergence, backend-kill, \
-                 backend-hang, backend-hang-unchecked, backend-restart)"
+                 backend-hang, backend-hang-unchecked, backend-restart, upgrade)"
             ),
         }
     }

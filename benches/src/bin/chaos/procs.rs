@@ -39,7 +39,12 @@ pub struct EdgeNode {
     /// Its proxy listener.
     pub addr: SocketAddr,
     scraper: Client,
-    _child: Child,
+    child: Child,
+    /// Its config file and folder.
+    file: PathBuf,
+    dir: PathBuf,
+    /// Binary upgrades so far.
+    generation: usize,
 }
 
 impl EdgeNode {
@@ -59,8 +64,9 @@ impl EdgeNode {
         };
         let text = format!(
             "[node]\nid = \"{id}\"\nadmin = \"127.0.0.1:{admin_port}\"\nstate_dir = \"{}\"\n\
-             {nats}[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{routing}",
-            dir.join(id).display()
+             upgrade_socket = \"{}\"\n{nats}[[node.listeners]]\naddress = \"127.0.0.1:{port}\"\n{routing}",
+            dir.join(id).display(),
+            dir.join(format!("{id}.sock")).display()
         );
         let file = dir.join(format!("{id}.toml"));
         std::fs::write(&file, text)?;
@@ -80,7 +86,10 @@ impl EdgeNode {
             id: id.into(),
             addr: ([127, 0, 0, 1], port).into(),
             scraper: Client::new(admin),
-            _child: child,
+            child,
+            file,
+            dir: dir.to_path_buf(),
+            generation: 1,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !node.ready().await {
@@ -93,6 +102,33 @@ impl EdgeNode {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(node)
+    }
+
+    /// Binary upgrade: starts `edgeplane run --upgrade` on the same config and waits for the old
+    /// process to exit by itself; how long that took.
+    pub async fn upgrade(&mut self) -> anyhow::Result<Duration> {
+        self.generation += 1;
+        let log = self
+            .dir
+            .join(format!("{}.gen{}.log", self.id, self.generation));
+        let next = Command::new(edgeplane_bin()?)
+            .args(["run", "--upgrade", "--config"])
+            .arg(&self.file)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log)?))
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start edgeplane --upgrade")?;
+        let started = Instant::now();
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .context("the old process did not exit within 60 s")??;
+        if !status.success() {
+            bail!("the old process exited with {status}");
+        }
+        self.child = next;
+        Ok(started.elapsed())
     }
 
     async fn ready(&self) -> bool {
