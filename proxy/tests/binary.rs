@@ -7,49 +7,12 @@ use edgeplane_tests::{endpoints, eventually, Backend, Client, Generated};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgeplane");
+mod common;
 
-/// A free loopback port: bound, read, released. The node binds it again right away.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Peak resident memory (VmHWM) in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
+use common::{free_port, Proc, BIN};
 
 async fn run_node(config: &str) -> (Proc, std::net::SocketAddr, tempfile::TempDir) {
     run_node_with(config, "").await

@@ -10,67 +10,31 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgeplane");
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, Proc, BIN};
 
-/// One `edgeplane run` process, killed if the test ends first.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// `edgeplane run --config CONFIG`, with `--upgrade` if asked.
+fn edgeplane_run(config: &Path, upgrade: bool) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"]).arg(config);
+    if upgrade {
+        cmd.arg("--upgrade");
     }
-}
-
-impl Proc {
-    fn start(config: &Path, upgrade: bool) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--config"]).arg(config);
-        if upgrade {
-            cmd.arg("--upgrade");
-        }
-        let child = cmd
-            .env("RUST_LOG", "warn,edgeplane_proxy::upgrade=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Proc(child)
-    }
-
-    fn alive(&mut self) -> bool {
-        self.0.try_wait().unwrap().is_none()
-    }
-
-    /// Waits for the process to exit by itself; its exit status.
-    async fn exited(&mut self, within: Duration, what: &str) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < within,
-                "{what}: still running after {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    let child = cmd
+        .env("RUST_LOG", "warn,edgeplane_proxy::upgrade=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Proc(child)
 }
 
 /// A config file in a temporary folder: one listener, an admin listener and the upgrade socket.
@@ -79,10 +43,16 @@ struct Setup {
     config: PathBuf,
     addr: SocketAddr,
     admin: SocketAddr,
+    /// `[node.nats]` and its lines, or nothing.
+    nats: String,
 }
 
 impl Setup {
     fn new(routing: &str, grace: &str) -> Setup {
+        Self::with_nats(routing, grace, "")
+    }
+
+    fn with_nats(routing: &str, grace: &str, nats: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("edge.toml");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -92,6 +62,7 @@ impl Setup {
             addr,
             admin,
             dir,
+            nats: nats.to_string(),
         };
         setup.write(routing, grace, "");
         setup
@@ -100,18 +71,19 @@ impl Setup {
     fn write(&self, routing: &str, grace: &str, extra_listener: &str) {
         let text = format!(
             "[node]\nid = \"upgraded\"\nworkers = 1\nadmin = \"{}\"\nstate_dir = \"{}\"\nupgrade_socket = \"{}\"\n\
-             [node.timeouts]\nshutdown_grace = \"{grace}\"\n\
+             [node.timeouts]\nshutdown_grace = \"{grace}\"\n{}\n\
              [[node.listeners]]\nname = \"http\"\naddress = \"{}\"\n{extra_listener}{routing}",
             self.admin,
             self.dir.path().join("state").display(),
             self.dir.path().join("upgrade.sock").display(),
+            self.nats,
             self.addr,
         );
         std::fs::write(&self.config, text).unwrap();
     }
 
     async fn first_node(&self) -> Proc {
-        let proc = Proc::start(&self.config, false);
+        let proc = edgeplane_run(&self.config, false);
         let (addr, socket) = (self.addr, self.dir.path().join("upgrade.sock"));
         eventually(Duration::from_secs(20), "first node serving", || {
             let socket = socket.clone();
@@ -222,20 +194,18 @@ fn load(
     (stop, tally, tasks)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_upgrades_in_a_row_under_load_refuse_nothing_and_fail_nothing() {
-    let backend = Backend::named("b").await;
-    let setup = Setup::new(&routing_to(&backend), "10s");
-    let mut current = setup.first_node().await;
-    let (stop, tally, tasks) = load(setup.addr, 6, 2);
-    let start = Instant::now();
-    eventually(Duration::from_secs(10), "load flowing", || {
-        let tally = tally.clone();
-        async move { tally.ok.load(Relaxed) > 500 }
-    })
-    .await;
-    for generation in 2..=4 {
-        let mut next = Proc::start(&setup.config, true);
+/// Upgrades `upgrades` times in turn, starting from `current`: each time the old process must exit 0
+/// by itself and the new one must serve `served` requests of the load, and for a second, before
+/// the next upgrade. Returns the last process.
+async fn upgrade_in_turn(
+    setup: &Setup,
+    mut current: Proc,
+    tally: &Arc<Tally>,
+    upgrades: usize,
+    served: u64,
+) -> Proc {
+    for generation in 2..=upgrades + 1 {
+        let mut next = edgeplane_run(&setup.config, true);
         let status = current
             .exited(
                 Duration::from_secs(30),
@@ -244,17 +214,14 @@ async fn three_upgrades_in_a_row_under_load_refuse_nothing_and_fail_nothing() {
             .await;
         assert!(status.success(), "the old process exits cleanly: {status}");
         assert!(next.alive(), "generation {generation} serves");
-        // The new process serves alone for a while (a second, and 1,000 requests at least) before
-        // the next upgrade.
-        let served = tally.ok.load(Relaxed);
-        let since = Instant::now();
+        let (before, since) = (tally.ok.load(Relaxed), Instant::now());
         eventually(
             Duration::from_secs(10),
             "requests served by the new process",
             || {
                 let tally = tally.clone();
                 async move {
-                    tally.ok.load(Relaxed) > served + 1000
+                    tally.ok.load(Relaxed) > before + served
                         && since.elapsed() > Duration::from_secs(1)
                 }
             },
@@ -262,11 +229,19 @@ async fn three_upgrades_in_a_row_under_load_refuse_nothing_and_fail_nothing() {
         .await;
         current = next;
     }
+    current
+}
+
+/// Stops the load; asserts that nothing was refused and nothing failed; the requests answered.
+async fn finish(
+    stop: Arc<AtomicBool>,
+    tally: &Tally,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> u64 {
     stop.store(true, Relaxed);
     for t in tasks {
         t.await.unwrap();
     }
-    let elapsed = start.elapsed();
     let (ok, refused, failed) = (
         tally.ok.load(Relaxed),
         tally.refused.load(Relaxed),
@@ -274,6 +249,25 @@ async fn three_upgrades_in_a_row_under_load_refuse_nothing_and_fail_nothing() {
     );
     let errors = tally.errors.lock().unwrap().clone();
     assert_eq!((refused, failed), (0, 0), "{ok} ok; errors: {errors:?}");
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_upgrades_in_a_row_under_load_refuse_nothing_and_fail_nothing() {
+    let backend = Backend::named("b").await;
+    let setup = Setup::new(&routing_to(&backend), "10s");
+    let current = setup.first_node().await;
+    let (stop, tally, tasks) = load(setup.addr, 6, 2);
+    let start = Instant::now();
+    eventually(Duration::from_secs(10), "load flowing", || {
+        let tally = tally.clone();
+        async move { tally.ok.load(Relaxed) > 500 }
+    })
+    .await;
+    // Each new process serves alone for a second and 1,000 requests at least before the next upgrade.
+    let mut current = upgrade_in_turn(&setup, current, &tally, 3, 1000).await;
+    let ok = finish(stop, &tally, tasks).await;
+    let elapsed = start.elapsed();
     let rate = ok as f64 / elapsed.as_secs_f64();
     eprintln!("{ok} requests in {elapsed:?} ({rate:.0}/s) across 3 upgrades: 0 refused, 0 failed");
     assert!(
@@ -357,7 +351,7 @@ async fn a_tunnel_stays_on_the_old_process_until_it_ends() {
 
     let sock = setup.dir.path().join("upgrade.sock");
     let first_inode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-    let mut new = Proc::start(&setup.config, true);
+    let mut new = edgeplane_run(&setup.config, true);
     // The new process serves: a fresh request gets through while the old one is draining.
     let addr = setup.addr;
     eventually(
@@ -420,7 +414,7 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
         "10s",
         &format!("[[node.listeners]]\nname = \"extra\"\naddress = \"{taken}\"\n"),
     );
-    let mut failing = Proc::start(&setup.config, true);
+    let mut failing = edgeplane_run(&setup.config, true);
     let status = failing
         .exited(Duration::from_secs(20), "the failing new process")
         .await;
@@ -437,7 +431,7 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     // With the config fixed, the next upgrade goes through.
     drop(blocker);
     setup.write(&routing, "10s", "");
-    let mut new = Proc::start(&setup.config, true);
+    let mut new = edgeplane_run(&setup.config, true);
     let status = old.exited(Duration::from_secs(30), "old process").await;
     assert!(status.success());
     assert!(new.alive());
@@ -453,7 +447,7 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
 async fn upgrade_without_a_running_node_starts_on_fresh_sockets() {
     let backend = Backend::named("b").await;
     let setup = Setup::new(&routing_to(&backend), "10s");
-    let mut node = Proc::start(&setup.config, true);
+    let mut node = edgeplane_run(&setup.config, true);
     let addr = setup.addr;
     eventually(Duration::from_secs(20), "node serving", || async move {
         TcpStream::connect(addr).await.is_ok()
@@ -466,4 +460,61 @@ async fn upgrade_without_a_running_node_starts_on_fresh_sockets() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Whoever connects to the upgrade socket gets the listening sockets: only the node's user may.
+    let sock = setup.dir.path().join("upgrade.sock");
+    eventually(Duration::from_secs(10), "upgrade socket offered", || {
+        let sock = sock.clone();
+        async move { sock.exists() }
+    })
+    .await;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+/// One `edgeplane heartbeat` process announcing `backend` as instance `id` of cluster `api`.
+fn heartbeat(id: &str, backend: &Backend, nats: &edgeplane_tests::NatsServer) -> Proc {
+    let child = Command::new(BIN)
+        .args(["heartbeat", "--cluster", "api", "--instance", id, "--addr"])
+        .arg(backend.addr.to_string())
+        .args(["--interval", "500ms", "--server"])
+        .arg(nats.url())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_fleet_node_serves_its_self_registered_endpoints_from_its_first_request() {
+    // A self-registered cluster starts empty in a new process: its endpoints arrive by heartbeat.
+    // The new process takes traffic only once it has as many as the old one had.
+    let nats = edgeplane_tests::NatsServer::start(&[]);
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let routing = "[[routes]]\ncluster = \"api\"\n[clusters.api]\nself_registration = true\n";
+    let setup = Setup::with_nats(
+        routing,
+        "10s",
+        &format!("[node.nats]\nurls = [\"{}\"]\n", nats.url()),
+    );
+    let current = setup.first_node().await;
+    let _beats = (heartbeat("a", &a, &nats), heartbeat("b", &b, &nats));
+    let addr = setup.addr;
+    eventually(Duration::from_secs(20), "both instances registered", || {
+        let (a, b) = (&a, &b);
+        async move {
+            let _ = edgeplane_tests::raw_request(
+                addr,
+                b"GET / HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+            a.hits() > 0 && b.hits() > 0
+        }
+    })
+    .await;
+    let (stop, tally, tasks) = load(setup.addr, 4, 2);
+    let _current = upgrade_in_turn(&setup, current, &tally, 2, 500).await;
+    finish(stop, &tally, tasks).await;
 }

@@ -6,7 +6,7 @@ use crate::tables::Tables;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,6 +82,8 @@ impl Offer {
             UnixListener::bind(path).map_err(io_err)?
         };
         let file = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        // Whoever connects gets the listening sockets: only this user may (the peer is checked too).
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
         let (done_tx, done) = watch::channel(false);
         let handover = Arc::new(Handover {
             sockets,
@@ -138,6 +140,7 @@ fn bind_replacing(path: &Path) -> io::Result<UnixListener> {
     }
     let _ = std::fs::remove_file(&temp);
     let listener = UnixListener::bind(&temp)?;
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&temp, path)?;
     Ok(listener)
 }
@@ -183,6 +186,15 @@ async fn serve(listener: UnixListener, handover: Arc<Handover>, done: watch::Sen
 
 /// One hand-over (blocking). `Ok(true)`: the new process serves and was told this one drains.
 fn exchange(stream: &UnixStream, handover: &Handover) -> io::Result<bool> {
+    let peer = rustix::net::sockopt::socket_peercred(stream)?;
+    let own = rustix::process::geteuid();
+    if peer.uid != own && !peer.uid.is_root() {
+        return Err(io::Error::other(format!(
+            "refused: process {} runs as uid {}, not as this node's",
+            peer.pid.as_raw_nonzero(),
+            peer.uid.as_raw()
+        )));
+    }
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     let Some(line) = fds::read_line(stream)? else {
