@@ -18,6 +18,7 @@ use crate::{retry, send};
 use edgeplane_config::model::RetryOn;
 use http::uri::{PathAndQuery, Uri};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -263,6 +264,9 @@ async fn forward(
     let mut upload = None;
     let (mut req, replay) = if retry::replayable(&req, &policy, upgrade.is_some()) {
         retry::buffer(req, timeouts.response_header).await?
+    } else if req.body().is_end_stream() {
+        // No body: nothing a client could break mid-upload, so no upload watch (and no allocation).
+        (req.map(|_| RequestBody::Buffered(None)), None)
     } else {
         let state = Arc::new(UploadState::default());
         upload = Some(state.clone());
