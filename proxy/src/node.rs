@@ -64,6 +64,8 @@ pub struct NodeHandle {
     /// for a binary upgrade to hand over; closed when the node drains.
     sockets: Vec<(SocketAddr, OwnedFd)>,
     slots: Arc<Semaphore>,
+    /// The proxy listeners' accept loops (the admin's serves on while the node drains).
+    accept_loops: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -134,6 +136,7 @@ impl NodeHandle {
         let (accepting, accept_rx) = watch::channel(accept);
 
         let mut listeners = Vec::new();
+        let mut accept_loops = Vec::new();
         let mut tasks = vec![
             tokio::spawn(telemetry.clone().upkeep()),
             tokio::spawn(crate::outlier::run(tables.clone())),
@@ -150,7 +153,7 @@ impl NodeHandle {
             })?;
             tracing::info!(listener = %name, address = %local, "listening");
             listeners.push(local);
-            tasks.push(tokio::spawn(gated(
+            accept_loops.push(tokio::spawn(gated(
                 accept_rx.clone(),
                 server.clone().serve(listener, name.into(), tls),
             )));
@@ -199,6 +202,7 @@ impl NodeHandle {
             accepting,
             sockets,
             slots,
+            accept_loops,
             tasks,
         })
     }
@@ -272,18 +276,30 @@ impl NodeHandle {
     /// [`NodeHandle::shutdown`] with an explicit grace period.
     pub async fn shutdown_within(mut self, grace: Duration) -> usize {
         tracing::info!(grace = ?grace, "draining");
+        let started = tokio::time::Instant::now();
         let _ = self.phase.send(Phase::Draining);
-        // The accept loops have stopped: with the last copies closed, new clients are refused at
-        // once rather than left in a backlog nobody accepts from (unless a new process took them).
+        // A node started held and never opened: its loops end without accepting.
+        self.accepting = watch::channel(false).0;
+        // The accept loops end: each client accepted meanwhile is served (it gets its slot before the
+        // drain below takes the free ones). With the last copies of the sockets closed, new clients are
+        // then refused at once rather than left in a backlog nobody accepts from (unless a new process
+        // took the sockets over).
+        let loops = async {
+            for l in &mut self.accept_loops {
+                let _ = l.await;
+            }
+        };
+        let _ = tokio::time::timeout(grace, loops).await;
         self.sockets.clear();
         let total = self.config.limits.max_connections as u32;
-        let drained = tokio::time::timeout(grace, self.slots.acquire_many(total)).await;
+        let left = grace.saturating_sub(started.elapsed());
+        let drained = tokio::time::timeout(left, self.slots.acquire_many(total)).await;
         let cut = match drained {
             Ok(_) => 0,
             Err(_) => total as usize - self.slots.available_permits(),
         };
         let _ = self.phase.send(Phase::Closing);
-        for t in self.tasks {
+        for t in self.accept_loops.iter().chain(&self.tasks) {
             t.abort();
         }
         if cut > 0 {

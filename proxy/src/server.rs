@@ -272,13 +272,14 @@ async fn supervise(
                 Ok(Phase::Draining) => {
                     let c = &activity.0;
                     c.draining.store(true, Ordering::Relaxed);
-                    if c.exempt.load(Ordering::Relaxed) || !c.idle() {
-                        // HTTP/2 gets a GOAWAY; an HTTP/1.x request being answered is the last.
+                    if c.exempt.load(Ordering::Relaxed) {
+                        // HTTP/2 gets a GOAWAY.
                         true
                     } else {
-                        // An idle HTTP/1.x connection closed now could cross the client's next
-                        // request on the wire: it closes once quiet for a while, unless that next
-                        // request comes first and is answered with `Connection: close`.
+                        // HTTP/1.x: closing without telling the client could cross its next
+                        // request on the wire, even after the request being answered now (whose
+                        // head may be out already, without `Connection: close`). The next answer
+                        // says `Connection: close`; a connection quiet for a while closes.
                         drain = Some(drain_watch(&activity));
                         continue;
                     }

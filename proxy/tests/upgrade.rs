@@ -181,7 +181,7 @@ fn load(
                     }
                     Ok(resp) => tally.fail(false, format!("status {}", resp.status())),
                     Err(e) => {
-                        tally.fail(false, format!("request: {e}"));
+                        tally.fail(false, format!("request: {e:?}"));
                         sender = None;
                     }
                 }
@@ -517,4 +517,20 @@ async fn an_upgraded_fleet_node_serves_its_self_registered_endpoints_from_its_fi
     let (stop, tally, tasks) = load(setup.addr, 4, 2);
     let _current = upgrade_in_turn(&setup, current, &tally, 2, 500).await;
     finish(stop, &tally, tasks).await;
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_socket_at_the_upgrade_path_is_left_alone() {
+    let backend = Backend::named("b").await;
+    let setup = Setup::new(&routing_to(&backend), "10s");
+    let path = setup.dir.path().join("upgrade.sock");
+    std::fs::write(&path, "not a socket").unwrap();
+    let mut node = edgeplane_run(&setup.config, false);
+    let addr = setup.addr;
+    eventually(Duration::from_secs(20), "node serving", || async move {
+        TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    assert!(node.alive(), "the node serves, without upgrades");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
 }

@@ -6,7 +6,7 @@ use crate::tables::Tables;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,8 +72,14 @@ impl Offer {
         let listener = if replace {
             bind_replacing(path).map_err(io_err)?
         } else {
+            if let Ok(m) = std::fs::symlink_metadata(path) {
+                if !m.file_type().is_socket() {
+                    return Err(io_err(io::Error::other("exists and is not a socket")));
+                }
+            }
             match UnixStream::connect(path) {
                 Ok(_) => return Err(OfferError::Taken(shown)),
+                // A socket file nobody listens on: left by a node that died.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     std::fs::remove_file(path).map_err(io_err)?;
                 }
