@@ -124,6 +124,21 @@ impl Tally {
     }
 }
 
+/// One `GET /` for `app.test` on a connection of its own; the raw answer.
+async fn get_once(addr: SocketAddr) -> String {
+    edgeplane_tests::raw_request(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n",
+    )
+    .await
+}
+
+/// [`get_once`] is answered 200.
+async fn assert_answers_200(addr: SocketAddr) {
+    let answer = get_once(addr).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// Keep-alive clients that send requests one after another, reconnecting when the node closes
 /// their connection (`Connection: close` while it drains), and clients that open a new connection
 /// for every request.
@@ -421,12 +436,7 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     assert!(!status.success(), "it reports its failure");
     assert!(old.alive(), "the old process goes on");
     let addr = setup.addr;
-    let answer = edgeplane_tests::raw_request(
-        addr,
-        b"GET / HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_answers_200(addr).await;
 
     // With the config fixed, the next upgrade goes through.
     drop(blocker);
@@ -435,12 +445,7 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     let status = old.exited(Duration::from_secs(30), "old process").await;
     assert!(status.success());
     assert!(new.alive());
-    let answer = edgeplane_tests::raw_request(
-        addr,
-        b"GET / HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_answers_200(addr).await;
 }
 
 #[tokio::test]
@@ -454,12 +459,7 @@ async fn upgrade_without_a_running_node_starts_on_fresh_sockets() {
     })
     .await;
     assert!(node.alive());
-    let answer = edgeplane_tests::raw_request(
-        addr,
-        b"GET / HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_answers_200(addr).await;
     // Whoever connects to the upgrade socket gets the listening sockets: only the node's user may.
     let sock = setup.dir.path().join("upgrade.sock");
     eventually(Duration::from_secs(10), "upgrade socket offered", || {
@@ -505,11 +505,7 @@ async fn an_upgraded_fleet_node_serves_its_self_registered_endpoints_from_its_fi
     eventually(Duration::from_secs(20), "both instances registered", || {
         let (a, b) = (&a, &b);
         async move {
-            let _ = edgeplane_tests::raw_request(
-                addr,
-                b"GET / HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n",
-            )
-            .await;
+            let _ = get_once(addr).await;
             a.hits() > 0 && b.hits() > 0
         }
     })
