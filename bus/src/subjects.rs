@@ -105,6 +105,17 @@ impl Subjects {
         format!("{}.status", self.prefix)
     }
 
+    /// Events of staged rollouts, published by their drivers: `<prefix>.event.rollout`.
+    pub fn rollout_events(&self) -> String {
+        format!("{}.event.rollout", self.prefix)
+    }
+
+    /// The dry-run request every node answers (validate a document, apply nothing):
+    /// `<prefix>.validate`.
+    pub fn validate(&self) -> String {
+        format!("{}.validate", self.prefix)
+    }
+
     /// Parses `<prefix>.hb.<cluster>.<instance>` back into its cluster and instance.
     pub fn parse_heartbeat<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
         let rest = subject

@@ -167,6 +167,34 @@ pub struct NodeStatus {
     pub requests: u64,
     /// Open downstream connections.
     pub connections: u64,
+    /// What the node answered since start (counters), for rollout gates; absent from nodes older
+    /// than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
+}
+
+/// Upper bounds (milliseconds, inclusive) of the buckets of [`Traffic::headers_ms`]; one more bucket
+/// counts everything slower.
+pub const HEADER_BOUNDS_MS: [f64; 24] = [
+    0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0,
+    500.0, 750.0, 1000.0, 1500.0, 2000.0, 3000.0, 5000.0, 10000.0,
+];
+
+/// A node's answered requests since start, all routes together: counters, so that a reader takes the
+/// difference of two reports for a window (a changed `boot_id` means the counters started over).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Responses sent to clients (any status).
+    pub answered: u64,
+    /// Of them, with a 5xx status (the proxy's own 502/503/504 included).
+    pub status_5xx: u64,
+    /// Requests the proxy answered itself for want of a route or a working upstream: `no_route`,
+    /// `no_endpoint`, `connect_failed`, `upstream_timeout`, `upstream_error`, `circuit_open`
+    /// (not the client's own faults, `bad_request` and `client_timeout`).
+    pub proxy_errors: u64,
+    /// Time to response headers: counts per bucket of [`HEADER_BOUNDS_MS`], then one for slower.
+    pub headers_ms: Vec<u64>,
 }
 
 /// Checks a decoded message beyond its shape.

@@ -410,6 +410,16 @@ impl RoutingSink for Composer {
         self.sink.requests()
     }
 
+    fn traffic(&self) -> crate::TrafficCounts {
+        self.sink.traffic()
+    }
+
+    fn check(&self, routing: &Routing) -> Result<(), String> {
+        // Membership only adds endpoints whose addresses were checked when they joined, so the
+        // document alone decides.
+        self.sink.check(routing)
+    }
+
     fn endpoints(&self) -> Vec<crate::ClusterEndpoints> {
         self.sink.endpoints()
     }

@@ -42,8 +42,27 @@ pub trait RoutingSink: Send + Sync + 'static {
     fn connections(&self) -> u64;
     /// Requests received since start, for status reports.
     fn requests(&self) -> u64;
+    /// What the node answered since start, for status reports (rollout gates).
+    fn traffic(&self) -> TrafficCounts;
+    /// Checks that `routing` could be applied here (everything [`RoutingSink::apply`] checks),
+    /// without applying it: the dry run of a push.
+    fn check(&self, routing: &Routing) -> Result<(), String>;
     /// Every endpoint in place with its live state, grouped by cluster, for in-place updates.
     fn endpoints(&self) -> Vec<ClusterEndpoints>;
+}
+
+/// A node's answered requests since start, all routes together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrafficCounts {
+    /// Responses sent.
+    pub answered: u64,
+    /// Of them with a 5xx status.
+    pub status_5xx: u64,
+    /// Requests the proxy answered itself for want of a route or a working upstream.
+    pub proxy_errors: u64,
+    /// Time to response headers per bucket of `edgeplane_bus::wire::HEADER_BOUNDS_MS`, then one for
+    /// slower.
+    pub headers_ms: Vec<u64>,
 }
 
 /// One cluster's endpoints in the tables: its name and (address, live state) of each.

@@ -4,7 +4,7 @@
 use crate::identity::Identity;
 use crate::state::ConfigState;
 use crate::RoutingSink;
-use edgeplane_bus::wire::NodeStatus;
+use edgeplane_bus::wire::{NodeStatus, Traffic};
 use edgeplane_bus::{encode, Subjects, SCHEMA_VERSION};
 use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,16 @@ pub fn snapshot(
         uptime_s: identity.started.elapsed().as_secs(),
         requests: sink.requests(),
         connections: sink.connections(),
+        traffic: Some(traffic(sink.traffic())),
+    }
+}
+
+fn traffic(t: crate::TrafficCounts) -> Traffic {
+    Traffic {
+        answered: t.answered,
+        status_5xx: t.status_5xx,
+        proxy_errors: t.proxy_errors,
+        headers_ms: t.headers_ms,
     }
 }
 

@@ -243,6 +243,7 @@ impl NodeHandle {
             shared: self.shared.clone(),
             open: self.open.clone(),
             tls_listeners: self.config.listeners.iter().any(|l| l.tls.is_some()),
+            traffic: self.telemetry.traffic().clone(),
         })
     }
 
@@ -384,6 +385,21 @@ struct Sink {
     open: Arc<std::sync::atomic::AtomicUsize>,
     /// Whether the node terminates TLS (then a routing must bring certificates).
     tls_listeners: bool,
+    traffic: Arc<crate::telemetry::traffic::TrafficTotals>,
+}
+
+impl Sink {
+    /// What this node requires of any routing beyond its validation.
+    fn local_constraints(&self, routing: &edgeplane_config::Routing) -> Result<(), String> {
+        if self.tls_listeners && routing.certificates.is_empty() {
+            return Err(
+                "certificates: this node has TLS listeners; a routing without \
+                 [[certificates]] would leave them without a certificate"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl edgeplane_controller::RoutingSink for Sink {
@@ -391,14 +407,20 @@ impl edgeplane_controller::RoutingSink for Sink {
         &self,
         routing: &edgeplane_config::Routing,
     ) -> Result<edgeplane_config::ContentHash, String> {
-        if self.tls_listeners && routing.certificates.is_empty() {
-            return Err("certificates: this node has TLS listeners; a routing without                         [[certificates]] would leave them without a certificate"
-                .into());
-        }
+        self.local_constraints(routing)?;
         self.tables
             .apply(routing)
             .map(|s| s.hash)
             .map_err(|e| e.to_string())
+    }
+
+    fn check(&self, routing: &edgeplane_config::Routing) -> Result<(), String> {
+        self.local_constraints(routing)?;
+        self.tables.check(routing).map_err(|e| e.to_string())
+    }
+
+    fn traffic(&self) -> edgeplane_controller::TrafficCounts {
+        self.traffic.counts()
     }
 
     fn current_hash(&self) -> edgeplane_config::ContentHash {

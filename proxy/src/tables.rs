@@ -54,6 +54,16 @@ impl Tables {
         Ok(next)
     }
 
+    /// Builds `routing` as [`Tables::apply`] would (routes, clusters, upstream TLS, certificates) and
+    /// throws the result away: the dry run of a push. Nothing in place is touched: no endpoint state
+    /// is shared with the throwaway build and no metric is registered for it.
+    pub fn check(&self, routing: &Routing) -> Result<(), BuildError> {
+        let current = self.load();
+        let certs =
+            (current.routing.certificates == routing.certificates).then(|| current.certs.clone());
+        Snapshot::build_inner(routing, None, None, current.zone.clone(), certs).map(drop)
+    }
+
     /// Rebuilds the current snapshot with its certificate files read again (they changed on disk).
     /// A bad certificate keeps the current snapshot.
     pub fn reload_certificates(&self) -> Result<Arc<Snapshot>, BuildError> {

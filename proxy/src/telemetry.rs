@@ -15,6 +15,7 @@ mod catalog;
 mod collect;
 mod fleet;
 mod route;
+pub mod traffic;
 
 pub use catalog::{Entry, Kind, CATALOG};
 pub use collect::collect_node;
@@ -41,6 +42,7 @@ pub struct Telemetry {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     collectors: Mutex<Vec<Collector>>,
+    traffic: Arc<traffic::TrafficTotals>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -77,6 +79,7 @@ impl Telemetry {
             recorder,
             handle,
             collectors: Mutex::new(Vec::new()),
+            traffic: Arc::default(),
         })
     }
 
@@ -95,6 +98,11 @@ impl Telemetry {
     pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
         self.recorder
             .register_histogram(&key(name, labels), &METADATA)
+    }
+
+    /// The node's answered requests, all routes together (reported in status replies).
+    pub fn traffic(&self) -> &Arc<traffic::TrafficTotals> {
+        &self.traffic
     }
 
     /// Adds a scrape-time collector.

@@ -76,6 +76,12 @@ impl RoutingSink for FakeSink {
     fn connections(&self) -> u64 {
         0
     }
+    fn traffic(&self) -> crate::TrafficCounts {
+        crate::TrafficCounts::default()
+    }
+    fn check(&self, _: &Routing) -> Result<(), String> {
+        Ok(())
+    }
     fn requests(&self) -> u64 {
         0
     }

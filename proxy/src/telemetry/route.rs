@@ -1,6 +1,7 @@
 //! Per-route request metrics: handles registered when a snapshot is built, so that the request path
 //! only increments (an atomic add, a lock-free histogram push).
 
+use super::traffic::TrafficTotals;
 use super::{Telemetry, CLASSES};
 use crate::error::ERROR_CODES;
 use metrics::{Counter, Histogram};
@@ -18,6 +19,8 @@ pub struct RouteMetrics {
     duration: [Histogram; 5],
     errors: [Counter; 8],
     retries: Counter,
+    /// The node's totals, all routes together (absent without telemetry).
+    traffic: Option<Arc<TrafficTotals>>,
 }
 
 impl RouteMetrics {
@@ -45,6 +48,7 @@ impl RouteMetrics {
                 )
             }),
             retries: t.counter("edgeplane_upstream_retries_total", &[("cluster", cluster)]),
+            traffic: Some(t.traffic().clone()),
         }
     }
 
@@ -57,6 +61,7 @@ impl RouteMetrics {
             duration: std::array::from_fn(|_| Histogram::noop()),
             errors: std::array::from_fn(|_| Counter::noop()),
             retries: Counter::noop(),
+            traffic: None,
         }
     }
 
@@ -67,12 +72,18 @@ impl RouteMetrics {
             c.increment(1);
             h.record(elapsed.as_secs_f64());
         }
+        if let Some(t) = &self.traffic {
+            t.answered(status, elapsed);
+        }
     }
 
     /// Counts a request the proxy answered itself, by [`crate::error::ProxyError::code_index`].
     pub fn error(&self, code_index: usize) {
         if let Some(c) = self.errors.get(code_index) {
             c.increment(1);
+        }
+        if let (Some(t), Some(code)) = (&self.traffic, ERROR_CODES.get(code_index)) {
+            t.proxy_error(code);
         }
     }
 
