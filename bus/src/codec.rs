@@ -59,7 +59,9 @@ versioned!(
     crate::wire::ConfigAck,
     crate::wire::Heartbeat,
     crate::wire::ScaleEvent,
-    crate::wire::NodeStatus
+    crate::wire::NodeStatus,
+    crate::rollout::RolloutRecord,
+    crate::rollout::RolloutEvent
 );
 
 /// Encodes a message as JSON.

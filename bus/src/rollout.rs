@@ -297,6 +297,35 @@ pub enum EventKind {
     Completed,
 }
 
+impl crate::wire::Validate for RolloutRecord {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.id.is_empty() || self.id.len() > 128 {
+            out.push("id: must be 1 to 128 bytes".into());
+        }
+        if self.phase.active() && self.candidate == 0 {
+            out.push("candidate: an active rollout needs its candidate revision".into());
+        }
+        if let Some(p) = &self.selector.position_max {
+            if parse_position(p).is_none() {
+                out.push(format!("selector.position_max: {p:?} is not 16 hex digits"));
+            }
+        }
+        for (i, n) in self.selector.nodes.iter().enumerate() {
+            if !crate::subjects::valid_token(n) {
+                out.push(format!("selector.nodes[{i}]: invalid node id {n:?}"));
+            }
+        }
+        out
+    }
+}
+
+impl crate::wire::Validate for RolloutEvent {
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +402,13 @@ mod tests {
         // A record from another driver version with fields this one does not know still parses.
         let mut v = serde_json::to_value(&r).unwrap();
         v["future_field"] = serde_json::json!(1);
-        let back: RolloutRecord = serde_json::from_value(v).unwrap();
+        let back: RolloutRecord = crate::decode(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert_eq!(back, r);
+        v["selector"]["position_max"] = serde_json::json!("zz");
+        let bad = crate::decode::<RolloutRecord>(&serde_json::to_vec(&v).unwrap());
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("selector.position_max"));
     }
 }

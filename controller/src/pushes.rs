@@ -2,6 +2,7 @@
 //! acknowledge. Runs until its task is dropped; every failure is logged and retried, and the last
 //! applied config keeps serving meanwhile.
 
+use crate::follow::{self, Bucket, Taken};
 use crate::identity::Identity;
 use crate::link::Link;
 use crate::state::{ConfigState, Decision};
@@ -9,9 +10,11 @@ use crate::store::Store;
 use crate::RoutingSink;
 use async_nats::jetstream::kv;
 use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
+use edgeplane_bus::rollout::{CANDIDATE_KEY, ROLLOUT_KEY};
 use edgeplane_bus::wire::{AckStatus, ConfigAck};
 use edgeplane_bus::{encode, BusStats, Subjects, SCHEMA_VERSION};
 use futures_util::StreamExt;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,15 +95,16 @@ impl Pushes {
         }
     }
 
-    /// Watches the config key forever: the current value first, then every update. After every
-    /// reconnection to NATS it watches afresh at once (a fresh watch delivers the current revision
-    /// first), so a node converges as soon as it is back rather than when a stale consumer notices;
-    /// and every [`RESYNC`] it reads the key directly, in case the watch went stale without the
-    /// connection dropping.
+    /// Watches the config bucket forever: the current value of each key first, then every update.
+    /// After every reconnection to NATS it watches afresh at once (a fresh watch delivers the newest
+    /// revisions first), so a node converges as soon as it is back rather than when a stale consumer
+    /// notices; and every [`RESYNC`] it reads the keys directly, in case the watch went stale without
+    /// the connection dropping.
     pub async fn run(self) {
+        let mut known = Bucket::default();
         let mut attempt = 0usize;
         loop {
-            match self.watch().await {
+            match self.watch(&mut known).await {
                 Ok(Ended::Reconnected) => {
                     attempt = 0;
                     continue;
@@ -113,7 +117,7 @@ impl Pushes {
         }
     }
 
-    async fn watch(&self) -> Result<Ended, String> {
+    async fn watch(&self, known: &mut Bucket) -> Result<Ended, String> {
         let mut link = Link::new(&self.stats);
         let js = edgeplane_bus::jetstream::node_context(self.client.clone());
         let Some(kv) = link
@@ -128,22 +132,20 @@ impl Pushes {
             return Ok(Ended::Reconnected);
         };
         let kv = kv.map_err(|e| e.to_string())?;
-        // First a direct get (one round trip, answered by any replica): it needs no consumer, so it
-        // works while a NATS cluster is still electing the leader that consumers need.
-        if let Err(ended) = self.resync(&kv, &mut link).await {
+        // First direct gets (one round trip each, answered by any replica): they need no consumer,
+        // so they work while a NATS cluster is still electing the leader that consumers need.
+        if let Err(ended) = self.resync(&kv, &mut link, known).await {
             return Ok(ended);
         }
-        // A fresh watch delivers the current value first: after a reconnection, that is the newest
-        // revision, read in one round trip.
-        let Some(updates) = link
-            .unless_reconnected(kv.watch_with_history(CONFIG_KEY))
-            .await
-        else {
+        // A fresh watch delivers the newest revision of every key first: after a reconnection,
+        // that is where the bucket stands, read in one round trip. Every key of the bucket: the
+        // current document, and a staged rollout's record and candidate.
+        let Some(updates) = link.unless_reconnected(kv.watch_with_history(">")).await else {
             return Ok(Ended::Reconnected);
         };
         let mut updates = updates.map_err(|e| e.to_string())?;
         tracing::info!(bucket = %self.bucket, "following config pushes");
-        let mut first = true;
+        let mut seen: HashSet<String> = HashSet::new();
         let mut resync = tokio::time::interval(RESYNC);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.reset();
@@ -155,17 +157,24 @@ impl Pushes {
                 }
             };
             let Some(next) = link.unless_reconnected(next).await else {
-                tracing::info!("reconnected to NATS; watching the config key afresh");
+                tracing::info!("reconnected to NATS; watching the config bucket afresh");
                 return Ok(Ended::Reconnected);
             };
             match next {
-                Some(Some(entry)) => self.take(&entry.map_err(|e| e.to_string())?, &mut first),
+                Some(Some(entry)) => {
+                    let entry = entry.map_err(|e| e.to_string())?;
+                    let fresh = seen.insert(entry.key.clone());
+                    if self.take(known, &entry, fresh) {
+                        self.follow(known);
+                    }
+                }
                 Some(None) => return Ok(Ended::Closed),
                 // The backstop: a watch whose consumer lived on a server that died (on a NATS
                 // cluster, without this node's connection dropping) only notices after missed idle
-                // heartbeats; one direct get a second bounds how stale a node can be.
+                // heartbeats; direct gets every second bound how stale a node can be. It also
+                // notices a rollout whose driver's lease ran out.
                 None => {
-                    if let Err(ended) = self.resync(&kv, &mut link).await {
+                    if let Err(ended) = self.resync(&kv, &mut link, known).await {
                         return Ok(ended);
                     }
                 }
@@ -173,62 +182,88 @@ impl Pushes {
         }
     }
 
-    /// Reads the config key directly and applies it if it is newer than what was handled. A failed
-    /// read is logged (the watch or the next resync tries again); `Err(Reconnected)` when the
-    /// connection came back meanwhile.
-    async fn resync(&self, kv: &kv::Store, link: &mut Link) -> Result<(), Ended> {
-        let Some(entry) = link.unless_reconnected(kv.entry(CONFIG_KEY)).await else {
-            return Err(Ended::Reconnected);
-        };
-        match entry {
-            Ok(Some(entry)) if entry.revision > self.handled() => {
-                tracing::info!(
-                    revision = entry.revision,
-                    "read a newer config revision than the watch delivered"
-                );
-                self.take(&entry, &mut false);
+    /// Reads the keys directly, takes in what is newer than what was known, and serves the target.
+    /// A failed read is logged (the watch or the next resync tries again); `Err(Reconnected)` when
+    /// the connection came back meanwhile.
+    async fn resync(
+        &self,
+        kv: &kv::Store,
+        link: &mut Link,
+        known: &mut Bucket,
+    ) -> Result<(), Ended> {
+        let mut keys = vec![CONFIG_KEY, ROLLOUT_KEY];
+        let mut read = 0;
+        while let Some(key) = keys.pop() {
+            let Some(entry) = link.unless_reconnected(kv.entry(key)).await else {
+                return Err(Ended::Reconnected);
+            };
+            match entry {
+                Ok(Some(entry)) if entry.revision > known.revision(key) => {
+                    tracing::info!(
+                        key,
+                        revision = entry.revision,
+                        "read a newer revision than the watch delivered"
+                    );
+                    self.take(known, &entry, false);
+                    read += 1;
+                }
+                Ok(_) => read += 1,
+                Err(e) => tracing::debug!(error = %e, key, "reading the config bucket failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "reading the config key failed"),
+            if key == ROLLOUT_KEY && known.missing_candidate() {
+                keys.push(CANDIDATE_KEY);
+            }
+        }
+        // Only with the bucket read: a node cut off from NATS keeps serving what it has.
+        if read > 0 {
+            self.follow(known);
         }
         Ok(())
     }
 
-    fn handled(&self) -> u64 {
-        self.state.lock().map_or(0, |s| s.handled)
-    }
-
-    /// Handles one entry of the config key (`first`: the first one since watching began).
-    fn take(&self, entry: &kv::Entry, first: &mut bool) {
+    /// Takes in one entry of the bucket (`fresh`: the first of its key since watching began);
+    /// whether it changed what is known.
+    fn take(&self, known: &mut Bucket, entry: &kv::Entry, fresh: bool) -> bool {
         self.stats
             .received
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if entry.operation != kv::Operation::Put {
-            return;
-        }
-        if std::mem::take(first) {
-            // KV revisions only grow, so a first value below what we handled means the bucket was
-            // deleted and created again: follow the new history instead of ignoring it forever.
-            let rebased = self
-                .state
-                .lock()
-                .map(|mut s| s.rebase(entry.revision))
-                .unwrap_or(false);
-            if rebased {
-                tracing::warn!(
-                    revision = entry.revision,
-                    "config bucket was recreated; following its new history"
-                );
+        let put = entry.operation == kv::Operation::Put;
+        let taken = known.take(
+            &follow::Entry {
+                key: &entry.key,
+                revision: entry.revision,
+                value: put.then_some(entry.value.as_ref()),
+                written: entry.created.unix_timestamp_nanos(),
+            },
+            fresh,
+        );
+        match taken {
+            Taken::Changed => true,
+            Taken::Same => false,
+            Taken::Malformed(e) => {
+                self.stats
+                    .decode_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(revision = entry.revision, error = %e, "malformed rollout record dropped; keeping the last good one");
+                false
             }
         }
-        let text = String::from_utf8_lossy(&entry.value);
-        let written = entry.created.unix_timestamp_nanos();
-        if let Some(status) = self.handle(entry.revision, &text, Some(written)) {
-            tracing::debug!(
-                revision = entry.revision,
-                ?status,
-                "config revision handled"
-            );
+    }
+
+    /// Serves the document this node should serve now (applied once; a rejected one is not tried
+    /// again).
+    fn follow(&self, known: &Bucket) {
+        let now = follow::now_ms();
+        let Some(doc) = known.target(&self.identity.node, self.identity.zone.as_deref(), now)
+        else {
+            return;
+        };
+        let serving = self.state.lock().map_or(0, |s| s.revision);
+        if doc.revision == serving {
+            return;
+        }
+        if let Some(status) = self.handle(doc.revision, &doc.text, Some(doc.written)) {
+            tracing::debug!(revision = doc.revision, ?status, "config revision handled");
         }
     }
 

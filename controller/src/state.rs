@@ -3,7 +3,10 @@
 
 use edgeplane_config::{ConfigError, ContentHash, Routing};
 
-/// What the node has applied, and how far it has handled the bucket's history.
+/// How many rejected revisions a node remembers (so that it never applies them again).
+const REMEMBERED: usize = 8;
+
+/// What the node has applied, and which revisions it handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConfigState {
     /// KV revision in place (applied); 0 before any push was applied. A rejected revision never
@@ -11,25 +14,29 @@ pub struct ConfigState {
     pub revision: u64,
     /// Content hash in place, if known.
     pub hash: Option<ContentHash>,
-    /// The newest revision handled, applied or rejected: revisions at or below it are ignored.
+    /// The newest revision handled, applied or rejected.
     pub handled: u64,
+    /// The last rejected revisions (0: empty slot).
+    rejected: [u64; REMEMBERED],
 }
 
 /// The decision for one revision.
 #[derive(Debug)]
 pub enum Decision {
-    /// Already applied, or older than what is applied: nothing to do, no ack.
+    /// In place already, or rejected before: nothing to do, no ack.
     Ignore,
-    /// Valid and new: apply it, then ack `applied`.
+    /// Valid: apply it, then ack `applied`.
     Apply(Box<Routing>),
     /// Invalid: keep the current tables, ack `rejected` with every error.
     Reject(Vec<String>),
 }
 
 impl ConfigState {
-    /// Decides what to do with revision `revision` whose document is `text`.
+    /// Decides what to do with revision `revision` whose document is `text`, the document the node
+    /// should serve now (see [`crate::follow::Bucket::target`]). Revisions usually grow, but a rollback
+    /// of a staged rollout goes back to the revision the other nodes serve.
     pub fn decide(&self, revision: u64, text: &str) -> Decision {
-        if revision <= self.handled {
+        if revision == self.revision || self.was_rejected(revision) {
             return Decision::Ignore;
         }
         match edgeplane_config::document_from_text(text) {
@@ -45,22 +52,19 @@ impl ConfigState {
         self.handled = self.handled.max(revision);
     }
 
-    /// Called with the first revision seen after (re)starting to watch: if it is below the revision
-    /// handled, the bucket's history restarted, so the handled revision is forgotten (the tables stay)
-    /// and the new history is followed. Returns whether it rebased.
-    pub fn rebase(&mut self, first_seen: u64) -> bool {
-        if first_seen < self.handled {
-            self.handled = 0;
-            true
-        } else {
-            false
+    /// Records that `revision` was rejected: it is not tried again. The revision in place does not
+    /// change.
+    pub fn rejected(&mut self, revision: u64) {
+        self.handled = self.handled.max(revision);
+        if !self.was_rejected(revision) {
+            self.rejected.rotate_right(1);
+            self.rejected[0] = revision;
         }
     }
 
-    /// Records that `revision` was rejected: it is not retried, and older ones stay ignored. The
-    /// revision in place does not change.
-    pub fn rejected(&mut self, revision: u64) {
-        self.handled = self.handled.max(revision);
+    /// Whether `revision` was rejected (among the last few).
+    pub fn was_rejected(&self, revision: u64) -> bool {
+        revision != 0 && self.rejected.contains(&revision)
     }
 }
 
@@ -85,11 +89,11 @@ mod tests {
             matches!(s.decide(3, DOC), Decision::Ignore),
             "same revision again"
         );
-        assert!(
-            matches!(s.decide(2, DOC), Decision::Ignore),
-            "older revision"
-        );
         assert!(matches!(s.decide(4, DOC), Decision::Apply(_)));
+        assert!(
+            matches!(s.decide(2, DOC), Decision::Apply(_)),
+            "going back (a rollout's rollback) applies"
+        );
     }
 
     #[test]
@@ -130,24 +134,15 @@ mod tests {
         s.applied(50, r.hash);
         s.rejected(54);
         assert_eq!((s.revision, s.handled, s.hash), (50, 54, Some(r.hash)));
-        assert!(
-            matches!(s.decide(53, DOC), Decision::Ignore),
-            "older than handled"
-        );
+        assert!(matches!(s.decide(54, DOC), Decision::Ignore), "rejected");
         assert!(matches!(s.decide(55, DOC), Decision::Apply(_)));
-    }
-
-    #[test]
-    fn a_recreated_bucket_is_followed() {
-        let mut s = ConfigState::default();
-        let Decision::Apply(r) = s.decide(40, DOC) else {
-            panic!()
-        };
-        s.applied(40, r.hash);
-        assert!(!s.rebase(40), "same revision: the bucket is the same");
-        assert!(!s.rebase(41));
-        assert!(s.rebase(2), "revisions went backwards: a new bucket");
-        assert!(matches!(s.decide(2, DOC), Decision::Apply(_)));
+        for r in 60..70 {
+            s.rejected(r);
+        }
+        assert!(
+            s.was_rejected(69) && !s.was_rejected(54),
+            "the last few are kept"
+        );
     }
 
     #[test]
