@@ -20,4 +20,4 @@ pub mod wire;
 pub use codec::{decode, encode, DecodeError, CONTENT_TYPE, SCHEMA_VERSION};
 pub use connect::{BusOptions, BusStats, Credentials, TlsFiles};
 pub use error::BusError;
-pub use subjects::{Subjects, DEFAULT_PREFIX};
+pub use subjects::{valid_token, Subjects, DEFAULT_PREFIX};

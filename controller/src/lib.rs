@@ -23,6 +23,7 @@ pub mod options;
 pub mod provision;
 pub mod publish;
 pub mod pushes;
+pub mod rollout;
 pub mod scale_publish;
 pub mod scaling;
 pub mod state;

@@ -3,6 +3,7 @@
 
 use async_nats::jetstream;
 use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
+use edgeplane_bus::rollout::{RolloutRecord, ROLLOUT_KEY};
 use edgeplane_bus::wire::{AckStatus, ConfigAck, NodeStatus};
 use edgeplane_bus::{decode, Subjects};
 use futures_util::StreamExt;
@@ -41,6 +42,9 @@ pub enum PushError {
         /// Revision the publisher expected.
         expected: u64,
     },
+    /// A staged rollout is in progress: a plain push would reach every node at once.
+    #[error("{0}")]
+    RolloutActive(String),
     /// NATS or JetStream failed.
     #[error("{0}")]
     Bus(String),
@@ -76,6 +80,16 @@ pub async fn discover(
     subjects: &Subjects,
     window: Duration,
 ) -> Result<Vec<NodeStatus>, PushError> {
+    discover_until(client, subjects, window, usize::MAX).await
+}
+
+/// The nodes that answer a status request within `window`, or as soon as `enough` answered.
+pub async fn discover_until(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    window: Duration,
+    enough: usize,
+) -> Result<Vec<NodeStatus>, PushError> {
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await.map_err(bus)?;
     client
@@ -85,7 +99,10 @@ pub async fn discover(
     client.flush().await.map_err(bus)?;
     let deadline = Instant::now() + window;
     let mut nodes = Vec::new();
-    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
+    while nodes.len() < enough {
+        let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await else {
+            break;
+        };
         match node_reply(&msg) {
             Some(Ok(status)) => nodes.push(status),
             Some(Err(e)) => tracing::warn!(error = %e, "ignoring a malformed status reply"),
@@ -117,6 +134,9 @@ pub async fn push(
         edgeplane_config::document_of_file_text(text).map_err(|e| PushError::Invalid(e.lines()))?;
     let hash = routing.hash.to_string();
     let kv = open_config(client, &opts.bucket, opts.replicas).await?;
+    if !opts.force {
+        refuse_during_rollout(&kv).await?;
+    }
     let current = current_entry(&kv).await?;
     let current_revision = current.as_ref().map_or(0, |e| e.revision);
     if let Some(expected) = opts.expect_revision {
@@ -414,6 +434,29 @@ pub async fn push_cluster(
         }
     }
     Err(last.unwrap_or_else(|| PushError::Bus("gave up after repeated conflicts".into())))
+}
+
+/// Refuses while a staged rollout is active (its driver's lease not run out).
+async fn refuse_during_rollout(kv: &async_nats::jetstream::kv::Store) -> Result<(), PushError> {
+    let Some(entry) = kv.entry(ROLLOUT_KEY).await.map_err(bus)? else {
+        return Ok(());
+    };
+    if entry.operation != async_nats::jetstream::kv::Operation::Put {
+        return Ok(());
+    }
+    match decode::<RolloutRecord>(&entry.value) {
+        Ok(r) if r.phase.active() && !r.expired(crate::follow::now_ms()) => {
+            Err(PushError::RolloutActive(format!(
+                "rollout {} is in progress (wave {} of {}, candidate revision {}): a push now \
+                 would reach every node at once; abort the rollout, let it finish, or use --force",
+                r.id,
+                r.wave + 1,
+                r.plan.waves.len(),
+                r.candidate
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The current value of the config key, if any.

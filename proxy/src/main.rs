@@ -13,6 +13,8 @@ use std::process::ExitCode;
 mod heartbeat;
 #[path = "cli/nats.rs"]
 mod nats;
+#[path = "cli/rollout.rs"]
+mod rollout;
 #[path = "cli/scale.rs"]
 mod scale;
 
@@ -60,6 +62,10 @@ enum Command {
     Demo,
     /// Push a config's routes and clusters to the fleet over NATS and report which nodes applied it.
     Push(nats::PushArgs),
+    /// Roll a config out in waves, each baked and gated on live health against the nodes not yet
+    /// updated, rolled back automatically on a failed gate; or act on a rollout (status, resume,
+    /// abort, promote).
+    Rollout(Box<rollout::RolloutArgs>),
     /// Restore an earlier config revision (default: the previous one) as a new revision.
     Rollback(nats::RollbackArgs),
     /// List the config revisions the fleet's bucket keeps.
@@ -89,6 +95,7 @@ fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::Push(args) => return nats_command(nats::run(args)),
         Command::Rollback(args) => return nats_command(nats::rollback(args)),
+        Command::Rollout(args) => return nats_command(rollout::run(*args)),
         Command::History(args) => return nats_command(nats::history(args)),
         Command::Fleet(args) => return nats_command(nats::fleet(args)),
         Command::Provision(args) => return nats_command(nats::provision(args)),

@@ -85,8 +85,9 @@ impl NodeHandle {
     ) -> Result<NodeHandle, StartError> {
         let node = &config.node;
         let telemetry = Telemetry::new();
-        // Metrics are served on the admin listener; without one, requests record nothing.
-        let recording = node.admin.is_some().then(|| telemetry.clone());
+        // Metrics are served on the admin listener, and a fleet node reports its answered requests
+        // in status replies (rollout gates); a node with neither records nothing per request.
+        let recording = (node.admin.is_some() || node.nats.is_some()).then(|| telemetry.clone());
         let zone = node.zone.as_deref().map(Arc::from);
         let first = Snapshot::build_with(&config.routing, None, recording.clone(), zone)?;
         let tables = Arc::new(Tables::new(first));

@@ -46,6 +46,11 @@ pub struct NatsArgs {
 }
 
 impl NatsArgs {
+    /// The config bucket.
+    pub(crate) fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     /// Connects (failing at once if no server answers).
     pub(crate) async fn connect(&self) -> anyhow::Result<(async_nats::Client, Subjects)> {
         self.connect_as("edgeplane-cli", false).await
@@ -123,6 +128,14 @@ pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(3));
         }
+        Err(e @ PushError::Invalid(_)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e @ PushError::RolloutActive(_)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(4));
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::FAILURE);
@@ -199,6 +212,10 @@ pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         Err(e @ PushError::Conflict { .. }) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(3))
+        }
+        Err(e @ PushError::RolloutActive(_)) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(4))
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,0 +1,545 @@
+//! Staged rollouts end to end: a real nats-server, six nodes serving real backends under client
+//! traffic, and `edgeplane rollout` run as a user runs it (the binary, killed with SIGKILL when the
+//! test says so).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Proc, BIN};
+use edgeplane_bus::rollout::{Phase, RolloutRecord};
+use edgeplane_bus::Subjects;
+use edgeplane_controller::publish::{self, PushOptions};
+use edgeplane_proxy::fleet::{join, Controller};
+use edgeplane_proxy::NodeHandle;
+use edgeplane_tests::{endpoints, eventually, text, Backend, Client, NatsServer};
+use hyper::StatusCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tests of this file share the machine's two cores: one at a time, so that latency gates judge
+/// the candidate, not the neighbours.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const IDS: [&str; 6] = ["edge-1", "edge-2", "edge-3", "edge-4", "edge-5", "edge-6"];
+
+struct Node {
+    id: &'static str,
+    _handle: NodeHandle,
+    controller: Controller,
+    client: Client,
+    /// Requests that did not get a 200 while the test ran.
+    failed: Arc<AtomicU64>,
+    ok: Arc<AtomicU64>,
+}
+
+impl Node {
+    fn revision(&self) -> u64 {
+        self.controller.state.lock().unwrap().revision
+    }
+
+    fn handled(&self) -> u64 {
+        self.controller.state.lock().unwrap().handled
+    }
+}
+
+struct Fleet {
+    nats: NatsServer,
+    nodes: Vec<Node>,
+    dir: tempfile::TempDir,
+    base: u64,
+    stop: Arc<AtomicBool>,
+    good: Backend,
+    bad: Backend,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
+}
+
+fn doc(cluster: &str, backend: &Backend, extra: &str) -> String {
+    format!(
+        "[[routes]]\ncluster = \"{cluster}\"\n[clusters.{cluster}]\n{}{extra}",
+        endpoints(cluster, &[(backend, 1)])
+    )
+}
+
+impl Fleet {
+    /// Six nodes on one nats-server, the base document pushed to all, client traffic on each.
+    async fn start() -> Fleet {
+        let nats = NatsServer::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let good = Backend::named("good").await;
+        let bad = Backend::with("bad", |_| async {
+            text(StatusCode::INTERNAL_SERVER_ERROR, "no")
+        })
+        .await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut nodes = Vec::new();
+        for id in IDS {
+            let config = format!(
+                "[node]\nid = \"{id}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n{}",
+                dir.path().join(id).display(),
+                nats.url(),
+                doc("web", &good, "")
+            );
+            let config = edgeplane_config::from_toml(&config).unwrap();
+            let handle = NodeHandle::start(&config).await.unwrap();
+            let addr = handle.listen_addrs()[0];
+            let controller = join(&handle).await.unwrap().expect("node has [node.nats]");
+            let (failed, ok) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+            // About 200 requests a second per node, one at a time.
+            let (f, o, s, client) = (failed.clone(), ok.clone(), stop.clone(), Client::new(addr));
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(5));
+                while !s.load(Relaxed) {
+                    every.tick().await;
+                    match client.try_get("rollout.test", "/").await {
+                        Ok(r) if r.status == StatusCode::OK => o.fetch_add(1, Relaxed),
+                        _ => f.fetch_add(1, Relaxed),
+                    };
+                }
+            });
+            nodes.push(Node {
+                id,
+                _handle: handle,
+                controller,
+                client: Client::new(addr),
+                failed,
+                ok,
+            });
+        }
+        let publisher = publisher(&nats).await;
+        eventually(
+            Duration::from_secs(15),
+            "six nodes answer status",
+            || async {
+                publish::discover(&publisher, &Subjects::default(), Duration::from_millis(200))
+                    .await
+                    .is_ok_and(|n| n.len() == IDS.len())
+            },
+        )
+        .await;
+        // The base document as the fleet's current revision (differs from the bootstrap by a route
+        // name, so that it is a real revision).
+        let base_doc = format!(
+            "[[routes]]\nname = \"base\"\ncluster = \"web\"\n[clusters.web]\n{}",
+            endpoints("web", &[(&good, 1)])
+        );
+        let report = publish::push(&publisher, &Subjects::default(), &base_doc, &push_options())
+            .await
+            .unwrap();
+        assert_eq!(report.applied.len(), IDS.len(), "{report:?}");
+        Fleet {
+            nats,
+            nodes,
+            dir,
+            base: report.revision,
+            stop,
+            good,
+            bad,
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .args(["--server", &self.nats.url()])
+            .env_remove("EDGEPLANE_NATS_URL")
+            .env("RUST_LOG", "warn");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).output().unwrap();
+        eprintln!(
+            "$ edgeplane {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn spawn(&self, args: &[&str]) -> Proc {
+        Proc(
+            self.cmd(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    async fn record(&self) -> Option<RolloutRecord> {
+        let out = self.run(&["rollout", "status", "--json"]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        serde_json::from_str(text.trim()).ok()
+    }
+
+    fn revisions(&self) -> Vec<(&'static str, u64)> {
+        self.nodes.iter().map(|n| (n.id, n.revision())).collect()
+    }
+
+    fn failed(&self, nodes: &[&str]) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| nodes.contains(&n.id))
+            .map(|n| n.failed.load(Relaxed))
+            .sum()
+    }
+}
+
+fn push_options() -> PushOptions {
+    PushOptions {
+        bucket: "edge_config".into(),
+        replicas: 1,
+        expect_revision: None,
+        force: false,
+        discover: Duration::from_millis(300),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+async fn publisher(nats: &NatsServer) -> async_nats::Client {
+    edgeplane_bus::BusOptions {
+        urls: vec![nats.url()],
+        retry_initial: false,
+        ..edgeplane_bus::BusOptions::default()
+    }
+    .connect(Default::default())
+    .await
+    .unwrap()
+}
+
+/// The node ids in rollout order (the documented position: SHA-256 of the id).
+fn order() -> Vec<&'static str> {
+    let mut ids = IDS.to_vec();
+    ids.sort_by_key(|id| edgeplane_bus::rollout::position(id));
+    ids
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The figure `N ms` after `marker` in a line of `text`.
+fn millis_after(text: &str, marker: &str) -> Option<u64> {
+    let rest = &text[text.find(marker)? + marker.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+async fn both<F: std::future::Future<Output = ()>>(f: F) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    f.await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_rollout_goes_through_every_wave() {
+    both(async {
+        let fleet = Fleet::start().await;
+        let candidate = fleet.write(
+            "v2.toml",
+            &doc(
+                "web",
+                &fleet.good,
+                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
+            ),
+        );
+        let candidate = candidate.to_str().unwrap();
+
+        // Bad input first: an invalid plan and an invalid file are refused whole, nothing written.
+        let bad_plan = fleet.run(&[
+            "rollout",
+            candidate,
+            "--waves",
+            "0,abc,100%,5",
+            "--bake",
+            "soon",
+        ]);
+        assert_eq!(bad_plan.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&bad_plan.stderr);
+        for path in ["waves[0]", "waves[1]", "waves[3]", "bake"] {
+            assert!(err.contains(path), "{path} missing in: {err}");
+        }
+        let invalid = fleet.write("invalid.toml", "[[routes]]\ncluster = \"nope\"\n");
+        let out = fleet.run(&["rollout", invalid.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0].cluster"));
+        assert!(fleet.record().await.is_none(), "nothing was written");
+
+        let out = fleet.run(&[
+            "rollout",
+            candidate,
+            "--waves",
+            "1,50%",
+            "--bake",
+            "1500ms",
+            "--sample-every",
+            "250ms",
+            "--min-requests",
+            "20",
+            // A shared two-core machine: latency between identical nodes varies more than in a
+            // datacenter; the 5xx and proxy-error gates keep their defaults.
+            "--max-p99-factor",
+            "4",
+            "--p99-slack-ms",
+            "250",
+        ]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        for wave in ["wave 1 (1)", "wave 2 (50%)", "wave 3 (100%)"] {
+            assert!(text.contains(wave), "{wave} missing: {text}");
+        }
+        let first = order()[0];
+        assert!(
+            text.contains(&format!("wave 1 (1): {first} ")),
+            "the first node by position goes first: {text}"
+        );
+        let rec = fleet.record().await.unwrap();
+        assert_eq!(rec.phase, Phase::Completed);
+        let completed = rec.completed_revision.unwrap();
+        eventually(
+            Duration::from_secs(5),
+            "every node on the completed revision",
+            || async { fleet.revisions().iter().all(|(_, r)| *r == completed) },
+        )
+        .await;
+        assert_eq!(rec.waves.len(), 3);
+        assert!(rec.waves.iter().all(|w| w.passed_ms.is_some()));
+        assert_eq!(fleet.failed(&IDS), 0, "no request failed");
+        // Served by the candidate's new route everywhere.
+        for n in &fleet.nodes {
+            assert_eq!(
+                n.client.get("rollout.test", "/v2/x").await.status,
+                StatusCode::OK
+            );
+            assert!(n.ok.load(Relaxed) > 0);
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_answering_500s_stops_at_the_first_wave_and_rolls_back() {
+    both(async {
+        let fleet = Fleet::start().await;
+        let candidate = fleet.write("bad.toml", &doc("web", &fleet.bad, ""));
+        let out = fleet.run(&[
+            "rollout",
+            candidate.to_str().unwrap(),
+            "--waves",
+            "1,50%",
+            "--bake",
+            "20s",
+            "--sample-every",
+            "250ms",
+            "--min-requests",
+            "20",
+        ]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("gate failed: 5xx ratio"), "{text}");
+        let took =
+            millis_after(&text, "back on the base revision ").expect("rollback time reported");
+        eprintln!("ROLLBACK_MS {took}");
+        let first = order()[0];
+        let rec = fleet.record().await.unwrap();
+        assert_eq!(rec.phase, Phase::RolledBack);
+        assert_eq!(rec.waves.len(), 1, "stopped at the first wave");
+        assert_eq!(rec.waves[0].nodes, [first]);
+        assert!(rec.reason.contains("5xx ratio"), "{}", rec.reason);
+        assert!(
+            fleet.revisions().iter().all(|(_, r)| *r == fleet.base),
+            "{:?}",
+            fleet.revisions()
+        );
+        let others: Vec<&str> = IDS.iter().copied().filter(|id| *id != first).collect();
+        for n in fleet.nodes.iter().filter(|n| n.id != first) {
+            assert_eq!(
+                n.handled(),
+                fleet.base,
+                "{} never handled the candidate",
+                n.id
+            );
+        }
+        assert_eq!(
+            fleet.failed(&others),
+            0,
+            "traffic on the baseline nodes unaffected"
+        );
+        assert!(
+            fleet.failed(&[first]) > 0,
+            "the wave's node did serve the bad candidate"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_rejected_by_a_node_rolls_back() {
+    both(async {
+        let fleet = Fleet::start().await;
+        // Valid as a document, but no node can load the certificate files it names.
+        let candidate = fleet.write(
+            "certs.toml",
+            &doc("web", &fleet.good, "[[certificates]]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n"),
+        );
+        let target = order()[3];
+        let waves = format!("node:{target},100%");
+        let out = fleet.run(&[
+            "rollout", candidate.to_str().unwrap(), "--waves", &waves, "--bake", "1s",
+            "--sample-every", "250ms", "--min-requests", "0",
+        ]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains(&format!("{target} rejected the candidate")), "{text}");
+        let rec = fleet.record().await.unwrap();
+        assert_eq!(rec.phase, Phase::RolledBack);
+        let node = fleet.nodes.iter().find(|n| n.id == target).unwrap();
+        assert_eq!(node.revision(), fleet.base);
+        assert_eq!(node.handled(), rec.candidate, "the node handled (rejected) it");
+        for n in fleet.nodes.iter().filter(|n| n.id != target) {
+            assert_eq!(n.handled(), fleet.base, "{} never got it", n.id);
+        }
+        assert_eq!(fleet.failed(&IDS), 0);
+    })
+    .await;
+}
+
+/// Starts a rollout with a long first bake in the background and waits until its first wave serves
+/// the candidate; returns the driver and the wave's node.
+async fn driver_in_first_bake(
+    fleet: &Fleet,
+    file: &Path,
+    bake: &str,
+    base: u64,
+) -> (Proc, &'static str) {
+    let driver = fleet.spawn(&[
+        "rollout",
+        file.to_str().unwrap(),
+        "--waves",
+        "1,50%",
+        "--bake",
+        bake,
+        "--sample-every",
+        "250ms",
+        "--min-requests",
+        "0",
+        "--max-p99-factor",
+        "4",
+        "--p99-slack-ms",
+        "250",
+    ]);
+    let first = order()[0];
+    eventually(
+        Duration::from_secs(15),
+        "the first wave serves the candidate",
+        || async {
+            let node = fleet.nodes.iter().find(|n| n.id == first).unwrap();
+            node.revision() > base
+        },
+    )
+    .await;
+    (driver, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_driver_leaves_the_fleet_as_it_was_until_resume_or_abort() {
+    both(async {
+        let fleet = Fleet::start().await;
+        let candidate = fleet.write(
+            "v2.toml",
+            &doc(
+                "web",
+                &fleet.good,
+                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
+            ),
+        );
+        let (mut driver, first) = driver_in_first_bake(&fleet, &candidate, "2s", fleet.base).await;
+        driver.signal("-KILL");
+        driver.exited(Duration::from_secs(5), "killed driver").await;
+        let cand = fleet
+            .nodes
+            .iter()
+            .find(|n| n.id == first)
+            .unwrap()
+            .revision();
+
+        // The fleet stays as it was: the wave's node on the candidate, the others on the base.
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < until {
+            for n in &fleet.nodes {
+                let want = if n.id == first { cand } else { fleet.base };
+                assert_eq!(n.revision(), want, "{} moved without a driver", n.id);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A plain push is refused while the rollout is active; a second rollout too.
+        let other = fleet.write(
+            "other.toml",
+            &doc(
+                "web",
+                &fleet.good,
+                "[[routes]]\nname = \"x\"\npath_prefix = \"/x\"\ncluster = \"web\"\n",
+            ),
+        );
+        let other = other.to_str().unwrap();
+        assert_eq!(fleet.run(&["push", other]).status.code(), Some(4));
+        assert_eq!(fleet.run(&["rollout", other]).status.code(), Some(3));
+        let status = stdout(&fleet.run(&["rollout", "status"]));
+        assert!(
+            status.contains("Running") && status.contains("candidate"),
+            "{status}"
+        );
+        // The killed driver wrote the record less than 10 s ago: taking over needs --force.
+        let out = fleet.run(&["rollout", "resume"]);
+        assert_eq!(out.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+
+        // Resume finishes it.
+        let out = fleet.run(&["rollout", "resume", "--force", "--sample-every", "250ms"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let rec = fleet.record().await.unwrap();
+        assert_eq!(rec.phase, Phase::Completed);
+        let completed = rec.completed_revision.unwrap();
+        eventually(
+            Duration::from_secs(5),
+            "every node on the completed revision",
+            || async { fleet.revisions().iter().all(|(_, r)| *r == completed) },
+        )
+        .await;
+
+        // Again with a driver killed mid-rollout, then aborted: every node back on the base.
+        let base = completed;
+        let (mut driver, first) = driver_in_first_bake(&fleet, Path::new(other), "30s", base).await;
+        driver.signal("-KILL");
+        driver.exited(Duration::from_secs(5), "killed driver").await;
+        let out = fleet.run(&["rollout", "abort"]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        let took =
+            millis_after(&text, "back on the base revision in ").expect("abort time reported");
+        eprintln!("ABORT_MS {took}");
+        assert!(
+            fleet.revisions().iter().all(|(_, r)| *r == base),
+            "{:?} (first {first})",
+            fleet.revisions()
+        );
+        assert_eq!(fleet.record().await.unwrap().phase, Phase::Aborted);
+        assert_eq!(fleet.failed(&IDS), 0);
+    })
+    .await;
+}
