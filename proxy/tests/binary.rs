@@ -367,7 +367,11 @@ async fn push_prints_the_fleet_report_and_exits_accordingly() {
 
     std::fs::write(&doc, "[[routes]]\ncluster = \"nope\"\n").unwrap();
     let invalid = push(&[]);
-    assert_eq!(invalid.status.code(), Some(2), "an invalid document: exit 2");
+    assert_eq!(
+        invalid.status.code(),
+        Some(2),
+        "an invalid document: exit 2"
+    );
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("routes[0].cluster: unknown cluster"));
 }
 
