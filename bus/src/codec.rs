@@ -60,6 +60,7 @@ versioned!(
     crate::wire::Heartbeat,
     crate::wire::ScaleEvent,
     crate::wire::NodeStatus,
+    crate::wire::ValidateReply,
     crate::rollout::RolloutRecord,
     crate::rollout::RolloutEvent
 );

@@ -173,6 +173,27 @@ pub struct NodeStatus {
     pub traffic: Option<Traffic>,
 }
 
+/// A node's answer to a dry-run request on `<prefix>.validate` (the request's payload is a routing
+/// document): whether it would apply it, without applying it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateReply {
+    /// Schema version of this message.
+    pub schema: u32,
+    /// The node that answers.
+    pub node: String,
+    /// Changes at every process start.
+    pub boot_id: String,
+    /// True when the node would apply the document.
+    pub valid: bool,
+    /// Content hash of the document, when it parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Every error, with its path, when not valid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
 /// Upper bounds (milliseconds, inclusive) of the buckets of [`Traffic::headers_ms`]; one more bucket
 /// counts everything slower.
 pub const HEADER_BOUNDS_MS: [f64; 24] = [
@@ -282,6 +303,14 @@ impl Validate for ScaleEvent {
 }
 
 impl Validate for ConfigAck {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        check_token("node", &self.node, &mut out);
+        out
+    }
+}
+
+impl Validate for ValidateReply {
     fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         check_token("node", &self.node, &mut out);

@@ -11,6 +11,7 @@
 //!
 //! This crate knows nothing of hyper or NATS.
 
+pub mod diff;
 pub mod duration;
 mod error;
 mod hash;

@@ -137,6 +137,53 @@ impl Bucket {
     }
 }
 
+/// What a node knows of the staged rollout, for its metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutView {
+    /// Rollout id ("" when none was ever seen).
+    pub id: String,
+    /// Its phase, as the record says.
+    pub phase: Option<edgeplane_bus::rollout::Phase>,
+    /// Whether it is active and its lease has not run out.
+    pub active: bool,
+    /// The wave in progress (1-based; 0 before the first).
+    pub wave: usize,
+    /// Waves in the plan.
+    pub waves: usize,
+    /// Candidate revision.
+    pub candidate: u64,
+    /// Whether this node serves the candidate.
+    pub serving_candidate: bool,
+    /// Gates failing in the current wave's last verdict.
+    pub gates_failing: usize,
+}
+
+impl RolloutView {
+    /// The view of `record` from a node that serves revision `serving` at `now_ms`.
+    pub fn of(record: Option<&RolloutRecord>, serving: u64, now_ms: u64) -> RolloutView {
+        let Some(r) = record else {
+            return RolloutView::default();
+        };
+        let active = r.phase.active() && !r.expired(now_ms);
+        RolloutView {
+            id: r.id.clone(),
+            phase: Some(r.phase),
+            active,
+            wave: if r.waves.is_empty() {
+                0
+            } else {
+                (r.wave + 1).min(r.plan.waves.len())
+            },
+            waves: r.plan.waves.len(),
+            candidate: r.candidate,
+            serving_candidate: active && serving == r.candidate,
+            gates_failing: r.waves.get(r.wave).map_or(0, |w| {
+                w.gates.iter().filter(|g| g.starts_with("FAIL")).count()
+            }),
+        }
+    }
+}
+
 /// Unix time now in milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

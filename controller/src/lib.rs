@@ -14,6 +14,7 @@
 pub mod announce;
 pub mod composer;
 pub mod debounce;
+pub mod dry_run;
 pub mod follow;
 pub mod heartbeats;
 pub mod identity;

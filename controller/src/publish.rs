@@ -4,7 +4,7 @@
 use async_nats::jetstream;
 use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
 use edgeplane_bus::rollout::{RolloutRecord, ROLLOUT_KEY};
-use edgeplane_bus::wire::{AckStatus, ConfigAck, NodeStatus};
+use edgeplane_bus::wire::{AckStatus, ConfigAck, NodeStatus, ValidateReply};
 use edgeplane_bus::{decode, Subjects};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -228,6 +228,76 @@ pub async fn push(
     Ok(report)
 }
 
+/// What the fleet says of a document it was asked to check (`edgeplane push --dry-run`).
+#[derive(Debug, Default)]
+pub struct DryRunReport {
+    /// Content hash of the document.
+    pub hash: String,
+    /// Nodes that would apply it.
+    pub valid: BTreeSet<String>,
+    /// Nodes that would reject it, with every error.
+    pub invalid: BTreeMap<String, Vec<String>>,
+    /// Nodes found online that did not answer in time.
+    pub silent: BTreeSet<String>,
+}
+
+impl DryRunReport {
+    /// True when every node that was found would apply the document.
+    pub fn all_valid(&self) -> bool {
+        self.invalid.is_empty() && self.silent.is_empty()
+    }
+}
+
+/// Asks every online node whether it would apply `text` (any config text: routes and clusters are
+/// taken, `[node]` is ignored), without writing anything.
+pub async fn dry_run(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    text: &str,
+    opts: &PushOptions,
+) -> Result<DryRunReport, PushError> {
+    let (document, routing) =
+        edgeplane_config::document_of_file_text(text).map_err(|e| PushError::Invalid(e.lines()))?;
+    let mut waiting: BTreeSet<String> = discover(client, subjects, opts.discover)
+        .await?
+        .into_iter()
+        .map(|n| n.node)
+        .collect();
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.map_err(bus)?;
+    client
+        .publish_with_reply(subjects.validate(), inbox, bytes::Bytes::from(document))
+        .await
+        .map_err(bus)?;
+    client.flush().await.map_err(bus)?;
+    let mut report = DryRunReport {
+        hash: routing.hash.to_string(),
+        ..DryRunReport::default()
+    };
+    let deadline = Instant::now() + opts.timeout;
+    while !waiting.is_empty() {
+        let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await else {
+            break;
+        };
+        if msg.status.is_some() {
+            continue;
+        }
+        match decode::<ValidateReply>(&msg.payload) {
+            Ok(r) => {
+                waiting.remove(&r.node);
+                if r.valid {
+                    report.valid.insert(r.node);
+                } else {
+                    report.invalid.insert(r.node, r.errors);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed dry-run reply"),
+        }
+    }
+    report.silent = waiting;
+    Ok(report)
+}
+
 /// One node as the fleet last heard of it.
 #[derive(Debug, Clone)]
 pub struct FleetEntry {
@@ -343,6 +413,42 @@ pub async fn history(
     Ok(revisions)
 }
 
+/// The document of `revision` (default: the current one) with its revision, read without creating
+/// the bucket; `None` when there is none.
+pub async fn document_at(
+    client: &async_nats::Client,
+    bucket: &str,
+    revision: Option<u64>,
+) -> Result<Option<(u64, String)>, PushError> {
+    let Ok(kv) = jetstream::new(client.clone()).get_key_value(bucket).await else {
+        return Ok(None);
+    };
+    let entry = match revision {
+        Some(r) => kv.entry_for_revision(CONFIG_KEY, r).await.map_err(bus)?,
+        None => kv.entry(CONFIG_KEY).await.map_err(bus)?,
+    };
+    Ok(entry
+        .filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put)
+        .map(|e| (e.revision, String::from_utf8_lossy(&e.value).into_owned())))
+}
+
+/// The staged rollout's record, read without creating the bucket; `None` without one (or when it
+/// does not decode).
+pub async fn rollout_record(
+    client: &async_nats::Client,
+    bucket: &str,
+) -> Result<Option<RolloutRecord>, PushError> {
+    let Ok(kv) = jetstream::new(client.clone()).get_key_value(bucket).await else {
+        return Ok(None);
+    };
+    Ok(kv
+        .entry(ROLLOUT_KEY)
+        .await
+        .map_err(bus)?
+        .filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put)
+        .and_then(|e| decode::<RolloutRecord>(&e.value).ok()))
+}
+
 /// Pushes an earlier revision's document again as a new revision (default: the one before the current
 /// one), with the same checks, compare-and-set and report as [`push`].
 pub async fn rollback(
@@ -384,7 +490,7 @@ pub async fn rollback(
 }
 
 /// Opens the config bucket, creating it with `replicas` copies if needed.
-async fn open_config(
+pub(crate) async fn open_config(
     client: &async_nats::Client,
     bucket: &str,
     replicas: usize,

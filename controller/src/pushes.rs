@@ -40,6 +40,8 @@ pub struct Pushes {
     pub metrics: PushMetrics,
     /// Replicas of the config bucket, if this node creates it.
     pub replicas: usize,
+    /// The staged rollout as this node sees it (for metrics).
+    pub rollout: Arc<Mutex<follow::RolloutView>>,
 }
 
 /// How often a node reads the config key directly, besides its watch (see [`Pushes::run`]).
@@ -254,16 +256,17 @@ impl Pushes {
     /// again).
     fn follow(&self, known: &Bucket) {
         let now = follow::now_ms();
-        let Some(doc) = known.target(&self.identity.node, self.identity.zone.as_deref(), now)
-        else {
-            return;
-        };
-        let serving = self.state.lock().map_or(0, |s| s.revision);
-        if doc.revision == serving {
-            return;
+        if let Some(doc) = known.target(&self.identity.node, self.identity.zone.as_deref(), now) {
+            let serving = self.state.lock().map_or(0, |s| s.revision);
+            if doc.revision != serving {
+                if let Some(status) = self.handle(doc.revision, &doc.text, Some(doc.written)) {
+                    tracing::debug!(revision = doc.revision, ?status, "config revision handled");
+                }
+            }
         }
-        if let Some(status) = self.handle(doc.revision, &doc.text, Some(doc.written)) {
-            tracing::debug!(revision = doc.revision, ?status, "config revision handled");
+        let serving = self.state.lock().map_or(0, |s| s.revision);
+        if let Ok(mut view) = self.rollout.lock() {
+            *view = follow::RolloutView::of(known.rollout(), serving, now);
         }
     }
 

@@ -73,7 +73,9 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
         stats: stats.clone(),
         metrics: crate::telemetry::push_metrics(node.telemetry()),
         replicas: nats.replicas,
+        rollout: Arc::default(),
     };
+    let rollout = pushes.rollout.clone();
     pushes.restore();
     let _ = node.admin_context().fleet.set(crate::admin::FleetView {
         state: state.clone(),
@@ -86,6 +88,7 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
         state.clone(),
         composer.clone(),
     );
+    crate::telemetry::collect_rollout(node.telemetry(), rollout);
     let tasks = vec![
         tokio::spawn(pushes.run()),
         tokio::spawn({
@@ -113,6 +116,12 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
             subjects.clone(),
             identity.clone(),
             state.clone(),
+            sink.clone(),
+        )),
+        tokio::spawn(edgeplane_controller::dry_run::serve(
+            client.clone(),
+            subjects.clone(),
+            identity.clone(),
             sink.clone(),
         )),
         tokio::spawn(edgeplane_controller::announce::run(

@@ -9,6 +9,8 @@ use edgeplane_proxy::{demo, NodeHandle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[path = "cli/diff.rs"]
+mod diff;
 #[path = "cli/heartbeat.rs"]
 mod heartbeat;
 #[path = "cli/nats.rs"]
@@ -66,6 +68,9 @@ enum Command {
     /// updated, rolled back automatically on a failed gate; or act on a rollout (status, resume,
     /// abort, promote).
     Rollout(Box<rollout::RolloutArgs>),
+    /// Show what pushing a config would change against the current revision: routes, clusters and
+    /// endpoints added, removed or changed (exit 0: none, 1: some, 2: trouble).
+    Diff(diff::DiffArgs),
     /// Restore an earlier config revision (default: the previous one) as a new revision.
     Rollback(nats::RollbackArgs),
     /// List the config revisions the fleet's bucket keeps.
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
         Command::Push(args) => return nats_command(nats::run(args)),
         Command::Rollback(args) => return nats_command(nats::rollback(args)),
         Command::Rollout(args) => return nats_command(rollout::run(*args)),
+        Command::Diff(args) => return nats_command(diff::run(args)),
         Command::History(args) => return nats_command(nats::history(args)),
         Command::Fleet(args) => return nats_command(nats::fleet(args)),
         Command::Provision(args) => return nats_command(nats::provision(args)),

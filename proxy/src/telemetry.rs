@@ -19,7 +19,7 @@ pub mod traffic;
 
 pub use catalog::{Entry, Kind, CATALOG};
 pub use collect::collect_node;
-pub use fleet::{collect_controller, push_metrics};
+pub use fleet::{collect_controller, collect_rollout, push_metrics};
 pub use route::RouteMetrics;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};

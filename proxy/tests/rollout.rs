@@ -28,6 +28,7 @@ const IDS: [&str; 6] = ["edge-1", "edge-2", "edge-3", "edge-4", "edge-5", "edge-
 
 struct Node {
     id: &'static str,
+    admin: std::net::SocketAddr,
     _handle: NodeHandle,
     controller: Controller,
     client: Client,
@@ -43,6 +44,13 @@ impl Node {
 
     fn handled(&self) -> u64 {
         self.controller.state.lock().unwrap().handled
+    }
+
+    /// The value of an unlabelled metric on the node's `/metrics`.
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let text = Client::new(self.admin).get("admin", "/metrics").await.body;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 }
 
@@ -83,7 +91,7 @@ impl Fleet {
         let mut nodes = Vec::new();
         for id in IDS {
             let config = format!(
-                "[node]\nid = \"{id}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n{}",
+                "[node]\nid = \"{id}\"\nadmin = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n{}",
                 dir.path().join(id).display(),
                 nats.url(),
                 doc("web", &good, "")
@@ -107,6 +115,7 @@ impl Fleet {
             });
             nodes.push(Node {
                 id,
+                admin: handle.admin_addr().unwrap(),
                 _handle: handle,
                 controller,
                 client: Client::new(addr),
@@ -504,6 +513,34 @@ async fn a_killed_driver_leaves_the_fleet_as_it_was_until_resume_or_abort() {
             status.contains("Running") && status.contains("candidate"),
             "{status}"
         );
+        // Each node's metrics and `edgeplane fleet` say which side of the rollout it is on.
+        for n in &fleet.nodes {
+            assert_eq!(n.metric("edgeplane_rollout_active").await, Some(1.0));
+            assert_eq!(n.metric("edgeplane_rollout_wave").await, Some(1.0));
+            assert_eq!(n.metric("edgeplane_rollout_waves").await, Some(3.0));
+            assert_eq!(
+                n.metric("edgeplane_rollout_candidate_revision").await,
+                Some(cand as f64)
+            );
+            let on = if n.id == first { 1.0 } else { 0.0 };
+            assert_eq!(
+                n.metric("edgeplane_rollout_serving_candidate").await,
+                Some(on),
+                "{}",
+                n.id
+            );
+        }
+        let listing = stdout(&fleet.run(&["fleet"]));
+        let line = |id: &str| {
+            listing
+                .lines()
+                .find(|l| l.starts_with(id))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(line(first).contains("candidate"), "{listing}");
+        let other_node = IDS.iter().find(|id| **id != first).unwrap();
+        assert!(line(other_node).contains(" base "), "{listing}");
         // The killed driver wrote the record less than 10 s ago: taking over needs --force.
         let out = fleet.run(&["rollout", "resume"]);
         assert_eq!(out.status.code(), Some(3));
@@ -539,6 +576,81 @@ async fn a_killed_driver_leaves_the_fleet_as_it_was_until_resume_or_abort() {
             fleet.revisions()
         );
         assert_eq!(fleet.record().await.unwrap().phase, Phase::Aborted);
+        assert_eq!(fleet.failed(&IDS), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_and_dry_run_change_nothing_and_report_per_node() {
+    both(async {
+        let fleet = Fleet::start().await;
+        let v2 = fleet.write(
+            "v2.toml",
+            &doc(
+                "web",
+                &fleet.good,
+                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
+            ),
+        );
+        let v2 = v2.to_str().unwrap();
+
+        // diff: text, JSON, exit codes like diff(1).
+        let out = fleet.run(&["diff", v2]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("+ route v2"), "{text}");
+        assert!(text.contains("- route base"), "{text}");
+        let out = fleet.run(&["diff", v2, "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["revision"], fleet.base);
+        // The candidate's first route is unnamed: `route0`; the base's is `base`.
+        assert_eq!(
+            json["changes"]["routes"]["added"],
+            serde_json::json!(["route0", "v2"])
+        );
+        assert_eq!(
+            json["changes"]["routes"]["removed"],
+            serde_json::json!(["base"])
+        );
+        assert_eq!(json["same"], false);
+        let base_doc = format!(
+            "[[routes]]\nname = \"base\"\ncluster = \"web\"\n[clusters.web]\n{}",
+            endpoints("web", &[(&fleet.good, 1)])
+        );
+        let same = fleet.write("same.toml", &base_doc);
+        let out = fleet.run(&["diff", same.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let invalid = fleet.write("invalid.toml", "[[routes]]\ncluster = \"nope\"\n");
+        let invalid = invalid.to_str().unwrap();
+        let out = fleet.run(&["diff", invalid]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0].cluster"));
+
+        // push --dry-run: every node checks, nothing is written.
+        let out = fleet.run(&["push", "--dry-run", v2]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert_eq!(text.matches("  valid     edge-").count(), IDS.len(), "{text}");
+        let certs = fleet.write(
+            "certs.toml",
+            &doc(
+                "web",
+                &fleet.good,
+                "[[certificates]]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+            ),
+        );
+        let out = fleet.run(&["push", "--dry-run", certs.to_str().unwrap()]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert_eq!(text.matches("  invalid   edge-").count(), IDS.len(), "{text}");
+        assert!(text.contains("cannot read /nonexistent/cert.pem"), "{text}");
+        assert_eq!(fleet.run(&["push", "--dry-run", invalid]).status.code(), Some(2));
+        // Nothing changed anywhere.
+        assert!(fleet.revisions().iter().all(|(_, r)| *r == fleet.base));
+        assert!(fleet.nodes.iter().all(|n| n.handled() == fleet.base));
+        let out = fleet.run(&["diff", same.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "current is still the base document");
         assert_eq!(fleet.failed(&IDS), 0);
     })
     .await;

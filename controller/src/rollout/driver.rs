@@ -9,7 +9,7 @@ use super::{Fleet, Outcome, RolloutError};
 use crate::follow::now_ms;
 use crate::publish::discover_until;
 use async_nats::jetstream::kv;
-use edgeplane_bus::jetstream::{config_bucket, CONFIG_HISTORY, CONFIG_KEY};
+use edgeplane_bus::jetstream::CONFIG_KEY;
 use edgeplane_bus::rollout::{
     DriverRecord, EventKind, Phase, RolloutEvent, RolloutRecord, Selector, WaveRecord,
     CANDIDATE_KEY,
@@ -70,8 +70,7 @@ fn driver_id() -> String {
 }
 
 async fn open(fleet: &Fleet) -> Result<kv::Store, RolloutError> {
-    let js = async_nats::jetstream::new(fleet.client.clone());
-    config_bucket(&js, &fleet.bucket, CONFIG_HISTORY, fleet.replicas)
+    crate::publish::open_config(&fleet.client, &fleet.bucket, fleet.replicas)
         .await
         .map_err(bus)
 }

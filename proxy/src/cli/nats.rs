@@ -101,11 +101,17 @@ pub struct PushArgs {
     /// Seconds to wait for every node's answer.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
+    /// Write nothing: ask every online node whether it would apply the document (its own
+    /// constraints included, e.g. certificate files) and report per node.
+    #[arg(long, conflicts_with_all = ["force", "expect_revision"])]
+    dry_run: bool,
     #[command(flatten)]
     nats: NatsArgs,
 }
 
-/// Runs `edgeplane push`; exit 0 only if every node applied, 3 on a revision conflict.
+/// Runs `edgeplane push`; exit 0 only if every node applied, 2 for an invalid document, 3 on a
+/// revision conflict, 4 during a staged rollout. With `--dry-run`: 0 only if every node would apply
+/// it, 1 otherwise, 2 for a document invalid here.
 pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
@@ -118,6 +124,9 @@ pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
         discover: Duration::from_millis(500),
         timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
     };
+    if args.dry_run {
+        return dry_run(&client, &subjects, &args, &text, &options).await;
+    }
     let result = match &args.cluster {
         Some(name) => publish::push_cluster(&client, &subjects, name, &text, &options).await,
         None => publish::push(&client, &subjects, &text, &options).await,
@@ -142,6 +151,70 @@ pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
         }
     };
     Ok(print_report(&report))
+}
+
+/// `push --dry-run`: the document (with `--cluster`, the current one with that cluster replaced) is
+/// checked by every online node; nothing is written.
+async fn dry_run(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    args: &PushArgs,
+    text: &str,
+    options: &PushOptions,
+) -> anyhow::Result<ExitCode> {
+    let text = match &args.cluster {
+        None => text.to_string(),
+        Some(name) => {
+            let Some((_, current)) = publish::document_at(client, &args.nats.bucket, None).await?
+            else {
+                eprintln!("error: nothing was pushed yet: push a whole config first");
+                return Ok(ExitCode::from(2));
+            };
+            match edgeplane_config::replace_cluster(&current, name, text) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    };
+    let report = match publish::dry_run(client, subjects, &text, options).await {
+        Ok(r) => r,
+        Err(e @ PushError::Invalid(_)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!(
+        "dry run of hash {} (nothing written)",
+        &report.hash[..12.min(report.hash.len())]
+    );
+    for node in &report.valid {
+        println!("  valid     {node}");
+    }
+    for (node, errors) in &report.invalid {
+        println!("  invalid   {node}");
+        for e in errors {
+            println!("              {e}");
+        }
+    }
+    for node in &report.silent {
+        println!("  no answer {node}");
+    }
+    let nobody = report.valid.is_empty() && report.invalid.is_empty() && report.silent.is_empty();
+    if nobody {
+        println!("  no node is online: nothing was checked");
+    }
+    Ok(if report.all_valid() && !nobody {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints a push report; the exit code says whether every node applied.
@@ -280,9 +353,30 @@ pub async fn fleet(args: ListArgs) -> anyhow::Result<ExitCode> {
         println!("no node has been seen in the last hour");
         return Ok(ExitCode::SUCCESS);
     }
+    // During a staged rollout, which side of it each node is on.
+    let rollout = publish::rollout_record(&client, &args.nats.bucket)
+        .await?
+        .filter(|r| r.phase.active() && !r.expired(edgeplane_controller::follow::now_ms()));
+    if let Some(r) = &rollout {
+        println!(
+            "rollout {} {:?}: wave {} of {}, base revision {}, candidate revision {}",
+            r.id,
+            r.phase,
+            (r.wave + 1).min(r.plan.waves.len()),
+            r.plan.waves.len(),
+            r.base,
+            r.candidate
+        );
+    }
+    let side = |revision: u64| match &rollout {
+        Some(r) if revision == r.candidate => "candidate",
+        Some(r) if revision == r.base => "base",
+        Some(_) => "other",
+        None => "-",
+    };
     println!(
-        "{:<20} {:<10} {:>9} {:<12} {:>10} {:>10} {:>7} {:>12}",
-        "node", "zone", "revision", "hash", "last seen", "uptime", "conns", "requests"
+        "{:<20} {:<10} {:>9} {:<12} {:<9} {:>10} {:>10} {:>7} {:>12}",
+        "node", "zone", "revision", "hash", "rollout", "last seen", "uptime", "conns", "requests"
     );
     for n in nodes {
         let s = &n.status;
@@ -292,11 +386,12 @@ pub async fn fleet(args: ListArgs) -> anyhow::Result<ExitCode> {
             format!("{} ago", age(n.age_s))
         };
         println!(
-            "{:<20} {:<10} {:>9} {:<12} {:>10} {:>10} {:>7} {:>12}",
+            "{:<20} {:<10} {:>9} {:<12} {:<9} {:>10} {:>10} {:>7} {:>12}",
             s.node,
             s.zone.as_deref().unwrap_or("-"),
             s.revision,
             s.hash.get(..12).unwrap_or(&s.hash),
+            side(s.revision),
             seen,
             age(s.uptime_s),
             s.connections,

@@ -4,6 +4,7 @@
 use super::Telemetry;
 use edgeplane_bus::BusStats;
 use edgeplane_controller::composer::Composer;
+use edgeplane_controller::follow::RolloutView;
 use edgeplane_controller::pushes::PushMetrics;
 use edgeplane_controller::state::ConfigState;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -16,6 +17,31 @@ pub fn push_metrics(t: &Telemetry) -> PushMetrics {
         rejected: t.counter("edgeplane_config_applies_total", &[("result", "rejected")]),
         latency: t.histogram("edgeplane_config_push_apply_seconds", &[]),
     }
+}
+
+/// Registers the collector of the staged rollout as this node sees it.
+pub fn collect_rollout(telemetry: &Telemetry, view: Arc<Mutex<RolloutView>>) {
+    telemetry.collect_with(Box::new(move |t: &Telemetry| {
+        let v = view.lock().map(|v| v.clone()).unwrap_or_default();
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        t.gauge("edgeplane_rollout_active", &[]).set(flag(v.active));
+        if let Some(phase) = v.phase {
+            let name = serde_json::to_value(phase)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            t.gauge("edgeplane_rollout_phase", &[("phase", &name)])
+                .set(1.0);
+        }
+        t.gauge("edgeplane_rollout_wave", &[]).set(v.wave as f64);
+        t.gauge("edgeplane_rollout_waves", &[]).set(v.waves as f64);
+        t.gauge("edgeplane_rollout_candidate_revision", &[])
+            .set(v.candidate as f64);
+        t.gauge("edgeplane_rollout_serving_candidate", &[])
+            .set(flag(v.serving_candidate));
+        t.gauge("edgeplane_rollout_gates_failing", &[])
+            .set(v.gates_failing as f64);
+    }));
 }
 
 /// Registers the collector of a node's controller.
