@@ -295,7 +295,12 @@ pub async fn abort(fleet: Fleet) -> Result<Outcome, RolloutError> {
             .await?
             .filter(|r| r.phase.active() || r.phase == Phase::Starting)
             .ok_or_else(|| RolloutError::Nothing("no rollout is in progress".into()))?;
-        let on_candidate = serving(&fleet, rec.candidate).await?;
+        // A rollout still starting has no candidate anybody serves.
+        let on_candidate = if rec.candidate == 0 {
+            BTreeSet::new()
+        } else {
+            serving(&fleet, rec.candidate).await?
+        };
         let mut acks = subscribe_acks(&fleet).await?;
         let decided = Instant::now();
         rec.phase = Phase::Aborted;
