@@ -13,6 +13,7 @@ use edgeplane_controller::publish::{self, PushOptions};
 use edgeplane_proxy::fleet::{join, Controller};
 use edgeplane_proxy::NodeHandle;
 use edgeplane_tests::{endpoints, eventually, text, Backend, Client, NatsServer};
+use futures_util::StreamExt;
 use hyper::StatusCode;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -89,39 +90,9 @@ impl Fleet {
         .await;
         let stop = Arc::new(AtomicBool::new(false));
         let mut nodes = Vec::new();
-        for id in IDS {
-            let config = format!(
-                "[node]\nid = \"{id}\"\nadmin = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n{}",
-                dir.path().join(id).display(),
-                nats.url(),
-                doc("web", &good, "")
-            );
-            let config = edgeplane_config::from_toml(&config).unwrap();
-            let handle = NodeHandle::start(&config).await.unwrap();
-            let addr = handle.listen_addrs()[0];
-            let controller = join(&handle).await.unwrap().expect("node has [node.nats]");
-            let (failed, ok) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-            // About 200 requests a second per node, one at a time.
-            let (f, o, s, client) = (failed.clone(), ok.clone(), stop.clone(), Client::new(addr));
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_millis(5));
-                while !s.load(Relaxed) {
-                    every.tick().await;
-                    match client.try_get("rollout.test", "/").await {
-                        Ok(r) if r.status == StatusCode::OK => o.fetch_add(1, Relaxed),
-                        _ => f.fetch_add(1, Relaxed),
-                    };
-                }
-            });
-            nodes.push(Node {
-                id,
-                admin: handle.admin_addr().unwrap(),
-                _handle: handle,
-                controller,
-                client: Client::new(addr),
-                failed,
-                ok,
-            });
+        for (i, id) in IDS.iter().enumerate() {
+            let zone = if i < 3 { "a" } else { "b" };
+            nodes.push(start_node(id, zone, &nats, dir.path(), &good, &stop).await);
         }
         let publisher = publisher(&nats).await;
         eventually(
@@ -208,6 +179,49 @@ impl Fleet {
             .filter(|n| nodes.contains(&n.id))
             .map(|n| n.failed.load(Relaxed))
             .sum()
+    }
+}
+
+/// A node in `zone` following `nats`, serving `good` until its first push, with its own client
+/// traffic (about 200 requests a second, one at a time) until `stop`.
+async fn start_node(
+    id: &'static str,
+    zone: &str,
+    nats: &NatsServer,
+    dir: &Path,
+    good: &Backend,
+    stop: &Arc<AtomicBool>,
+) -> Node {
+    let config = format!(
+        "[node]\nid = \"{id}\"\nzone = \"{zone}\"\nadmin = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n{}",
+        dir.join(id).display(),
+        nats.url(),
+        doc("web", good, "")
+    );
+    let config = edgeplane_config::from_toml(&config).unwrap();
+    let handle = NodeHandle::start(&config).await.unwrap();
+    let addr = handle.listen_addrs()[0];
+    let controller = join(&handle).await.unwrap().expect("node has [node.nats]");
+    let (failed, ok) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (f, o, s, client) = (failed.clone(), ok.clone(), stop.clone(), Client::new(addr));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(5));
+        while !s.load(Relaxed) {
+            every.tick().await;
+            match client.try_get("rollout.test", "/").await {
+                Ok(r) if r.status == StatusCode::OK => o.fetch_add(1, Relaxed),
+                _ => f.fetch_add(1, Relaxed),
+            };
+        }
+    });
+    Node {
+        id,
+        admin: handle.admin_addr().unwrap(),
+        _handle: handle,
+        controller,
+        client: Client::new(addr),
+        failed,
+        ok,
     }
 }
 
@@ -651,6 +665,131 @@ async fn diff_and_dry_run_change_nothing_and_report_per_node() {
         assert!(fleet.nodes.iter().all(|n| n.handled() == fleet.base));
         let out = fleet.run(&["diff", same.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "current is still the base document");
+        assert_eq!(fleet.failed(&IDS), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_waves_take_joiners_promote_ends_bakes_and_events_tell_the_story() {
+    both(async {
+        let mut fleet = Fleet::start().await;
+        let watcher = publisher(&fleet.nats).await;
+        let mut events = watcher.subscribe("edge.v1.event.rollout").await.unwrap();
+        watcher.flush().await.unwrap();
+        let candidate = fleet.write(
+            "v2.toml",
+            &doc(
+                "web",
+                &fleet.good,
+                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
+            ),
+        );
+        let mut driver = fleet.spawn(&[
+            "rollout",
+            candidate.to_str().unwrap(),
+            "--waves",
+            "zone:a",
+            "--bake",
+            "5m",
+            "--sample-every",
+            "250ms",
+            "--min-requests",
+            "0",
+            "--max-p99-factor",
+            "4",
+            "--p99-slack-ms",
+            "250",
+        ]);
+        let zone_a = ["edge-1", "edge-2", "edge-3"];
+        let base = fleet.base;
+        let on_candidate = |f: &Fleet| -> Vec<&'static str> {
+            f.nodes
+                .iter()
+                .filter(|n| n.revision() > base)
+                .map(|n| n.id)
+                .collect()
+        };
+        eventually(
+            Duration::from_secs(15),
+            "zone a on the candidate",
+            || async { on_candidate(&fleet) == zone_a },
+        )
+        .await;
+
+        // Nodes that join now: one in zone a takes the candidate, one in zone b the base.
+        let (nats, dir, good, stop) = (&fleet.nats, fleet.dir.path(), &fleet.good, &fleet.stop);
+        let joiner_a = start_node("edge-7", "a", nats, dir, good, stop).await;
+        let joiner_b = start_node("edge-8", "b", nats, dir, good, stop).await;
+        let cand = fleet.nodes[0].revision();
+        eventually(
+            Duration::from_secs(15),
+            "the joiners follow their zone",
+            || async { joiner_a.revision() == cand && joiner_b.revision() == base },
+        )
+        .await;
+        fleet.nodes.push(joiner_a);
+        fleet.nodes.push(joiner_b);
+
+        // The bake is 5 minutes: promote ends it, twice (zone a, then the implied 100%).
+        let out = fleet.run(&["rollout", "promote"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            stdout(&out).contains("asked the rollout's driver"),
+            "{}",
+            stdout(&out)
+        );
+        eventually(
+            Duration::from_secs(15),
+            "wave 2 puts every node on the candidate",
+            || async { fleet.nodes.iter().all(|n| n.revision() == cand) },
+        )
+        .await;
+        eventually(Duration::from_secs(10), "wave 2 bakes", || async {
+            fleet
+                .record()
+                .await
+                .is_some_and(|r| r.waves.len() == 2 && r.waves[1].applied_ms.is_some())
+        })
+        .await;
+        assert_eq!(fleet.run(&["rollout", "promote"]).status.code(), Some(0));
+        let status = driver.exited(Duration::from_secs(20), "driver").await;
+        assert_eq!(status.code(), Some(0));
+        let rec = fleet.record().await.unwrap();
+        assert_eq!(rec.phase, Phase::Completed);
+        assert_eq!(
+            rec.waves[0].nodes, zone_a,
+            "the joiner came after the wave started"
+        );
+        let completed = rec.completed_revision.unwrap();
+        eventually(
+            Duration::from_secs(5),
+            "every node on the completed revision",
+            || async { fleet.revisions().iter().all(|(_, r)| *r == completed) },
+        )
+        .await;
+
+        // The events, in order.
+        let mut kinds = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(500), events.next()).await
+        {
+            let e: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            kinds.push(e["kind"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            kinds,
+            [
+                "started",
+                "wave_started",
+                "promoted",
+                "wave_passed",
+                "wave_started",
+                "promoted",
+                "wave_passed",
+                "completed"
+            ]
+        );
         assert_eq!(fleet.failed(&IDS), 0);
     })
     .await;
