@@ -159,6 +159,32 @@ pub struct RolloutRecord {
 }
 
 impl RolloutRecord {
+    /// A record claimed by a driver at Unix time `now_ms`, before its candidate is written.
+    pub fn starting(id: String, base: u64, plan: PlanRecord, driver: String, now_ms: u64) -> Self {
+        RolloutRecord {
+            schema: crate::SCHEMA_VERSION,
+            id,
+            phase: Phase::Starting,
+            base,
+            candidate: 0,
+            candidate_hash: String::new(),
+            selector: Selector::default(),
+            expires_ms: 0,
+            plan,
+            wave: 0,
+            waves: Vec::new(),
+            driver: Some(DriverRecord {
+                id: driver,
+                seen_ms: now_ms,
+            }),
+            promote: false,
+            reason: String::new(),
+            completed_revision: None,
+            started_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+
     /// Whether node `node` in `zone` should serve the candidate at Unix time `now_ms`.
     pub fn serves_candidate(&self, node: &str, zone: Option<&str>, now_ms: u64) -> bool {
         self.phase.active()
@@ -370,26 +396,14 @@ mod tests {
     #[test]
     fn only_active_unexpired_records_select() {
         let mut r = RolloutRecord {
-            schema: 1,
-            id: "r".into(),
             phase: Phase::Running,
-            base: 3,
             candidate: 5,
-            candidate_hash: String::new(),
             selector: Selector {
                 nodes: vec!["a".into()],
                 ..Selector::default()
             },
             expires_ms: 1000,
-            plan: PlanRecord::default(),
-            wave: 0,
-            waves: Vec::new(),
-            driver: None,
-            promote: false,
-            reason: String::new(),
-            completed_revision: None,
-            started_ms: 0,
-            updated_ms: 0,
+            ..RolloutRecord::starting("r".into(), 3, PlanRecord::default(), "d".into(), 0)
         };
         assert!(r.serves_candidate("a", None, 999));
         assert!(!r.serves_candidate("a", None, 1001), "lease ran out");

@@ -207,26 +207,13 @@ mod tests {
 
     fn record(phase: Phase, candidate: u64, nodes: &[&str]) -> Vec<u8> {
         let r = RolloutRecord {
-            schema: 1,
-            id: "r1".into(),
             phase,
-            base: 1,
             candidate,
-            candidate_hash: String::new(),
             selector: Selector {
                 nodes: nodes.iter().map(|n| n.to_string()).collect(),
                 ..Selector::default()
             },
-            expires_ms: 0,
-            plan: PlanRecord::default(),
-            wave: 0,
-            waves: Vec::new(),
-            driver: None,
-            promote: false,
-            reason: String::new(),
-            completed_revision: None,
-            started_ms: 0,
-            updated_ms: 0,
+            ..RolloutRecord::starting("r1".into(), 1, PlanRecord::default(), "d".into(), 0)
         };
         edgeplane_bus::encode(&r).to_vec()
     }

@@ -225,6 +225,21 @@ async fn start_node(
     }
 }
 
+/// `push --dry-run FILE`, run again until `nodes` nodes answered (a node just started may not be
+/// subscribed yet).
+async fn loop_until_answers(fleet: &Fleet, file: &str, nodes: usize) -> Output {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = fleet.run(&["push", "--dry-run", file]);
+        let text = stdout(&out);
+        let answered = text.matches("  valid     ").count() + text.matches("  invalid   ").count();
+        if answered >= nodes || tokio::time::Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn push_options() -> PushOptions {
     PushOptions {
         bucket: "edge_config".into(),
@@ -646,6 +661,29 @@ async fn diff_and_dry_run_change_nothing_and_report_per_node() {
         let text = stdout(&out);
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert_eq!(text.matches("  valid     edge-").count(), IDS.len(), "{text}");
+
+        // A node's own constraint: one that terminates TLS needs certificates in any routing, so
+        // it alone finds the same document invalid.
+        let pki = edgeplane_tests::TestPki::new();
+        let (cert, key) = pki.server(&["tls.test"]);
+        let tls_node = format!(
+            "[node]\nid = \"edge-tls\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n\
+             [[node.listeners]]\naddress = \"127.0.0.1:0\"\n[node.listeners.tls]\n{}\
+             [[certificates]]\ncert_pem = '''\n{cert}'''\nkey_pem = '''\n{key}'''\n",
+            fleet.dir.path().join("edge-tls").display(),
+            fleet.nats.url(),
+            doc("web", &fleet.good, "")
+        );
+        let tls_node = NodeHandle::start(&edgeplane_config::from_toml(&tls_node).unwrap())
+            .await
+            .unwrap();
+        let _tls_controller = join(&tls_node).await.unwrap().unwrap();
+        let out = loop_until_answers(&fleet, v2, IDS.len() + 1).await;
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert_eq!(text.matches("  valid     edge-").count(), IDS.len(), "{text}");
+        assert!(text.contains("  invalid   edge-tls"), "{text}");
+        assert!(text.contains("this node has TLS listeners"), "{text}");
         let certs = fleet.write(
             "certs.toml",
             &doc(
@@ -657,7 +695,7 @@ async fn diff_and_dry_run_change_nothing_and_report_per_node() {
         let out = fleet.run(&["push", "--dry-run", certs.to_str().unwrap()]);
         let text = stdout(&out);
         assert_eq!(out.status.code(), Some(1), "{text}");
-        assert_eq!(text.matches("  invalid   edge-").count(), IDS.len(), "{text}");
+        assert_eq!(text.matches("  invalid   edge-").count(), IDS.len() + 1, "{text}");
         assert!(text.contains("cannot read /nonexistent/cert.pem"), "{text}");
         assert_eq!(fleet.run(&["push", "--dry-run", invalid]).status.code(), Some(2));
         // Nothing changed anywhere.

@@ -11,8 +11,7 @@ use crate::publish::discover_until;
 use async_nats::jetstream::kv;
 use edgeplane_bus::jetstream::CONFIG_KEY;
 use edgeplane_bus::rollout::{
-    DriverRecord, EventKind, Phase, RolloutEvent, RolloutRecord, Selector, WaveRecord,
-    CANDIDATE_KEY,
+    DriverRecord, EventKind, Phase, RolloutEvent, RolloutRecord, WaveRecord, CANDIDATE_KEY,
 };
 use edgeplane_bus::wire::{AckStatus, ConfigAck, NodeStatus};
 use edgeplane_bus::{decode, encode, SCHEMA_VERSION};
@@ -123,28 +122,14 @@ pub async fn start(fleet: Fleet, text: &str, plan: Plan) -> Result<Outcome, Roll
     }
     let me = driver_id();
     let now = now_ms();
-    let mut rec = RolloutRecord {
-        schema: SCHEMA_VERSION,
-        id: format!("r{now}-{}", std::process::id()),
-        phase: Phase::Starting,
-        base: current.revision,
-        candidate: 0,
-        candidate_hash: routing.hash.to_string(),
-        selector: Selector::default(),
-        expires_ms: 0,
-        plan: plan.record(),
-        wave: 0,
-        waves: Vec::new(),
-        driver: Some(DriverRecord {
-            id: me.clone(),
-            seen_ms: now,
-        }),
-        promote: false,
-        reason: String::new(),
-        completed_revision: None,
-        started_ms: now,
-        updated_ms: now,
-    };
+    let mut rec = RolloutRecord::starting(
+        format!("r{now}-{}", std::process::id()),
+        current.revision,
+        plan.record(),
+        me.clone(),
+        now,
+    );
+    rec.candidate_hash = routing.hash.to_string();
     // Claim the record first (compare-and-set), then write the candidate: two drivers starting at
     // once never both write a candidate.
     match records.write(&rec).await {
