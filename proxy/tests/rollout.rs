@@ -427,7 +427,7 @@ async fn a_candidate_answering_500s_stops_at_the_first_wave_and_rolls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_candidate_rejected_by_a_node_rolls_back() {
+async fn a_candidate_rejected_by_a_node_or_not_applied_in_time_rolls_back() {
     both(async {
         let fleet = Fleet::start().await;
         // Valid as a document, but no node can load the certificate files it names.
@@ -452,6 +452,48 @@ async fn a_candidate_rejected_by_a_node_rolls_back() {
         for n in fleet.nodes.iter().filter(|n| n.id != target) {
             assert_eq!(n.handled(), fleet.base, "{} never got it", n.id);
         }
+        assert_eq!(fleet.failed(&IDS), 0);
+
+        // A node that answers status requests but never applies anything (a wedged controller,
+        // here a plain NATS client of the test): its wave misses its deadline and rolls back.
+        let ghost = publisher(&fleet.nats).await;
+        let mut requests = ghost.subscribe("edge.v1.status").await.unwrap();
+        ghost.flush().await.unwrap();
+        let base = fleet.base;
+        let answering = tokio::spawn(async move {
+            while let Some(req) = requests.next().await {
+                let status = format!(
+                    r#"{{"schema":1,"node":"edge-ghost","boot_id":"g","version":"0","revision":{base},"hash":"h","uptime_s":1,"requests":0,"connections":0}}"#
+                );
+                if let Some(reply) = req.reply {
+                    ghost.publish(reply, status.into()).await.unwrap();
+                }
+            }
+        });
+        let v2 = fleet.write(
+            "v2.toml",
+            &doc(
+                "web",
+                &fleet.good,
+                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
+            ),
+        );
+        let out = fleet.run(&[
+            "rollout", v2.to_str().unwrap(), "--waves", "node:edge-ghost+edge-1", "--bake", "1s",
+            "--wave-timeout", "2s", "--sample-every", "250ms", "--min-requests", "0",
+        ]);
+        answering.abort();
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("wave 1: edge-ghost did not apply the candidate within 2s"),
+            "{text}"
+        );
+        assert_eq!(fleet.record().await.unwrap().phase, Phase::RolledBack);
+        eventually(Duration::from_secs(5), "edge-1 back on the base", || async {
+            fleet.revisions().iter().all(|(_, r)| *r == base)
+        })
+        .await;
         assert_eq!(fleet.failed(&IDS), 0);
     })
     .await;
