@@ -76,7 +76,7 @@ impl Default for BusOptions {
     }
 }
 
-/// Counters of the connection's life, shared with whoever reports them (logs now, metrics later).
+/// Counters of the connection's life, shared with whoever reports them (logs, the node's metrics).
 #[derive(Debug, Default)]
 pub struct BusStats {
     /// Connected to a server now.

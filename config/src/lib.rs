@@ -7,7 +7,7 @@
 //!
 //! The model has two halves. [`model::Node`] is local to one process (its id, listeners, limits) and
 //! only changes with a restart; [`model::Routing`] (routes and clusters) is the dynamic document that
-//! hot reload, and later the bus, replace whole. Its [`ContentHash`] identifies a version.
+//! hot reload and config pushes over the bus replace whole. Its [`ContentHash`] identifies a version.
 //!
 //! This crate knows nothing of hyper or NATS.
 

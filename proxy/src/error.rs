@@ -127,7 +127,7 @@ impl ProxyError {
         }
     }
 
-    /// A short, stable code for the error header, logs and (later) metrics.
+    /// A short, stable code for the error header, logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
             ProxyError::NoRoute => "no_route",

@@ -4,7 +4,7 @@
 //! Exit codes, like diff(1): 0 no difference, 1 differences, 2 trouble (an invalid file, nothing
 //! pushed yet, NATS failed).
 
-use crate::nats::NatsArgs;
+use super::nats::NatsArgs;
 use edgeplane_controller::publish;
 use std::path::PathBuf;
 use std::process::ExitCode;

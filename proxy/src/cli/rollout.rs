@@ -6,7 +6,7 @@
 //! another driver moves this one; 4 aborted or superseded while this driver ran; 5 paused, waiting
 //! for a person.
 
-use crate::nats::NatsArgs;
+use super::nats::NatsArgs;
 use anyhow::Context as _;
 use edgeplane_bus::rollout::{RolloutRecord, WaveRecord};
 use edgeplane_controller::rollout::plan::{GatesInput, PlanInput};
