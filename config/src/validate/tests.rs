@@ -205,7 +205,7 @@ fn nats_settings_are_validated_with_paths() {
         "node.nats.prefix: invalid subject prefix",
         "node.nats.bucket: invalid name",
         "node.nats: choose one authentication method",
-        "node.nats: tls_cert and tls_key go together",
+        "node.nats: set both tls_cert and tls_key, or neither",
     ] {
         assert!(
             got.iter().any(|g| g.starts_with(want)),

@@ -53,14 +53,12 @@ impl Validator {
                 self.error(format!("{path}.sni"), format!("invalid DNS name {name:?}"));
             }
         }
-        let client = match (&raw.client_cert, &raw.client_key) {
-            (Some(c), Some(k)) => Some((c.into(), k.into())),
-            (None, None) => None,
-            _ => {
-                self.error(path, "set both client_cert and client_key, or neither");
-                None
-            }
-        };
+        let client = self.cert_key_pair(
+            path,
+            ("client_cert", "client_key"),
+            &raw.client_cert,
+            &raw.client_key,
+        );
         UpstreamTls {
             sni,
             ca: raw.ca.as_ref().map(Into::into),

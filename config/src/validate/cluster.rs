@@ -1,0 +1,280 @@
+//! Validation of a cluster: balancing, endpoints, priorities, timeouts, health checks, hashing.
+
+use super::{http_token, Validator};
+use crate::model::*;
+use crate::raw::*;
+use std::collections::HashSet;
+
+impl Validator {
+    pub(super) fn cluster(&mut self, name: &str, raw: &RawCluster) -> Cluster {
+        let path = format!("clusters.{name}");
+        self.name(&path, name);
+        let balancing = match raw.balancing.as_deref() {
+            None => Balancing::RoundRobin,
+            Some(b) => match Balancing::ALL.into_iter().find(|p| p.as_str() == b) {
+                Some(p) => p,
+                None => {
+                    let known: Vec<_> = Balancing::ALL.iter().map(|p| p.as_str()).collect();
+                    self.error(
+                        format!("{path}.balancing"),
+                        format!("unknown policy {b:?} (one of {})", known.join(", ")),
+                    );
+                    Balancing::RoundRobin
+                }
+            },
+        };
+        if let Some(h) = &raw.host_rewrite {
+            if h.is_empty() || h.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'/') {
+                self.error(
+                    format!("{path}.host_rewrite"),
+                    format!("invalid host {h:?}"),
+                );
+            }
+        }
+        let mut endpoints = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, e) in raw.endpoints.iter().enumerate() {
+            let epath = format!("{path}.endpoints[{i}]");
+            let address = self.address(&format!("{epath}.address"), &e.address);
+            let weight = self.int(&format!("{epath}.weight"), e.weight, 1, 1, 10_000) as u32;
+            let priority = self.int(&format!("{epath}.priority"), e.priority, 0, 0, 7) as u8;
+            if let Some(zone) = &e.zone {
+                self.name(&format!("{epath}.zone"), zone);
+            }
+            if let Some(address) = address {
+                if !seen.insert(address) {
+                    self.error(
+                        format!("{epath}.address"),
+                        format!("duplicate endpoint {address}"),
+                    );
+                }
+                endpoints.push(Endpoint {
+                    address,
+                    weight,
+                    zone: e.zone.clone(),
+                    priority,
+                });
+            }
+        }
+        let timeouts = ClusterTimeouts {
+            connect: self.duration(
+                &format!("{path}.timeouts.connect"),
+                raw.timeouts.connect.as_deref(),
+                2_000,
+            ),
+            response_header: self.duration(
+                &format!("{path}.timeouts.response_header"),
+                raw.timeouts.response_header.as_deref(),
+                30_000,
+            ),
+            total: raw
+                .timeouts
+                .total
+                .as_deref()
+                .map(|t| self.duration(&format!("{path}.timeouts.total"), Some(t), 30_000)),
+        };
+        let pool = Pool {
+            max_idle_per_endpoint: self.int(
+                &format!("{path}.pool.max_idle_per_endpoint"),
+                raw.pool.max_idle_per_endpoint,
+                64,
+                0,
+                10_000,
+            ),
+            idle_timeout: self.duration(
+                &format!("{path}.pool.idle_timeout"),
+                raw.pool.idle_timeout.as_deref(),
+                60_000,
+            ),
+        };
+        let membership = MemberPolicy {
+            self_registration: raw.self_registration.unwrap_or(false),
+            health_threshold: self.int(
+                &format!("{path}.health_threshold"),
+                raw.health_threshold,
+                0,
+                0,
+                100,
+            ) as u8,
+            remove_after: self.duration(
+                &format!("{path}.remove_after"),
+                raw.remove_after.as_deref(),
+                30_000,
+            ),
+        };
+        let outlier = raw.outlier.as_ref().map(|o| {
+            let p = format!("{path}.outlier");
+            Outlier {
+                consecutive_failures: self.int(
+                    &format!("{p}.consecutive_failures"),
+                    o.consecutive_failures,
+                    5,
+                    1,
+                    1000,
+                ) as u32,
+                base_ejection: self.duration(
+                    &format!("{p}.base_ejection"),
+                    o.base_ejection.as_deref(),
+                    10_000,
+                ),
+                max_ejection: self.duration(
+                    &format!("{p}.max_ejection"),
+                    o.max_ejection.as_deref(),
+                    300_000,
+                ),
+                max_ejected_percent: self.int(
+                    &format!("{p}.max_ejected_percent"),
+                    o.max_ejected_percent,
+                    50,
+                    0,
+                    100,
+                ) as u8,
+                failure_rate: o.failure_rate.map(|_| {
+                    self.int(&format!("{p}.failure_rate"), o.failure_rate, 50, 1, 100) as u8
+                }),
+                min_requests: self.int(
+                    &format!("{p}.min_requests"),
+                    o.min_requests,
+                    20,
+                    1,
+                    1_000_000,
+                ) as u64,
+            }
+        });
+        let hash_on = self.hash_on(&format!("{path}.hash_on"), raw.hash_on.as_ref());
+        let circuit_breaker = self.circuit_breaker(
+            &format!("{path}.circuit_breaker"),
+            raw.circuit_breaker.as_ref(),
+        );
+        let retry = self.retry(&format!("{path}.retry"), raw.retry.as_ref());
+        let affinity = raw
+            .affinity
+            .as_ref()
+            .map(|a| self.affinity(&format!("{path}.affinity"), a));
+        let slow_start = raw
+            .slow_start
+            .as_deref()
+            .map(|s| self.duration(&format!("{path}.slow_start"), Some(s), 30_000));
+        Cluster {
+            name: name.to_string(),
+            balancing,
+            host_rewrite: raw.host_rewrite.clone(),
+            endpoints,
+            timeouts,
+            pool,
+            membership,
+            outlier,
+            hash_on,
+            circuit_breaker,
+            retry,
+            affinity,
+            slow_start,
+            tls: raw
+                .tls
+                .as_ref()
+                .map(|t| self.upstream_tls(&format!("{path}.tls"), t, raw.host_rewrite.as_deref())),
+            failover_below: self.int(
+                &format!("{path}.failover_below"),
+                raw.failover_below,
+                70,
+                1,
+                100,
+            ) as u8,
+            zone_spill_below: if raw.zone_aware == Some(true) {
+                Some(self.int(
+                    &format!("{path}.zone_spill_below"),
+                    raw.zone_spill_below,
+                    50,
+                    1,
+                    100,
+                ) as u8)
+            } else {
+                None
+            },
+            health_check: raw
+                .health_check
+                .as_ref()
+                .map(|h| self.health_check(&format!("{path}.health_check"), h)),
+            panic_threshold: self.int(
+                &format!("{path}.panic_threshold"),
+                raw.panic_threshold,
+                0,
+                0,
+                100,
+            ) as u8,
+        }
+    }
+
+    pub(super) fn health_check(&mut self, path: &str, raw: &RawHealthCheck) -> HealthCheck {
+        let check_path = raw.path.clone().unwrap_or_else(|| "/healthz".into());
+        if !check_path.starts_with('/') || check_path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            self.error(
+                format!("{path}.path"),
+                format!("invalid path {check_path:?}: must start with '/', no spaces"),
+            );
+        }
+        HealthCheck {
+            path: check_path,
+            interval: self.duration(&format!("{path}.interval"), raw.interval.as_deref(), 5_000),
+            timeout: self.duration(&format!("{path}.timeout"), raw.timeout.as_deref(), 2_000),
+            healthy_threshold: self.int(
+                &format!("{path}.healthy_threshold"),
+                raw.healthy_threshold,
+                2,
+                1,
+                100,
+            ) as u32,
+            unhealthy_threshold: self.int(
+                &format!("{path}.unhealthy_threshold"),
+                raw.unhealthy_threshold,
+                3,
+                1,
+                100,
+            ) as u32,
+        }
+    }
+
+    pub(super) fn hash_on(&mut self, path: &str, raw: Option<&RawHashOn>) -> HashOn {
+        let Some(raw) = raw else {
+            return HashOn::ClientIp;
+        };
+        let mut keys = Vec::new();
+        if let Some(h) = &raw.header {
+            if http_token(h) {
+                keys.push(HashOn::Header(h.to_ascii_lowercase()));
+            } else {
+                self.error(
+                    format!("{path}.header"),
+                    format!("invalid header name {h:?}"),
+                );
+            }
+        }
+        if let Some(c) = &raw.cookie {
+            if http_token(c) {
+                keys.push(HashOn::Cookie(c.clone()));
+            } else {
+                self.error(
+                    format!("{path}.cookie"),
+                    format!("invalid cookie name {c:?}"),
+                );
+            }
+        }
+        if raw.client_ip == Some(true) {
+            keys.push(HashOn::ClientIp);
+        }
+        if raw.path == Some(true) {
+            keys.push(HashOn::Path);
+        }
+        match keys.len() {
+            1 => keys.remove(0),
+            0 if raw.header.is_some() || raw.cookie.is_some() => HashOn::ClientIp,
+            _ => {
+                self.error(
+                    path,
+                    "set exactly one of header, cookie, client_ip = true, path = true",
+                );
+                HashOn::ClientIp
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Validation of a route: its match (hosts, path, methods, headers) and the cluster it names.
+
+use super::{is_token_byte, Validator};
+use crate::model::*;
+use crate::raw::*;
+
+impl Validator {
+    pub(super) fn route(&mut self, i: usize, raw: &RawRoute, clusters: &[Cluster]) -> Route {
+        let path = format!("routes[{i}]");
+        let name = raw.name.clone().unwrap_or_else(|| format!("route{i}"));
+        self.name(&format!("{path}.name"), &name);
+        let mut hosts = Vec::new();
+        for (j, h) in raw.hosts.iter().enumerate() {
+            let host = h.trim().to_ascii_lowercase();
+            if host == "*" {
+                // `*` means any host, the same as no host condition at all.
+                hosts.clear();
+                hosts.push(None);
+                continue;
+            }
+            match host_match(&host) {
+                Ok(m) => hosts.push(Some(m)),
+                Err(e) => self.error(format!("{path}.hosts[{j}]"), e),
+            }
+        }
+        let hosts = if hosts.contains(&None) {
+            Vec::new()
+        } else {
+            hosts.into_iter().flatten().collect()
+        };
+        let path_prefix = raw.path_prefix.clone().unwrap_or_else(|| "/".to_string());
+        if !path_prefix.starts_with('/') {
+            self.error(
+                format!("{path}.path_prefix"),
+                format!("must start with '/': {path_prefix:?}"),
+            );
+        } else if path_prefix
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
+        {
+            self.error(
+                format!("{path}.path_prefix"),
+                format!("must not hold spaces, controls, '?' or '#': {path_prefix:?}"),
+            );
+        }
+        let mut methods = Vec::new();
+        for (j, m) in raw.methods.iter().enumerate() {
+            let upper = m.trim().to_ascii_uppercase();
+            if upper.is_empty() || !upper.bytes().all(is_token_byte) {
+                self.error(
+                    format!("{path}.methods[{j}]"),
+                    format!("invalid method {m:?}"),
+                );
+            } else {
+                methods.push(upper);
+            }
+        }
+        let mut headers = Vec::new();
+        for (j, h) in raw.headers.iter().enumerate() {
+            let name = h.name.trim().to_ascii_lowercase();
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                self.error(
+                    format!("{path}.headers[{j}].name"),
+                    format!("invalid header name {:?}", h.name),
+                );
+            }
+            if let Some(v) = &h.value {
+                if v.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+                    self.error(
+                        format!("{path}.headers[{j}].value"),
+                        "header value holds control characters",
+                    );
+                }
+            }
+            headers.push(HeaderMatch {
+                name,
+                value: h.value.clone(),
+            });
+        }
+        let cluster = match clusters.iter().position(|c| c.name == raw.cluster) {
+            Some(index) => index,
+            None => {
+                self.error(
+                    format!("{path}.cluster"),
+                    format!("unknown cluster {:?}", raw.cluster),
+                );
+                0
+            }
+        };
+        let upgrades = match &raw.upgrades {
+            None => vec!["websocket".to_string()],
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(j, u)| {
+                    let token = u.trim().to_ascii_lowercase();
+                    if token.is_empty() || !token.bytes().all(is_token_byte) {
+                        self.error(
+                            format!("{path}.upgrades[{j}]"),
+                            format!("invalid protocol name {u:?}"),
+                        );
+                        return None;
+                    }
+                    Some(token)
+                })
+                .collect(),
+        };
+        Route {
+            name,
+            hosts,
+            path_prefix,
+            methods,
+            headers,
+            cluster,
+            upgrades,
+        }
+    }
+}
+
+fn host_match(host: &str) -> Result<HostMatch, String> {
+    let (wildcard, name) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, host),
+    };
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
+        return Err(format!(
+            "invalid host {host:?}: expected a DNS name, \"*.suffix\" or \"*\""
+        ));
+    }
+    Ok(if wildcard {
+        HostMatch::Suffix(format!(".{name}"))
+    } else {
+        HostMatch::Exact(name.to_string())
+    })
+}
