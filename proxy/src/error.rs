@@ -18,17 +18,6 @@ pub const ERROR_CODES: [&str; 8] = [
     "client_timeout",
 ];
 
-/// Which side of the proxy an error comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The client sent something we cannot serve.
-    Downstream,
-    /// The upstream could not be reached or misbehaved.
-    Upstream,
-    /// Our own configuration has nothing for the request.
-    Config,
-}
-
 /// What a failed connect says about the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectCause {
@@ -153,23 +142,6 @@ impl ProxyError {
             ProxyError::CircuitOpen(_) => 6,
             ProxyError::ClientTimeout => 7,
         }
-    }
-
-    /// Which side the error comes from.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            ProxyError::NoRoute | ProxyError::NoEndpoint(_) => ErrorClass::Config,
-            ProxyError::BadRequest(_) | ProxyError::ClientTimeout => ErrorClass::Downstream,
-            ProxyError::Connect(..)
-            | ProxyError::Timeout
-            | ProxyError::Upstream(_)
-            | ProxyError::CircuitOpen(_) => ErrorClass::Upstream,
-        }
-    }
-
-    /// Whether the request may be sent again elsewhere: only if nothing reached an upstream.
-    pub fn retryable(&self) -> bool {
-        matches!(self, ProxyError::Connect(..))
     }
 
     /// The response for this error: its status, a one-line body and the [`ERROR_HEADER`].
