@@ -161,6 +161,26 @@ pub struct Routing {
     pub hash: ContentHash,
 }
 
+impl Routing {
+    /// What this routing lacks for a node with `listeners`: certificates when one of them terminates
+    /// TLS. One error per TLS listener, with its path; checked when a config file is validated and
+    /// when a node takes a pushed routing.
+    pub fn listener_problems(&self, listeners: &[Listener]) -> Vec<crate::FieldError> {
+        if !self.certificates.is_empty() {
+            return Vec::new();
+        }
+        listeners
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.tls.is_some())
+            .map(|(i, _)| crate::FieldError {
+                path: format!("node.listeners[{i}].tls"),
+                message: "a TLS listener needs at least one [[certificates]] entry".into(),
+            })
+            .collect()
+    }
+}
+
 /// A route: conditions on the request and the cluster that serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

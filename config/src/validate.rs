@@ -25,16 +25,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut v = Validator::default();
     let node = v.node(&raw.node);
     let routing = v.routing(&raw.routes, &raw.clusters, &raw.certificates);
-    if routing.certificates.is_empty() {
-        for (i, l) in node.listeners.iter().enumerate() {
-            if l.tls.is_some() {
-                v.error(
-                    format!("node.listeners[{i}].tls"),
-                    "a TLS listener needs at least one [[certificates]] entry",
-                );
-            }
-        }
-    }
+    v.errors.extend(routing.listener_problems(&node.listeners));
     if v.errors.is_empty() {
         Ok(Config { node, routing })
     } else {

@@ -243,7 +243,7 @@ impl NodeHandle {
             tables: self.tables.clone(),
             shared: self.shared.clone(),
             open: self.open.clone(),
-            tls_listeners: self.config.listeners.iter().any(|l| l.tls.is_some()),
+            listeners: self.config.listeners.clone(),
             traffic: self.telemetry.traffic().clone(),
         })
     }
@@ -384,22 +384,24 @@ struct Sink {
     tables: Arc<Tables>,
     shared: Arc<Shared>,
     open: Arc<std::sync::atomic::AtomicUsize>,
-    /// Whether the node terminates TLS (then a routing must bring certificates).
-    tls_listeners: bool,
+    /// The node's listeners (a routing must bring certificates for TLS ones).
+    listeners: Vec<edgeplane_config::model::Listener>,
     traffic: Arc<crate::telemetry::traffic::TrafficTotals>,
 }
 
 impl Sink {
     /// What this node requires of any routing beyond its validation.
     fn local_constraints(&self, routing: &edgeplane_config::Routing) -> Result<(), String> {
-        if self.tls_listeners && routing.certificates.is_empty() {
-            return Err(
-                "certificates: this node has TLS listeners; a routing without \
-                 [[certificates]] would leave them without a certificate"
-                    .into(),
-            );
+        let problems = routing.listener_problems(&self.listeners);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "))
         }
-        Ok(())
     }
 }
 

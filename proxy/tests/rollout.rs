@@ -725,7 +725,10 @@ async fn diff_and_dry_run_change_nothing_and_report_per_node() {
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert_eq!(text.matches("  valid     edge-").count(), IDS.len(), "{text}");
         assert!(text.contains("  invalid   edge-tls"), "{text}");
-        assert!(text.contains("this node has TLS listeners"), "{text}");
+        assert!(
+            text.contains("node.listeners[0].tls: a TLS listener needs at least one [[certificates]]"),
+            "{text}"
+        );
         let certs = fleet.write(
             "certs.toml",
             &doc(

@@ -237,7 +237,9 @@ async fn a_push_with_a_bad_certificate_is_rejected_and_changes_nothing() {
     // A routing without any certificate would leave the TLS listener without one.
     let mut bare = routing.clone();
     bare.certificates.clear();
-    assert!(sink.apply(&bare).unwrap_err().contains("TLS listeners"));
+    assert!(sink.apply(&bare).unwrap_err().contains(
+        "node.listeners[0].tls: a TLS listener needs at least one [[certificates]] entry"
+    ));
     assert_eq!(node.tables().load().hash, before);
     let r = tls_request(addr, "p.test", &pki.ca_pem, &[]).await.unwrap();
     assert_eq!((r.status, r.peer_cert), (StatusCode::OK, der(&good.0)));
