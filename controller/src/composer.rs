@@ -373,7 +373,7 @@ impl Composer {
 }
 
 impl RoutingSink for Composer {
-    fn apply(&self, routing: &Routing) -> Result<ContentHash, String> {
+    fn apply(&self, routing: &Routing) -> Result<ContentHash, crate::Rejection> {
         let mut inner = self.lock();
         inner.members.set_base(routing);
         let merged = inner.members.compose(routing);
@@ -414,7 +414,7 @@ impl RoutingSink for Composer {
         self.sink.traffic()
     }
 
-    fn check(&self, routing: &Routing) -> Result<(), String> {
+    fn check(&self, routing: &Routing) -> Result<(), crate::Rejection> {
         // Membership only adds endpoints whose addresses were checked when they joined, so the
         // document alone decides.
         self.sink.check(routing)

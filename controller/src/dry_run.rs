@@ -18,7 +18,7 @@ pub fn verdict(identity: &Identity, sink: &dyn RoutingSink, text: &str) -> Valid
             let hash = Some(routing.hash.to_string());
             match sink.check(&routing) {
                 Ok(()) => (true, hash, Vec::new()),
-                Err(e) => (false, hash, vec![e]),
+                Err(e) => (false, hash, e.0),
             }
         }
     };

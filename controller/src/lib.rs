@@ -38,7 +38,7 @@ use std::sync::Arc;
 /// The narrow interface through which the controller changes the proxy's tables.
 pub trait RoutingSink: Send + Sync + 'static {
     /// Builds and stores a snapshot of `routing` in one swap, or says why it cannot.
-    fn apply(&self, routing: &Routing) -> Result<ContentHash, String>;
+    fn apply(&self, routing: &Routing) -> Result<ContentHash, Rejection>;
     /// The content hash of the routing in place.
     fn current_hash(&self) -> ContentHash;
     /// Open downstream connections, for status reports.
@@ -49,10 +49,16 @@ pub trait RoutingSink: Send + Sync + 'static {
     fn traffic(&self) -> TrafficCounts;
     /// Checks that `routing` could be applied here (everything [`RoutingSink::apply`] checks),
     /// without applying it: the dry run of a push.
-    fn check(&self, routing: &Routing) -> Result<(), String>;
+    fn check(&self, routing: &Routing) -> Result<(), Rejection>;
     /// Every endpoint in place with its live state, grouped by cluster, for in-place updates.
     fn endpoints(&self) -> Vec<ClusterEndpoints>;
 }
+
+/// Why a routing cannot be applied on this node: every problem, one line each with its path (a
+/// rejected push acknowledges them one per line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct Rejection(pub Vec<String>);
 
 /// A node's answered requests since start, all routes together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

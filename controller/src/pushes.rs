@@ -301,7 +301,7 @@ impl Pushes {
                 Err(e) => {
                     self.reject(revision);
                     tracing::error!(revision, error = %e, "pushed config could not be built; keeping the current one");
-                    (AckStatus::Rejected, Some(routing.hash.to_string()), vec![e])
+                    (AckStatus::Rejected, Some(routing.hash.to_string()), e.0)
                 }
             },
             Decision::Reject(errors) => {

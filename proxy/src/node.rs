@@ -8,6 +8,7 @@ use crate::telemetry::Telemetry;
 use crate::upgrade::Inherited;
 use edgeplane_config::model::Node as NodeConfig;
 use edgeplane_config::Config;
+use edgeplane_controller::Rejection;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -391,16 +392,14 @@ struct Sink {
 
 impl Sink {
     /// What this node requires of any routing beyond its validation.
-    fn local_constraints(&self, routing: &edgeplane_config::Routing) -> Result<(), String> {
+    fn local_constraints(&self, routing: &edgeplane_config::Routing) -> Result<(), Rejection> {
         let problems = routing.listener_problems(&self.listeners);
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "))
+            Err(Rejection(
+                problems.iter().map(ToString::to_string).collect(),
+            ))
         }
     }
 }
@@ -409,17 +408,17 @@ impl edgeplane_controller::RoutingSink for Sink {
     fn apply(
         &self,
         routing: &edgeplane_config::Routing,
-    ) -> Result<edgeplane_config::ContentHash, String> {
+    ) -> Result<edgeplane_config::ContentHash, Rejection> {
         self.local_constraints(routing)?;
         self.tables
             .apply(routing)
             .map(|s| s.hash)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Rejection(e.lines()))
     }
 
-    fn check(&self, routing: &edgeplane_config::Routing) -> Result<(), String> {
+    fn check(&self, routing: &edgeplane_config::Routing) -> Result<(), Rejection> {
         self.local_constraints(routing)?;
-        self.tables.check(routing).map_err(|e| e.to_string())
+        self.tables.check(routing).map_err(|e| Rejection(e.lines()))
     }
 
     fn traffic(&self) -> edgeplane_controller::TrafficCounts {

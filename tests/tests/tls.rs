@@ -229,7 +229,7 @@ async fn a_push_with_a_bad_certificate_is_rejected_and_changes_nothing() {
     let bad = tls_config(&backend, &inline_cert(&(good.0.clone(), other.1.clone())));
     let routing = edgeplane_config::from_toml(&bad).unwrap().routing;
     let sink = node.sink();
-    let err = sink.apply(&routing).unwrap_err();
+    let err = sink.apply(&routing).unwrap_err().to_string();
     assert!(
         err.contains("certificates[0].key: the key does not match"),
         "{err}"
@@ -237,9 +237,22 @@ async fn a_push_with_a_bad_certificate_is_rejected_and_changes_nothing() {
     // A routing without any certificate would leave the TLS listener without one.
     let mut bare = routing.clone();
     bare.certificates.clear();
-    assert!(sink.apply(&bare).unwrap_err().contains(
+    assert!(sink.apply(&bare).unwrap_err().to_string().contains(
         "node.listeners[0].tls: a TLS listener needs at least one [[certificates]] entry"
     ));
+    // Several problems: one line each (a rejected push acknowledges them one per line).
+    let missing = "[[certificates]]\ncert = \"/nonexistent/a.pem\"\nkey = \"/nonexistent/a.key\"\n\
+                   [[certificates]]\ncert = \"/nonexistent/b.pem\"\nkey = \"/nonexistent/b.key\"\n";
+    let two = edgeplane_config::from_toml(&tls_config(&backend, missing))
+        .unwrap()
+        .routing;
+    let lines = sink.apply(&two).unwrap_err().0;
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines[0].starts_with("certificates[0]"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("certificates[1]")),
+        "{lines:?}"
+    );
     assert_eq!(node.tables().load().hash, before);
     let r = tls_request(addr, "p.test", &pki.ca_pem, &[]).await.unwrap();
     assert_eq!((r.status, r.peer_cert), (StatusCode::OK, der(&good.0)));

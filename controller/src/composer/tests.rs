@@ -50,7 +50,7 @@ impl FakeSink {
 }
 
 impl RoutingSink for FakeSink {
-    fn apply(&self, routing: &Routing) -> Result<ContentHash, String> {
+    fn apply(&self, routing: &Routing) -> Result<ContentHash, crate::Rejection> {
         self.applied.fetch_add(1, Relaxed);
         let mut eps = Vec::new();
         for c in &routing.clusters {
@@ -79,7 +79,7 @@ impl RoutingSink for FakeSink {
     fn traffic(&self) -> crate::TrafficCounts {
         crate::TrafficCounts::default()
     }
-    fn check(&self, _: &Routing) -> Result<(), String> {
+    fn check(&self, _: &Routing) -> Result<(), crate::Rejection> {
         Ok(())
     }
     fn requests(&self) -> u64 {
