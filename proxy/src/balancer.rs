@@ -16,7 +16,7 @@ pub(crate) mod rng;
 mod round_robin;
 mod weighted;
 
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 use edgeplane_config::model::Balancing;
 use std::fmt;
 
@@ -56,7 +56,7 @@ pub fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
 #[cfg(test)]
 pub(crate) mod test_support {
     use crate::pool::Pool;
-    use crate::tables::Endpoint;
+    use crate::endpoint::Endpoint;
     use crate::upstream::Upstream;
     use std::sync::Arc;
     use std::time::Duration;

@@ -6,6 +6,7 @@ use crate::balancer::{self, Balancer};
 use crate::breaker::Breaker;
 use crate::pool::Pool;
 use crate::upstream::Upstream;
+pub use crate::endpoint::Endpoint;
 use edgeplane_config::model::{Balancing, CircuitBreaker, ClusterTimeouts, Retry};
 use foldhash::HashMap;
 use http::HeaderValue;
@@ -84,19 +85,6 @@ pub struct LocalZone {
     pub balancer: Arc<dyn Balancer>,
     /// Spill over to every zone below this percentage of usable local endpoints.
     pub spill_below: u8,
-}
-
-/// An endpoint in a snapshot: this version's settings plus the long-lived [`Upstream`].
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// Live state, shared with the previous and next snapshots.
-    pub upstream: Arc<Upstream>,
-    /// Relative weight.
-    pub weight: u32,
-    /// Zone, if known.
-    pub zone: Option<Arc<str>>,
-    /// Priority (0 = primary).
-    pub priority: u8,
 }
 
 /// What a cluster carries over from the previous snapshot.

@@ -3,7 +3,8 @@
 //! One `load()` of the snapshot per request; no lock except the endpoint pool's short push/pop; no
 //! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
 
-use crate::body::{ProxyBody, RequestBody, Upload, UploadState, UpstreamBody};
+use crate::body::{ProxyBody, UpstreamBody};
+use crate::request_body::{RequestBody, Upload, UploadState};
 use crate::breaker::RetrySlot;
 use crate::error::ProxyError;
 use crate::forwarding::{self, Forwarding};

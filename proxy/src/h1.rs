@@ -17,7 +17,7 @@ mod template;
 pub use body::OwnBody;
 pub use parse::{Framing, Head};
 
-use crate::body::RequestBody;
+use crate::request_body::RequestBody;
 use crate::forwarding::Forwarding;
 use bytes::BytesMut;
 use http::{header, Method, Request};

@@ -18,17 +18,6 @@ const TICK: Duration = Duration::from_millis(100);
 /// Checks in flight at most.
 const CONCURRENCY: usize = 64;
 
-/// One endpoint's check bookkeeping.
-#[derive(Debug, Default)]
-pub struct CheckState {
-    /// When the next check is due.
-    pub next: Option<Instant>,
-    /// Passes in a row.
-    pub passes: u32,
-    /// Failures in a row.
-    pub failures: u32,
-}
-
 /// GETs `path` from `connect` (host and port to connect to) with Host `authority`: whether it answered
 /// 2xx or 3xx within `timeout`.
 pub async fn http_check(

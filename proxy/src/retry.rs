@@ -4,7 +4,7 @@
 //! small enough to be buffered whole (`retry.buffer_body`); others are streamed and never sent twice.
 //! A connect failure is retried for any request, since nothing reached an upstream.
 
-use crate::body::RequestBody;
+use crate::request_body::RequestBody;
 use crate::error::ProxyError;
 use bytes::Bytes;
 use edgeplane_config::model::Retry;

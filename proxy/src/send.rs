@@ -2,7 +2,7 @@
 //! connection limit, waiting as a pending request if need be), then the request, until response
 //! headers or the try's deadline.
 
-use crate::body::RequestBody;
+use crate::request_body::RequestBody;
 use crate::breaker::ConnSlot;
 use crate::conn::{self, Protocol, Sender};
 use crate::error::{ConnectCause, ProxyError};
@@ -275,7 +275,7 @@ mod tests {
             limits: &limits,
             tls: None,
         };
-        let req = http::Request::new(crate::body::RequestBody::Buffered(None));
+        let req = http::Request::new(crate::request_body::RequestBody::Buffered(None));
         let deadline = tokio::time::Instant::now();
         let v = http::HeaderValue::from_static("x");
         let mut forwarding = crate::forwarding::Forwarding::new(&v, &v, &v, None, 0, 0);

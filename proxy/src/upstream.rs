@@ -21,7 +21,7 @@ pub struct Upstream {
     /// Outlier detection's state.
     pub outlier: std::sync::Mutex<OutlierState>,
     /// Active health checks' state.
-    pub checks: std::sync::Mutex<crate::health_check::CheckState>,
+    pub checks: std::sync::Mutex<CheckState>,
 }
 
 const DRAINING: u8 = 1;
@@ -464,3 +464,14 @@ impl edgeplane_controller::LiveEndpoint for Upstream {
         Upstream::in_flight(self)
     }
 }
+/// One endpoint's active health-check bookkeeping (written by `health_check`'s scheduler).
+#[derive(Debug, Default)]
+pub struct CheckState {
+    /// When the next check is due.
+    pub next: Option<tokio::time::Instant>,
+    /// Passes in a row.
+    pub passes: u32,
+    /// Failures in a row.
+    pub failures: u32,
+}
+

@@ -12,7 +12,7 @@
 
 use super::rng::Rng;
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Two random choices, the lower cost wins.
 #[derive(Debug)]

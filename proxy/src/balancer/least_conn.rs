@@ -4,7 +4,7 @@
 //! the first one taking it all.
 
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Scans the candidates from a rotating start for the lowest `(in_flight + 1) / weight`.

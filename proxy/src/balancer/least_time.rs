@@ -3,7 +3,7 @@
 //! traffic and a sample. Ties are broken by a rotating start.
 
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Scans the candidates from a rotating start.

@@ -4,7 +4,7 @@
 
 use super::hashing::{address_hash, mix};
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Table size for clusters up to 256 endpoints, and above (primes; ≥ 100 slots per endpoint below

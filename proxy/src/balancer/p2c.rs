@@ -6,7 +6,7 @@
 use super::least_time::{cheaper, cost};
 use super::rng::Rng;
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Two random choices, the cheaper wins.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 
 use super::rng::Rng;
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Draws by weight, thins by health.
 #[derive(Debug)]

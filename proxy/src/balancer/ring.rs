@@ -4,7 +4,7 @@
 
 use super::hashing::{address_hash, mix};
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Largest ring.

@@ -1,7 +1,7 @@
 //! Round robin: each endpoint in turn, ignoring weights.
 
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// A shared counter modulo the number of endpoints.

@@ -12,7 +12,7 @@
 //! evenly spaced), though not nginx's exact order.
 
 use super::Balancer;
-use crate::tables::Endpoint;
+use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Longest precomputed cycle (entries are `u32`, so at most 256 KiB per cluster).

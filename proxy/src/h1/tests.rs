@@ -1,7 +1,7 @@
 //! The own client against a raw socket peer on loopback.
 
 use super::*;
-use crate::body::RequestBody;
+use crate::request_body::RequestBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -1,0 +1,134 @@
+//! The request body sent upstream: streamed from the client (noting how far the upload got, so that a
+//! client's broken upload is never charged to the endpoint) or buffered whole for a replay.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A request body sent upstream: streamed from the client, or buffered whole so that the request can
+/// be replayed on a retry.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// Streamed from the client.
+    Streamed(Upload),
+    /// Buffered; `None` once sent (or empty).
+    Buffered(Option<Bytes>),
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Streamed(inner) => Pin::new(inner).poll_frame(cx),
+            RequestBody::Buffered(data) => Poll::Ready(once(data)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Streamed(inner) => inner.is_end_stream(),
+            RequestBody::Buffered(data) => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Streamed(inner) => inner.size_hint(),
+            RequestBody::Buffered(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+/// A request body streamed from the client, noting how far it got: an upload that breaks (a malformed
+/// chunk, a client gone mid-body) or has not finished when the try times out is the client's doing,
+/// not the endpoint's, and must not be charged to it.
+#[derive(Debug)]
+pub struct Upload {
+    inner: Incoming,
+    state: Arc<UploadState>,
+}
+
+/// How a streamed upload went, shared with the request's handler.
+#[derive(Debug, Default)]
+pub struct UploadState {
+    done: AtomicBool,
+    failed: AtomicBool,
+    /// The last read from the client found nothing to read: the upload waits on the client (else
+    /// on the upstream taking what was read).
+    starved: AtomicBool,
+}
+
+impl UploadState {
+    /// Whether the whole body was read from the client.
+    pub fn done(&self) -> bool {
+        self.done.load(Relaxed)
+    }
+
+    /// Whether reading the body from the client failed.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Relaxed)
+    }
+
+    /// Whether the upload is unfinished because the client is not sending (rather than because the
+    /// upstream is not reading).
+    pub fn waiting_on_client(&self) -> bool {
+        !self.done() && self.starved.load(Relaxed)
+    }
+}
+
+impl Upload {
+    /// Streams `inner`, reporting to `state`.
+    pub fn new(inner: Incoming, state: Arc<UploadState>) -> Upload {
+        if inner.is_end_stream() {
+            state.done.store(true, Relaxed);
+        }
+        Upload { inner, state }
+    }
+}
+
+impl Body for Upload {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) else {
+            self.state.starved.store(true, Relaxed);
+            return Poll::Pending;
+        };
+        self.state.starved.store(false, Relaxed);
+        match &frame {
+            None => self.state.done.store(true, Relaxed),
+            Some(Err(_)) => self.state.failed.store(true, Relaxed),
+            Some(Ok(_)) if self.inner.is_end_stream() => self.state.done.store(true, Relaxed),
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The one frame of a body held whole, then its end.
+pub(crate) fn once(data: &mut Option<Bytes>) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+    data.take().map(|d| Ok(Frame::data(d)))
+}
