@@ -55,8 +55,8 @@ pub fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::pool::Pool;
     use crate::endpoint::Endpoint;
+    use crate::pool::Pool;
     use crate::upstream::Upstream;
     use std::sync::Arc;
     use std::time::Duration;

@@ -4,9 +4,9 @@
 use crate::balancer::rng::Rng;
 use crate::balancer::{self, Balancer};
 use crate::breaker::Breaker;
+pub use crate::endpoint::Endpoint;
 use crate::pool::Pool;
 use crate::upstream::Upstream;
-pub use crate::endpoint::Endpoint;
 use edgeplane_config::model::{Balancing, CircuitBreaker, ClusterTimeouts, Retry};
 use foldhash::HashMap;
 use http::HeaderValue;

@@ -3,10 +3,10 @@
 //! and is handed to hyper's client for good when a request needs it (a streamed body, an upgrade). HTTP/2 connections are shared: every clone of a [`Sender`] multiplexes on the
 //! same connection, which closes (and frees its place) when the last clone goes.
 
-use crate::request_body::RequestBody;
 use crate::breaker::ConnSlot;
 use crate::error::{ConnectCause, ProxyError};
 use crate::h1;
+use crate::request_body::RequestBody;
 use crate::upstream_tls::TlsClient;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, Request, Uri, Version};

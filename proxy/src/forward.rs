@@ -4,13 +4,13 @@
 //! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
 
 use crate::body::{ProxyBody, UpstreamBody};
-use crate::request_body::{RequestBody, Upload, UploadState};
 use crate::breaker::RetrySlot;
 use crate::error::ProxyError;
 use crate::forwarding::{self, Forwarding};
 use crate::h1::OwnBody;
 use crate::headers;
 use crate::next_try::{charge_failure, next_try, Locator, Retrying};
+use crate::request_body::{RequestBody, Upload, UploadState};
 use crate::router::{normalize_host, MAX_HOST};
 use crate::send::Answer;
 use crate::tables::Tables;

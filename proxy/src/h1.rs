@@ -17,8 +17,8 @@ mod template;
 pub use body::OwnBody;
 pub use parse::{Framing, Head};
 
-use crate::request_body::RequestBody;
 use crate::forwarding::Forwarding;
+use crate::request_body::RequestBody;
 use bytes::BytesMut;
 use http::{header, Method, Request};
 use http_body::Body;

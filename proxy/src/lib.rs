@@ -12,6 +12,7 @@ pub mod affinity;
 pub mod balancer;
 pub mod body;
 pub mod breaker;
+pub mod certs;
 pub mod closing;
 pub mod cluster;
 pub mod conn;

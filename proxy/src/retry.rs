@@ -4,8 +4,8 @@
 //! small enough to be buffered whole (`retry.buffer_body`); others are streamed and never sent twice.
 //! A connect failure is retried for any request, since nothing reached an upstream.
 
-use crate::request_body::RequestBody;
 use crate::error::ProxyError;
+use crate::request_body::RequestBody;
 use bytes::Bytes;
 use edgeplane_config::model::Retry;
 use http::{HeaderMap, Method, Request, Uri, Version};

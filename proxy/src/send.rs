@@ -2,12 +2,12 @@
 //! connection limit, waiting as a pending request if need be), then the request, until response
 //! headers or the try's deadline.
 
-use crate::request_body::RequestBody;
 use crate::breaker::ConnSlot;
 use crate::conn::{self, Protocol, Sender};
 use crate::error::{ConnectCause, ProxyError};
 use crate::forwarding::Forwarding;
 use crate::h1;
+use crate::request_body::RequestBody;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::Upstream;
 use crate::upstream_tls::TlsClient;

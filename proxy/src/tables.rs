@@ -6,11 +6,11 @@
 //! snapshot reuses the [`Upstream`] of every endpoint whose identity (cluster name, address) is
 //! unchanged, so in-flight counts, latency and idle connections survive reloads.
 
+use crate::certs::CertTable;
 use crate::cluster::Carried;
 pub use crate::cluster::{Cluster, Endpoint, Level, LocalZone};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{RouteMetrics, Telemetry};
-use crate::tls::CertTable;
 use arc_swap::ArcSwap;
 use edgeplane_config::model::Routing;
 use edgeplane_config::ContentHash;

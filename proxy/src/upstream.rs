@@ -474,4 +474,3 @@ pub struct CheckState {
     /// Failures in a row.
     pub failures: u32,
 }
-

@@ -72,7 +72,7 @@ impl TlsClient {
                 Arc::new(roots)
             }
         };
-        let builder = ClientConfig::builder_with_provider(crate::tls::provider())
+        let builder = ClientConfig::builder_with_provider(crate::certs::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("{at}: {e}"))?
             .with_root_certificates(roots);

@@ -1,0 +1,161 @@
+//! Import cycles between the files of proxy/src: every `crate::` path a file names (outside its tests)
+//! is an edge to the file that defines it; strongly connected groups of files are cycles. Issue 18
+//! asks for none. Until the last ones are cut, this test holds the line: it fails when a cycle appears
+//! or grows, and when one shrinks (then update `KNOWN` to the smaller set, as ARCHITECTURE.md says).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The cycles left, each as its sorted files (module paths).
+const KNOWN: &[&[&str]] = &[
+    &[
+        "balancer", "body", "breaker", "cluster", "conn", "endpoint", "error", "h1/body",
+        "outlier", "pool", "priority", "tables", "upstream",
+    ],
+    &["forward", "next_try", "server", "tunnel"],
+    &["head_watch", "idle"],
+];
+
+fn modules(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            modules(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(root).unwrap().with_extension("");
+            let name = rel.to_string_lossy().replace('\\', "/");
+            let name = name.strip_suffix("/mod").unwrap_or(&name).to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Test code may reach anywhere.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+            out.insert(name, code);
+        }
+    }
+}
+
+/// The module a `crate::a::b::C` path lands in: its longest prefix that is a file.
+fn resolve(path: &str, mods: &BTreeMap<String, String>) -> Option<String> {
+    let parts: Vec<&str> = path.split("::").collect();
+    (1..=parts.len())
+        .rev()
+        .map(|k| parts[..k].join("/"))
+        .find(|m| mods.contains_key(m))
+}
+
+fn edges(mods: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (m, code) in mods {
+        let mut targets = BTreeSet::new();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let inner = &group[..group.find('}').unwrap_or(0)];
+                for item in inner.split(',') {
+                    let first = item.trim().split("::").next().unwrap_or("");
+                    targets.extend(resolve(first, mods));
+                }
+            } else {
+                let path: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                targets.extend(resolve(path.trim_end_matches(':'), mods));
+            }
+        }
+        targets.retain(|t| t != m && !t.starts_with(&format!("{m}/")));
+        g.insert(m.clone(), targets);
+    }
+    g
+}
+
+/// Strongly connected groups of more than one file (Tarjan).
+fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<Vec<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: BTreeSet<Vec<String>>,
+    }
+    fn visit<'a>(t: &mut T<'a>, v: &'a str) {
+        let n = t.index.len();
+        t.index.insert(v, n);
+        t.low.insert(v, n);
+        t.stack.push(v);
+        t.on.insert(v);
+        for w in t.g.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !t.index.contains_key(w) {
+                visit(t, w);
+                let lw = t.low[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(lw);
+            } else if t.on.contains(w) {
+                let iw = t.index[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(iw);
+            }
+        }
+        if t.low[v] == t.index[v] {
+            let mut group = Vec::new();
+            loop {
+                let w = t.stack.pop().unwrap();
+                t.on.remove(w);
+                group.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                group.sort();
+                t.out.insert(group);
+            }
+        }
+    }
+    let mut t = T {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: BTreeSet::new(),
+    };
+    for v in g.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            visit(&mut t, v);
+        }
+    }
+    t.out
+}
+
+#[test]
+fn no_new_import_cycle_in_proxy_src() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut mods = BTreeMap::new();
+    modules(&root, &root, &mut mods);
+    let found = cycles(&edges(&mods));
+    let known: BTreeSet<Vec<String>> = KNOWN
+        .iter()
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .collect();
+    assert_eq!(
+        found, known,
+        "import cycles in proxy/src changed: a new or bigger one is a regression; a smaller one is \
+         progress: write it into KNOWN"
+    );
+}
+
+#[test]
+fn the_check_finds_a_cycle_it_is_given() {
+    let mut mods = BTreeMap::new();
+    mods.insert("a".to_string(), "use crate::b::X;".to_string());
+    mods.insert("b".to_string(), "use crate::{c, d::Y};".to_string());
+    mods.insert("c".to_string(), "fn f() { crate::a::g() }".to_string());
+    mods.insert("d".to_string(), String::new());
+    let found = cycles(&edges(&mods));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found.iter().next().unwrap(), &["a", "b", "c"]);
+}
