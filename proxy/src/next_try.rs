@@ -6,8 +6,8 @@
 use crate::breaker::RetrySlot;
 use crate::cluster::Cluster;
 use crate::error::ConnectCause;
-use crate::forward::Shared;
 use crate::retry;
+use crate::shared::Shared;
 use crate::upstream::Upstream;
 use http::HeaderValue;
 use std::net::SocketAddr;

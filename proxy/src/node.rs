@@ -1,8 +1,8 @@
 //! A running node: tables, listeners, admin endpoint and the shutdown sequence, wired together.
 
 use crate::admin;
-use crate::forward::Shared;
 use crate::server::{Phase, Server};
+use crate::shared::Shared;
 use crate::tables::{BuildError, Snapshot, Tables};
 use crate::telemetry::Telemetry;
 use crate::upgrade::Inherited;

@@ -8,9 +8,11 @@
 //! idle timeout.
 
 use crate::closing::{Ask, Closing};
-use crate::forward::{self, ConnInfo, Shared};
+use crate::forward::{self, ConnInfo};
 use crate::head_watch::{Answering, HeadWatch};
 use crate::idle::{Activity, Tracked};
+pub use crate::lifecycle::{ConnHold, Phase};
+use crate::shared::Shared;
 use crate::shed::Shed;
 use edgeplane_config::model::{Limits, NodeTimeouts};
 use http::{HeaderValue, Request};
@@ -28,17 +30,6 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::{Instant, MissedTickBehavior};
-
-/// Where a node is in its life; connections watch it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Serving.
-    Running,
-    /// Stop accepting; let in-flight requests finish, then close each connection.
-    Draining,
-    /// Close every connection now.
-    Closing,
-}
 
 /// Everything a listener needs to serve connections.
 #[derive(Clone)]
@@ -144,12 +135,7 @@ impl Server {
         slot: OwnedSemaphorePermit,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        let hold = Arc::new(ConnHold {
-            _slot: slot,
-            _open: OpenGuard(self.open.clone()),
-            phase: self.phase.clone(),
-        });
+        let hold = Arc::new(ConnHold::new(slot, self.open.clone(), self.phase.clone()));
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
         let tracked = Tracked::new(stream, activity.clone(), self.shared.bytes.clone());
@@ -358,32 +344,4 @@ async fn drain_tick(drain: &mut Option<(tokio::time::Interval, crate::idle::Watc
 /// Resolves once the node leaves [`Phase::Running`] (or the node is gone).
 async fn stopped(phase: &mut watch::Receiver<Phase>) {
     let _ = phase.wait_for(|p| *p != Phase::Running).await.map(|_| ());
-}
-
-/// What keeps a downstream connection counted, its `max_connections` slot and its place in the
-/// open-connections gauge, for as long as its HTTP connection or the tunnel it was upgraded to lives
-/// (so a draining node waits for tunnels too); a tunnel also learns from it when the node closes.
-#[derive(Debug)]
-pub struct ConnHold {
-    _slot: OwnedSemaphorePermit,
-    _open: OpenGuard,
-    phase: watch::Receiver<Phase>,
-}
-
-impl ConnHold {
-    /// Resolves when the node closes its remaining connections (or is gone).
-    pub async fn closed(&self) {
-        let mut phase = self.phase.clone();
-        let _ = phase.wait_for(|p| *p == Phase::Closing).await;
-    }
-}
-
-/// Counts a connection as open until dropped.
-#[derive(Debug)]
-struct OpenGuard(Arc<AtomicUsize>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }

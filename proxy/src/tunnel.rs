@@ -3,7 +3,7 @@
 //! its downstream connection's slot: a draining node (shutdown, binary upgrade) waits for it within the
 //! grace period, and cuts it when the node closes.
 
-use crate::server::ConnHold;
+use crate::lifecycle::ConnHold;
 use crate::upstream::InFlight;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;

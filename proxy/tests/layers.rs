@@ -1,5 +1,5 @@
-//! Import cycles between the files of proxy/src: every `crate::` path a file names (outside its tests)
-//! is an edge to the file that defines it; strongly connected groups of files are cycles. Issue 18
+//! Import cycles between the files of proxy/src: every `crate::` path a file names (outside its tests
+//! and comments) is an edge to the file that defines it; strongly connected groups of files are cycles. Issue 18
 //! asks for none. Until the last ones are cut, this test holds the line: it fails when a cycle appears
 //! or grows, and when one shrinks (then update `KNOWN` to the smaller set, as ARCHITECTURE.md says).
 
@@ -9,14 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The cycles left, each as its sorted files (module paths).
-const KNOWN: &[&[&str]] = &[
-    &[
-        "balancer", "body", "breaker", "cluster", "conn", "endpoint", "error", "h1/body",
-        "outlier", "pool", "priority", "tables", "upstream",
-    ],
-    &["forward", "next_try", "server", "tunnel"],
-    &["head_watch", "idle"],
-];
+const KNOWN: &[&[&str]] = &[&[
+    "balancer", "body", "breaker", "cluster", "conn", "endpoint", "error", "h1/body", "outlier",
+    "pool", "priority", "tables", "upstream",
+]];
 
 fn modules(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -28,8 +24,15 @@ fn modules(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
             let name = rel.to_string_lossy().replace('\\', "/");
             let name = name.strip_suffix("/mod").unwrap_or(&name).to_string();
             let text = std::fs::read_to_string(&path).unwrap();
-            // Test code may reach anywhere.
-            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+            // Test code may reach anywhere, and a doc link is not a dependency.
+            let code: String = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or("")
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
             out.insert(name, code);
         }
     }

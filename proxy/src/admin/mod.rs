@@ -11,8 +11,8 @@
 mod api;
 mod document;
 
-use crate::forward::Shared;
 use crate::server::Phase;
+use crate::shared::Shared;
 use crate::tables::Tables;
 use crate::telemetry::Telemetry;
 use bytes::Bytes;
