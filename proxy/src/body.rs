@@ -5,6 +5,7 @@
 //! connection goes back to the pool and the endpoint's in-flight count drops. A body dropped before its
 //! end (the client went away) drops the connection instead, since it is mid-message.
 
+use crate::error::{ProxyError, ERROR_HEADER};
 pub use crate::h1::body::BodyError;
 use crate::h1::OwnBody;
 use crate::pool::Sender;
@@ -119,4 +120,20 @@ impl Body for ProxyBody {
             ProxyBody::Own(own) => own.size_hint(),
         }
     }
+}
+
+/// The proxy's own response for `error`: its status, a one-line body and the
+/// [`crate::error::ERROR_HEADER`].
+pub fn error_response(error: ProxyError) -> http::Response<ProxyBody> {
+    let status = error.status();
+    let body = format!("{} {}\n", status.as_u16(), error);
+    let mut resp = http::Response::new(ProxyBody::local(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(ERROR_HEADER, http::HeaderValue::from_static(error.code()));
+    resp
 }

@@ -32,7 +32,7 @@ pub struct Breaker {
     /// Cumulative share of traffic per priority level, in thousandths (set by the sweeper).
     cuts: [AtomicU16; LEVELS],
     /// Outlier detection's decisions and counts.
-    pub outliers: crate::outlier::ClusterBook,
+    pub outliers: crate::ejections::ClusterBook,
 }
 
 impl Breaker {

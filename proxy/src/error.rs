@@ -1,7 +1,6 @@
 //! Errors of the request path and the responses the proxy makes for them.
 
-use crate::body::ProxyBody;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::StatusCode;
 
 /// The header on every response the proxy produced itself, naming the cause.
 pub const ERROR_HEADER: &str = "x-edgeplane-error";
@@ -142,21 +141,6 @@ impl ProxyError {
             ProxyError::CircuitOpen(_) => 6,
             ProxyError::ClientTimeout => 7,
         }
-    }
-
-    /// The response for this error: its status, a one-line body and the [`ERROR_HEADER`].
-    pub fn into_response(self) -> Response<ProxyBody> {
-        let status = self.status();
-        let body = format!("{} {}\n", status.as_u16(), self);
-        let mut resp = Response::new(ProxyBody::local(body));
-        *resp.status_mut() = status;
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        h.insert(ERROR_HEADER, HeaderValue::from_static(self.code()));
-        resp
     }
 }
 

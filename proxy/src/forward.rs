@@ -57,7 +57,7 @@ pub async fn handle(
         Err(e) => {
             tracing::debug!(error = %e, status = e.status().as_u16(), "request failed at the proxy");
             metrics.error(e.code_index());
-            e.into_response()
+            crate::body::error_response(e)
         }
     };
     let elapsed = received.elapsed();

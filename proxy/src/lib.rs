@@ -17,6 +17,7 @@ pub mod closing;
 pub mod cluster;
 pub mod conn;
 pub mod demo;
+pub mod ejections;
 pub mod endpoint;
 pub mod error;
 pub mod fleet;

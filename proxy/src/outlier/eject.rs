@@ -7,98 +7,11 @@
 //! rates and ends ejections.
 
 use crate::cluster::Cluster;
+pub use crate::ejections::{ClusterBook, Why};
 use crate::error::ConnectCause;
 use crate::upstream::{OutlierState, Upstream};
 use edgeplane_config::model::Outlier;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
-
-/// Why an endpoint was taken out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
-    /// A connect to it was refused, reset or timed out.
-    Connect,
-    /// `consecutive_failures` failures in a row.
-    Streak,
-    /// Its failure rate reached `failure_rate`.
-    Rate,
-    /// It failed again right after coming back (half-open).
-    HalfOpen,
-}
-
-impl Why {
-    /// Every reason, in [`Why::index`] order, with its metric label.
-    pub const LABELS: [&'static str; 4] = [
-        "connect",
-        "consecutive_failures",
-        "failure_rate",
-        "half_open",
-    ];
-
-    fn index(self) -> usize {
-        match self {
-            Why::Connect => 0,
-            Why::Streak => 1,
-            Why::Rate => 2,
-            Why::HalfOpen => 3,
-        }
-    }
-
-    fn text(self) -> &'static str {
-        match self {
-            Why::Connect => "connect refused or timed out",
-            Why::Streak => "consecutive failures",
-            Why::Rate => "failure rate",
-            Why::HalfOpen => "failed again after coming back",
-        }
-    }
-}
-
-/// A cluster's outlier bookkeeping that outlives snapshots (it lives in the cluster's
-/// [`crate::breaker::Breaker`]).
-#[derive(Debug, Default)]
-pub struct ClusterBook {
-    /// Held while deciding to eject: the count of ejected endpoints and the ejection agree.
-    decide: Mutex<()>,
-    /// Ejections so far, by [`Why`].
-    ejections: [AtomicU64; 4],
-    /// Connect failures caused by this node's own resources (never charged to an endpoint).
-    local_errors: AtomicU64,
-    /// When a local connect error was last logged, in seconds since the process's first log.
-    local_logged: AtomicU64,
-}
-
-impl ClusterBook {
-    fn decide(&self) -> MutexGuard<'_, ()> {
-        self.decide.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Ejections so far, by reason ([`Why::LABELS`] order).
-    pub fn ejections(&self) -> [u64; 4] {
-        std::array::from_fn(|i| self.ejections[i].load(Relaxed))
-    }
-
-    /// Connect failures caused by this node's own resources.
-    pub fn local_errors(&self) -> u64 {
-        self.local_errors.load(Relaxed)
-    }
-
-    /// Counts a connect failure caused by this node's own resources, and logs it (at most once a
-    /// second per cluster).
-    pub fn local_error(&self, cluster: &str, endpoint: std::net::SocketAddr, error: &str) {
-        self.local_errors.fetch_add(1, Relaxed);
-        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        let now = START
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_secs()
-            + 1;
-        if self.local_logged.swap(now, Relaxed) != now {
-            tracing::warn!(%cluster, %endpoint, error, "connect failed for lack of local resources (file descriptors, ports, memory); not charged to the endpoint");
-        }
-    }
-}
 
 /// Judges a failure the request path just recorded on `u`, an endpoint of `c` (`connect`: the cause,
 /// if connecting failed): takes it out at once when the evidence is enough, within
@@ -227,7 +140,7 @@ fn eject(c: &Cluster, u: &Upstream, st: &mut OutlierState, cfg: &Outlier, now: I
     st.for_connect = why == Why::Connect;
     u.set_ejected(true);
     u.pool.clear();
-    c.breaker.outliers.ejections[why.index()].fetch_add(1, Relaxed);
+    c.breaker.outliers.count(why);
     tracing::warn!(cluster = %c.name, endpoint = %u.address, why = why.text(), ejection = ?length, "outlier ejected");
 }
 
