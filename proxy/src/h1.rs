@@ -11,6 +11,7 @@
 pub mod body;
 mod chunked;
 mod encode;
+mod fields;
 mod parse;
 mod template;
 

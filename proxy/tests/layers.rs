@@ -1,5 +1,6 @@
 //! No import cycle between the files of proxy/src: every `crate::` path a file names (outside its
-//! tests and comments) is an edge to the file that defines it; a strongly connected group of files is
+//! tests and comments), and every `super::` path to a sibling file, is an edge to the file that
+//! defines it; a strongly connected group of files is
 //! a cycle. Dependencies inside the crate run one way (ARCHITECTURE.md shows the layers).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -58,6 +59,30 @@ fn edges(mods: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> 
                     .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                     .collect();
                 targets.extend(resolve(path.trim_end_matches(':'), mods));
+            }
+        }
+        // `super::sibling::X` inside a folder: an edge to the sibling file (not to the parent,
+        // which every child reaches by nature).
+        if let Some((parent, _)) = m.rsplit_once('/') {
+            for (i, _) in code.match_indices("super::") {
+                let rest = &code[i + "super::".len()..];
+                let paths: Vec<String> = match rest.strip_prefix('{') {
+                    Some(group) => group[..group.find('}').unwrap_or(0)]
+                        .split(',')
+                        .map(|item| item.trim().to_string())
+                        .collect(),
+                    None => vec![rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                        .collect()],
+                };
+                for path in paths {
+                    let full = format!("{parent}::{}", path.trim_end_matches(':'));
+                    let full = full.replace('/', "::");
+                    if let Some(t) = resolve(&full, mods).filter(|t| t != parent) {
+                        targets.insert(t);
+                    }
+                }
             }
         }
         targets.retain(|t| t != m && !t.starts_with(&format!("{m}/")));
@@ -149,4 +174,11 @@ fn the_check_finds_a_cycle_it_is_given() {
     let found = cycles(&edges(&mods));
     assert_eq!(found.len(), 1);
     assert_eq!(found.iter().next().unwrap(), &["a", "b", "c"]);
+    // Siblings in a folder reaching each other through `super::`.
+    let mut mods = BTreeMap::new();
+    mods.insert("h".to_string(), String::new());
+    mods.insert("h/p".to_string(), "use super::t::{Line, T};".to_string());
+    mods.insert("h/t".to_string(), "use super::{p::Span, X};".to_string());
+    let found = cycles(&edges(&mods));
+    assert_eq!(found.iter().next().unwrap(), &["h/p", "h/t"]);
 }

@@ -3,8 +3,9 @@
 //! turned into the header map, and hop-by-hop headers never enter the map: what the map holds is
 //! what goes to the client.
 
+use super::fields::{Fields, Span};
 use super::template::{Line, Template};
-use crate::headers::{self, ConnectionToken};
+use crate::headers::{self};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
@@ -48,9 +49,6 @@ pub enum Parsed {
     /// A final response head, consumed from the buffer.
     Complete(Head),
 }
-
-/// Where a header line's name and value are in the head: name start and end, value start and end.
-pub type Span = (u32, u32, u32, u32);
 
 /// Parses the response head at the start of `buf` (the answer to a `HEAD` request if `head_request`),
 /// removing it from `buf` when complete. `template` holds the connection's last response's header
@@ -161,79 +159,6 @@ fn header_map(
     }
     template.keep(&headers);
     Ok(headers)
-}
-
-/// What the framing needs of a head's header lines, gathered as they are read.
-#[derive(Debug, Default)]
-pub struct Fields {
-    /// `Connection: close`.
-    close: bool,
-    /// `Connection: keep-alive`.
-    keep_alive: bool,
-    /// Other headers `Connection` names: they apply to this hop only.
-    named: Option<Vec<HeaderName>>,
-    /// A `Transfer-Encoding` line was seen.
-    transfer_encoding: bool,
-    /// The last coding of the last `Transfer-Encoding` line is `chunked`.
-    chunked: bool,
-    /// A `Content-Length` line was seen.
-    has_length: bool,
-    /// The one length every `Content-Length` value (and list element) agrees on; `None` once two
-    /// disagree or one is not a number.
-    length: Option<u64>,
-}
-
-impl Fields {
-    /// Takes note of the hop-by-hop header `name: value`.
-    pub fn hop_by_hop(&mut self, name: &HeaderName, value: &[u8]) {
-        if name == header::CONNECTION {
-            for token in headers::connection_tokens(value) {
-                match token {
-                    ConnectionToken::Close => self.close = true,
-                    ConnectionToken::KeepAlive => self.keep_alive = true,
-                    ConnectionToken::Upgrade => {}
-                    ConnectionToken::Names(n) => self.named.get_or_insert_with(Vec::new).push(n),
-                }
-            }
-        } else if name == header::TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-            self.chunked = value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        }
-    }
-
-    /// Takes note of a `Content-Length` value.
-    pub fn content_length(&mut self, value: &[u8]) {
-        let first = !self.has_length;
-        self.has_length = true;
-        if !first && self.length.is_none() {
-            return;
-        }
-        for part in value.split(|&b| b == b',') {
-            let digits = part.trim_ascii();
-            let n =
-                if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit)
-                {
-                    None
-                } else {
-                    Some(
-                        digits
-                            .iter()
-                            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
-                    )
-                };
-            match (n, self.length) {
-                (Some(n), Some(l)) if n == l => {}
-                (Some(n), None) if first => self.length = Some(n),
-                _ => {
-                    self.length = None;
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// The body's framing and whether the connection stays usable after it.

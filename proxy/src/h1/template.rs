@@ -3,7 +3,7 @@
 //! response. When the names match byte for byte, the map is a clone of the last one with the new
 //! values put in, instead of a name lookup, a hash and an insert per line.
 
-use super::parse::{Fields, Span};
+use super::fields::{Fields, Span};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
