@@ -126,6 +126,18 @@ impl Fleet {
         }
     }
 
+    /// A candidate: the base document with one more route, `/v2`, to the same backend.
+    fn v2(&self) -> PathBuf {
+        self.write(
+            "v2.toml",
+            &doc(
+                "web",
+                &self.good,
+                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
+            ),
+        )
+    }
+
     fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.path().join(name);
         std::fs::write(&p, text).unwrap();
@@ -279,23 +291,17 @@ fn millis_after(text: &str, marker: &str) -> Option<u64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-async fn both<F: std::future::Future<Output = ()>>(f: F) {
+/// Runs `f` while no other test of this file runs.
+async fn alone<F: std::future::Future<Output = ()>>(f: F) {
     let _one = ONE_AT_A_TIME.lock().await;
     f.await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_rollout_goes_through_every_wave() {
-    both(async {
+    alone(async {
         let fleet = Fleet::start().await;
-        let candidate = fleet.write(
-            "v2.toml",
-            &doc(
-                "web",
-                &fleet.good,
-                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
-            ),
-        );
+        let candidate = fleet.v2();
         let candidate = candidate.to_str().unwrap();
 
         // Bad input first: an invalid plan and an invalid file are refused whole, nothing written.
@@ -372,7 +378,7 @@ async fn a_healthy_rollout_goes_through_every_wave() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_answering_500s_stops_at_the_first_wave_and_rolls_back() {
-    both(async {
+    alone(async {
         let fleet = Fleet::start().await;
         let candidate = fleet.write("bad.toml", &doc("web", &fleet.bad, ""));
         let out = fleet.run(&[
@@ -428,7 +434,7 @@ async fn a_candidate_answering_500s_stops_at_the_first_wave_and_rolls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_rejected_by_a_node_or_not_applied_in_time_rolls_back() {
-    both(async {
+    alone(async {
         let fleet = Fleet::start().await;
         // Valid as a document, but no node can load the certificate files it names.
         let candidate = fleet.write(
@@ -470,14 +476,7 @@ async fn a_candidate_rejected_by_a_node_or_not_applied_in_time_rolls_back() {
                 }
             }
         });
-        let v2 = fleet.write(
-            "v2.toml",
-            &doc(
-                "web",
-                &fleet.good,
-                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
-            ),
-        );
+        let v2 = fleet.v2();
         let out = fleet.run(&[
             "rollout", v2.to_str().unwrap(), "--waves", "node:edge-ghost+edge-1", "--bake", "1s",
             "--wave-timeout", "2s", "--sample-every", "250ms", "--min-requests", "0",
@@ -538,16 +537,9 @@ async fn driver_in_first_bake(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_driver_leaves_the_fleet_as_it_was_until_resume_or_abort() {
-    both(async {
+    alone(async {
         let fleet = Fleet::start().await;
-        let candidate = fleet.write(
-            "v2.toml",
-            &doc(
-                "web",
-                &fleet.good,
-                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
-            ),
-        );
+        let candidate = fleet.v2();
         let (mut driver, first) = driver_in_first_bake(&fleet, &candidate, "2s", fleet.base).await;
         driver.signal("-KILL");
         driver.exited(Duration::from_secs(5), "killed driver").await;
@@ -654,16 +646,9 @@ async fn a_killed_driver_leaves_the_fleet_as_it_was_until_resume_or_abort() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_and_dry_run_change_nothing_and_report_per_node() {
-    both(async {
+    alone(async {
         let fleet = Fleet::start().await;
-        let v2 = fleet.write(
-            "v2.toml",
-            &doc(
-                "web",
-                &fleet.good,
-                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
-            ),
-        );
+        let v2 = fleet.v2();
         let v2 = v2.to_str().unwrap();
 
         // diff: text, JSON, exit codes like diff(1).
@@ -755,19 +740,12 @@ async fn diff_and_dry_run_change_nothing_and_report_per_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zone_waves_take_joiners_promote_ends_bakes_and_events_tell_the_story() {
-    both(async {
+    alone(async {
         let mut fleet = Fleet::start().await;
         let watcher = publisher(&fleet.nats).await;
         let mut events = watcher.subscribe("edge.v1.event.rollout").await.unwrap();
         watcher.flush().await.unwrap();
-        let candidate = fleet.write(
-            "v2.toml",
-            &doc(
-                "web",
-                &fleet.good,
-                "[[routes]]\nname = \"v2\"\npath_prefix = \"/v2\"\ncluster = \"web\"\n",
-            ),
-        );
+        let candidate = fleet.v2();
         let mut driver = fleet.spawn(&[
             "rollout",
             candidate.to_str().unwrap(),
