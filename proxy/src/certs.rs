@@ -5,6 +5,7 @@
 //! the routing whole. Below the tables; the listener side (resolver, server configs, file watcher)
 //! is `tls.rs`.
 
+use crate::error::SettingError;
 use edgeplane_config::model::{Certificate, Pem};
 use foldhash::HashMap;
 use rustls::crypto::CryptoProvider;
@@ -33,7 +34,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 impl CertTable {
     /// Loads every certificate of a routing; the error lists each bad one with its path
     /// (`certificates[1].key: ...`).
-    pub fn load(certificates: &[Certificate]) -> Result<CertTable, Vec<String>> {
+    pub fn load(certificates: &[Certificate]) -> Result<CertTable, Vec<SettingError>> {
         let provider = provider();
         let mut table = CertTable::default();
         let mut errors = Vec::new();
@@ -89,11 +90,15 @@ impl CertTable {
     }
 }
 
-fn read(pem: &Pem, path: &str, field: &str) -> Result<Vec<u8>, String> {
+fn read(pem: &Pem, path: &str, field: &str) -> Result<Vec<u8>, SettingError> {
     match pem {
         Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
-        Pem::File(f) => std::fs::read(f)
-            .map_err(|e| format!("{path}.{field}: cannot read {}: {e}", f.display())),
+        Pem::File(f) => std::fs::read(f).map_err(|e| {
+            SettingError::new(
+                format!("{path}.{field}"),
+                format!("cannot read {}: {e}", f.display()),
+            )
+        }),
     }
 }
 
@@ -102,27 +107,39 @@ fn load_one(
     c: &Certificate,
     provider: &CryptoProvider,
     path: &str,
-) -> Result<(CertifiedKey, Vec<String>), String> {
+) -> Result<(CertifiedKey, Vec<String>), SettingError> {
     let cert_pem = read(&c.cert, path, "cert")?;
     let key_pem = read(&c.key, path, "key")?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{path}.cert: not a PEM certificate chain: {e}"))?;
+        .map_err(|e| {
+            SettingError::new(
+                format!("{path}.cert"),
+                format!("not a PEM certificate chain: {e}"),
+            )
+        })?;
     let leaf = chain
         .first()
-        .ok_or_else(|| format!("{path}.cert: no CERTIFICATE block"))?;
+        .ok_or_else(|| SettingError::new(format!("{path}.cert"), "no CERTIFICATE block"))?;
     let names: Vec<String> = webpki::EndEntityCert::try_from(leaf)
-        .map_err(|e| format!("{path}.cert: not a valid X.509 certificate: {e}"))?
+        .map_err(|e| {
+            SettingError::new(
+                format!("{path}.cert"),
+                format!("not a valid X.509 certificate: {e}"),
+            )
+        })?
         .valid_dns_names()
         .map(str::to_string)
         .collect();
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| format!("{path}.key: not a PEM private key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        SettingError::new(format!("{path}.key"), format!("not a PEM private key: {e}"))
+    })?;
     let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => {
-            format!("{path}.key: the key does not match the certificate")
-        }
-        other => format!("{path}.key: unusable key: {other}"),
+        rustls::Error::InconsistentKeys(_) => SettingError::new(
+            format!("{path}.key"),
+            "the key does not match the certificate",
+        ),
+        other => SettingError::new(format!("{path}.key"), format!("unusable key: {other}")),
     })?;
     Ok((certified, names))
 }
@@ -192,7 +209,11 @@ mod tests {
             cert: Pem::File("/nonexistent/cert.pem".into()),
             key: Pem::Inline(a.1.clone()),
         };
-        let errors = CertTable::load(&[inline(&a), mismatched, garbage, missing]).unwrap_err();
+        let errors: Vec<String> = CertTable::load(&[inline(&a), mismatched, garbage, missing])
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(errors.len(), 3, "{errors:#?}");
         assert!(
             errors[0].starts_with("certificates[1].key: the key does not match"),

@@ -103,7 +103,7 @@ impl Cluster {
         c: &edgeplane_config::model::Cluster,
         carried: &Carried<'_>,
         zone: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::error::SettingError> {
         let existing = carried.clusters.get(c.name.as_str()).copied();
         let tls = match &c.tls {
             None => None,

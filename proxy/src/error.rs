@@ -144,6 +144,28 @@ impl ProxyError {
     }
 }
 
+/// A setting that cannot be used when building the tables (a certificate that does not load, a CA
+/// file that is not PEM...): its path and what is wrong. A rejected routing is reported with one of
+/// these per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SettingError {
+    /// Path of the setting, e.g. `clusters.api.tls.ca`.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl SettingError {
+    /// The error of the setting at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> SettingError {
+        SettingError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ConnectCause;

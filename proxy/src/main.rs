@@ -131,9 +131,13 @@ fn check(files: &[PathBuf]) -> ExitCode {
         let checked = edgeplane_config::from_file(file)
             .map_err(|e| e.lines())
             .and_then(|c| {
-                let mut problems = edgeplane_proxy::tls::CertTable::load(&c.routing.certificates)
-                    .err()
-                    .unwrap_or_default();
+                let mut problems: Vec<String> =
+                    edgeplane_proxy::tls::CertTable::load(&c.routing.certificates)
+                        .err()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
                 if let Err(e) = edgeplane_proxy::node::admin_token(&c.node) {
                     problems.push(format!("node.admin_token_file: {e}"));
                 }

@@ -90,8 +90,8 @@ pub enum BuildError {
     #[error(transparent)]
     Router(#[from] RouterError),
     /// Certificates or TLS settings that cannot be used, each with its path.
-    #[error("{}", .0.join("; "))]
-    Tls(Vec<String>),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Tls(Vec<crate::error::SettingError>),
 }
 
 impl BuildError {
@@ -99,7 +99,7 @@ impl BuildError {
     pub fn lines(&self) -> Vec<String> {
         match self {
             BuildError::Router(e) => vec![e.to_string()],
-            BuildError::Tls(lines) => lines.clone(),
+            BuildError::Tls(errors) => errors.iter().map(ToString::to_string).collect(),
         }
     }
 }

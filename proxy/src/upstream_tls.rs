@@ -3,6 +3,7 @@
 //! when the cluster asks for HTTP/2. Built with the snapshot (files read on the cold path); a
 //! connection only runs the handshake.
 
+use crate::error::SettingError;
 use edgeplane_config::model::UpstreamTls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -48,33 +49,39 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
-fn read(path: &std::path::Path, at: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{at}: cannot read {}: {e}", path.display()))
+fn read(path: &std::path::Path, at: &str) -> Result<Vec<u8>, SettingError> {
+    std::fs::read(path)
+        .map_err(|e| SettingError::new(at, format!("cannot read {}: {e}", path.display())))
 }
 
 impl TlsClient {
     /// The client for `settings`; `at` is the settings' path for errors (`clusters.api.tls`).
-    pub fn build(settings: &UpstreamTls, at: &str) -> Result<TlsClient, String> {
+    pub fn build(settings: &UpstreamTls, at: &str) -> Result<TlsClient, SettingError> {
         let roots = match &settings.ca {
             None => system_roots(),
             Some(ca) => {
                 let pem = read(ca, &format!("{at}.ca"))?;
                 let mut roots = RootCertStore::empty();
                 for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert = cert.map_err(|e| format!("{at}.ca: not PEM: {e}"))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("{at}.ca: not a CA certificate: {e}"))?;
+                    let cert = cert.map_err(|e| {
+                        SettingError::new(format!("{at}.ca"), format!("not PEM: {e}"))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        SettingError::new(format!("{at}.ca"), format!("not a CA certificate: {e}"))
+                    })?;
                 }
                 if roots.is_empty() {
-                    return Err(format!("{at}.ca: no CERTIFICATE block"));
+                    return Err(SettingError::new(
+                        format!("{at}.ca"),
+                        "no CERTIFICATE block",
+                    ));
                 }
                 Arc::new(roots)
             }
         };
         let builder = ClientConfig::builder_with_provider(crate::certs::provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("{at}: {e}"))?
+            .map_err(|e| SettingError::new(at, e.to_string()))?
             .with_root_certificates(roots);
         let mut config = match &settings.client {
             None => builder.with_no_client_auth(),
@@ -82,12 +89,19 @@ impl TlsClient {
                 let chain =
                     CertificateDer::pem_slice_iter(&read(cert, &format!("{at}.client_cert"))?)
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("{at}.client_cert: not PEM: {e}"))?;
+                        .map_err(|e| {
+                            SettingError::new(format!("{at}.client_cert"), format!("not PEM: {e}"))
+                        })?;
                 let key = PrivateKeyDer::from_pem_slice(&read(key, &format!("{at}.client_key"))?)
-                    .map_err(|e| format!("{at}.client_key: not a PEM private key: {e}"))?;
+                    .map_err(|e| {
+                    SettingError::new(
+                        format!("{at}.client_key"),
+                        format!("not a PEM private key: {e}"),
+                    )
+                })?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("{at}.client_key: {e}"))?
+                    .map_err(|e| SettingError::new(format!("{at}.client_key"), e.to_string()))?
             }
         };
         config.alpn_protocols = if settings.h2 {
@@ -96,9 +110,10 @@ impl TlsClient {
             vec![b"http/1.1".to_vec()]
         };
         let name = match &settings.sni {
-            Some(sni) => {
-                Some(ServerName::try_from(sni.clone()).map_err(|e| format!("{at}.sni: {e}"))?)
-            }
+            Some(sni) => Some(
+                ServerName::try_from(sni.clone())
+                    .map_err(|e| SettingError::new(format!("{at}.sni"), e.to_string()))?,
+            ),
             None => None,
         };
         Ok(TlsClient {
