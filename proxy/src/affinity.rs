@@ -27,7 +27,10 @@ enum Carrier {
 
 impl Affinity {
     /// The lookup for `endpoints` (addresses in the cluster's endpoint order).
-    pub fn new(config: &edgeplane_config::model::Affinity, endpoints: &[SocketAddr]) -> Self {
+    pub(crate) fn new(
+        config: &edgeplane_config::model::Affinity,
+        endpoints: &[SocketAddr],
+    ) -> Self {
         let mut tokens = HashMap::with_capacity(endpoints.len());
         for (i, &a) in endpoints.iter().enumerate() {
             tokens.insert(address_hash(a), i);
@@ -57,12 +60,12 @@ impl Affinity {
     }
 
     /// The endpoint index the token names in this snapshot.
-    pub fn endpoint(&self, token: u64) -> Option<usize> {
+    pub(crate) fn endpoint(&self, token: u64) -> Option<usize> {
         self.tokens.get(&token).copied()
     }
 
     /// The header to add to the response when the request did not already carry `address`'s token.
-    pub fn response_header(
+    pub(crate) fn response_header(
         &self,
         requested: Option<u64>,
         address: SocketAddr,

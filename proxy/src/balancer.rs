@@ -5,7 +5,7 @@
 //! Each policy is one file; adding one means a new file, a [`Balancing`] variant and a line in [`build`].
 
 mod adaptive;
-pub mod hashing;
+pub(crate) mod hashing;
 mod least_conn;
 mod least_time;
 mod maglev;
@@ -21,7 +21,7 @@ use edgeplane_config::model::Balancing;
 use std::fmt;
 
 /// Picks an endpoint for a request.
-pub trait Balancer: Send + Sync + fmt::Debug {
+pub(crate) trait Balancer: Send + Sync + fmt::Debug {
     /// Returns an index into `endpoints`, which is the same candidate list the balancer was built for,
     /// or `None` if it is empty.
     fn pick(&self, endpoints: &[Endpoint]) -> Option<usize>;
@@ -39,7 +39,7 @@ pub trait Balancer: Send + Sync + fmt::Debug {
 }
 
 /// Builds the balancer of `policy` for these candidate endpoints.
-pub fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
+pub(crate) fn build(policy: Balancing, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
     match policy {
         Balancing::RoundRobin => Box::new(round_robin::RoundRobin::default()),
         Balancing::WeightedRoundRobin => Box::new(weighted::SmoothWeighted::new(endpoints)),
@@ -62,7 +62,7 @@ pub(crate) mod test_support {
     use std::time::Duration;
 
     /// Endpoints on 127.0.0.1:1.. with the given weights.
-    pub fn endpoints(weights: &[u32]) -> Vec<Endpoint> {
+    pub(crate) fn endpoints(weights: &[u32]) -> Vec<Endpoint> {
         weights
             .iter()
             .enumerate()
@@ -83,7 +83,7 @@ pub(crate) mod test_support {
     }
 
     /// The share of 20,000 keys whose endpoint (by address) differs between two balancers.
-    pub fn moved_share(
+    pub(crate) fn moved_share(
         before: &dyn super::Balancer,
         b_eps: &[Endpoint],
         after: &dyn super::Balancer,
@@ -106,7 +106,7 @@ pub(crate) mod test_support {
     }
 
     /// How often each index is picked in `n` picks.
-    pub fn counts(b: &dyn super::Balancer, eps: &[Endpoint], n: usize) -> Vec<usize> {
+    pub(crate) fn counts(b: &dyn super::Balancer, eps: &[Endpoint], n: usize) -> Vec<usize> {
         let mut counts = vec![0; eps.len()];
         for _ in 0..n {
             counts[b.pick(eps).expect("non-empty")] += 1;

@@ -6,7 +6,7 @@
 //! end (the client went away) drops the connection instead, since it is mid-message.
 
 use crate::error::{ProxyError, ERROR_HEADER};
-pub use crate::h1::body::BodyError;
+pub(crate) use crate::h1::body::BodyError;
 use crate::h1::OwnBody;
 use crate::pool::Sender;
 use crate::upstream::InFlight;
@@ -18,7 +18,7 @@ use std::task::{ready, Context, Poll};
 
 /// A body sent to the client.
 #[derive(Debug)]
-pub enum ProxyBody {
+pub(crate) enum ProxyBody {
     /// Streamed from an upstream through hyper's client.
     Upstream(UpstreamBody),
     /// Streamed from an upstream through edgeplane's own HTTP/1.1 client.
@@ -29,19 +29,19 @@ pub enum ProxyBody {
 
 impl ProxyBody {
     /// A body made by the proxy.
-    pub fn local(text: impl Into<Bytes>) -> Self {
+    pub(crate) fn local(text: impl Into<Bytes>) -> Self {
         ProxyBody::Local(Some(text.into()))
     }
 
     /// No body.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         ProxyBody::Local(None)
     }
 }
 
 /// An upstream response body plus what to release when it ends.
 #[derive(Debug)]
-pub struct UpstreamBody {
+pub(crate) struct UpstreamBody {
     inner: Incoming,
     finish: Option<Finish>,
 }
@@ -54,7 +54,7 @@ struct Finish {
 
 impl UpstreamBody {
     /// Wraps `inner`; at its end, `sender` returns to the endpoint's pool and `in_flight` is released.
-    pub fn new(inner: Incoming, sender: Sender, in_flight: InFlight) -> Self {
+    pub(crate) fn new(inner: Incoming, sender: Sender, in_flight: InFlight) -> Self {
         let mut body = UpstreamBody {
             inner,
             finish: Some(Finish { sender, in_flight }),
@@ -124,7 +124,7 @@ impl Body for ProxyBody {
 
 /// The proxy's own response for `error`: its status, a one-line body and the
 /// [`crate::error::ERROR_HEADER`].
-pub fn error_response(error: ProxyError) -> http::Response<ProxyBody> {
+pub(crate) fn error_response(error: ProxyError) -> http::Response<ProxyBody> {
     let status = error.status();
     let body = format!("{} {}\n", status.as_u16(), error);
     let mut resp = http::Response::new(ProxyBody::local(body));

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering::R
 use std::sync::Arc;
 
 /// Priority levels a cluster may have (0 to 7).
-pub const LEVELS: usize = 8;
+pub(crate) const LEVELS: usize = 8;
 
 /// One cluster's live state.
 #[derive(Debug, Default)]
@@ -32,12 +32,12 @@ pub struct Breaker {
     /// Cumulative share of traffic per priority level, in thousandths (set by the sweeper).
     cuts: [AtomicU16; LEVELS],
     /// Outlier detection's decisions and counts.
-    pub outliers: crate::ejections::ClusterBook,
+    pub(crate) outliers: crate::ejections::ClusterBook,
 }
 
 impl Breaker {
     /// Admits a request if fewer than `max` are in flight; the guard lets it out when dropped.
-    pub fn try_enter(self: &Arc<Self>, max: u32) -> Option<Admission> {
+    pub(crate) fn try_enter(self: &Arc<Self>, max: u32) -> Option<Admission> {
         let before = self.in_flight.fetch_add(1, Relaxed);
         if before >= max {
             self.in_flight.fetch_sub(1, Relaxed);
@@ -57,35 +57,30 @@ impl Breaker {
         self.rejected.load(Relaxed)
     }
 
-    /// Counts a request turned away.
-    pub fn reject(&self) {
-        self.rejected.fetch_add(1, Relaxed);
-    }
-
     /// Whether the cluster is in panic mode.
-    pub fn panic(&self) -> bool {
+    pub(crate) fn panic(&self) -> bool {
         self.panic.load(Relaxed)
     }
 
     /// Enters or leaves panic mode; returns whether that changed.
-    pub fn set_panic(&self, on: bool) -> bool {
+    pub(crate) fn set_panic(&self, on: bool) -> bool {
         self.panic.swap(on, Relaxed) != on
     }
 
     /// Whether zone-aware picks may stay in the local zone.
-    pub fn local_ok(&self) -> bool {
+    pub(crate) fn local_ok(&self) -> bool {
         !self.spill.load(Relaxed)
     }
 
     /// Spills over to every zone (`true`) or back to the local one; returns whether that changed.
-    pub fn set_spill(&self, on: bool) -> bool {
+    pub(crate) fn set_spill(&self, on: bool) -> bool {
         self.spill.swap(on, Relaxed) != on
     }
 
     /// The priority level (index among the cluster's levels, best first) a pick goes to, for a
     /// uniform random `draw`: 0 unless the best level is short of usable endpoints.
     #[inline]
-    pub fn level(&self, draw: u64) -> usize {
+    pub(crate) fn level(&self, draw: u64) -> usize {
         if !self.split.load(Relaxed) {
             return 0;
         }
@@ -132,7 +127,7 @@ impl Breaker {
     }
 
     /// Takes a connection slot if fewer than `max` (if any) are open.
-    pub fn try_connection(self: &Arc<Self>, max: Option<u32>) -> Option<ConnSlot> {
+    pub(crate) fn try_connection(self: &Arc<Self>, max: Option<u32>) -> Option<ConnSlot> {
         let before = self.connections.fetch_add(1, Relaxed);
         if max.is_some_and(|m| before >= m) {
             self.connections.fetch_sub(1, Relaxed);
@@ -143,7 +138,7 @@ impl Breaker {
 
     /// Waits until a connection slot may have freed up (a connection closed or went idle). Admits at
     /// most `max_pending` waiters; `None` when the queue is full.
-    pub async fn wait_for_slot(&self, max_pending: u32) -> Option<()> {
+    pub(crate) async fn wait_for_slot(&self, max_pending: u32) -> Option<()> {
         let before = self.pending.fetch_add(1, Relaxed);
         let _leave = Leave(&self.pending);
         if before >= max_pending {
@@ -160,7 +155,7 @@ impl Breaker {
     }
 
     /// Wakes one request waiting for a connection slot, if any.
-    pub fn slot_freed(&self) {
+    pub(crate) fn slot_freed(&self) {
         if self.pending.load(Relaxed) > 0 {
             self.slot_freed.notify_one();
         }
@@ -168,7 +163,7 @@ impl Breaker {
 
     /// Takes a retry slot if the limits allow: fewer than `max` retries in flight (if set), and the
     /// budget (`allowed`) not spent.
-    pub fn try_retry(self: &Arc<Self>, max: Option<u32>, allowed: u32) -> Option<RetrySlot> {
+    pub(crate) fn try_retry(self: &Arc<Self>, max: Option<u32>, allowed: u32) -> Option<RetrySlot> {
         let before = self.retries.fetch_add(1, Relaxed);
         if before >= allowed || max.is_some_and(|m| before >= m) {
             self.retries.fetch_sub(1, Relaxed);
@@ -179,7 +174,7 @@ impl Breaker {
     }
 
     /// Retries in flight.
-    pub fn retries(&self) -> u32 {
+    pub(crate) fn retries(&self) -> u32 {
         self.retries.load(Relaxed)
     }
 }
@@ -194,7 +189,7 @@ impl Drop for Leave<'_> {
 
 /// An admitted request; dropping it frees its place.
 #[derive(Debug)]
-pub struct Admission(Arc<Breaker>);
+pub(crate) struct Admission(Arc<Breaker>);
 
 impl Drop for Admission {
     fn drop(&mut self) {
@@ -204,11 +199,11 @@ impl Drop for Admission {
 
 /// An open upstream connection's place in its cluster's count; dropped with the connection.
 #[derive(Debug)]
-pub struct ConnSlot(Arc<Breaker>);
+pub(crate) struct ConnSlot(Arc<Breaker>);
 
 impl ConnSlot {
     /// Wakes a request of the cluster waiting for a connection slot (this connection went idle).
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.0.slot_freed();
     }
 }
@@ -222,7 +217,7 @@ impl Drop for ConnSlot {
 
 /// A retry in flight; dropping it frees its place.
 #[derive(Debug)]
-pub struct RetrySlot(Arc<Breaker>);
+pub(crate) struct RetrySlot(Arc<Breaker>);
 
 impl Drop for RetrySlot {
     fn drop(&mut self) {

@@ -23,11 +23,11 @@ pub struct CertTable {
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
     /// The files read, to notice when one changes.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// The provider every TLS configuration of the node uses.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -69,7 +69,7 @@ impl CertTable {
     }
 
     /// The certificate for a client that sent `sni` (or none).
-    pub fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+    pub(crate) fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = sni {
             if let Some(k) = self.exact.get(name) {
                 return Some(k.clone());
@@ -82,11 +82,6 @@ impl CertTable {
             }
         }
         self.default.clone()
-    }
-
-    /// Whether the table holds no certificate.
-    pub fn is_empty(&self) -> bool {
-        self.default.is_none()
     }
 }
 

@@ -1,8 +1,8 @@
 //! The binary's commands beyond `run`, `check` and `demo`: the fleet over NATS (`push`, `rollback`,
 //! `history`, `fleet`, `provision`), staged rollouts, `diff`, `heartbeat` and `scale`.
 
-pub mod diff;
-pub mod heartbeat;
-pub mod nats;
-pub mod rollout;
-pub mod scale;
+pub(crate) mod diff;
+pub(crate) mod heartbeat;
+pub(crate) mod nats;
+pub(crate) mod rollout;
+pub(crate) mod scale;

@@ -10,7 +10,7 @@ use std::task::Context;
 
 /// What the connection has been asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Ask {
+pub(crate) enum Ask {
     /// Nothing yet.
     Nothing,
     /// Finish the request in flight, then close (no further request on this connection).
@@ -21,21 +21,21 @@ pub enum Ask {
 
 /// One connection's closing word, shared by its task and its supervisor.
 #[derive(Debug, Default)]
-pub struct Closing {
+pub(crate) struct Closing {
     ask: AtomicU8,
     waker: AtomicWaker,
 }
 
 impl Closing {
     /// Asks the connection to close `how`; a later, weaker word does not undo a stronger one.
-    pub fn ask(&self, how: Ask) {
+    pub(crate) fn ask(&self, how: Ask) {
         self.ask.fetch_max(how as u8, Ordering::AcqRel);
         self.waker.wake();
     }
 
     /// What has been asked so far; the task of `cx` is woken when that changes.
     #[inline]
-    pub fn poll(&self, cx: &Context<'_>) -> Ask {
+    pub(crate) fn poll(&self, cx: &Context<'_>) -> Ask {
         if self.ask.load(Ordering::Acquire) == Ask::Now as u8 {
             return Ask::Now;
         }

@@ -4,7 +4,7 @@
 use crate::balancer::rng::Rng;
 use crate::balancer::{self, Balancer};
 use crate::breaker::Breaker;
-pub use crate::endpoint::Endpoint;
+pub(crate) use crate::endpoint::Endpoint;
 use crate::pool::Pool;
 use crate::upstream::Upstream;
 use edgeplane_config::model::{Balancing, CircuitBreaker, ClusterTimeouts, Retry};
@@ -18,88 +18,88 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Cluster {
     /// Cluster name.
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// Hash of the name, to find the cluster again in a later snapshot (retries).
-    pub name_hash: u64,
+    pub(crate) name_hash: u64,
     /// Balancing policy.
-    pub policy: Balancing,
+    pub(crate) policy: Balancing,
     /// All endpoints, sorted by priority (primaries first).
     pub endpoints: Vec<Endpoint>,
     /// How many of `endpoints` form the best priority level.
-    pub candidates: usize,
+    pub(crate) candidates: usize,
     /// Picks among `endpoints[..candidates]`.
-    pub balancer: Arc<dyn Balancer>,
+    pub(crate) balancer: Arc<dyn Balancer>,
     /// The other priority levels, best first.
-    pub backups: Vec<Level>,
+    pub(crate) backups: Vec<Level>,
     /// Host header to send upstream instead of the client's.
-    pub host_rewrite: Option<HeaderValue>,
+    pub(crate) host_rewrite: Option<HeaderValue>,
     /// Upstream timeouts.
-    pub timeouts: ClusterTimeouts,
+    pub(crate) timeouts: ClusterTimeouts,
     /// Endpoints whose health is below this get no new requests.
-    pub health_threshold: u8,
+    pub(crate) health_threshold: u8,
     /// Passive outlier detection, if enabled.
-    pub outlier: Option<edgeplane_config::model::Outlier>,
+    pub(crate) outlier: Option<edgeplane_config::model::Outlier>,
     /// What consistent hashing keys on.
-    pub hash_on: edgeplane_config::model::HashOn,
+    pub(crate) hash_on: edgeplane_config::model::HashOn,
     /// Circuit-breaker limits.
-    pub limits: CircuitBreaker,
+    pub(crate) limits: CircuitBreaker,
     /// Retry policy.
-    pub retry: Retry,
+    pub(crate) retry: Retry,
     /// Slow-start window, if any.
-    pub slow_start: Option<Duration>,
+    pub(crate) slow_start: Option<Duration>,
     /// Session affinity, if configured.
     pub affinity: Option<crate::affinity::Affinity>,
     /// A level below this percentage of usable endpoints hands traffic to the next one.
-    pub failover_below: u8,
+    pub(crate) failover_below: u8,
     /// Live state shared by every snapshot in which the cluster keeps its name.
     pub breaker: Arc<Breaker>,
     /// Panic mode below this percentage of usable endpoints (0 = off).
-    pub panic_threshold: u8,
+    pub(crate) panic_threshold: u8,
     /// Active health checks, if configured.
-    pub health_check: Option<edgeplane_config::model::HealthCheck>,
+    pub(crate) health_check: Option<edgeplane_config::model::HealthCheck>,
     /// Zone-aware routing: the best priority's endpoints in the node's zone, if any.
-    pub local: Option<LocalZone>,
+    pub(crate) local: Option<LocalZone>,
     /// TLS to the endpoints, if configured.
-    pub tls: Option<Arc<crate::upstream_tls::TlsClient>>,
+    pub(crate) tls: Option<Arc<crate::upstream_tls::TlsClient>>,
     /// Random draws for level choice and slow start.
     rng: Rng,
 }
 
 /// A priority level other than the best: a range of the cluster's endpoints and its balancer.
 #[derive(Debug)]
-pub struct Level {
+pub(crate) struct Level {
     /// First endpoint of the level.
-    pub start: usize,
+    pub(crate) start: usize,
     /// One past the last.
-    pub end: usize,
+    pub(crate) end: usize,
     /// Picks among `endpoints[start..end]`.
-    pub balancer: Arc<dyn Balancer>,
+    pub(crate) balancer: Arc<dyn Balancer>,
 }
 
 /// A zone-aware cluster's local candidates, with their own balancer.
 #[derive(Debug)]
-pub struct LocalZone {
+pub(crate) struct LocalZone {
     /// The candidates in the node's zone.
-    pub endpoints: Vec<Endpoint>,
+    pub(crate) endpoints: Vec<Endpoint>,
     /// Picks among them.
-    pub balancer: Arc<dyn Balancer>,
+    pub(crate) balancer: Arc<dyn Balancer>,
     /// Spill over to every zone below this percentage of usable local endpoints.
-    pub spill_below: u8,
+    pub(crate) spill_below: u8,
 }
 
 /// What a cluster carries over from the previous snapshot.
 #[derive(Debug, Default)]
-pub struct Carried<'a> {
+pub(crate) struct Carried<'a> {
     /// Endpoint state by (cluster name, address).
-    pub upstreams: HashMap<(&'a str, SocketAddr), &'a Arc<Upstream>>,
+    pub(crate) upstreams: HashMap<(&'a str, SocketAddr), &'a Arc<Upstream>>,
     /// The previous snapshot's clusters by name.
-    pub clusters: HashMap<&'a str, &'a Cluster>,
+    pub(crate) clusters: HashMap<&'a str, &'a Cluster>,
 }
 
 impl Cluster {
     /// Builds the cluster of `c`, reusing live state from `carried`; `zone` is the node's zone. Fails
     /// when its TLS settings cannot be loaded (the error names the setting's path).
-    pub fn build(
+    pub(crate) fn build(
         c: &edgeplane_config::model::Cluster,
         carried: &Carried<'_>,
         zone: Option<&str>,
@@ -240,7 +240,11 @@ impl Cluster {
 
     /// A pick for a retry: like [`Cluster::pick_for`], but avoiding the endpoints already tried
     /// while another is usable.
-    pub fn pick_avoiding(&self, key: Option<u64>, tried: &[SocketAddr]) -> Option<&Endpoint> {
+    pub(crate) fn pick_avoiding(
+        &self,
+        key: Option<u64>,
+        tried: &[SocketAddr],
+    ) -> Option<&Endpoint> {
         let fresh = |e: &&Endpoint| !tried.contains(&e.upstream.address);
         for attempt in 0..4u64 {
             let k = key.map(|k| crate::balancer::hashing::mix(k.wrapping_add(attempt + 1)));
@@ -295,17 +299,17 @@ impl Cluster {
     }
 
     /// A uniform random number (retry backoff jitter).
-    pub fn draw(&self) -> u64 {
+    pub(crate) fn draw(&self) -> u64 {
         self.rng.next_u64()
     }
 
     /// Whether the policy hashes a request key.
-    pub fn keyed(&self) -> bool {
+    pub(crate) fn keyed(&self) -> bool {
         self.balancer.keyed()
     }
 
     /// The endpoints of each priority level, best first.
-    pub fn levels(&self) -> impl Iterator<Item = &[Endpoint]> {
+    pub(crate) fn levels(&self) -> impl Iterator<Item = &[Endpoint]> {
         std::iter::once(&self.endpoints[..self.candidates])
             .chain(self.backups.iter().map(|l| &self.endpoints[l.start..l.end]))
     }

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 /// A request sender on one upstream connection.
 #[derive(Debug)]
-pub struct Sender {
+pub(crate) struct Sender {
     inner: Inner,
     slot: Arc<ConnSlot>,
 }
@@ -34,7 +34,7 @@ enum Inner {
 
 impl Sender {
     /// Waits until the connection can take a request; an error means it is gone.
-    pub async fn ready(&mut self) -> hyper::Result<()> {
+    pub(crate) async fn ready(&mut self) -> hyper::Result<()> {
         match &mut self.inner {
             Inner::H1(s) => s.ready().await,
             Inner::H2(s) => s.ready().await,
@@ -43,7 +43,7 @@ impl Sender {
     }
 
     /// Whether the connection is closed.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         match &self.inner {
             Inner::H1(s) => s.is_closed(),
             Inner::H2(s) => s.is_closed(),
@@ -52,12 +52,12 @@ impl Sender {
     }
 
     /// Whether this is a shared HTTP/2 connection.
-    pub fn is_h2(&self) -> bool {
+    pub(crate) fn is_h2(&self) -> bool {
         matches!(self.inner, Inner::H2(_))
     }
 
     /// Another sender on the same HTTP/2 connection.
-    pub fn share(&self) -> Option<Sender> {
+    pub(crate) fn share(&self) -> Option<Sender> {
         match &self.inner {
             Inner::H2(s) => Some(Sender {
                 inner: Inner::H2(s.clone()),
@@ -68,7 +68,7 @@ impl Sender {
     }
 
     /// The own HTTP/1.1 connection, if this is one.
-    pub fn own(&self) -> Option<&h1::Conn> {
+    pub(crate) fn own(&self) -> Option<&h1::Conn> {
         match &self.inner {
             Inner::Own(c) => Some(c),
             _ => None,
@@ -76,7 +76,7 @@ impl Sender {
     }
 
     /// The own HTTP/1.1 connection, if this is one.
-    pub fn own_mut(&mut self) -> Option<&mut h1::Conn> {
+    pub(crate) fn own_mut(&mut self) -> Option<&mut h1::Conn> {
         match &mut self.inner {
             Inner::Own(c) => Some(c),
             _ => None,
@@ -85,7 +85,7 @@ impl Sender {
 
     /// This connection driven by hyper's HTTP/1.1 client from now on (for a request the own client
     /// does not take: a streamed body, an upgrade). Other connections are returned as they are.
-    pub async fn into_hyper(self, address: SocketAddr) -> Result<Sender, ProxyError> {
+    pub(crate) async fn into_hyper(self, address: SocketAddr) -> Result<Sender, ProxyError> {
         match self.inner {
             Inner::Own(c) => match c.into_io() {
                 Some(io) => h1(TokioIo::new(io), address, self.slot).await,
@@ -102,12 +102,12 @@ impl Sender {
     }
 
     /// Wakes a request of the cluster waiting for a connection slot (this one went idle).
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         self.slot.notify();
     }
 
     /// The protocol's own sender (an HTTP/2 request must go through [`to_h2`] first).
-    pub fn protocol(&mut self) -> Protocol<'_> {
+    pub(crate) fn protocol(&mut self) -> Protocol<'_> {
         match &mut self.inner {
             Inner::H1(s) => Protocol::H1(s),
             Inner::H2(s) => Protocol::H2(s),
@@ -118,7 +118,7 @@ impl Sender {
 
 /// A connection's sender by protocol.
 #[derive(Debug)]
-pub enum Protocol<'a> {
+pub(crate) enum Protocol<'a> {
     /// HTTP/1.1.
     H1(&'a mut http1::SendRequest<RequestBody>),
     /// HTTP/2.
@@ -129,7 +129,7 @@ pub enum Protocol<'a> {
 
 /// An HTTP/1.1-shaped upstream request made fit for HTTP/2: version 2, the authority from `Host`
 /// into the target (`:authority`), no `Host` header.
-pub fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
+pub(crate) fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
     *req.version_mut() = Version::HTTP_2;
     let authority = req
         .headers_mut()
@@ -152,7 +152,7 @@ pub fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
 /// Opens a connection to `address` (TCP_NODELAY; the TCP connect and the TLS handshake each within
 /// `timeout`), holding `slot` for its life: HTTP/1.1, or HTTP/2 when `tls` offered it and the
 /// endpoint agreed.
-pub async fn connect(
+pub(crate) async fn connect(
     address: SocketAddr,
     timeout: Duration,
     slot: ConnSlot,

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Why an endpoint was taken out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
+pub(crate) enum Why {
     /// A connect to it was refused, reset or timed out.
     Connect,
     /// `consecutive_failures` failures in a row.
@@ -21,7 +21,7 @@ pub enum Why {
 
 impl Why {
     /// Every reason, in [`Why::index`] order, with its metric label.
-    pub const LABELS: [&'static str; 4] = [
+    pub(crate) const LABELS: [&'static str; 4] = [
         "connect",
         "consecutive_failures",
         "failure_rate",
@@ -50,7 +50,7 @@ impl Why {
 /// A cluster's outlier bookkeeping that outlives snapshots (it lives in the cluster's
 /// [`crate::breaker::Breaker`]).
 #[derive(Debug, Default)]
-pub struct ClusterBook {
+pub(crate) struct ClusterBook {
     /// Held while deciding to eject: the count of ejected endpoints and the ejection agree.
     decide: Mutex<()>,
     /// Ejections so far, by [`Why`].
@@ -73,18 +73,18 @@ impl ClusterBook {
     }
 
     /// Ejections so far, by reason ([`Why::LABELS`] order).
-    pub fn ejections(&self) -> [u64; 4] {
+    pub(crate) fn ejections(&self) -> [u64; 4] {
         std::array::from_fn(|i| self.ejections[i].load(Relaxed))
     }
 
     /// Connect failures caused by this node's own resources.
-    pub fn local_errors(&self) -> u64 {
+    pub(crate) fn local_errors(&self) -> u64 {
         self.local_errors.load(Relaxed)
     }
 
     /// Counts a connect failure caused by this node's own resources, and logs it (at most once a
     /// second per cluster).
-    pub fn local_error(&self, cluster: &str, endpoint: std::net::SocketAddr, error: &str) {
+    pub(crate) fn local_error(&self, cluster: &str, endpoint: std::net::SocketAddr, error: &str) {
         self.local_errors.fetch_add(1, Relaxed);
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let now = START

@@ -12,7 +12,7 @@ pub struct Endpoint {
     /// Relative weight.
     pub weight: u32,
     /// Zone, if known.
-    pub zone: Option<Arc<str>>,
+    pub(crate) zone: Option<Arc<str>>,
     /// Priority (0 = primary).
-    pub priority: u8,
+    pub(crate) priority: u8,
 }

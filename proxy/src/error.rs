@@ -3,10 +3,10 @@
 use http::StatusCode;
 
 /// The header on every response the proxy produced itself, naming the cause.
-pub const ERROR_HEADER: &str = "x-edgeplane-error";
+pub(crate) const ERROR_HEADER: &str = "x-edgeplane-error";
 
 /// Every [`ProxyError::code`], in [`ProxyError::code_index`] order.
-pub const ERROR_CODES: [&str; 8] = [
+pub(crate) const ERROR_CODES: [&str; 8] = [
     "no_route",
     "no_endpoint",
     "bad_request",
@@ -19,7 +19,7 @@ pub const ERROR_CODES: [&str; 8] = [
 
 /// What a failed connect says about the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectCause {
+pub(crate) enum ConnectCause {
     /// The endpoint, or the network on the way to it, refused or reset the connection, or cannot be
     /// reached: nothing listens there.
     Refused,
@@ -38,7 +38,7 @@ pub enum ConnectCause {
 
 impl ConnectCause {
     /// The cause of a failed TCP connect.
-    pub fn of(e: &std::io::Error) -> ConnectCause {
+    pub(crate) fn of(e: &std::io::Error) -> ConnectCause {
         use std::io::ErrorKind as K;
         match e.raw_os_error() {
             Some(
@@ -66,14 +66,14 @@ impl ConnectCause {
 
     /// Whether this failure takes the endpoint out at once (with outlier detection on): the endpoint
     /// is not listening or does not answer.
-    pub fn ejects(self) -> bool {
+    pub(crate) fn ejects(self) -> bool {
         matches!(self, ConnectCause::Refused | ConnectCause::TimedOut)
     }
 }
 
 /// Why a request could not be proxied.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// No route matches the request.
     #[error("no route matches the request")]
     NoRoute,
@@ -102,7 +102,7 @@ pub enum ProxyError {
 
 impl ProxyError {
     /// The status sent to the client.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoEndpoint(_) | ProxyError::CircuitOpen(_) => {
@@ -116,7 +116,7 @@ impl ProxyError {
     }
 
     /// A short, stable code for the error header, logs and metrics.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ProxyError::NoRoute => "no_route",
             ProxyError::NoEndpoint(_) => "no_endpoint",
@@ -130,7 +130,7 @@ impl ProxyError {
     }
 
     /// Index of [`ProxyError::code`] in [`ERROR_CODES`].
-    pub fn code_index(&self) -> usize {
+    pub(crate) fn code_index(&self) -> usize {
         match self {
             ProxyError::NoRoute => 0,
             ProxyError::NoEndpoint(_) => 1,
@@ -151,14 +151,14 @@ impl ProxyError {
 #[error("{path}: {message}")]
 pub struct SettingError {
     /// Path of the setting, e.g. `clusters.api.tls.ca`.
-    pub path: String,
+    pub(crate) path: String,
     /// What is wrong with it.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl SettingError {
     /// The error of the setting at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> SettingError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> SettingError {
         SettingError {
             path: path.into(),
             message: message.into(),

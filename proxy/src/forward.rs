@@ -27,17 +27,17 @@ use std::time::Instant;
 
 /// What every request of one downstream connection shares.
 #[derive(Debug)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     /// The client's IP as a header value, made once per connection.
-    pub client_ip: HeaderValue,
+    pub(crate) client_ip: HeaderValue,
     /// `http` or `https`.
-    pub proto: HeaderValue,
+    pub(crate) proto: HeaderValue,
     /// Keeps the connection counted; an upgraded tunnel takes a share of it.
-    pub hold: Arc<crate::lifecycle::ConnHold>,
+    pub(crate) hold: Arc<crate::lifecycle::ConnHold>,
 }
 
 /// Proxies one request; errors become the proxy's own responses.
-pub async fn handle(
+pub(crate) async fn handle(
     shared: &Shared,
     conn: &ConnInfo,
     req: Request<Incoming>,

@@ -10,20 +10,20 @@
 use http::header::{self, GetAll, HeaderMap, HeaderName, HeaderValue};
 
 /// `X-Forwarded-For`.
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Forwarded-Proto`.
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// `X-Forwarded-Host`.
-pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `x-request-id`: kept from the client when usable, else generated, and sent upstream.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest client-supplied request id kept; a longer one is replaced.
 const MAX_REQUEST_ID: usize = 128;
 
 /// The forwarding headers of one request.
 #[derive(Debug)]
-pub struct Forwarding<'a> {
+pub(crate) struct Forwarding<'a> {
     client_ip: &'a HeaderValue,
     proto: &'a HeaderValue,
     via: &'a HeaderValue,
@@ -39,7 +39,7 @@ impl<'a> Forwarding<'a> {
     /// The headers for a request from `client_ip` over `proto` (`http` or `https`), through this
     /// node (`via`, e.g. `1.1 edge-1`), for `host` (the host the client asked for, if any); a
     /// generated request id is made of the node's `id_seed` and the request's number `id_n`.
-    pub fn new(
+    pub(crate) fn new(
         client_ip: &'a HeaderValue,
         proto: &'a HeaderValue,
         via: &'a HeaderValue,
@@ -59,7 +59,7 @@ impl<'a> Forwarding<'a> {
     }
 
     /// Puts the headers into `map` (for hyper's client), unless they are there already.
-    pub fn apply(&mut self, map: &mut HeaderMap) {
+    pub(crate) fn apply(&mut self, map: &mut HeaderMap) {
         if self.in_map {
             return;
         }
@@ -87,14 +87,14 @@ impl<'a> Forwarding<'a> {
 
     /// The request is a fresh copy (a retry from the kept original): the headers are no longer in
     /// its map.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.in_map = false;
     }
 
     /// Writes the request header `name: value` of `map` into `out` as forwarding requires, if it is
     /// one of the forwarding headers; `false` means it is not, and the caller writes it as is.
     #[inline]
-    pub fn write_header(
+    pub(crate) fn write_header(
         &self,
         name: &HeaderName,
         value: &HeaderValue,
@@ -133,7 +133,7 @@ impl<'a> Forwarding<'a> {
     }
 
     /// Writes into `out` the forwarding headers [`write_header`](Self::write_header) did not meet.
-    pub fn write_rest(&self, written: Written, out: &mut Vec<u8>) {
+    pub(crate) fn write_rest(&self, written: Written, out: &mut Vec<u8>) {
         if self.in_map {
             return;
         }
@@ -164,7 +164,7 @@ impl<'a> Forwarding<'a> {
 
 /// What [`Forwarding::write_header`] met of a request's headers.
 #[derive(Debug, Default)]
-pub struct Written {
+pub(crate) struct Written {
     forwarded_for: bool,
     via: bool,
     /// Whether the client's request id is kept, once its first value was seen.
@@ -198,7 +198,7 @@ impl Kind {
 
 /// The request id the request goes upstream with: the client's if usable, else the one generated
 /// from `id_seed` and `id_n` (for the access log, which runs whichever client sends the request).
-pub fn request_id(map: &HeaderMap, id_seed: u64, id_n: u64) -> HeaderValue {
+pub(crate) fn request_id(map: &HeaderMap, id_seed: u64, id_n: u64) -> HeaderValue {
     match map.get(&X_REQUEST_ID) {
         Some(v) if usable_id(v) => v.clone(),
         _ => HeaderValue::from_bytes(&generated_id(id_seed, id_n))

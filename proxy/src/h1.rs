@@ -8,15 +8,15 @@
 //! A connection goes back to the pool when its response body has been read to its end and nothing
 //! else came with it.
 
-pub mod body;
+pub(crate) mod body;
 mod chunked;
 mod encode;
 mod fields;
 mod parse;
 mod template;
 
-pub use body::OwnBody;
-pub use parse::{Framing, Head};
+pub(crate) use body::OwnBody;
+pub(crate) use parse::{Framing, Head};
 
 use crate::forwarding::Forwarding;
 use crate::request_body::RequestBody;
@@ -39,11 +39,11 @@ const MAX_READ_SIZE: usize = 128 * 1024;
 const MIN_ROOM: usize = 2 * 1024;
 /// Largest body held whole that a request may carry through this client (more goes through hyper,
 /// which reads the response while the body is still being written).
-pub const MAX_BODY: usize = 16 * 1024;
+pub(crate) const MAX_BODY: usize = 16 * 1024;
 
 /// One cleartext HTTP/1.1 upstream connection.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     io: TcpStream,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
@@ -57,7 +57,7 @@ pub struct Conn {
 
 /// Why a try on a connection failed.
 #[derive(Debug)]
-pub enum TryError {
+pub(crate) enum TryError {
     /// Nothing of a response came back: the connection was closed or reset before (a pooled
     /// connection the upstream had already closed, typically).
     Unanswered(String),
@@ -67,7 +67,7 @@ pub enum TryError {
 
 impl Conn {
     /// A connection over `io`.
-    pub fn new(io: TcpStream) -> Self {
+    pub(crate) fn new(io: TcpStream) -> Self {
         Conn {
             io,
             rbuf: BytesMut::with_capacity(READ_SIZE),
@@ -79,13 +79,13 @@ impl Conn {
     }
 
     /// The socket, for hyper's client to take over; `None` if bytes are pending on it.
-    pub fn into_io(self) -> Option<TcpStream> {
+    pub(crate) fn into_io(self) -> Option<TcpStream> {
         self.rbuf.is_empty().then_some(self.io)
     }
 
     /// Whether the upstream closed this idle connection (or sent something unasked), seen without a
     /// system call unless the socket was reported readable.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self.io.poll_read_ready(&mut cx) {
             Poll::Pending => false,
@@ -129,7 +129,7 @@ impl Conn {
 
 /// Whether `req` can go through this client: no upgrade, and a body that is empty or held whole and
 /// at most [`MAX_BODY`] long.
-pub fn eligible(req: &Request<RequestBody>) -> bool {
+pub(crate) fn eligible(req: &Request<RequestBody>) -> bool {
     if req.headers().contains_key(header::UPGRADE) {
         return false;
     }
@@ -144,7 +144,7 @@ pub fn eligible(req: &Request<RequestBody>) -> bool {
 /// if it does fire early, it is moved to `deadline` then. Requests take milliseconds and timeouts
 /// seconds, so a connection's timer moves about once per timeout, not once per request. It may also
 /// fire after the connection went idle: a spurious wake-up of the task that last polled it.
-pub async fn send_until(
+pub(crate) async fn send_until(
     conn: &mut Conn,
     req: &Request<RequestBody>,
     forwarding: &Forwarding<'_>,
@@ -182,7 +182,7 @@ pub async fn send_until(
 
 /// Sends `req` (see [`eligible`]) on `conn` and reads the response head. The request stays with the
 /// caller, to be sent elsewhere if this connection turns out dead.
-pub async fn send(
+pub(crate) async fn send(
     conn: &mut Conn,
     req: &Request<RequestBody>,
     forwarding: &Forwarding<'_>,

@@ -28,11 +28,11 @@ const HEAD: u64 = 1 << 32;
 
 /// One request of a connection being answered, until the response body is dropped.
 #[derive(Debug)]
-pub struct Answering(Activity);
+pub(crate) struct Answering(Activity);
 
 impl Answering {
     /// Counts a request whose head was just received.
-    pub fn start(activity: &Activity, version: Version) -> Answering {
+    pub(crate) fn start(activity: &Activity, version: Version) -> Answering {
         let c = &activity.0;
         if version == Version::HTTP_2 {
             c.exempt.store(true, Relaxed);
@@ -42,7 +42,7 @@ impl Answering {
     }
 
     /// The response to send, holding this request as answered until its body is done.
-    pub fn respond(self, mut resp: Response<ProxyBody>) -> Response<Answered> {
+    pub(crate) fn respond(self, mut resp: Response<ProxyBody>) -> Response<Answered> {
         let c = &self.0 .0;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             // From here on the connection is a tunnel.
@@ -73,7 +73,7 @@ impl Drop for Answering {
 
 /// A response body that keeps its request counted as being answered.
 #[derive(Debug)]
-pub struct Answered {
+pub(crate) struct Answered {
     body: ProxyBody,
     _answering: Answering,
 }
@@ -100,7 +100,7 @@ impl Body for Answered {
 
 /// The supervisor's view of the head deadline, from samples of the connection's counters.
 #[derive(Debug)]
-pub struct HeadWatch {
+pub(crate) struct HeadWatch {
     timeout: Duration,
     /// Since when a head has been awaited with bytes arriving (or since the accept).
     waiting_since: Option<Instant>,
@@ -109,7 +109,7 @@ pub struct HeadWatch {
 
 impl HeadWatch {
     /// The watch of a connection accepted at `accepted`: its first head is due within `timeout`.
-    pub fn new(timeout: Duration, accepted: Instant) -> HeadWatch {
+    pub(crate) fn new(timeout: Duration, accepted: Instant) -> HeadWatch {
         HeadWatch {
             timeout,
             waiting_since: Some(accepted),
@@ -120,7 +120,7 @@ impl HeadWatch {
     /// Samples the connection at `now`: true when a head has been due for the whole timeout. A head
     /// that started arriving between two samples counts from the later one, so sampled every
     /// `timeout / 8`, the cut comes between one timeout and one and a quarter after the first byte.
-    pub fn overdue_at(&mut self, c: &Counters, now: Instant) -> bool {
+    pub(crate) fn overdue_at(&mut self, c: &Counters, now: Instant) -> bool {
         if c.exempt.load(Relaxed) {
             return false;
         }

@@ -32,7 +32,7 @@ const UPGRADE_INDEX: usize = 3;
 /// than one `Host` header (a backend reading the last would serve another virtual host), a `Host`
 /// that is not a valid authority (empty, userinfo, a path, a list, spaces), userinfo in the target,
 /// and HTTP/1.1 without a host.
-pub fn request_host<'a>(
+pub(crate) fn request_host<'a>(
     uri: &'a http::Uri,
     headers: &'a HeaderMap,
     version: http::Version,
@@ -86,7 +86,7 @@ fn valid_authority(host: &[u8]) -> bool {
 }
 
 /// Removes hop-by-hop headers, including every header named in `Connection`, and `Expect`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     HopByHop::find(headers).strip(headers);
 }
 
@@ -94,7 +94,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// of standard headers), so that only those present are looked up or removed: most messages carry
 /// none, or only `Connection`.
 #[derive(Debug, Clone, Copy)]
-pub struct HopByHop {
+pub(crate) struct HopByHop {
     present: [bool; HOP_BY_HOP.len()],
     /// `Expect` is not hop-by-hop, but is never forwarded either: the proxy answers
     /// `100-continue` itself (hyper does when the body is read), and a response carrying one is
@@ -105,7 +105,7 @@ pub struct HopByHop {
 
 impl HopByHop {
     /// The hop-by-hop headers among `headers`.
-    pub fn find(headers: &HeaderMap) -> HopByHop {
+    pub(crate) fn find(headers: &HeaderMap) -> HopByHop {
         let mut found = HopByHop {
             present: [false; HOP_BY_HOP.len()],
             expect: false,
@@ -125,7 +125,7 @@ impl HopByHop {
 
     /// The protocol an HTTP/1.1 client asks to switch to (`Connection: upgrade` plus `Upgrade`),
     /// if any.
-    pub fn upgrade(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+    pub(crate) fn upgrade(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         // Index 0 is `Connection`.
         if !(self.present[0] && self.present[UPGRADE_INDEX]) {
             return None;
@@ -135,7 +135,7 @@ impl HopByHop {
 
     /// Removes the headers found, and every header `Connection` names except those it may never
     /// remove ([`KEPT`]).
-    pub fn strip(&self, headers: &mut HeaderMap) {
+    pub(crate) fn strip(&self, headers: &mut HeaderMap) {
         if !self.any {
             return;
         }
@@ -157,7 +157,7 @@ impl HopByHop {
 
 /// Whether `name` is a hop-by-hop header (not counting those a `Connection` header names).
 #[inline]
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     hop_by_hop_index(name).is_some()
 }
 
@@ -188,7 +188,7 @@ fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
 
 /// One element of a `Connection` header's list.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ConnectionToken {
+pub(crate) enum ConnectionToken {
     /// `close`.
     Close,
     /// `keep-alive`.
@@ -201,7 +201,7 @@ pub enum ConnectionToken {
 
 /// The elements of one `Connection` value, case-insensitively; elements naming no valid header are
 /// skipped. The usual value, a lone `keep-alive` or `close`, is recognised without tokenising.
-pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken> + '_ {
+pub(crate) fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken> + '_ {
     let lone = if value.eq_ignore_ascii_case(b"keep-alive") {
         Some(ConnectionToken::KeepAlive)
     } else if value.eq_ignore_ascii_case(b"close") {

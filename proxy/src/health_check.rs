@@ -47,7 +47,7 @@ async fn get(connect: (&str, u16), authority: &str, path: &str) -> Option<http::
 }
 
 /// Checks the endpoints of every cluster that has `[health_check]`, until the task is dropped.
-pub async fn run(tables: Arc<Tables>) {
+pub(crate) async fn run(tables: Arc<Tables>) {
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut every = tokio::time::interval(TICK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -14,11 +14,11 @@ use tokio::time::Instant;
 /// What one connection shares with its supervisor: its I/O calls (idle detection, below) and its
 /// requests (the request-head deadline, [`crate::head_watch`]).
 #[derive(Debug, Clone, Default)]
-pub struct Activity(pub(crate) Arc<Counters>);
+pub(crate) struct Activity(pub(crate) Arc<Counters>);
 
 /// The counters behind an [`Activity`].
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// I/O calls that completed: reads in the high 32 bits, writes in the low 32 (both wrap).
     pub(crate) io: AtomicU64,
     /// Requests: heads received in the high 32 bits, requests still being answered in the low 32.
@@ -54,7 +54,7 @@ impl Activity {
     }
 
     /// A watchdog for this connection with the given idle timeout.
-    pub fn watchdog(&self, timeout: Duration) -> Watchdog {
+    pub(crate) fn watchdog(&self, timeout: Duration) -> Watchdog {
         Watchdog {
             activity: self.clone(),
             timeout,
@@ -66,7 +66,7 @@ impl Activity {
 
 /// Tells, when sampled, whether a connection has had no I/O for its whole timeout.
 #[derive(Debug)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     activity: Activity,
     timeout: Duration,
     seen: u64,
@@ -77,7 +77,7 @@ impl Watchdog {
     /// Samples the connection at `now`: true once it has had no I/O since a sample at least one
     /// timeout ago (then a further whole quiet timeout is needed to be true again). Sampled every
     /// `timeout / 4`, it fires between one timeout and one and a quarter after the last I/O.
-    pub fn expired_at(&mut self, now: Instant) -> bool {
+    pub(crate) fn expired_at(&mut self, now: Instant) -> bool {
         let count = self.activity.0.io.load(Relaxed);
         if count != self.seen {
             self.seen = count;
@@ -94,11 +94,11 @@ impl Watchdog {
 
 /// Byte counters shared by a node's downstream connections.
 #[derive(Debug)]
-pub struct ByteCounters {
+pub(crate) struct ByteCounters {
     /// Bytes read from clients.
-    pub received: metrics::Counter,
+    pub(crate) received: metrics::Counter,
     /// Bytes written to clients.
-    pub sent: metrics::Counter,
+    pub(crate) sent: metrics::Counter,
 }
 
 /// Bytes a connection counts locally before adding them to the shared counters: one shared atomic add
@@ -107,7 +107,7 @@ const FLUSH_BYTES: u64 = 64 * 1024;
 
 /// A socket that counts its I/O events in an [`Activity`] and its bytes in [`ByteCounters`].
 #[derive(Debug)]
-pub struct Tracked<T> {
+pub(crate) struct Tracked<T> {
     inner: T,
     activity: Activity,
     bytes: Arc<ByteCounters>,
@@ -117,7 +117,7 @@ pub struct Tracked<T> {
 
 impl<T> Tracked<T> {
     /// Wraps `inner`.
-    pub fn new(inner: T, activity: Activity, bytes: Arc<ByteCounters>) -> Self {
+    pub(crate) fn new(inner: T, activity: Activity, bytes: Arc<ByteCounters>) -> Self {
         Tracked {
             inner,
             activity,

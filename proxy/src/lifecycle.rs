@@ -9,7 +9,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 
 /// Where a node is in its life; connections watch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Serving.
     Running,
     /// Stop accepting; let in-flight requests finish, then close each connection.
@@ -22,7 +22,7 @@ pub enum Phase {
 /// open-connections gauge, for as long as its HTTP connection or the tunnel it was upgraded to lives
 /// (so a draining node waits for tunnels too); a tunnel also learns from it when the node closes.
 #[derive(Debug)]
-pub struct ConnHold {
+pub(crate) struct ConnHold {
     _slot: OwnedSemaphorePermit,
     _open: OpenGuard,
     phase: watch::Receiver<Phase>,
@@ -30,7 +30,7 @@ pub struct ConnHold {
 
 impl ConnHold {
     /// Holds `slot` and counts the connection in `open` until dropped.
-    pub fn new(
+    pub(crate) fn new(
         slot: OwnedSemaphorePermit,
         open: Arc<AtomicUsize>,
         phase: watch::Receiver<Phase>,
@@ -44,7 +44,7 @@ impl ConnHold {
     }
 
     /// Resolves when the node closes its remaining connections (or is gone).
-    pub async fn closed(&self) {
+    pub(crate) async fn closed(&self) {
         let mut phase = self.phase.clone();
         let _ = phase.wait_for(|p| *p == Phase::Closing).await;
     }

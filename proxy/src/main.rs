@@ -1,5 +1,7 @@
 //! The `edgeplane` binary: `run`, `check`, `demo`, and the fleet commands over NATS.
 
+#![warn(unreachable_pub)]
+
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgeplane_config::Config;

@@ -14,18 +14,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Where a request's cluster is, to find it again in a later snapshot.
-pub struct Locator {
+pub(crate) struct Locator {
     /// The snapshot generation the request was routed in.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// The cluster's index in that snapshot.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Hash of the cluster's name.
-    pub name_hash: u64,
+    pub(crate) name_hash: u64,
 }
 
 impl Locator {
     /// The request's cluster in `snapshot`, if it still has it.
-    pub fn find<'a>(&self, snapshot: &'a crate::tables::Snapshot) -> Option<&'a Cluster> {
+    pub(crate) fn find<'a>(&self, snapshot: &'a crate::tables::Snapshot) -> Option<&'a Cluster> {
         match snapshot.clusters.get(self.index) {
             Some(c) if snapshot.generation == self.generation => Some(c),
             _ => snapshot
@@ -40,7 +40,7 @@ impl Locator {
 /// cause and detail if connecting failed). A connect that failed for lack of this node's own
 /// resources, or was not tried because the endpoint was already out, is not the endpoint's doing and
 /// is not charged; nor is a refused connect to an endpoint already taken out for the same reason.
-pub fn charge_failure(
+pub(crate) fn charge_failure(
     shared: &Shared,
     locator: &Locator,
     upstream: &Upstream,
@@ -72,29 +72,29 @@ pub fn charge_failure(
 /// Which retry is wanted: its number (1-based), and whether it spends the retry budget (a request
 /// that reached an upstream) or not (nothing was sent: bounded by the endpoints not tried yet).
 #[derive(Debug, Clone, Copy)]
-pub struct Retrying {
+pub(crate) struct Retrying {
     /// The retry's number, 1-based.
-    pub tries: u32,
+    pub(crate) tries: u32,
     /// Whether it spends the retry budget.
-    pub budgeted: bool,
+    pub(crate) budgeted: bool,
 }
 
 /// What a retry needs: its endpoint, its place in the retry budget, its backoff.
-pub struct NextTry {
+pub(crate) struct NextTry {
     /// The endpoint.
-    pub upstream: Arc<Upstream>,
+    pub(crate) upstream: Arc<Upstream>,
     /// Its place in the retry budget, if it spends it.
-    pub slot: Option<RetrySlot>,
+    pub(crate) slot: Option<RetrySlot>,
     /// The wait before it.
-    pub backoff: std::time::Duration,
+    pub(crate) backoff: std::time::Duration,
     /// The affinity header or cookie naming the new endpoint, if the cluster has affinity.
-    pub affinity: Option<(http::HeaderName, HeaderValue)>,
+    pub(crate) affinity: Option<(http::HeaderName, HeaderValue)>,
 }
 
 /// Picks the endpoint for the retry from the current snapshot, avoiding those tried. A budgeted retry
 /// needs a place in the retry budget and waits a backoff; one of a request never sent goes at once
 /// to an endpoint not tried yet, if there is one.
-pub fn next_try(
+pub(crate) fn next_try(
     shared: &Shared,
     locator: &Locator,
     key: Option<u64>,

@@ -250,12 +250,12 @@ impl NodeHandle {
     }
 
     /// The node settings it started with.
-    pub fn config(&self) -> &NodeConfig {
+    pub(crate) fn config(&self) -> &NodeConfig {
         &self.config
     }
 
     /// The routing document the node started with.
-    pub fn initial_routing(&self) -> &edgeplane_config::Routing {
+    pub(crate) fn initial_routing(&self) -> &edgeplane_config::Routing {
         &self.routing
     }
 
@@ -269,14 +269,9 @@ impl NodeHandle {
         self.admin
     }
 
-    /// Graceful shutdown: stop accepting, let in-flight requests finish for up to the configured grace
-    /// period, then close what is left. Returns the number of connections that had to be cut.
-    pub async fn shutdown(self) -> usize {
-        let grace = self.config.timeouts.shutdown_grace;
-        self.shutdown_within(grace).await
-    }
-
-    /// [`NodeHandle::shutdown`] with an explicit grace period.
+    /// Graceful shutdown: stop accepting, let in-flight requests finish for up to `grace` (the
+    /// binary passes `timeouts.shutdown_grace`), then close what is left. Returns the number of
+    /// connections that had to be cut.
     pub async fn shutdown_within(mut self, grace: Duration) -> usize {
         tracing::info!(grace = ?grace, "draining");
         let started = tokio::time::Instant::now();

@@ -8,14 +8,14 @@
 //! this pool is one short critical section per checkout and per return, never held across an await.
 //! LIFO keeps the warmest connections busy and lets surplus ones age out.
 
-pub use crate::conn::Sender;
+pub(crate) use crate::conn::Sender;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The idle connections of one endpoint.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     idle: Mutex<Stacks>,
     max_idle: AtomicUsize,
     idle_timeout_ms: AtomicU64,
@@ -53,7 +53,7 @@ struct Idle {
 
 impl Pool {
     /// An empty pool.
-    pub fn new(settings: edgeplane_config::model::Pool) -> Self {
+    pub(crate) fn new(settings: edgeplane_config::model::Pool) -> Self {
         let pool = Pool {
             idle: Mutex::new(Stacks::default()),
             max_idle: AtomicUsize::new(0),
@@ -64,26 +64,26 @@ impl Pool {
     }
 
     /// Applies new settings (a reload keeps the pool and its connections).
-    pub fn configure(&self, settings: edgeplane_config::model::Pool) {
+    pub(crate) fn configure(&self, settings: edgeplane_config::model::Pool) {
         self.max_idle.store(settings.max_idle_per_endpoint, Relaxed);
         self.idle_timeout_ms
             .store(settings.idle_timeout.as_millis() as u64, Relaxed);
     }
 
     /// Number of idle connections held.
-    pub fn idle_count(&self) -> usize {
+    pub(crate) fn idle_count(&self) -> usize {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
     /// Closes every idle connection (dropping a sender ends its connection task).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let drained = self.idle.lock().map(|mut v| std::mem::take(&mut *v));
         drop(drained);
     }
 
     /// Takes the most recently returned live connection, of the own HTTP/1.1 client if `own` and there
     /// is one (else of hyper's, and the other way round), dropping dead and expired ones on the way.
-    pub fn take(&self, own: bool) -> Option<Sender> {
+    pub(crate) fn take(&self, own: bool) -> Option<Sender> {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let mut idle = self.idle.lock().ok()?;
         let Stacks { own: o, hyper: h } = &mut *idle;
@@ -92,7 +92,7 @@ impl Pool {
     }
 
     /// Keeps a new HTTP/2 connection to share it with the next requests.
-    pub fn share(&self, sender: &Sender) {
+    pub(crate) fn share(&self, sender: &Sender) {
         let Some(shared) = sender.share() else { return };
         if let Ok(mut idle) = self.idle.lock() {
             idle.hyper.push(Idle {
@@ -103,13 +103,13 @@ impl Pool {
     }
 
     /// Closes the coldest idle connection, if any; returns whether there was one.
-    pub fn evict_one(&self) -> bool {
+    pub(crate) fn evict_one(&self) -> bool {
         self.idle.lock().is_ok_and(|mut v| v.evict_coldest())
     }
 
     /// Returns a connection after its response finished (and wakes a request of the cluster waiting
     /// for a connection slot).
-    pub fn put(&self, sender: Sender) {
+    pub(crate) fn put(&self, sender: Sender) {
         sender.notify();
         // A shared HTTP/2 sender's connection is still in the stack.
         if sender.is_closed() || sender.is_h2() {

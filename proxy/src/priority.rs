@@ -9,7 +9,7 @@
 use crate::cluster::{Cluster, Endpoint};
 
 /// The usable share of `endpoints`, in percent of their count.
-pub fn usable_percent(c: &Cluster, endpoints: &[Endpoint]) -> u32 {
+pub(crate) fn usable_percent(c: &Cluster, endpoints: &[Endpoint]) -> u32 {
     if endpoints.is_empty() {
         return 0;
     }
@@ -22,7 +22,7 @@ pub fn usable_percent(c: &Cluster, endpoints: &[Endpoint]) -> u32 {
 
 /// Each level's share of traffic in thousandths (best level first), and whether all levels together
 /// have enough usable endpoints.
-pub fn loads(c: &Cluster) -> (Vec<u16>, bool) {
+pub(crate) fn loads(c: &Cluster) -> (Vec<u16>, bool) {
     let threshold = u32::from(c.failover_below.max(1));
     // Each level's health in thousandths: its usable share scaled by the threshold, at most whole.
     let health: Vec<u32> = c
@@ -59,7 +59,7 @@ pub fn loads(c: &Cluster) -> (Vec<u16>, bool) {
 }
 
 /// Updates the cluster's traffic split; logs changes.
-pub fn apply(c: &Cluster, loads: &[u16]) {
+pub(crate) fn apply(c: &Cluster, loads: &[u16]) {
     if c.backups.is_empty() {
         return;
     }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 /// A request body sent upstream: streamed from the client, or buffered whole so that the request can
 /// be replayed on a retry.
 #[derive(Debug)]
-pub enum RequestBody {
+pub(crate) enum RequestBody {
     /// Streamed from the client.
     Streamed(Upload),
     /// Buffered; `None` once sent (or empty).
@@ -54,14 +54,14 @@ impl Body for RequestBody {
 /// chunk, a client gone mid-body) or has not finished when the try times out is the client's doing,
 /// not the endpoint's, and must not be charged to it.
 #[derive(Debug)]
-pub struct Upload {
+pub(crate) struct Upload {
     inner: Incoming,
     state: Arc<UploadState>,
 }
 
 /// How a streamed upload went, shared with the request's handler.
 #[derive(Debug, Default)]
-pub struct UploadState {
+pub(crate) struct UploadState {
     done: AtomicBool,
     failed: AtomicBool,
     /// The last read from the client found nothing to read: the upload waits on the client (else
@@ -71,25 +71,25 @@ pub struct UploadState {
 
 impl UploadState {
     /// Whether the whole body was read from the client.
-    pub fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.done.load(Relaxed)
     }
 
     /// Whether reading the body from the client failed.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.failed.load(Relaxed)
     }
 
     /// Whether the upload is unfinished because the client is not sending (rather than because the
     /// upstream is not reading).
-    pub fn waiting_on_client(&self) -> bool {
+    pub(crate) fn waiting_on_client(&self) -> bool {
         !self.done() && self.starved.load(Relaxed)
     }
 }
 
 impl Upload {
     /// Streams `inner`, reporting to `state`.
-    pub fn new(inner: Incoming, state: Arc<UploadState>) -> Upload {
+    pub(crate) fn new(inner: Incoming, state: Arc<UploadState>) -> Upload {
         if inner.is_end_stream() {
             state.done.store(true, Relaxed);
         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// What is kept of a replayable request to send it again.
 #[derive(Debug)]
-pub struct Replay {
+pub(crate) struct Replay {
     method: Method,
     uri: Uri,
     version: Version,
@@ -26,7 +26,7 @@ pub struct Replay {
 
 impl Replay {
     /// A new copy of the request.
-    pub fn request(&self) -> Request<RequestBody> {
+    pub(crate) fn request(&self) -> Request<RequestBody> {
         let mut req = Request::new(RequestBody::Buffered(self.body.clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
@@ -37,7 +37,7 @@ impl Replay {
 }
 
 /// Whether a request with this method may be sent twice (RFC 9110 section 9.2.2).
-pub fn idempotent(method: &Method) -> bool {
+pub(crate) fn idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -46,7 +46,7 @@ pub fn idempotent(method: &Method) -> bool {
 
 /// Whether `policy` replays failed tries and this request may be replayed: idempotent, not an
 /// upgrade, and a body that is empty or small enough to buffer (by its declared size).
-pub fn replayable(req: &Request<Incoming>, policy: &Retry, upgrade: bool) -> bool {
+pub(crate) fn replayable(req: &Request<Incoming>, policy: &Retry, upgrade: bool) -> bool {
     if !policy.replays() || upgrade || !idempotent(req.method()) {
         return false;
     }
@@ -59,7 +59,7 @@ pub fn replayable(req: &Request<Incoming>, policy: &Retry, upgrade: bool) -> boo
 }
 
 /// Reads a replayable request's body whole (within `read_timeout`) and keeps a copy of the request.
-pub async fn buffer(
+pub(crate) async fn buffer(
     req: Request<Incoming>,
     read_timeout: Duration,
 ) -> Result<(Request<RequestBody>, Option<Box<Replay>>), ProxyError> {
@@ -88,7 +88,7 @@ pub async fn buffer(
 
 /// The wait before retry number `n` (1-based): uniform in `0..=min(base × 2^(n-1), max)` ("full
 /// jitter"), from a uniform random `draw`.
-pub fn backoff(policy: &Retry, n: u32, draw: u64) -> Duration {
+pub(crate) fn backoff(policy: &Retry, n: u32, draw: u64) -> Duration {
     let ceiling = policy
         .backoff_base
         .saturating_mul(1 << n.saturating_sub(1).min(16))
@@ -99,7 +99,7 @@ pub fn backoff(policy: &Retry, n: u32, draw: u64) -> Duration {
 
 /// Retries allowed in flight for a cluster with `in_flight` requests: `budget_percent` of them, and
 /// never fewer than `min_concurrent`.
-pub fn budget(policy: &Retry, in_flight: u64) -> u32 {
+pub(crate) fn budget(policy: &Retry, in_flight: u64) -> u32 {
     let share = in_flight * u64::from(policy.budget_percent) / 100;
     (share.min(u64::from(u32::MAX)) as u32).max(policy.min_concurrent)
 }

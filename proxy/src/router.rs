@@ -17,9 +17,9 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Route {
     /// Route name (logs, metrics).
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// Index of the cluster in the snapshot.
-    pub cluster: usize,
+    pub(crate) cluster: usize,
     path_prefix: Box<str>,
     methods: Box<[Method]>,
     headers: Box<[(HeaderName, Option<HeaderValue>)]>,
@@ -29,13 +29,13 @@ pub struct Route {
 
 impl Route {
     /// Position of the route in the document (indexes per-route state such as metrics).
-    pub fn index(&self) -> usize {
+    pub(crate) fn index(&self) -> usize {
         self.order
     }
 
     /// Whether a client may switch to `protocol` (an `Upgrade` value) on this route: every protocol
     /// it lists, by name without version, must be among the route's `upgrades`.
-    pub fn allows_upgrade(&self, protocol: &HeaderValue) -> bool {
+    pub(crate) fn allows_upgrade(&self, protocol: &HeaderValue) -> bool {
         let Ok(text) = protocol.to_str() else {
             return false;
         };
@@ -51,12 +51,12 @@ impl Route {
     }
 
     /// The path prefix the route requires.
-    pub fn path_prefix(&self) -> &str {
+    pub(crate) fn path_prefix(&self) -> &str {
         &self.path_prefix
     }
 
     /// The first condition a request fails, or `None` if the route matches it.
-    pub fn mismatch(
+    pub(crate) fn mismatch(
         &self,
         path: &str,
         method: &Method,
@@ -107,12 +107,12 @@ pub struct RouterError {
 
 impl Router {
     /// Every route, in document order.
-    pub fn routes(&self) -> &[Route] {
+    pub(crate) fn routes(&self) -> &[Route] {
         &self.routes
     }
 
     /// Compiles validated routes.
-    pub fn new(routes: &[model::Route]) -> Result<Router, RouterError> {
+    pub(crate) fn new(routes: &[model::Route]) -> Result<Router, RouterError> {
         let mut router = Router::default();
         for (order, r) in routes.iter().enumerate() {
             let err = |message: String| RouterError {
@@ -250,5 +250,3 @@ pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str
 mod explain;
 #[cfg(test)]
 mod tests;
-
-pub use explain::{Considered, Explanation};

@@ -21,28 +21,28 @@ const POOLED_ATTEMPTS: usize = 3;
 
 /// A failed try: why, and the request if it was never sent (so it may go elsewhere as is).
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// What went wrong.
-    pub error: ProxyError,
+    pub(crate) error: ProxyError,
     /// The request, when nothing of it reached the upstream (boxed: failures are rare, and a small
     /// result keeps every successful try from copying a request-sized hole).
-    pub unsent: Option<Box<Request<RequestBody>>>,
+    pub(crate) unsent: Option<Box<Request<RequestBody>>>,
 }
 
 /// What a try needs of its cluster.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     /// Connect and response-header timeouts.
-    pub timeouts: &'a ClusterTimeouts,
+    pub(crate) timeouts: &'a ClusterTimeouts,
     /// Connection and pending-request limits.
-    pub limits: &'a CircuitBreaker,
+    pub(crate) limits: &'a CircuitBreaker,
     /// TLS to the upstream, if the cluster uses it.
-    pub tls: Option<&'a TlsClient>,
+    pub(crate) tls: Option<&'a TlsClient>,
 }
 
 /// A response head and the connection it came on.
 #[derive(Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// From hyper's client; the body streams from the `Incoming`.
     Hyper(Response<Incoming>, Sender),
     /// From edgeplane's own HTTP/1.1 client; the body is read from the connection.
@@ -51,7 +51,7 @@ pub enum Answer {
 
 impl Answer {
     /// The response status.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Answer::Hyper(resp, _) => resp.status(),
             Answer::Own(head, _) => head.response.status(),
@@ -63,7 +63,7 @@ impl Answer {
 /// connection that turns out dead before the request went out is replaced transparently (hyper hands
 /// the unsent request back; the own client keeps it until a response comes, and an idempotent request
 /// that got nothing back on a pooled connection goes again on another).
-pub async fn send(
+pub(crate) async fn send(
     upstream: &Upstream,
     settings: &Settings<'_>,
     deadline: Instant,

@@ -11,7 +11,7 @@ use crate::closing::{Ask, Closing};
 use crate::forward::{self, ConnInfo};
 use crate::head_watch::{Answering, HeadWatch};
 use crate::idle::{Activity, Tracked};
-pub use crate::lifecycle::{ConnHold, Phase};
+pub(crate) use crate::lifecycle::{ConnHold, Phase};
 use crate::shared::Shared;
 use crate::shed::Shed;
 use edgeplane_config::model::{Limits, NodeTimeouts};
@@ -33,7 +33,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 /// Everything a listener needs to serve connections.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     timeouts: NodeTimeouts,
@@ -45,7 +45,7 @@ pub struct Server {
 
 impl Server {
     /// A server with the node's limits; `slots` counts open connections across all listeners.
-    pub fn new(
+    pub(crate) fn new(
         shared: Arc<Shared>,
         limits: Limits,
         timeouts: NodeTimeouts,
@@ -79,7 +79,7 @@ impl Server {
 
     /// Accepts connections until the node leaves [`Phase::Running`]; with `tls`, each one starts
     /// with a TLS handshake.
-    pub async fn serve(
+    pub(crate) async fn serve(
         self,
         listener: TcpListener,
         name: Arc<str>,
@@ -124,7 +124,7 @@ impl Server {
     }
 
     /// Downstream connections open now, across this server's listeners.
-    pub fn open_connections(&self) -> Arc<AtomicUsize> {
+    pub(crate) fn open_connections(&self) -> Arc<AtomicUsize> {
         self.open.clone()
     }
 

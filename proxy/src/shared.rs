@@ -8,28 +8,28 @@ use std::sync::Arc;
 
 /// What every request of the node shares.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The routing tables.
-    pub tables: Arc<Tables>,
+    pub(crate) tables: Arc<Tables>,
     /// `Via` value for HTTP/1.x requests, e.g. `1.1 edge-1`.
     pub via_h1: HeaderValue,
     /// `Via` value for HTTP/2 requests, e.g. `2.0 edge-1`.
     pub via_h2: HeaderValue,
     /// Requests received since start.
-    pub requests: std::sync::atomic::AtomicU64,
+    pub(crate) requests: std::sync::atomic::AtomicU64,
     /// Metrics of the requests no route matched.
-    pub unrouted: RouteMetrics,
+    pub(crate) unrouted: RouteMetrics,
     /// High half of generated request ids: differs between nodes and restarts.
     pub(crate) id_seed: u64,
     /// Whether to log one line per request.
-    pub access_log: bool,
+    pub(crate) access_log: bool,
     /// Bytes from and to clients.
-    pub bytes: Arc<crate::idle::ByteCounters>,
+    pub(crate) bytes: Arc<crate::idle::ByteCounters>,
 }
 
 impl Shared {
     /// Shared request state for the node `node_id`.
-    pub fn new(tables: Arc<Tables>, node_id: &str, telemetry: Option<&Telemetry>) -> Self {
+    pub(crate) fn new(tables: Arc<Tables>, node_id: &str, telemetry: Option<&Telemetry>) -> Self {
         let via = |v: &str| {
             HeaderValue::from_str(&format!("{v} {node_id}"))
                 .unwrap_or(HeaderValue::from_static("1.1 edgeplane"))

@@ -13,14 +13,14 @@ use tokio::sync::Notify;
 
 /// Closures of idle connections wanted by the accept loop.
 #[derive(Debug, Default)]
-pub struct Shed {
+pub(crate) struct Shed {
     wanted: AtomicUsize,
     asked: Notify,
 }
 
 impl Shed {
     /// The accept loop found no free slot: one idle connection should close.
-    pub fn ask(&self) {
+    pub(crate) fn ask(&self) {
         if self.wanted.fetch_add(1, Relaxed) == 0 {
             self.asked.notify_waiters();
         }
@@ -28,14 +28,14 @@ impl Shed {
 
     /// The accept loop got a slot after asking (a connection ended on its own, or was shed): one
     /// closure less is wanted, if any still is.
-    pub fn settle(&self) {
+    pub(crate) fn settle(&self) {
         let _ = self
             .wanted
             .fetch_update(Relaxed, Relaxed, |w| w.checked_sub(1));
     }
 
     /// Resolves when closures are asked for (or at once if some already are).
-    pub async fn asked(&self) {
+    pub(crate) async fn asked(&self) {
         let notified = self.asked.notified();
         if self.wanted.load(Relaxed) > 0 {
             return;
@@ -45,7 +45,7 @@ impl Shed {
 
     /// Whether the connection with these counters should close now to make room: closures are
     /// wanted, it is idle, and it takes one.
-    pub fn take_if_idle(&self, c: &Counters) -> bool {
+    pub(crate) fn take_if_idle(&self, c: &Counters) -> bool {
         if self.wanted.load(Relaxed) == 0 || !c.idle() {
             return false;
         }

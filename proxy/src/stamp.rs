@@ -7,14 +7,14 @@ use std::time::SystemTime;
 
 /// A file's version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
 }
 
 /// The stamp of `path`, or `None` if it cannot be read.
-pub fn of(path: &Path) -> Option<Stamp> {
+pub(crate) fn of(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     Some(Stamp {
         modified: m.modified().ok(),

@@ -8,7 +8,7 @@
 
 use crate::certs::CertTable;
 use crate::cluster::Carried;
-pub use crate::cluster::{Cluster, Endpoint, Level, LocalZone};
+pub(crate) use crate::cluster::{Cluster, Endpoint};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{RouteMetrics, Telemetry};
 use arc_swap::ArcSwap;
@@ -42,7 +42,7 @@ impl Tables {
 
     /// The current snapshot, borrowed: no reference-count traffic on the shared snapshot, so worker
     /// threads do not contend on it. For the request path, which drops it before its first await.
-    pub fn guard(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+    pub(crate) fn guard(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.current.load()
     }
 
@@ -57,7 +57,7 @@ impl Tables {
     /// Builds `routing` as [`Tables::apply`] would (routes, clusters, upstream TLS, certificates) and
     /// throws the result away: the dry run of a push. Nothing in place is touched: no endpoint state
     /// is shared with the throwaway build and no metric is registered for it.
-    pub fn check(&self, routing: &Routing) -> Result<(), BuildError> {
+    pub(crate) fn check(&self, routing: &Routing) -> Result<(), BuildError> {
         let current = self.load();
         let certs =
             (current.routing.certificates == routing.certificates).then(|| current.certs.clone());
@@ -116,15 +116,15 @@ pub struct Snapshot {
     /// Counts the snapshots built by this process, starting at 1.
     pub generation: u64,
     /// Request metrics of each route, by [`crate::router::Route::index`].
-    pub route_metrics: Vec<Arc<RouteMetrics>>,
+    pub(crate) route_metrics: Vec<Arc<RouteMetrics>>,
     /// Where the metrics are registered (`None`: not recorded, as in unit tests).
-    pub telemetry: Option<Arc<Telemetry>>,
+    pub(crate) telemetry: Option<Arc<Telemetry>>,
     /// The node's zone, for zone-aware clusters.
-    pub zone: Option<Arc<str>>,
+    pub(crate) zone: Option<Arc<str>>,
     /// The routing this snapshot was built from (for the admin API; never read on the request path).
-    pub routing: Arc<Routing>,
+    pub(crate) routing: Arc<Routing>,
     /// Server certificates by SNI, for TLS listeners.
-    pub certs: Arc<CertTable>,
+    pub(crate) certs: Arc<CertTable>,
 }
 
 impl Snapshot {
@@ -137,7 +137,7 @@ impl Snapshot {
     }
 
     /// [`Snapshot::build`] recording request metrics into `telemetry`.
-    pub fn build_with(
+    pub(crate) fn build_with(
         routing: &Routing,
         previous: Option<&Snapshot>,
         telemetry: Option<Arc<Telemetry>>,

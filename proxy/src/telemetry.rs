@@ -15,12 +15,12 @@ mod catalog;
 mod collect;
 mod fleet;
 mod route;
-pub mod traffic;
+pub(crate) mod traffic;
 
-pub use catalog::{Entry, Kind, CATALOG};
-pub use collect::collect_node;
-pub use fleet::{collect_controller, collect_rollout, push_metrics};
-pub use route::RouteMetrics;
+pub use catalog::{Kind, CATALOG};
+pub(crate) use collect::collect_node;
+pub(crate) use fleet::{collect_controller, collect_rollout, push_metrics};
+pub(crate) use route::RouteMetrics;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -35,7 +35,7 @@ const DURATION_BUCKETS: [f64; 16] = [
 ];
 
 /// A scrape-time collector: copies state kept elsewhere into this node's metrics.
-pub type Collector = Box<dyn Fn(&Telemetry) + Send + Sync>;
+pub(crate) type Collector = Box<dyn Fn(&Telemetry) + Send + Sync>;
 
 /// One node's metrics.
 pub struct Telemetry {
@@ -56,7 +56,7 @@ const METADATA: Metadata<'static> =
 
 impl Telemetry {
     /// A fresh set of metrics with every name of the [`CATALOG`] described.
-    pub fn new() -> Arc<Telemetry> {
+    pub(crate) fn new() -> Arc<Telemetry> {
         let builder = PrometheusBuilder::new()
             // Gauges are set by collectors at every scrape: one not set for a minute belongs to
             // something that is gone (a removed endpoint) and is dropped.
@@ -84,29 +84,33 @@ impl Telemetry {
     }
 
     /// The counter `name` with these labels (registered once, then shared).
-    pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+    pub(crate) fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
         self.recorder
             .register_counter(&key(name, labels), &METADATA)
     }
 
     /// The gauge `name` with these labels.
-    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+    pub(crate) fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
         self.recorder.register_gauge(&key(name, labels), &METADATA)
     }
 
     /// The histogram `name` with these labels.
-    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+    pub(crate) fn histogram(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Histogram {
         self.recorder
             .register_histogram(&key(name, labels), &METADATA)
     }
 
     /// The node's answered requests, all routes together (reported in status replies).
-    pub fn traffic(&self) -> &Arc<traffic::TrafficTotals> {
+    pub(crate) fn traffic(&self) -> &Arc<traffic::TrafficTotals> {
         &self.traffic
     }
 
     /// Adds a scrape-time collector.
-    pub fn collect_with(&self, collector: Collector) {
+    pub(crate) fn collect_with(&self, collector: Collector) {
         self.collectors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -126,7 +130,7 @@ impl Telemetry {
 
     /// Folds recorded histogram samples into their buckets and drops metrics that stopped being
     /// reported. Runs every few seconds so that memory stays bounded between scrapes.
-    pub async fn upkeep(self: Arc<Self>) {
+    pub(crate) async fn upkeep(self: Arc<Self>) {
         let mut every = tokio::time::interval(Duration::from_secs(5));
         loop {
             every.tick().await;
@@ -144,9 +148,9 @@ fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
 }
 
 /// The Prometheus status class of a status code: `1xx` to `5xx`.
-pub fn status_class(status: u16) -> usize {
+pub(crate) fn status_class(status: u16) -> usize {
     usize::from(status / 100).clamp(1, 5) - 1
 }
 
 /// Label values of [`status_class`].
-pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+pub(crate) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -2,7 +2,8 @@
 //! from the current snapshot's certificate table (`certs.rs`), each TLS listener's rustls
 //! configuration, and the watcher that rebuilds the table when certificate files change.
 
-pub use crate::certs::{provider, CertTable};
+use crate::certs::provider;
+pub use crate::certs::CertTable;
 use crate::stamp::{self, Stamp};
 use crate::tables::Tables;
 use edgeplane_config::model::ListenerTls;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 /// Picks each handshake's certificate from the current snapshot.
 #[derive(Debug)]
-pub struct SniResolver {
+pub(crate) struct SniResolver {
     tables: Arc<Tables>,
 }
 
@@ -25,7 +26,7 @@ impl ResolvesServerCert for SniResolver {
 
 /// The rustls configuration of a TLS listener: its versions and ALPN, certificates by SNI from the
 /// tables.
-pub fn server_config(
+pub(crate) fn server_config(
     tls: &ListenerTls,
     tables: Arc<Tables>,
 ) -> Result<ServerConfig, rustls::Error> {
@@ -43,12 +44,12 @@ pub fn server_config(
 }
 
 /// How often certificate files are checked for changes.
-pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+pub(crate) const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Watches the current snapshot's certificate files (metadata, four times a second, like the config
 /// file) and loads them again when one changes: new handshakes use the new certificate at once, live
 /// connections keep theirs. A bad new file is logged and the old certificate stays.
-pub async fn watch(tables: Arc<Tables>) {
+pub(crate) async fn watch(tables: Arc<Tables>) {
     let mut every = tokio::time::interval(WATCH_INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen: Option<(Arc<CertTable>, Vec<Option<Stamp>>)> = None;

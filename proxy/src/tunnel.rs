@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
 /// Waits for both sides to finish the upgrade, then copies bytes until one side closes.
-pub async fn run(
+pub(crate) async fn run(
     downstream: OnUpgrade,
     upstream: OnUpgrade,
     in_flight: InFlight,

@@ -13,15 +13,15 @@ pub struct Upstream {
     /// Where to connect.
     pub address: SocketAddr,
     /// Idle keep-alive connections to this endpoint.
-    pub pool: Pool,
+    pub(crate) pool: Pool,
     /// The live state of the endpoint's cluster (connection count, limits' counters).
-    pub cluster: std::sync::Arc<crate::breaker::Breaker>,
+    pub(crate) cluster: std::sync::Arc<crate::breaker::Breaker>,
     stats: Stats,
     live: Live,
     /// Outlier detection's state.
-    pub outlier: std::sync::Mutex<OutlierState>,
+    pub(crate) outlier: std::sync::Mutex<OutlierState>,
     /// Active health checks' state.
-    pub checks: std::sync::Mutex<CheckState>,
+    pub(crate) checks: std::sync::Mutex<CheckState>,
 }
 
 const DRAINING: u8 = 1;
@@ -35,20 +35,20 @@ const TRIAL: u8 = 32;
 /// Passive outlier detection's bookkeeping for one endpoint (touched by the sweeper and the admin API,
 /// never by the request path).
 #[derive(Debug, Default)]
-pub struct OutlierState {
+pub(crate) struct OutlierState {
     /// Ejections so far, decayed while the endpoint stays in.
-    pub ejections: u32,
+    pub(crate) ejections: u32,
     /// Ejected until then.
-    pub until: Option<tokio::time::Instant>,
+    pub(crate) until: Option<tokio::time::Instant>,
     /// When the endpoint last came back (or last had its ejection count decayed).
-    pub since: Option<tokio::time::Instant>,
+    pub(crate) since: Option<tokio::time::Instant>,
     /// Back from an ejection and not yet proven (half-open): a failure before the first success
     /// ejects it again at once.
-    pub probation: bool,
+    pub(crate) probation: bool,
     /// Failures and requests counted when it came back.
-    pub at_return: (u64, u64),
+    pub(crate) at_return: (u64, u64),
     /// The current ejection is for a refused or timed-out connect: a passing health check ends it.
-    pub for_connect: bool,
+    pub(crate) for_connect: bool,
 }
 
 /// An operator's override of one endpoint on this node (admin API), kept across rebuilds but not
@@ -65,7 +65,7 @@ pub enum AdminState {
 
 impl AdminState {
     /// Name in the admin API.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AdminState::Enabled => "enabled",
             AdminState::Draining => "draining",
@@ -155,7 +155,7 @@ const SUCCESS_DIVISOR: u32 = 16;
 impl Upstream {
     /// A new endpoint of the cluster whose live state is `cluster`, with zeroed counters and an empty
     /// pool.
-    pub fn new(
+    pub(crate) fn new(
         address: SocketAddr,
         pool: Pool,
         cluster: std::sync::Arc<crate::breaker::Breaker>,
@@ -175,7 +175,7 @@ impl Upstream {
     /// (health 0), and healthy at least to `threshold`. Half-open after an ejection, it takes one
     /// trial request at a time.
     #[inline]
-    pub fn usable(&self, threshold: u8) -> bool {
+    pub(crate) fn usable(&self, threshold: u8) -> bool {
         let health = self.live.health.load(Relaxed);
         if health == 0 || health < threshold {
             return false;
@@ -188,12 +188,12 @@ impl Upstream {
     }
 
     /// Whether the endpoint is half-open: back from an ejection, its first success not yet seen.
-    pub fn on_trial(&self) -> bool {
+    pub(crate) fn on_trial(&self) -> bool {
         self.live.flags.load(Relaxed) & TRIAL != 0
     }
 
     /// Marks the endpoint half-open (one request at a time) or closes that.
-    pub fn set_trial(&self, on: bool) {
+    pub(crate) fn set_trial(&self, on: bool) {
         if on {
             self.live.flags.fetch_or(TRIAL, Relaxed);
         } else {
@@ -219,7 +219,7 @@ impl Upstream {
     /// Takes the endpoint out (`true`) or lets it back in (warming up again), and starts a new
     /// failure streak. Outlier detection ([`crate::outlier`]) decides; it also closes the idle pooled
     /// connections of an endpoint it takes out.
-    pub fn set_ejected(&self, ejected: bool) {
+    pub(crate) fn set_ejected(&self, ejected: bool) {
         if ejected {
             self.live.flags.fetch_or(EJECTED, Relaxed);
         } else if self.live.flags.fetch_and(!EJECTED, Relaxed) & EJECTED != 0 {
@@ -237,7 +237,7 @@ impl Upstream {
 
     /// Takes the endpoint out for failing health checks (`true`), closing its idle pooled connections,
     /// or lets it back in.
-    pub fn set_check_failed(&self, failed: bool) {
+    pub(crate) fn set_check_failed(&self, failed: bool) {
         if failed {
             self.live.flags.fetch_or(CHECK_FAILED, Relaxed);
             self.pool.clear();
@@ -247,7 +247,7 @@ impl Upstream {
     }
 
     /// What this node's admin API set on the endpoint.
-    pub fn admin_state(&self) -> AdminState {
+    pub(crate) fn admin_state(&self) -> AdminState {
         let flags = self.live.flags.load(Relaxed);
         if flags & ADMIN_DISABLE != 0 {
             AdminState::Disabled
@@ -283,7 +283,7 @@ impl Upstream {
     /// `window` since it joined or came back (`draw` is a uniform random number). Always true once
     /// warm; the first pick past the window ends the ramp.
     #[inline]
-    pub fn warm_enough(&self, window: Duration, draw: u64) -> bool {
+    pub(crate) fn warm_enough(&self, window: Duration, draw: u64) -> bool {
         let from = self.live.warm_from_ms.load(Relaxed);
         if from == 0 {
             return true;
@@ -299,7 +299,7 @@ impl Upstream {
     }
 
     /// Whether the endpoint is in its slow-start ramp (or was, and no pick has looked since).
-    pub fn warming(&self) -> bool {
+    pub(crate) fn warming(&self) -> bool {
         self.live.warm_from_ms.load(Relaxed) != 0
     }
 
@@ -309,7 +309,7 @@ impl Upstream {
     }
 
     /// Load the instance last reported: (in-flight, CPU 0..=1, latency).
-    pub fn reported_load(&self) -> (u32, f32, Duration) {
+    pub(crate) fn reported_load(&self) -> (u32, f32, Duration) {
         (
             self.live.reported_in_flight.load(Relaxed),
             self.live.reported_cpu_permille.load(Relaxed) as f32 / 1000.0,
@@ -323,7 +323,7 @@ impl Upstream {
     }
 
     /// Smoothed time to response headers; `None` before the first response.
-    pub fn ewma_latency(&self) -> Option<Duration> {
+    pub(crate) fn ewma_latency(&self) -> Option<Duration> {
         match self.stats.ewma_micros.load(Relaxed) {
             0 => None,
             us => Some(Duration::from_micros(us)),
@@ -331,7 +331,7 @@ impl Upstream {
     }
 
     /// Failures (connect errors, upstream errors, timeouts) since the last success.
-    pub fn consecutive_failures(&self) -> u32 {
+    pub(crate) fn consecutive_failures(&self) -> u32 {
         self.stats.consecutive_failures.load(Relaxed)
     }
 
@@ -346,14 +346,14 @@ impl Upstream {
     }
 
     /// Marks a request as started; the guard ends it when dropped.
-    pub fn start_request(self: &std::sync::Arc<Self>) -> InFlight {
+    pub(crate) fn start_request(self: &std::sync::Arc<Self>) -> InFlight {
         self.stats.in_flight.fetch_add(1, Relaxed);
         self.stats.requests.fetch_add(1, Relaxed);
         InFlight(self.clone(), None)
     }
 
     /// Records a response's time to headers and resets the failure streak.
-    pub fn record_success(&self, latency: Duration) {
+    pub(crate) fn record_success(&self, latency: Duration) {
         let sample = (latency.as_micros() as u64).max(1);
         let old = self.stats.ewma_micros.load(Relaxed);
         let new = if old == 0 {
@@ -382,12 +382,12 @@ impl Upstream {
     }
 
     /// Peak-sensitive latency estimate in microseconds; 0 before the first response or failure.
-    pub fn peak_latency_micros(&self) -> u64 {
+    pub(crate) fn peak_latency_micros(&self) -> u64 {
         self.stats.peak_micros.load(Relaxed)
     }
 
     /// Records a failed request.
-    pub fn record_failure(&self) {
+    pub(crate) fn record_failure(&self) {
         // A failure costs like a slow answer: double the estimate, at least 10 ms, so that an
         // endpoint failing fast is not preferred for being fast.
         let peak = self.stats.peak_micros.load(Relaxed);
@@ -406,22 +406,22 @@ impl Upstream {
 /// Holds one in-flight request on an endpoint (and its place in the cluster's circuit breaker, if
 /// any); dropping it ends the request.
 #[derive(Debug)]
-pub struct InFlight(std::sync::Arc<Upstream>, Option<crate::breaker::Admission>);
+pub(crate) struct InFlight(std::sync::Arc<Upstream>, Option<crate::breaker::Admission>);
 
 impl InFlight {
     /// Keeps the request's circuit-breaker place until the request ends.
-    pub fn holding(mut self, admission: Option<crate::breaker::Admission>) -> InFlight {
+    pub(crate) fn holding(mut self, admission: Option<crate::breaker::Admission>) -> InFlight {
         self.1 = admission;
         self
     }
 
     /// The endpoint the request went to.
-    pub fn upstream(&self) -> &std::sync::Arc<Upstream> {
+    pub(crate) fn upstream(&self) -> &std::sync::Arc<Upstream> {
         &self.0
     }
 
     /// Takes the circuit-breaker place out, to hand it to the request's next try.
-    pub fn take_admission(&mut self) -> Option<crate::breaker::Admission> {
+    pub(crate) fn take_admission(&mut self) -> Option<crate::breaker::Admission> {
         self.1.take()
     }
 }
@@ -466,11 +466,11 @@ impl edgeplane_controller::LiveEndpoint for Upstream {
 }
 /// One endpoint's active health-check bookkeeping (written by `health_check`'s scheduler).
 #[derive(Debug, Default)]
-pub struct CheckState {
+pub(crate) struct CheckState {
     /// When the next check is due.
-    pub next: Option<tokio::time::Instant>,
+    pub(crate) next: Option<tokio::time::Instant>,
     /// Passes in a row.
-    pub passes: u32,
+    pub(crate) passes: u32,
     /// Failures in a row.
-    pub failures: u32,
+    pub(crate) failures: u32,
 }

@@ -15,13 +15,11 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 /// A cluster's TLS client.
-pub struct TlsClient {
+pub(crate) struct TlsClient {
     connector: TlsConnector,
     name: Option<ServerName<'static>>,
-    /// Whether HTTP/2 is offered.
-    pub h2: bool,
     /// The settings it was built from (to reuse it while they stay the same).
-    pub settings: UpstreamTls,
+    pub(crate) settings: UpstreamTls,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -56,7 +54,7 @@ fn read(path: &std::path::Path, at: &str) -> Result<Vec<u8>, SettingError> {
 
 impl TlsClient {
     /// The client for `settings`; `at` is the settings' path for errors (`clusters.api.tls`).
-    pub fn build(settings: &UpstreamTls, at: &str) -> Result<TlsClient, SettingError> {
+    pub(crate) fn build(settings: &UpstreamTls, at: &str) -> Result<TlsClient, SettingError> {
         let roots = match &settings.ca {
             None => system_roots(),
             Some(ca) => {
@@ -119,13 +117,12 @@ impl TlsClient {
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             name,
-            h2: settings.h2,
             settings: settings.clone(),
         })
     }
 
     /// Runs the handshake on `tcp` to `address`; whether HTTP/2 was agreed.
-    pub async fn connect(
+    pub(crate) async fn connect(
         &self,
         tcp: TcpStream,
         address: SocketAddr,

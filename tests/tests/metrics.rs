@@ -132,6 +132,37 @@ async fn metrics_follow_traffic_are_catalogued_and_pass_promtool() {
     }
     assert!(families >= 10, "{text}");
 
+    // Every sample's label names are the ones the catalog lists for its family.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let series = line.rsplit_once(' ').unwrap().0;
+        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+        let entry = CATALOG
+            .iter()
+            .find(|e| e.name == name)
+            .or_else(|| {
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))?;
+                CATALOG.iter().find(|e| e.name == family)
+            })
+            .unwrap_or_else(|| panic!("{name} is not in the catalog"));
+        let listed: Vec<&str> = entry.labels.split(", ").filter(|l| !l.is_empty()).collect();
+        for pair in labels
+            .trim_end_matches('}')
+            .split("\",")
+            .filter(|p| !p.is_empty())
+        {
+            let label = pair.split_once('=').unwrap().0;
+            assert!(
+                listed.contains(&label) || label == "le",
+                "{name}: label {label} is not in the catalog's {listed:?}"
+            );
+        }
+    }
+
     // promtool lints the exposition format.
     let mut child = std::process::Command::new(promtool_bin())
         .args(["check", "metrics"])

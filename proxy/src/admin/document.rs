@@ -12,7 +12,7 @@ fn duration(d: Duration) -> String {
 }
 
 /// `routing` as a document: `{"routes": [...], "clusters": {...}}`.
-pub fn routing_json(routing: &Routing) -> Value {
+pub(super) fn routing_json(routing: &Routing) -> Value {
     let routes: Vec<Value> = routing
         .routes
         .iter()

@@ -36,36 +36,36 @@ use tokio::sync::Semaphore;
 /// What the admin endpoints read and change.
 pub struct AdminContext {
     /// The routing tables.
-    pub tables: Arc<Tables>,
+    pub(crate) tables: Arc<Tables>,
     /// Metrics.
-    pub telemetry: Arc<Telemetry>,
+    pub(crate) telemetry: Arc<Telemetry>,
     /// Running or draining.
-    pub phase: watch::Receiver<Phase>,
+    pub(crate) phase: watch::Receiver<Phase>,
     /// Node id.
-    pub node: String,
+    pub(crate) node: String,
     /// Node zone.
-    pub zone: Option<String>,
+    pub(crate) zone: Option<String>,
     /// When the node started.
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// Open downstream connections.
-    pub open: Arc<AtomicUsize>,
+    pub(crate) open: Arc<AtomicUsize>,
     /// Request counters.
-    pub shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// The bearer token the API requires, if configured.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// The controller's state, once the node follows NATS.
-    pub fleet: OnceLock<FleetView>,
+    pub(crate) fleet: OnceLock<FleetView>,
 }
 
 /// What the admin API shows of a node's controller.
 #[derive(Debug, Clone)]
-pub struct FleetView {
+pub(crate) struct FleetView {
     /// The pushed revision in place and the newest handled.
-    pub state: Arc<Mutex<ConfigState>>,
+    pub(crate) state: Arc<Mutex<ConfigState>>,
     /// Membership: frozen or not, instances held.
-    pub composer: Arc<Composer>,
+    pub(crate) composer: Arc<Composer>,
     /// The NATS connection.
-    pub bus: Arc<BusStats>,
+    pub(crate) bus: Arc<BusStats>,
 }
 
 impl std::fmt::Debug for AdminContext {
@@ -77,7 +77,7 @@ impl std::fmt::Debug for AdminContext {
 }
 
 /// Connections the admin listener holds open at most; the next one waits for a free place.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// Time a client has to send a request head, and the longest an idle keep-alive connection stays.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head the admin listener reads.
@@ -86,7 +86,7 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Serves the admin endpoints until the task is aborted: at most [`MAX_CONNECTIONS`] at once, each
 /// closed if a request head takes longer than [`HEADER_READ_TIMEOUT`] (idle keep-alive included), so
 /// that idle clients of the admin listener cannot use up the node's file descriptors.
-pub async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
+pub(crate) async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -120,7 +120,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
 
 /// Warns at start when the admin listener is reachable beyond this host and has no token: `/metrics`
 /// is open to anyone who can connect.
-pub fn warn_if_exposed(address: std::net::SocketAddr, token: Option<&str>) {
+pub(crate) fn warn_if_exposed(address: std::net::SocketAddr, token: Option<&str>) {
     if token.is_none() && !address.ip().is_loopback() {
         tracing::warn!(%address, "the admin listener is not on loopback and has no token: /metrics is open to the network (set [node] admin_token_file, or bind it to loopback)");
     }

@@ -16,13 +16,13 @@ use crate::endpoint::Endpoint;
 
 /// Two random choices, the lower cost wins.
 #[derive(Debug)]
-pub struct Adaptive {
+pub(super) struct Adaptive {
     rng: Rng,
 }
 
 impl Adaptive {
     /// With a random seed.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Adaptive {
             rng: Rng::from_entropy(),
         }
@@ -30,7 +30,7 @@ impl Adaptive {
 
     /// With a fixed seed (tests).
     #[cfg(test)]
-    pub fn seeded(seed: u64) -> Self {
+    pub(super) fn seeded(seed: u64) -> Self {
         Adaptive {
             rng: Rng::seeded(seed),
         }

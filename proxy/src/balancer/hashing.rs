@@ -5,7 +5,7 @@ use edgeplane_config::model::HashOn;
 use http::HeaderMap;
 
 /// A 64-bit hash of `bytes`, identical on every node and every run.
-pub fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h ^= u64::from(b);
@@ -15,7 +15,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 /// An endpoint's hash: its IP octets and port, the same on every node (no allocation).
-pub fn address_hash(address: std::net::SocketAddr) -> u64 {
+pub(crate) fn address_hash(address: std::net::SocketAddr) -> u64 {
     let mut buf = [0u8; 18];
     let port = address.port().to_be_bytes();
     let len = match address.ip() {
@@ -33,14 +33,19 @@ pub fn address_hash(address: std::net::SocketAddr) -> u64 {
 }
 
 /// SplitMix64's finaliser: spreads every input bit over the output.
-pub fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
 /// The request's hash key for `on`, or `None` when the request lacks it (no such header or cookie).
-pub fn request_key(on: &HashOn, headers: &HeaderMap, path: &str, client_ip: &[u8]) -> Option<u64> {
+pub(crate) fn request_key(
+    on: &HashOn,
+    headers: &HeaderMap,
+    path: &str,
+    client_ip: &[u8],
+) -> Option<u64> {
     match on {
         HashOn::Header(name) => headers
             .get(name.as_str())

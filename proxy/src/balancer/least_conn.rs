@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Scans the candidates from a rotating start for the lowest `(in_flight + 1) / weight`.
 #[derive(Debug, Default)]
-pub struct LeastConnections {
+pub(super) struct LeastConnections {
     start: AtomicUsize,
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Scans the candidates from a rotating start.
 #[derive(Debug, Default)]
-pub struct LeastResponseTime {
+pub(super) struct LeastResponseTime {
     start: AtomicUsize,
 }
 

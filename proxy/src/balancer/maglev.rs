@@ -14,14 +14,14 @@ const LARGE: u64 = 65_537;
 
 /// The lookup table.
 #[derive(Debug)]
-pub struct Maglev {
+pub(super) struct Maglev {
     table: Vec<u32>,
     unkeyed: AtomicU64,
 }
 
 impl Maglev {
     /// The table of these candidates.
-    pub fn new(endpoints: &[Endpoint]) -> Self {
+    pub(super) fn new(endpoints: &[Endpoint]) -> Self {
         let n = endpoints.len();
         if n == 0 {
             return Maglev {

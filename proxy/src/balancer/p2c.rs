@@ -10,13 +10,13 @@ use crate::endpoint::Endpoint;
 
 /// Two random choices, the cheaper wins.
 #[derive(Debug)]
-pub struct PowerOfTwo {
+pub(super) struct PowerOfTwo {
     rng: Rng,
 }
 
 impl PowerOfTwo {
     /// With a random seed.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         PowerOfTwo {
             rng: Rng::from_entropy(),
         }
@@ -24,7 +24,7 @@ impl PowerOfTwo {
 
     /// With a fixed seed (tests).
     #[cfg(test)]
-    pub fn seeded(seed: u64) -> Self {
+    pub(super) fn seeded(seed: u64) -> Self {
         PowerOfTwo {
             rng: Rng::seeded(seed),
         }

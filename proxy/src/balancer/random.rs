@@ -8,7 +8,7 @@ use crate::endpoint::Endpoint;
 
 /// Draws by weight, thins by health.
 #[derive(Debug)]
-pub struct WeightedRandom {
+pub(super) struct WeightedRandom {
     rng: Rng,
     /// Running sums of the candidates' weights.
     prefix: Vec<u64>,
@@ -16,13 +16,13 @@ pub struct WeightedRandom {
 
 impl WeightedRandom {
     /// For these candidates, with a random seed.
-    pub fn new(endpoints: &[Endpoint]) -> Self {
+    pub(super) fn new(endpoints: &[Endpoint]) -> Self {
         WeightedRandom::with_rng(endpoints, Rng::from_entropy())
     }
 
     /// With a fixed seed (tests).
     #[cfg(test)]
-    pub fn seeded(endpoints: &[Endpoint], seed: u64) -> Self {
+    pub(super) fn seeded(endpoints: &[Endpoint], seed: u64) -> Self {
         WeightedRandom::with_rng(endpoints, Rng::seeded(seed))
     }
 

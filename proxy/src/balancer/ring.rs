@@ -21,7 +21,7 @@ const MIN_VNODES: u64 = 16;
 /// one cache line). A pick is two or three memory reads at any ring size, where a binary search over
 /// a 262,144-node ring is eighteen dependent reads, most of them cache misses.
 #[derive(Debug)]
-pub struct RingHash {
+pub(super) struct RingHash {
     ring: Vec<u64>,
     /// The low bits of a ring word that hold the endpoint index.
     owner_mask: u64,
@@ -35,7 +35,7 @@ pub struct RingHash {
 
 impl RingHash {
     /// The ring of these candidates.
-    pub fn new(endpoints: &[Endpoint]) -> Self {
+    pub(super) fn new(endpoints: &[Endpoint]) -> Self {
         let n = endpoints.len().max(1) as u64;
         let top = (MAX_RING / n).clamp(MIN_VNODES, MAX_VNODES);
         let max_weight = endpoints

@@ -5,16 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// SplitMix64 stream.
 #[derive(Debug)]
-pub struct Rng(AtomicU64);
+pub(crate) struct Rng(AtomicU64);
 
 impl Rng {
     /// A stream starting at `seed`.
-    pub fn seeded(seed: u64) -> Rng {
+    pub(crate) fn seeded(seed: u64) -> Rng {
         Rng(AtomicU64::new(seed))
     }
 
     /// A stream seeded from the clock and the address of a stack value (differs per build).
-    pub fn from_entropy() -> Rng {
+    pub(crate) fn from_entropy() -> Rng {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -23,7 +23,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&self) -> u64 {
+    pub(crate) fn next_u64(&self) -> u64 {
         let mut z = self.0.fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed);
         z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -32,13 +32,13 @@ impl Rng {
     }
 
     /// A uniform number in `0..n` (`n` > 0), by multiply-shift (no modulo bias worth measuring).
-    pub fn below(&self, n: u64) -> u64 {
+    pub(crate) fn below(&self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Two distinct uniform indices in `0..n` (`n` ≥ 2): the second is an offset in `1..n` from the
     /// first.
-    pub fn two_distinct(&self, n: usize) -> (usize, usize) {
+    pub(crate) fn two_distinct(&self, n: usize) -> (usize, usize) {
         let a = self.below(n as u64) as usize;
         let b = (a + 1 + self.below(n as u64 - 1) as usize) % n;
         (a, b)

@@ -16,21 +16,21 @@ use crate::endpoint::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Longest precomputed cycle (entries are `u32`, so at most 256 KiB per cluster).
-pub const MAX_CYCLE: u64 = 1 << 16;
+pub(super) const MAX_CYCLE: u64 = 1 << 16;
 
 /// Largest `endpoints × cycle` computed with nginx's exact algorithm.
-pub const NGINX_BUDGET: u64 = 1 << 12;
+pub(super) const NGINX_BUDGET: u64 = 1 << 12;
 
 /// The precomputed pick order.
 #[derive(Debug)]
-pub struct SmoothWeighted {
+pub(super) struct SmoothWeighted {
     cycle: Box<[u32]>,
     next: AtomicUsize,
 }
 
 impl SmoothWeighted {
     /// Precomputes the cycle for these endpoints' weights.
-    pub fn new(endpoints: &[Endpoint]) -> Self {
+    pub(super) fn new(endpoints: &[Endpoint]) -> Self {
         let weights: Vec<u64> = endpoints
             .iter()
             .map(|e| u64::from(e.weight.max(1)))

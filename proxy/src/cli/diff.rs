@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 /// `edgeplane diff` arguments.
 #[derive(clap::Args, Debug)]
-pub struct DiffArgs {
+pub(crate) struct DiffArgs {
     /// Config file (TOML or JSON); its routes and clusters are compared, `[node]` is ignored.
     file: PathBuf,
     /// Compare with this kept revision instead of the current one.
@@ -25,7 +25,7 @@ pub struct DiffArgs {
 }
 
 /// Runs `edgeplane diff`.
-pub async fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let trouble = |what: String| {
         eprintln!("error: {what}");
         Ok(ExitCode::from(2))

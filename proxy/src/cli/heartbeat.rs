@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// `edgeplane heartbeat` arguments.
 #[derive(clap::Args, Debug)]
-pub struct HeartbeatArgs {
+pub(crate) struct HeartbeatArgs {
     /// Cluster the instance serves.
     #[arg(long)]
     cluster: String,
@@ -50,7 +50,7 @@ pub struct HeartbeatArgs {
 }
 
 /// Runs `edgeplane heartbeat` until SIGINT or SIGTERM.
-pub async fn run(args: HeartbeatArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: HeartbeatArgs) -> anyhow::Result<ExitCode> {
     let ttl = args.ttl.unwrap_or(args.interval * 3);
     let (client, subjects) = args
         .nats

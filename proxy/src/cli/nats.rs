@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Where and how to reach the fleet's NATS.
 #[derive(clap::Args, Debug)]
-pub struct NatsArgs {
+pub(crate) struct NatsArgs {
     /// NATS server URL (repeat for several).
     #[arg(
         long = "server",
@@ -85,7 +85,7 @@ impl NatsArgs {
 
 /// `edgeplane push` arguments.
 #[derive(clap::Args, Debug)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     /// Config file to push (TOML or JSON); its routes and clusters are pushed, `[node]` is ignored.
     file: PathBuf,
     /// Only push if the fleet's current revision is this one (the version you started from).
@@ -112,7 +112,7 @@ pub struct PushArgs {
 /// Runs `edgeplane push`; exit 0 only if every node applied, 2 for an invalid document, 3 on a
 /// revision conflict, 4 during a staged rollout. With `--dry-run`: 0 only if every node would apply
 /// it, 1 otherwise, 2 for a document invalid here.
-pub async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let (client, subjects) = args.nats.connect().await?;
@@ -256,7 +256,7 @@ fn print_report(report: &publish::PushReport) -> ExitCode {
 
 /// `edgeplane rollback` arguments.
 #[derive(clap::Args, Debug)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     /// Revision to restore; default: the one before the current revision.
     revision: Option<u64>,
     /// Seconds to wait for every node's answer.
@@ -267,7 +267,7 @@ pub struct RollbackArgs {
 }
 
 /// Runs `edgeplane rollback`: the old document becomes a new revision, reported like a push.
-pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let (client, subjects) = args.nats.connect().await?;
     let options = PushOptions {
         bucket: args.nats.bucket.clone(),
@@ -299,13 +299,13 @@ pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
 
 /// `edgeplane history` / `edgeplane fleet` arguments.
 #[derive(clap::Args, Debug)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     #[command(flatten)]
     nats: NatsArgs,
 }
 
 /// Runs `edgeplane provision`: creates what is absent, then lists each asset with its replicas.
-pub async fn provision(args: ListArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn provision(args: ListArgs) -> anyhow::Result<ExitCode> {
     let (client, subjects) = args.nats.connect().await?;
     let n = &args.nats;
     let assets = edgeplane_controller::provision::provision(
@@ -323,7 +323,7 @@ pub async fn provision(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `edgeplane history`: every revision the bucket keeps, oldest first.
-pub async fn history(args: ListArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn history(args: ListArgs) -> anyhow::Result<ExitCode> {
     let (client, _) = args.nats.connect().await?;
     let revisions = publish::history(&client, &args.nats.bucket).await?;
     if revisions.is_empty() {
@@ -346,7 +346,7 @@ pub async fn history(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `edgeplane fleet`: every node online now or heard from within the last hour.
-pub async fn fleet(args: ListArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn fleet(args: ListArgs) -> anyhow::Result<ExitCode> {
     let (client, subjects) = args.nats.connect().await?;
     let nodes = publish::fleet(&client, &subjects, Duration::from_millis(500)).await?;
     if nodes.is_empty() {

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// `edgeplane rollout` arguments.
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct RolloutArgs {
+pub(crate) struct RolloutArgs {
     #[command(subcommand)]
     action: Option<Action>,
     #[command(flatten)]
@@ -109,7 +109,7 @@ struct StartArgs {
 }
 
 /// Runs `edgeplane rollout ...`.
-pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         None => start(args.start).await,
         Some(Action::Status { json, nats }) => status(&nats, json).await,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// `edgeplane scale` arguments.
 #[derive(clap::Args, Debug)]
-pub struct ScaleArgs {
+pub(crate) struct ScaleArgs {
     /// Cluster to change.
     #[arg(long)]
     cluster: String,
@@ -86,7 +86,7 @@ impl From<Action> for ScaleAction {
 }
 
 /// Runs `edgeplane scale`.
-pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
     let (client, subjects) = args.nats.connect().await?;
     let id = args.id.unwrap_or_else(scale_publish::new_id);
     let stream = &args.nats.scale_stream;

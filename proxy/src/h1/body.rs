@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 /// The error of a body the proxy streams.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug)]
 enum Decoder {
@@ -25,7 +25,7 @@ enum Decoder {
 
 /// The body of a response from an own HTTP/1.1 connection.
 #[derive(Debug)]
-pub struct OwnBody {
+pub(crate) struct OwnBody {
     sender: Option<Sender>,
     in_flight: Option<InFlight>,
     decoder: Decoder,
@@ -37,7 +37,12 @@ pub struct OwnBody {
 impl OwnBody {
     /// The body framed by `framing` on `sender`'s connection; `keep_alive`: whether the connection may
     /// be reused after it.
-    pub fn new(sender: Sender, in_flight: InFlight, framing: Framing, keep_alive: bool) -> Self {
+    pub(crate) fn new(
+        sender: Sender,
+        in_flight: InFlight,
+        framing: Framing,
+        keep_alive: bool,
+    ) -> Self {
         let decoder = match framing {
             Framing::Empty | Framing::Length(0) => Decoder::Done,
             Framing::Length(n) => Decoder::Length(n),

@@ -26,7 +26,7 @@ enum State {
 
 /// One step of decoding.
 #[derive(Debug)]
-pub enum Step {
+pub(super) enum Step {
     /// The buffer holds nothing more to decode: read more.
     NeedMore,
     /// Body data.
@@ -39,7 +39,7 @@ pub enum Step {
 
 /// A chunked body decoder.
 #[derive(Debug)]
-pub struct Decoder {
+pub(super) struct Decoder {
     state: State,
     trailers: HeaderMap,
     trailer_bytes: usize,
@@ -57,7 +57,7 @@ impl Default for Decoder {
 
 impl Decoder {
     /// Decodes what it can from the front of `buf`, consuming it.
-    pub fn step(&mut self, buf: &mut BytesMut) -> Result<Step, &'static str> {
+    pub(super) fn step(&mut self, buf: &mut BytesMut) -> Result<Step, &'static str> {
         loop {
             match self.state {
                 State::Done => return Ok(Step::End),

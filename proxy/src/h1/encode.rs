@@ -9,7 +9,7 @@ use std::io::Write;
 /// Writes `req`'s head with its `forwarding` headers, then `body`, into `out` (cleared first). Any
 /// `Content-Length` of the request is replaced by the length of `body`, which is also sent when there
 /// is no body for a method that normally has one.
-pub fn request<B>(
+pub(super) fn request<B>(
     req: &Request<B>,
     body: Option<&Bytes>,
     forwarding: &Forwarding<'_>,

@@ -6,11 +6,11 @@ use crate::headers::{self, ConnectionToken};
 use http::{header, HeaderName};
 
 /// Where a header line's name and value are in the head: name start and end, value start and end.
-pub type Span = (u32, u32, u32, u32);
+pub(super) type Span = (u32, u32, u32, u32);
 
 /// What the framing needs of a head's header lines, gathered as they are read.
 #[derive(Debug, Default)]
-pub struct Fields {
+pub(super) struct Fields {
     /// `Connection: close`.
     pub(super) close: bool,
     /// `Connection: keep-alive`.
@@ -30,7 +30,7 @@ pub struct Fields {
 
 impl Fields {
     /// Takes note of the hop-by-hop header `name: value`.
-    pub fn hop_by_hop(&mut self, name: &HeaderName, value: &[u8]) {
+    pub(super) fn hop_by_hop(&mut self, name: &HeaderName, value: &[u8]) {
         if name == header::CONNECTION {
             for token in headers::connection_tokens(value) {
                 match token {
@@ -50,7 +50,7 @@ impl Fields {
     }
 
     /// Takes note of a `Content-Length` value.
-    pub fn content_length(&mut self, value: &[u8]) {
+    pub(super) fn content_length(&mut self, value: &[u8]) {
         let first = !self.has_length;
         self.has_length = true;
         if !first && self.length.is_none() {

@@ -10,13 +10,13 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 /// Most header lines a response head may carry (hyper's default too).
-pub const MAX_HEADERS: usize = 100;
+pub(super) const MAX_HEADERS: usize = 100;
 /// Largest response head accepted.
-pub const MAX_HEAD: usize = 64 * 1024;
+pub(super) const MAX_HEAD: usize = 64 * 1024;
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// No body (a response to `HEAD`, a 204 or a 304).
     Empty,
     /// `Content-Length` bytes.
@@ -29,19 +29,19 @@ pub enum Framing {
 
 /// A complete response head.
 #[derive(Debug)]
-pub struct Head {
+pub(crate) struct Head {
     /// Status, version and headers, without hop-by-hop headers (RFC 9110 section 7.6.1) or a
     /// `Content-Length` that `Transfer-Encoding` overrides.
-    pub response: Response<()>,
+    pub(crate) response: Response<()>,
     /// How the body that follows is delimited.
-    pub framing: Framing,
+    pub(crate) framing: Framing,
     /// Whether the connection may carry another request after this response's body.
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
 }
 
 /// What the buffer held.
 #[derive(Debug)]
-pub enum Parsed {
+pub(super) enum Parsed {
     /// Not a whole head yet: read more.
     Partial,
     /// An interim (1xx) response, consumed: the final one follows.
@@ -53,7 +53,7 @@ pub enum Parsed {
 /// Parses the response head at the start of `buf` (the answer to a `HEAD` request if `head_request`),
 /// removing it from `buf` when complete. `template` holds the connection's last response's header
 /// lines, and then this one's. Errors name what was wrong.
-pub fn parse(
+pub(super) fn parse(
     buf: &mut BytesMut,
     head_request: bool,
     template: &mut Template,

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// What one header line is to the parser.
 #[derive(Debug, Clone)]
-pub enum Line {
+pub(super) enum Line {
     /// A header for the map.
     Value,
     /// `Content-Length`: for the map, and for the framing.
@@ -20,7 +20,7 @@ pub enum Line {
 
 /// The last response's header lines.
 #[derive(Debug, Default)]
-pub struct Template {
+pub(super) struct Template {
     /// The names as they came, one after the other.
     names: Vec<u8>,
     /// Each line's name length in `names`, and what the line is.
@@ -33,7 +33,7 @@ pub struct Template {
 impl Template {
     /// The header map of a head whose lines are at `spans` in `head`, if they have the template's
     /// names in its order; the framing's lines go to `fields`. `None`: not the same names.
-    pub fn fill(
+    pub(super) fn fill(
         &self,
         head: &Bytes,
         spans: &[Span],
@@ -76,21 +76,21 @@ impl Template {
     }
 
     /// Starts learning a new head's lines.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.names.clear();
         self.lines.clear();
         self.map = None;
     }
 
     /// Adds the line named `name` (as it came) to the head being learnt.
-    pub fn push(&mut self, name: &[u8], line: Line) {
+    pub(super) fn push(&mut self, name: &[u8], line: Line) {
         self.names.extend_from_slice(name);
         self.lines.push((name.len(), line));
     }
 
     /// Ends learning with the map the lines made. A head that repeats a name is not kept: the map
     /// groups a name's values, so its values would not come in the lines' order.
-    pub fn keep(&mut self, map: &HeaderMap) {
+    pub(super) fn keep(&mut self, map: &HeaderMap) {
         if map.keys_len() != map.len() {
             self.clear();
             return;

@@ -7,7 +7,7 @@
 //! rates and ends ejections.
 
 use crate::cluster::Cluster;
-pub use crate::ejections::{ClusterBook, Why};
+pub(crate) use crate::ejections::Why;
 use crate::error::ConnectCause;
 use crate::upstream::{OutlierState, Upstream};
 use edgeplane_config::model::Outlier;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 /// Judges a failure the request path just recorded on `u`, an endpoint of `c` (`connect`: the cause,
 /// if connecting failed): takes it out at once when the evidence is enough, within
 /// `max_ejected_percent`.
-pub fn judge(c: &Cluster, u: &Upstream, connect: Option<ConnectCause>) {
+pub(crate) fn judge(c: &Cluster, u: &Upstream, connect: Option<ConnectCause>) {
     let Some(cfg) = c.outlier else { return };
     if u.ejected() {
         return;
@@ -63,7 +63,7 @@ fn allowed(c: &Cluster, cfg: &Outlier) -> usize {
 
 /// The sweeper's pass over one cluster: ends ejections that are over, closes half-open endpoints that
 /// proved themselves, decays ejection counts, then ejects failing endpoints within the allowed share.
-pub fn sweep_cluster(c: &Cluster, cfg: &Outlier, now: Instant) {
+pub(super) fn sweep_cluster(c: &Cluster, cfg: &Outlier, now: Instant) {
     let book = &c.breaker.outliers;
     let _decide = book.decide();
     for e in &c.endpoints {
@@ -147,7 +147,7 @@ fn eject(c: &Cluster, u: &Upstream, st: &mut OutlierState, cfg: &Outlier, now: I
 /// An active health check of `u` just passed: ends its ejection now, half-open (its first answer
 /// decides), if it was taken out for a refused or timed-out connect (it is back up). Ejections for
 /// failed answers run their course: the check path answering says little about them.
-pub fn readmit(u: &Upstream, cluster: &str) {
+pub(crate) fn readmit(u: &Upstream, cluster: &str) {
     if !u.ejected() {
         return;
     }
@@ -180,7 +180,7 @@ fn close_trial(u: &Upstream, st: &mut OutlierState) {
 
 /// A half-open endpoint answered well: closed again, it takes its full share at once (rather than
 /// one request at a time until the next sweep). Called by the request path after a success.
-pub fn trial_passed(u: &Upstream) {
+pub(crate) fn trial_passed(u: &Upstream) {
     let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
     if st.probation && u.failures() == st.at_return.0 {
         close_trial(u, &mut st);

@@ -17,7 +17,7 @@
 
 mod eject;
 
-pub use eject::{judge, readmit, trial_passed, ClusterBook, Why};
+pub(crate) use eject::{judge, readmit, trial_passed, Why};
 
 use crate::tables::{Snapshot, Tables};
 use std::sync::Arc;
@@ -25,10 +25,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How often the sweeper looks.
-pub const SWEEP: Duration = Duration::from_millis(100);
+pub(crate) const SWEEP: Duration = Duration::from_millis(100);
 
 /// Sweeps the tables in place until the task is dropped.
-pub async fn run(tables: Arc<Tables>) {
+pub(crate) async fn run(tables: Arc<Tables>) {
     let mut every = tokio::time::interval(SWEEP);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -39,7 +39,7 @@ pub async fn run(tables: Arc<Tables>) {
 
 /// One pass: restores ejections that ended, ejects failing endpoints, decays ejection counts, and sets
 /// each cluster's panic mode.
-pub fn sweep(snapshot: &Snapshot, now: Instant) {
+pub(crate) fn sweep(snapshot: &Snapshot, now: Instant) {
     for c in &snapshot.clusters {
         let (loads, enough) = crate::priority::loads(c);
         panic_mode(c, enough);

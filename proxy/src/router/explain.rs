@@ -6,22 +6,22 @@ use http::{HeaderMap, Method};
 
 /// One route tried.
 #[derive(Debug)]
-pub struct Considered<'a> {
+pub(crate) struct Considered<'a> {
     /// The route.
-    pub route: &'a Route,
+    pub(crate) route: &'a Route,
     /// The host group it was tried in (`exact host "a.example"`, `wildcard "*.example"`, `any host`).
-    pub group: String,
+    pub(crate) group: String,
     /// Why it did not match; `None` for the route that matched.
-    pub mismatch: Option<&'static str>,
+    pub(crate) mismatch: Option<&'static str>,
 }
 
 /// The outcome of a search.
 #[derive(Debug)]
 pub struct Explanation<'a> {
     /// The route taken, if any.
-    pub route: Option<&'a Route>,
+    pub(crate) route: Option<&'a Route>,
     /// Every route tried, in order, the taken one last.
-    pub considered: Vec<Considered<'a>>,
+    pub(crate) considered: Vec<Considered<'a>>,
 }
 
 impl Router {

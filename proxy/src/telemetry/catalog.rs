@@ -22,7 +22,7 @@ pub struct Entry {
     /// Label names.
     pub labels: &'static str,
     /// Help text.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
 }
 
 const fn m(name: &'static str, kind: Kind, labels: &'static str, help: &'static str) -> Entry {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Registers the collector of `node`'s own state.
-pub fn collect_node(
+pub(crate) fn collect_node(
     telemetry: &Telemetry,
     node: &Node,
     tables: Arc<Tables>,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// Handles the config follower records into.
-pub fn push_metrics(t: &Telemetry) -> PushMetrics {
+pub(crate) fn push_metrics(t: &Telemetry) -> PushMetrics {
     PushMetrics {
         applied: t.counter("edgeplane_config_applies_total", &[("result", "applied")]),
         rejected: t.counter("edgeplane_config_applies_total", &[("result", "rejected")]),
@@ -20,7 +20,7 @@ pub fn push_metrics(t: &Telemetry) -> PushMetrics {
 }
 
 /// Registers the collector of the staged rollout as this node sees it.
-pub fn collect_rollout(telemetry: &Telemetry, view: Arc<Mutex<RolloutView>>) {
+pub(crate) fn collect_rollout(telemetry: &Telemetry, view: Arc<Mutex<RolloutView>>) {
     telemetry.collect_with(Box::new(move |t: &Telemetry| {
         let v = view.lock().map(|v| v.clone()).unwrap_or_default();
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
@@ -45,7 +45,7 @@ pub fn collect_rollout(telemetry: &Telemetry, view: Arc<Mutex<RolloutView>>) {
 }
 
 /// Registers the collector of a node's controller.
-pub fn collect_controller(
+pub(crate) fn collect_controller(
     telemetry: &Telemetry,
     bus: Arc<BusStats>,
     state: Arc<Mutex<ConfigState>>,

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 /// The metric handles of one route (or of the requests no route matched).
 #[derive(Debug)]
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     /// Route name (for the access log).
-    pub route: Arc<str>,
+    pub(crate) route: Arc<str>,
     /// Cluster name (for the access log).
-    pub cluster: Arc<str>,
+    pub(crate) cluster: Arc<str>,
     requests: [Counter; 5],
     duration: [Histogram; 5],
     errors: [Counter; 8],
@@ -25,7 +25,7 @@ pub struct RouteMetrics {
 
 impl RouteMetrics {
     /// Handles for `route` to `cluster` from `telemetry`; no-op handles without it.
-    pub fn new(telemetry: Option<&Telemetry>, route: &str, cluster: &str) -> RouteMetrics {
+    pub(crate) fn new(telemetry: Option<&Telemetry>, route: &str, cluster: &str) -> RouteMetrics {
         let Some(t) = telemetry else {
             return RouteMetrics {
                 route: route.into(),
@@ -53,7 +53,7 @@ impl RouteMetrics {
     }
 
     /// Handles that record nothing (tables built without telemetry, as in unit tests and benches).
-    pub fn noop() -> RouteMetrics {
+    pub(crate) fn noop() -> RouteMetrics {
         RouteMetrics {
             route: "none".into(),
             cluster: "none".into(),
@@ -66,7 +66,7 @@ impl RouteMetrics {
     }
 
     /// Counts an answered request with its status and time to response headers.
-    pub fn answered(&self, status: u16, elapsed: Duration) {
+    pub(crate) fn answered(&self, status: u16, elapsed: Duration) {
         let class = super::status_class(status);
         if let (Some(c), Some(h)) = (self.requests.get(class), self.duration.get(class)) {
             c.increment(1);
@@ -78,7 +78,7 @@ impl RouteMetrics {
     }
 
     /// Counts a request the proxy answered itself, by [`crate::error::ProxyError::code_index`].
-    pub fn error(&self, code_index: usize) {
+    pub(crate) fn error(&self, code_index: usize) {
         if let Some(c) = self.errors.get(code_index) {
             c.increment(1);
         }
@@ -88,7 +88,7 @@ impl RouteMetrics {
     }
 
     /// Counts a request sent again after a pooled connection failed unsent.
-    pub fn retried(&self) {
+    pub(crate) fn retried(&self) {
         self.retries.increment(1);
     }
 }

@@ -20,7 +20,7 @@ const BOUNDS_US: [u64; HEADER_BOUNDS_MS.len()] = {
 
 /// Counters since the node started.
 #[derive(Debug, Default)]
-pub struct TrafficTotals {
+pub(crate) struct TrafficTotals {
     status_5xx: AtomicU64,
     proxy_errors: AtomicU64,
     buckets: [AtomicU64; HEADER_BOUNDS_MS.len() + 1],
@@ -28,7 +28,7 @@ pub struct TrafficTotals {
 
 impl TrafficTotals {
     /// Counts a response with `status`, `elapsed` after the request arrived.
-    pub fn answered(&self, status: u16, elapsed: Duration) {
+    pub(crate) fn answered(&self, status: u16, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let i = BOUNDS_US.partition_point(|&b| b < us);
         if let Some(b) = self.buckets.get(i) {
@@ -41,14 +41,14 @@ impl TrafficTotals {
 
     /// Counts a request the proxy answered itself; `code` is its `x-edgeplane-error` code. The
     /// client's own faults (`bad_request`, `client_timeout`) are not the proxy's errors.
-    pub fn proxy_error(&self, code: &str) {
+    pub(crate) fn proxy_error(&self, code: &str) {
         if code != "bad_request" && code != "client_timeout" {
             self.proxy_errors.fetch_add(1, Relaxed);
         }
     }
 
     /// The counters now.
-    pub fn counts(&self) -> TrafficCounts {
+    pub(crate) fn counts(&self) -> TrafficCounts {
         let headers_ms: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
         TrafficCounts {
             answered: headers_ms.iter().sum(),

@@ -11,7 +11,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// Sends `line` (which ends with `\n`) with `fds` attached to its first bytes.
-pub fn send(stream: &UnixStream, line: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+pub(super) fn send(stream: &UnixStream, line: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !control.push(SendAncillaryMessage::ScmRights(fds)) {
@@ -29,7 +29,7 @@ pub fn send(stream: &UnixStream, line: &[u8], fds: &[BorrowedFd<'_>]) -> io::Res
 
 /// Receives one line (without its `\n`) and the descriptors attached to it. The descriptors come
 /// with the line's first byte; the rest is read without reading past the line.
-pub fn recv(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+pub(super) fn recv(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_SOCKETS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut first = [0u8; 1];
@@ -66,7 +66,7 @@ pub fn recv(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
 
 /// Reads one line (without its `\n`) with no descriptors, one byte at a time so that nothing after
 /// it is consumed; `None` at end of stream before any byte.
-pub fn read_line(stream: &UnixStream) -> io::Result<Option<Vec<u8>>> {
+pub(super) fn read_line(stream: &UnixStream) -> io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     let mut reader = stream;
     let mut byte = [0u8; 1];
@@ -89,7 +89,7 @@ pub fn read_line(stream: &UnixStream) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Writes `value` as one JSON line.
-pub fn write_json(stream: &UnixStream, value: &impl serde::Serialize) -> io::Result<()> {
+pub(super) fn write_json(stream: &UnixStream, value: &impl serde::Serialize) -> io::Result<()> {
     let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
     line.push(b'\n');
     let mut writer = stream;

@@ -42,13 +42,13 @@ pub struct Inherited {
 
 impl Inherited {
     /// The socket the old process had for `address`, if any (each is taken once).
-    pub fn take(&mut self, address: SocketAddr) -> Option<TcpListener> {
+    pub(crate) fn take(&mut self, address: SocketAddr) -> Option<TcpListener> {
         let i = self.sockets.iter().position(|(a, _)| *a == address)?;
         Some(self.sockets.swap_remove(i).1)
     }
 
     /// Addresses handed over that no listener took (no longer configured): they close with this.
-    pub fn unused(&self) -> Vec<SocketAddr> {
+    pub(crate) fn unused(&self) -> Vec<SocketAddr> {
         self.sockets.iter().map(|(a, _)| *a).collect()
     }
 }
