@@ -9,8 +9,10 @@
 
 #![warn(unreachable_pub)]
 
+mod access_log;
 pub mod admin;
 mod affinity;
+mod attempts;
 mod balancer;
 mod body;
 mod breaker;
@@ -38,7 +40,9 @@ mod pool;
 mod priority;
 pub mod reload;
 mod request_body;
+mod respond;
 mod retry;
+mod rewrite;
 pub mod router;
 mod send;
 mod server;

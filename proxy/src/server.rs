@@ -8,10 +8,11 @@
 //! idle timeout.
 
 use crate::closing::{Ask, Closing};
-use crate::forward::{self, ConnInfo};
+use crate::forward;
 use crate::head_watch::{Answering, HeadWatch};
 use crate::idle::{Activity, Tracked};
 pub(crate) use crate::lifecycle::{ConnHold, Phase};
+use crate::shared::ConnInfo;
 use crate::shared::Shared;
 use crate::shed::Shed;
 use edgeplane_config::model::{Limits, NodeTimeouts};

@@ -1,10 +1,22 @@
-//! What every request of the node shares: the tables, the `Via` values, the request counter, the
-//! metrics of unrouted requests, the request-id seed, the access-log switch and the byte counters.
+//! What every request of the node shares ([`Shared`]: the tables, the `Via` values, the request
+//! counter, the metrics of unrouted requests, the request-id seed, the access-log switch and the byte
+//! counters), and what every request of one downstream connection shares ([`ConnInfo`]).
 
 use crate::tables::Tables;
 use crate::telemetry::{RouteMetrics, Telemetry};
 use http::HeaderValue;
 use std::sync::Arc;
+
+/// What every request of one downstream connection shares.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    /// The client's IP as a header value, made once per connection.
+    pub(crate) client_ip: HeaderValue,
+    /// `http` or `https`.
+    pub(crate) proto: HeaderValue,
+    /// Keeps the connection counted; an upgraded tunnel takes a share of it.
+    pub(crate) hold: Arc<crate::lifecycle::ConnHold>,
+}
 
 /// What every request of the node shares.
 #[derive(Debug)]
@@ -12,9 +24,9 @@ pub(crate) struct Shared {
     /// The routing tables.
     pub(crate) tables: Arc<Tables>,
     /// `Via` value for HTTP/1.x requests, e.g. `1.1 edge-1`.
-    pub via_h1: HeaderValue,
+    pub(crate) via_h1: HeaderValue,
     /// `Via` value for HTTP/2 requests, e.g. `2.0 edge-1`.
-    pub via_h2: HeaderValue,
+    pub(crate) via_h2: HeaderValue,
     /// Requests received since start.
     pub(crate) requests: std::sync::atomic::AtomicU64,
     /// Metrics of the requests no route matched.
