@@ -4,5 +4,6 @@
 pub(crate) mod diff;
 pub(crate) mod heartbeat;
 pub(crate) mod nats;
+pub(crate) mod push;
 pub(crate) mod rollout;
 pub(crate) mod scale;

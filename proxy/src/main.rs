@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 mod cli;
 
-use cli::{diff, heartbeat, nats, rollout, scale};
+use cli::{diff, heartbeat, nats, push, rollout, scale};
 
 // mimalloc saves about half a microsecond per proxied request over glibc malloc (measured with
 // callgrind; BENCHMARKS.md, "instructions per request").
@@ -59,7 +59,7 @@ enum Command {
     /// Run the shipped default config with two built-in demo upstreams and show traffic balanced over them.
     Demo,
     /// Push a config's routes and clusters to the fleet over NATS and report which nodes applied it.
-    Push(nats::PushArgs),
+    Push(push::PushArgs),
     /// Roll a config out in waves, each baked and gated on live health against the nodes not yet
     /// updated, rolled back automatically on a failed gate; or act on a rollout (status, resume,
     /// abort, promote).
@@ -68,7 +68,7 @@ enum Command {
     /// endpoints added, removed or changed (exit 0: none, 1: some, 2: trouble).
     Diff(diff::DiffArgs),
     /// Restore an earlier config revision (default: the previous one) as a new revision.
-    Rollback(nats::RollbackArgs),
+    Rollback(push::RollbackArgs),
     /// List the config revisions the fleet's bucket keeps.
     History(nats::ListArgs),
     /// List the fleet's nodes: id, zone, applied revision, last seen, uptime and load.
@@ -94,8 +94,8 @@ fn main() -> ExitCode {
         Command::Check { files } => return check(&files),
         Command::Run { config, upgrade } => run(config, upgrade),
         Command::Demo => demo(),
-        Command::Push(args) => return nats_command(nats::run(args)),
-        Command::Rollback(args) => return nats_command(nats::rollback(args)),
+        Command::Push(args) => return nats_command(push::run(args)),
+        Command::Rollback(args) => return nats_command(push::rollback(args)),
         Command::Rollout(args) => return nats_command(rollout::run(*args)),
         Command::Diff(args) => return nats_command(diff::run(args)),
         Command::History(args) => return nats_command(nats::history(args)),
@@ -134,7 +134,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
             .map_err(|e| e.lines())
             .and_then(|c| {
                 let mut problems: Vec<String> =
-                    edgeplane_proxy::tls::CertTable::load(&c.routing.certificates)
+                    edgeplane_proxy::tables::CertTable::load(&c.routing.certificates)
                         .err()
                         .unwrap_or_default()
                         .iter()

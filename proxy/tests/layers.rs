@@ -152,16 +152,51 @@ fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<Vec<String>> {
     t.out
 }
 
+/// Each file's layer in an acyclic graph: 0 for a file that uses no other, else one more than the
+/// highest layer it uses.
+fn layers(g: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<usize, Vec<String>> {
+    fn layer(
+        m: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        memo: &mut BTreeMap<String, usize>,
+    ) -> usize {
+        if let Some(&l) = memo.get(m) {
+            return l;
+        }
+        let l = g
+            .get(m)
+            .into_iter()
+            .flatten()
+            .map(|d| layer(d, g, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo.insert(m.to_string(), l);
+        l
+    }
+    let mut memo = BTreeMap::new();
+    let mut out: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for m in g.keys() {
+        let l = layer(m, g, &mut memo);
+        out.entry(l).or_default().push(m.clone());
+    }
+    out
+}
+
+/// Also prints the files by layer, bottom first (`-- --nocapture`): ARCHITECTURE.md sums it up.
 #[test]
 fn no_new_import_cycle_in_proxy_src() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut mods = BTreeMap::new();
     modules(&root, &root, &mut mods);
-    let found = cycles(&edges(&mods));
+    let g = edges(&mods);
+    let found = cycles(&g);
     assert!(
         found.is_empty(),
         "import cycles in proxy/src (each group's files depend on each other): {found:?}"
     );
+    for (l, files) in layers(&g) {
+        println!("{l:>2}  {}", files.join(", "));
+    }
 }
 
 #[test]
@@ -173,6 +208,12 @@ fn the_check_finds_a_cycle_it_is_given() {
     mods.insert("d".to_string(), String::new());
     let found = cycles(&edges(&mods));
     assert_eq!(found.len(), 1);
+    // Without the cycle, the layers run from the file that uses none.
+    mods.insert("c".to_string(), String::new());
+    let l = layers(&edges(&mods));
+    assert_eq!(l[&0], ["c", "d"]);
+    assert_eq!(l[&1], ["b"]);
+    assert_eq!(l[&2], ["a"]);
     assert_eq!(found.iter().next().unwrap(), &["a", "b", "c"]);
     // Siblings in a folder reaching each other through `super::`.
     let mut mods = BTreeMap::new();

@@ -55,7 +55,7 @@ pub fn bus(data: &[u8]) {
 
 /// The own HTTP/1.1 client's response head parser and chunked decoder.
 pub fn h1_response(data: &[u8]) {
-    edgeplane_proxy::h1::read_untrusted(data);
+    edgeplane_proxy::upstream::h1::read_untrusted(data);
 }
 
 /// A routing table with exact, wildcard and catch-all hosts, prefixes, methods and header conditions.
@@ -101,8 +101,8 @@ pub fn router(data: &[u8]) {
     let raw_host = lines.next().unwrap_or_default();
     let path = std::str::from_utf8(lines.next().unwrap_or_default()).unwrap_or("/");
     let headers = headers_of(lines);
-    let mut buf = [0u8; edgeplane_proxy::router::MAX_HOST];
-    let host = edgeplane_proxy::router::normalize_host(raw_host, &mut buf);
+    let mut buf = [0u8; edgeplane_proxy::tables::router::MAX_HOST];
+    let host = edgeplane_proxy::tables::router::normalize_host(raw_host, &mut buf);
     let _ = snapshot.router.find(host, path, &method, &headers);
     let _ = snapshot.router.explain(host, path, &method, &headers);
 }

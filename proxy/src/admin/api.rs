@@ -2,7 +2,7 @@
 //! and per-node endpoint overrides (drain, disable, enable).
 
 use super::{reply, AdminContext};
-use crate::router::normalize_host;
+use crate::tables::router::normalize_host;
 use crate::tables::{Cluster, Endpoint};
 use crate::upstream::AdminState;
 use bytes::Bytes;
@@ -241,7 +241,7 @@ fn explain(ctx: &AdminContext, query: &str) -> Resp {
         }
     }
     let snap = ctx.tables.load();
-    let mut buf = [0u8; crate::router::MAX_HOST];
+    let mut buf = [0u8; crate::tables::router::MAX_HOST];
     let host = normalize_host(host.as_bytes(), &mut buf);
     let ex = snap.router.explain(host, &path, &method, &headers);
     let considered: Vec<Value> = ex

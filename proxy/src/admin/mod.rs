@@ -11,8 +11,8 @@
 mod api;
 mod document;
 
-use crate::server::Phase;
-use crate::shared::Shared;
+use crate::downstream::server::Phase;
+use crate::request::shared::Shared;
 use crate::tables::Tables;
 use crate::telemetry::Telemetry;
 use bytes::Bytes;

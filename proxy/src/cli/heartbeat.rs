@@ -132,7 +132,8 @@ async fn probe(uri: &http::Uri, timeout: Duration) -> (bool, Duration) {
     let authority = uri.authority().map_or(host, |a| a.as_str());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let ok =
-        edgeplane_proxy::health_check::http_check((host, port), authority, path, timeout).await;
+        edgeplane_proxy::upstream::health_check::http_check((host, port), authority, path, timeout)
+            .await;
     (ok, started.elapsed())
 }
 

@@ -65,7 +65,7 @@ struct StartArgs {
     /// `node:ID+ID`; cumulative; `100%` is added if the last one is not. Default `1,10%,50%,100%`.
     #[arg(long, value_delimiter = ',')]
     waves: Option<Vec<String>>,
-    /// A plan file (TOML: waves, bake, wave_timeout, min_requests, abandon_after, [gates]); flags
+    /// A plan file (TOML: waves, bake, wave_timeout, min_requests, abandon_after, `[gates]`); flags
     /// given too win over it.
     #[arg(long)]
     plan: Option<PathBuf>,

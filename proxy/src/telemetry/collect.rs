@@ -56,7 +56,7 @@ pub(crate) fn collect_node(
                 .absolute(b.rejected());
             if c.outlier.is_some() {
                 let counts = b.outliers.ejections();
-                for (reason, n) in crate::outlier::Why::LABELS.iter().zip(counts) {
+                for (reason, n) in crate::upstream::outlier::Why::LABELS.iter().zip(counts) {
                     t.counter(
                         "edgeplane_outlier_ejections_total",
                         &[("cluster", cluster), ("reason", reason)],

@@ -1,0 +1,14 @@
+//! The client's side of a connection: the accept loop and connection limits ([`server`]), TLS
+//! termination ([`tls`]), the per-connection supervisor's watchdogs ([`idle`], [`head_watch`]), how a
+//! connection is told to close ([`closing`]), shedding idle connections at the limit ([`shed`]),
+//! upgraded tunnels ([`tunnel`]) and the node's phase with each connection's hold on it
+//! ([`lifecycle`]).
+
+pub(crate) mod closing;
+pub(crate) mod head_watch;
+pub(crate) mod idle;
+pub(crate) mod lifecycle;
+pub(crate) mod server;
+pub(crate) mod shed;
+pub(crate) mod tls;
+pub(crate) mod tunnel;

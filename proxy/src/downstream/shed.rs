@@ -1,0 +1,78 @@
+//! Making room at the connection limit: when every `max_connections` slot is taken and a client
+//! waits to be accepted, idle keep-alive connections (no request being answered, nothing of a next
+//! request read) close, as nginx does with its reusable connections, so that new clients are served
+//! instead of waiting for an idle timeout.
+//!
+//! The accept loop asks for as many closures as it has clients waiting; each connection's supervisor
+//! looks when asked (one wake-up of every supervisor when the first ask comes) and at each of its
+//! ticks, and an idle one takes one closure and closes gracefully. The request path pays nothing.
+
+use crate::downstream::idle::Counters;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use tokio::sync::Notify;
+
+/// Closures of idle connections wanted by the accept loop.
+#[derive(Debug, Default)]
+pub(crate) struct Shed {
+    wanted: AtomicUsize,
+    asked: Notify,
+}
+
+impl Shed {
+    /// The accept loop found no free slot: one idle connection should close.
+    pub(crate) fn ask(&self) {
+        if self.wanted.fetch_add(1, Relaxed) == 0 {
+            self.asked.notify_waiters();
+        }
+    }
+
+    /// The accept loop got a slot after asking (a connection ended on its own, or was shed): one
+    /// closure less is wanted, if any still is.
+    pub(crate) fn settle(&self) {
+        let _ = self
+            .wanted
+            .fetch_update(Relaxed, Relaxed, |w| w.checked_sub(1));
+    }
+
+    /// Resolves when closures are asked for (or at once if some already are).
+    pub(crate) async fn asked(&self) {
+        let notified = self.asked.notified();
+        if self.wanted.load(Relaxed) > 0 {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Whether the connection with these counters should close now to make room: closures are
+    /// wanted, it is idle, and it takes one.
+    pub(crate) fn take_if_idle(&self, c: &Counters) -> bool {
+        if self.wanted.load(Relaxed) == 0 || !c.idle() {
+            return false;
+        }
+        self.wanted
+            .fetch_update(Relaxed, Relaxed, |w| w.checked_sub(1))
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closures_are_taken_once_and_only_by_idle_connections() {
+        let shed = Shed::default();
+        let idle = Counters::default();
+        assert!(!shed.take_if_idle(&idle), "nothing asked");
+        shed.ask();
+        shed.ask();
+        let busy = Counters::default();
+        busy.requests.fetch_add(1, Relaxed);
+        assert!(!shed.take_if_idle(&busy), "a request is being answered");
+        assert!(shed.take_if_idle(&idle));
+        shed.settle();
+        assert!(!shed.take_if_idle(&idle), "both closures accounted for");
+        shed.settle();
+        assert_eq!(shed.wanted.load(Relaxed), 0, "never below zero");
+    }
+}

@@ -1,0 +1,306 @@
+//! The attempt sequence of one request, in one place: the first try on the picked endpoint, then
+//! retries while the policy, the retry budget and the deadlines allow. It owns everything a retry
+//! needs: the endpoints tried, the total and per-try deadlines, the replay copy of the request, the
+//! place in the retry budget, the backoff before the next try and the affinity naming the endpoint
+//! that answered.
+//!
+//! The policy's pieces live beside it: which requests may be replayed and the backoff in
+//! [`crate::request::retry`], what a failure costs its endpoint and where a retry goes in
+//! [`crate::request::next_try`], one try in [`crate::request::send`] (whose failures say which retry condition they
+//! meet).
+
+use crate::error::ProxyError;
+use crate::request::forwarding::Forwarding;
+use crate::request::next_try::{charge_failure, next_try, Locator, NextTry, Retrying};
+use crate::request::request_body::{RequestBody, Upload, UploadState};
+use crate::request::retry::{self, Replay};
+use crate::request::send::{self, Answer, Failure};
+use crate::request::shared::Shared;
+use crate::telemetry::RouteMetrics;
+use crate::upstream::breaker::RetrySlot;
+use crate::upstream::{InFlight, Upstream};
+use edgeplane_config::model::{ClusterTimeouts, Retry};
+use http::{HeaderName, HeaderValue, Request, StatusCode};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// The affinity header or cookie naming the endpoint that answers.
+pub(crate) type AffinityHeader = Option<(HeaderName, HeaderValue)>;
+
+/// Where a request was routed, as the retries need it.
+pub(crate) struct Routed {
+    /// The request's cluster, to find it again in a later snapshot.
+    pub(crate) locator: Locator,
+    /// The request's hash key, if the cluster balances by one.
+    pub(crate) key: Option<u64>,
+    /// The affinity token the client sent, if any.
+    pub(crate) token: Option<u64>,
+    /// The affinity header for the first endpoint, if the cluster has affinity.
+    pub(crate) affinity: AffinityHeader,
+    /// Whether the cluster has affinity (a retry's endpoint then gets its own header).
+    pub(crate) has_affinity: bool,
+}
+
+/// The tries of one request.
+pub(crate) struct Attempts<'a> {
+    shared: &'a Shared,
+    routed: Routed,
+    policy: Retry,
+    /// Each try's wait for response headers.
+    response_header: std::time::Duration,
+    /// The request's total deadline, if the cluster sets one.
+    deadline: Option<Instant>,
+    /// The copy to send again, for a replayable request.
+    replay: Option<Box<Replay>>,
+    /// The upload's progress, for a request whose body streams from the client.
+    upload: Option<Arc<UploadState>>,
+    /// Tries made so far.
+    tries: u32,
+    /// Endpoints tried so far.
+    tried: Vec<SocketAddr>,
+    /// The current retry's place in the retry budget.
+    _slot: Option<RetrySlot>,
+}
+
+/// A try that got response headers: the answer, the endpoint's in-flight count it holds, and the
+/// affinity header naming that endpoint.
+pub(crate) struct Settled {
+    /// The response head and its connection.
+    pub(crate) answer: Answer,
+    /// Keeps the request counted on its endpoint until the response body ends.
+    pub(crate) in_flight: InFlight,
+    /// The affinity header or cookie to add to the response.
+    pub(crate) affinity: AffinityHeader,
+}
+
+impl<'a> Attempts<'a> {
+    /// Prepares the request's body for its tries: a replayable request is read whole and copied (the
+    /// copy is what retries send); others stream from the client, watched so that a broken upload is
+    /// answered as the client's fault.
+    pub(crate) async fn prepare(
+        shared: &'a Shared,
+        routed: Routed,
+        policy: Retry,
+        timeouts: &ClusterTimeouts,
+        req: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<(Attempts<'a>, Request<RequestBody>), ProxyError> {
+        let deadline = timeouts.total.map(|t| Instant::now() + t);
+        let mut upload = None;
+        let (req, replay) = if retry::replayable(&req, &policy, upgrade) {
+            retry::buffer(req, timeouts.response_header).await?
+        } else if req.body().is_end_stream() {
+            // No body: nothing a client could break mid-upload, so no upload watch (no allocation).
+            (req.map(|_| RequestBody::Buffered(None)), None)
+        } else {
+            let state = Arc::new(UploadState::default());
+            upload = Some(state.clone());
+            (
+                req.map(|b| RequestBody::Streamed(Upload::new(b, state))),
+                None,
+            )
+        };
+        let attempts = Attempts {
+            shared,
+            routed,
+            policy,
+            response_header: timeouts.response_header,
+            deadline,
+            replay,
+            upload,
+            tries: 0,
+            tried: Vec::new(),
+            _slot: None,
+        };
+        Ok((attempts, req))
+    }
+
+    /// Tries `req` on `in_flight`'s endpoint, then on others as the policy allows, until a try gets
+    /// an answer to give the client or the last failure is the request's.
+    pub(crate) async fn run(
+        mut self,
+        mut req: Request<RequestBody>,
+        mut in_flight: InFlight,
+        settings: &send::Settings<'_>,
+        forwarding: &mut Forwarding<'_>,
+        metrics: Option<&RouteMetrics>,
+    ) -> Result<Settled, ProxyError> {
+        loop {
+            let upstream = in_flight.upstream();
+            let sent = Instant::now();
+            let try_deadline = match self.deadline {
+                Some(d) => d.min(sent + self.response_header),
+                None => sent + self.response_header,
+            };
+            let outcome =
+                send::send(upstream, settings, try_deadline, req, forwarding, metrics).await;
+            let (again, next) = match outcome {
+                Ok(answer) => match self.after_answer(&answer, upstream, sent, forwarding) {
+                    Some(retry) => retry,
+                    None => {
+                        let affinity = self.routed.affinity;
+                        return Ok(Settled {
+                            answer,
+                            in_flight,
+                            affinity,
+                        });
+                    }
+                },
+                Err(failure) => self.after_failure(failure, upstream, forwarding)?,
+            };
+            self.wait(&next, metrics).await?;
+            let admission = in_flight.take_admission();
+            in_flight = next.upstream.start_request().holding(admission);
+            if self.routed.has_affinity {
+                self.routed.affinity = next.affinity;
+            }
+            self._slot = next.slot;
+            req = again;
+        }
+    }
+
+    /// Books an answer on its endpoint; a status the policy retries gets the next try, if any.
+    fn after_answer(
+        &mut self,
+        answer: &Answer,
+        upstream: &Arc<Upstream>,
+        sent: Instant,
+        forwarding: &mut Forwarding<'_>,
+    ) -> Option<(Request<RequestBody>, NextTry)> {
+        // A 5xx or 429 is a failure for balancing and outlier detection: an endpoint that answers
+        // errors fast must not look like a fast endpoint.
+        let status = answer.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            charge_failure(self.shared, &self.routed.locator, upstream, None);
+        } else {
+            upstream.record_success(sent.elapsed());
+            if upstream.on_trial() {
+                crate::upstream::outlier::trial_passed(upstream);
+            }
+        }
+        let wanted = self.policy.on.status(status.as_u16()) && self.tries < self.policy.attempts;
+        if self.replay.is_none() || !wanted {
+            return None;
+        }
+        let next = self.next(upstream, true)?;
+        forwarding.reset();
+        let again = self.replay.as_ref()?.request();
+        tracing::debug!(upstream = %upstream.address, status = status.as_u16(), "retrying a failed answer");
+        Some((again, next))
+    }
+
+    /// Books a failed try; the next try if the failure's retry condition is one the policy retries
+    /// and there is a request to send, else the error to answer.
+    fn after_failure(
+        &mut self,
+        failure: Failure,
+        upstream: &Arc<Upstream>,
+        forwarding: &mut Forwarding<'_>,
+    ) -> Result<(Request<RequestBody>, NextTry), ProxyError> {
+        let Failure {
+            error,
+            retry_on,
+            unsent,
+        } = failure;
+        // A broken upload, or one the client had not finished when the try's time was up, is the
+        // client's doing: answered as such, never charged to the endpoint.
+        if let Some(client) = client_fault(self.upload.as_deref(), &error) {
+            tracing::debug!(upstream = %upstream.address, error = %error, "the client's upload failed the try");
+            return Err(client);
+        }
+        let connect = match &error {
+            ProxyError::Connect(cause, detail) => Some((*cause, detail.as_str())),
+            _ => None,
+        };
+        charge_failure(self.shared, &self.routed.locator, upstream, connect);
+        let wanted = retry_on.0 != 0
+            && self.policy.on.contains(retry_on)
+            && self.tries < self.policy.attempts;
+        if !wanted {
+            return Err(error);
+        }
+        // Nothing reached an upstream: the retry does not spend the budget.
+        let never_sent = connect.is_some() && unsent.is_some();
+        // A request handed back unsent keeps what was done to its headers; a copy from the replay is
+        // fresh.
+        let again = match unsent {
+            Some(r) => *r,
+            None => match &self.replay {
+                Some(r) => {
+                    forwarding.reset();
+                    r.request()
+                }
+                None => return Err(error),
+            },
+        };
+        match self.next(upstream, !never_sent) {
+            Some(next) => {
+                tracing::debug!(upstream = %upstream.address, error = %error, "retrying a failed try");
+                Ok((again, next))
+            }
+            None => Err(error),
+        }
+    }
+
+    /// The endpoint for the next try, avoiding those tried (`budgeted`: whether it spends the retry
+    /// budget).
+    fn next(&mut self, upstream: &Upstream, budgeted: bool) -> Option<NextTry> {
+        self.tried.push(upstream.address);
+        let retrying = Retrying {
+            tries: self.tries + 1,
+            budgeted,
+        };
+        let Routed {
+            locator,
+            key,
+            token,
+            ..
+        } = &self.routed;
+        next_try(
+            self.shared,
+            locator,
+            *key,
+            *token,
+            &self.tried,
+            &self.policy,
+            retrying,
+        )
+    }
+
+    /// Waits the next try's backoff, unless that would pass the total deadline.
+    async fn wait(
+        &mut self,
+        next: &NextTry,
+        metrics: Option<&RouteMetrics>,
+    ) -> Result<(), ProxyError> {
+        self.tries += 1;
+        if let Some(d) = self.deadline {
+            if Instant::now() + next.backoff >= d {
+                return Err(ProxyError::Timeout);
+            }
+        }
+        if !next.backoff.is_zero() {
+            tokio::time::sleep(next.backoff).await;
+        }
+        if let Some(m) = metrics {
+            m.retried();
+        }
+        Ok(())
+    }
+}
+
+/// The error to answer when a failed try was the client's doing: its streamed body broke (malformed,
+/// or the client went away mid-upload), or the try timed out waiting for the client's body.
+fn client_fault(upload: Option<&UploadState>, error: &ProxyError) -> Option<ProxyError> {
+    let upload = upload?;
+    if upload.failed() {
+        return Some(ProxyError::BadRequest(
+            "request body could not be read (malformed, or cut short by the client)",
+        ));
+    }
+    (matches!(error, ProxyError::Timeout) && upload.waiting_on_client())
+        .then_some(ProxyError::ClientTimeout)
+}

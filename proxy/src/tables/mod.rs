@@ -1,0 +1,233 @@
+//! The routing tables: one immutable [`Snapshot`] behind one `ArcSwap`, written by one writer at a
+//! time.
+//!
+//! Routes, clusters and endpoints that belong together live in one snapshot, so one `store` swaps them
+//! all. A request does one `load` and works on what it got, whatever is stored meanwhile. Building a
+//! snapshot reuses the [`Upstream`](crate::upstream::Upstream) of every endpoint whose identity (cluster name, address) is
+//! unchanged, so in-flight counts, latency and idle connections survive reloads.
+//!
+//! What a snapshot holds: the compiled [`router`], the clusters ([`cluster`]) with their endpoints
+//! ([`endpoint`]) by priority level ([`priority`]), each level's [`balancer`], session [`affinity`],
+//! and the certificate table ([`certs`]).
+
+pub(crate) mod affinity;
+pub(crate) mod balancer;
+pub(crate) mod certs;
+pub(crate) mod cluster;
+pub(crate) mod endpoint;
+pub(crate) mod priority;
+pub mod router;
+
+pub use certs::CertTable;
+
+use crate::tables::cluster::Carried;
+pub(crate) use crate::tables::cluster::{Cluster, Endpoint};
+use crate::tables::router::{Router, RouterError};
+use crate::telemetry::{RouteMetrics, Telemetry};
+use arc_swap::ArcSwap;
+use edgeplane_config::model::Routing;
+use edgeplane_config::ContentHash;
+use foldhash::{HashMap, HashMapExt};
+use std::sync::Arc;
+
+/// The proxy's routing state: the current snapshot, swapped whole.
+#[derive(Debug)]
+pub struct Tables {
+    current: ArcSwap<Snapshot>,
+    /// Held by a writer from the load of the snapshot it builds on to the store of the new one, so
+    /// that two writers (a routing applied, a certificate file reloaded) never undo each other.
+    writer: std::sync::Mutex<()>,
+}
+
+impl Tables {
+    /// Tables holding a first snapshot.
+    pub fn new(first: Snapshot) -> Tables {
+        Tables {
+            current: ArcSwap::from_pointee(first),
+            writer: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// The current snapshot as an owned `Arc`, for holders that keep it a while.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The current snapshot, borrowed: no reference-count traffic on the shared snapshot, so worker
+    /// threads do not contend on it. For the request path, which drops it before its first await.
+    pub(crate) fn guard(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// Builds a snapshot of `routing` on top of the current one and stores it, in one swap.
+    pub fn apply(&self, routing: &Routing) -> Result<Arc<Snapshot>, BuildError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let next = Arc::new(Snapshot::build(routing, Some(&self.load()))?);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+
+    /// Builds `routing` as [`Tables::apply`] would (routes, clusters, upstream TLS, certificates) and
+    /// throws the result away: the dry run of a push. Nothing in place is touched: no endpoint state
+    /// is shared with the throwaway build and no metric is registered for it.
+    pub(crate) fn check(&self, routing: &Routing) -> Result<(), BuildError> {
+        let current = self.load();
+        let certs =
+            (current.routing.certificates == routing.certificates).then(|| current.certs.clone());
+        Snapshot::build_inner(routing, None, None, current.zone.clone(), certs).map(drop)
+    }
+
+    /// Rebuilds the current snapshot with its certificate files read again (they changed on disk).
+    /// A bad certificate keeps the current snapshot.
+    pub fn reload_certificates(&self) -> Result<Arc<Snapshot>, BuildError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.load();
+        let certs =
+            Arc::new(CertTable::load(&current.routing.certificates).map_err(BuildError::Tls)?);
+        let next = Arc::new(Snapshot::build_inner(
+            &current.routing,
+            Some(&current),
+            current.telemetry.clone(),
+            current.zone.clone(),
+            Some(certs),
+        )?);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+}
+
+/// Why a routing could not become a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The routes cannot be compiled.
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    /// Certificates or TLS settings that cannot be used, each with its path.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Tls(Vec<crate::error::SettingError>),
+}
+
+impl BuildError {
+    /// One line per problem.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            BuildError::Router(e) => vec![e.to_string()],
+            BuildError::Tls(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// Everything a request needs to be routed, immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Route lookup.
+    pub router: Router,
+    /// Clusters, indexed by [`crate::tables::router::Route::cluster`].
+    pub clusters: Vec<Cluster>,
+    /// Content hash of the routing document this snapshot was built from.
+    pub hash: ContentHash,
+    /// Counts the snapshots built by this process, starting at 1.
+    pub generation: u64,
+    /// Request metrics of each route, by [`crate::tables::router::Route::index`].
+    pub(crate) route_metrics: Vec<Arc<RouteMetrics>>,
+    /// Where the metrics are registered (`None`: not recorded, as in unit tests).
+    pub(crate) telemetry: Option<Arc<Telemetry>>,
+    /// The node's zone, for zone-aware clusters.
+    pub(crate) zone: Option<Arc<str>>,
+    /// The routing this snapshot was built from (for the admin API; never read on the request path).
+    pub(crate) routing: Arc<Routing>,
+    /// Server certificates by SNI, for TLS listeners.
+    pub(crate) certs: Arc<CertTable>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot of `routing`, carrying over endpoint state (and the metrics registry) from
+    /// `previous`.
+    pub fn build(routing: &Routing, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
+        let telemetry = previous.and_then(|p| p.telemetry.clone());
+        let zone = previous.and_then(|p| p.zone.clone());
+        Snapshot::build_with(routing, previous, telemetry, zone)
+    }
+
+    /// [`Snapshot::build`] recording request metrics into `telemetry`.
+    pub(crate) fn build_with(
+        routing: &Routing,
+        previous: Option<&Snapshot>,
+        telemetry: Option<Arc<Telemetry>>,
+        zone: Option<Arc<str>>,
+    ) -> Result<Snapshot, BuildError> {
+        Snapshot::build_inner(routing, previous, telemetry, zone, None)
+    }
+
+    /// The build; `certs` is a freshly loaded certificate table, else the previous snapshot's is kept
+    /// when the routing names the same certificates, or they are loaded.
+    fn build_inner(
+        routing: &Routing,
+        previous: Option<&Snapshot>,
+        telemetry: Option<Arc<Telemetry>>,
+        zone: Option<Arc<str>>,
+        certs: Option<Arc<CertTable>>,
+    ) -> Result<Snapshot, BuildError> {
+        let certs = match (certs, previous) {
+            (Some(fresh), _) => fresh,
+            (None, Some(p)) if p.routing.certificates == routing.certificates => p.certs.clone(),
+            (None, _) => Arc::new(CertTable::load(&routing.certificates).map_err(BuildError::Tls)?),
+        };
+        let mut carried = Carried::default();
+        if let Some(prev) = previous {
+            for c in &prev.clusters {
+                carried.clusters.insert(&c.name, c);
+                for e in &c.endpoints {
+                    carried
+                        .upstreams
+                        .insert((&c.name, e.upstream.address), &e.upstream);
+                }
+            }
+        }
+        let mut clusters = Vec::with_capacity(routing.clusters.len());
+        let mut errors = Vec::new();
+        for c in &routing.clusters {
+            match Cluster::build(c, &carried, zone.as_deref()) {
+                Ok(c) => clusters.push(c),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(BuildError::Tls(errors));
+        }
+        let mut kept_metrics: HashMap<(&str, &str), &Arc<RouteMetrics>> = HashMap::new();
+        if let Some(prev) = previous {
+            for r in prev.router.routes() {
+                let cluster = prev.clusters.get(r.cluster).map_or("", |c| &*c.name);
+                if let Some(m) = prev.route_metrics.get(r.index()) {
+                    kept_metrics.insert((&r.name, cluster), m);
+                }
+            }
+        }
+        let route_metrics = routing
+            .routes
+            .iter()
+            .map(|r| {
+                let cluster = routing.clusters.get(r.cluster).map_or("", |c| &c.name);
+                match kept_metrics.get(&(r.name.as_str(), cluster)) {
+                    Some(&m) => m.clone(),
+                    None => Arc::new(RouteMetrics::new(telemetry.as_deref(), &r.name, cluster)),
+                }
+            })
+            .collect();
+        Ok(Snapshot {
+            router: Router::new(&routing.routes)?,
+            clusters,
+            hash: routing.hash,
+            generation: previous.map_or(1, |p| p.generation + 1),
+            route_metrics,
+            telemetry,
+            zone,
+            routing: Arc::new(routing.clone()),
+            certs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
