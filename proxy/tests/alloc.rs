@@ -36,7 +36,7 @@ fn picks_do_not_allocate() {
     // those paths are measured too.
     for (_, s) in &snapshots {
         let c = &s.clusters[0];
-        c.breaker.set_levels(&[600, 400]);
+        c.state.set_levels(&[600, 400]);
         c.endpoints[5].upstream.start_warming();
     }
     let mut headers = http::HeaderMap::new();

@@ -100,7 +100,7 @@ async fn a_request_never_sent_moves_on_without_spending_the_retry_budget() {
     }
     assert_eq!(good.hits(), 8);
     assert_eq!(
-        node.tables().load().clusters[0].breaker.rejected(),
+        node.tables().load().clusters[0].state.rejected(),
         0,
         "the budget refused nothing"
     );

@@ -90,7 +90,7 @@ async fn the_circuit_breaker_sheds_requests_beyond_max_requests() {
         2,
         "the shed request never reached the upstream"
     );
-    assert_eq!(node.tables().load().clusters[0].breaker.in_flight(), 2);
+    assert_eq!(node.tables().load().clusters[0].state.in_flight(), 2);
     release.add_permits(10);
     for p in pending {
         assert_eq!(p.await.unwrap().status, StatusCode::OK);
@@ -203,11 +203,11 @@ async fn traffic_fails_over_by_healthy_share_and_fails_back() {
     eventually(
         Duration::from_secs(5),
         "the sweeper splits traffic",
-        || async { node.tables().load().clusters[0].breaker.level_shares()[1] > 0 },
+        || async { node.tables().load().clusters[0].state.level_shares()[1] > 0 },
     )
     .await;
     assert_eq!(
-        &node.tables().load().clusters[0].breaker.level_shares()[..2],
+        &node.tables().load().clusters[0].state.level_shares()[..2],
         &[714, 286]
     );
     let before = backup.hits();
@@ -226,7 +226,7 @@ async fn traffic_fails_over_by_healthy_share_and_fails_back() {
     eventually(
         Duration::from_secs(5),
         "traffic returns to the primaries",
-        || async { node.tables().load().clusters[0].breaker.level_shares()[0] == 1000 },
+        || async { node.tables().load().clusters[0].state.level_shares()[0] == 1000 },
     )
     .await;
     let before = backup.hits();

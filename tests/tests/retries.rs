@@ -181,7 +181,7 @@ async fn the_retry_budget_stops_retries() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(bad.hits(), 1, "no budget, no retry");
-    assert!(node.tables().load().clusters[0].breaker.rejected() >= 1);
+    assert!(node.tables().load().clusters[0].state.rejected() >= 1);
 }
 
 #[tokio::test]
@@ -203,11 +203,11 @@ async fn max_connections_queues_requests_up_to_max_pending() {
     )
     .await;
     let second = spawn(client.clone());
-    let breaker = || node.tables().load().clusters[0].breaker.clone();
+    let cluster_state = || node.tables().load().clusters[0].state.clone();
     eventually(
         Duration::from_secs(5),
         "the second request waits",
-        || async { breaker().pending() == 1 },
+        || async { cluster_state().pending() == 1 },
     )
     .await;
     let third = client.get("p.test", "/").await;
@@ -217,7 +217,7 @@ async fn max_connections_queues_requests_up_to_max_pending() {
         "max_pending reached"
     );
     assert_eq!(third.header("x-edgeplane-error"), "circuit_open");
-    assert_eq!(breaker().connections(), 1);
+    assert_eq!(cluster_state().connections(), 1);
     release.add_permits(10);
     assert_eq!(first.await.unwrap().status, StatusCode::OK);
     assert_eq!(
@@ -226,5 +226,5 @@ async fn max_connections_queues_requests_up_to_max_pending() {
         "served on the freed connection"
     );
     assert_eq!(held.hits(), 2);
-    assert_eq!(breaker().connections(), 1, "one connection, reused");
+    assert_eq!(cluster_state().connections(), 1, "one connection, reused");
 }

@@ -116,7 +116,7 @@ async fn http2_to_the_upstream_when_the_cluster_asks() {
         );
     }
     // Five requests, one shared connection.
-    assert_eq!(node.tables().load().clusters[0].breaker.connections(), 1);
+    assert_eq!(node.tables().load().clusters[0].state.connections(), 1);
 }
 
 #[tokio::test]

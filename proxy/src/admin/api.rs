@@ -123,16 +123,16 @@ fn clusters(ctx: &AdminContext) -> Resp {
                 "balancing": c.policy.as_str(),
                 "health_threshold": c.health_threshold,
                 "max_requests": c.limits.max_requests,
-                "circuit_open": c.limits.max_requests.is_some_and(|m| c.breaker.in_flight() >= m),
-                "panic": c.breaker.panic(),
-                "zone_local": c.local.as_ref().map(|_| c.breaker.local_ok()),
+                "circuit_open": c.limits.max_requests.is_some_and(|m| c.state.in_flight() >= m),
+                "panic": c.state.panic(),
+                "zone_local": c.local.as_ref().map(|_| c.state.local_ok()),
                 "endpoints": c.endpoints.len(),
                 "usable": c.endpoints.iter().filter(|e| usable(c, e)).count(),
                 "in_flight": c.endpoints.iter().map(|e| e.upstream.in_flight()).sum::<u32>(),
-                "connections": c.breaker.connections(),
-                "pending": c.breaker.pending(),
-                "retries_in_flight": c.breaker.retries(),
-                "overflow": c.breaker.rejected(),
+                "connections": c.state.connections(),
+                "pending": c.state.pending(),
+                "retries_in_flight": c.state.retries(),
+                "overflow": c.state.rejected(),
                 "priority_shares": priority_shares(c),
             })
         })
@@ -142,7 +142,7 @@ fn clusters(ctx: &AdminContext) -> Resp {
 
 /// Each priority level's share of the traffic, by priority: `{"0": 0.714, "1": 0.286}`.
 fn priority_shares(c: &Cluster) -> Value {
-    let shares = c.breaker.level_shares();
+    let shares = c.state.level_shares();
     let map: serde_json::Map<String, Value> = c
         .levels()
         .enumerate()

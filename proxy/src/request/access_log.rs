@@ -1,7 +1,7 @@
 //! The access log: one line per request at `info` on the `edgeplane::access` target, when
 //! `node.access_log` is on. What it needs of the request is taken before the request is sent on.
 
-use crate::request::forwarding;
+use crate::request::added_headers;
 use crate::request::shared::ConnInfo;
 use crate::telemetry::RouteMetrics;
 use http::{header, HeaderValue, Request, StatusCode, Uri};
@@ -22,7 +22,7 @@ impl AccessEntry {
             method: req.method().clone(),
             uri: req.uri().clone(),
             host: req.headers().get(header::HOST).cloned(),
-            request_id: forwarding::request_id(req.headers(), id_seed, n),
+            request_id: added_headers::request_id(req.headers(), id_seed, n),
         }
     }
 

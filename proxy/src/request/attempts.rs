@@ -10,14 +10,14 @@
 //! meet).
 
 use crate::error::ProxyError;
-use crate::request::forwarding::Forwarding;
+use crate::request::added_headers::AddedHeaders;
 use crate::request::next_try::{charge_failure, next_try, Locator, NextTry, Retrying};
 use crate::request::request_body::{RequestBody, Upload, UploadState};
 use crate::request::retry::{self, Replay};
 use crate::request::send::{self, Answer, Failure};
 use crate::request::shared::Shared;
 use crate::telemetry::RouteMetrics;
-use crate::upstream::breaker::RetrySlot;
+use crate::upstream::cluster_state::RetrySlot;
 use crate::upstream::{InFlight, Upstream};
 use edgeplane_config::model::{ClusterTimeouts, Retry};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
@@ -125,7 +125,7 @@ impl<'a> Attempts<'a> {
         mut req: Request<RequestBody>,
         mut in_flight: InFlight,
         settings: &send::Settings<'_>,
-        forwarding: &mut Forwarding<'_>,
+        added: &mut AddedHeaders<'_>,
         metrics: Option<&RouteMetrics>,
     ) -> Result<Settled, ProxyError> {
         loop {
@@ -135,10 +135,9 @@ impl<'a> Attempts<'a> {
                 Some(d) => d.min(sent + self.response_header),
                 None => sent + self.response_header,
             };
-            let outcome =
-                send::send(upstream, settings, try_deadline, req, forwarding, metrics).await;
+            let outcome = send::send(upstream, settings, try_deadline, req, added, metrics).await;
             let (again, next) = match outcome {
-                Ok(answer) => match self.after_answer(&answer, upstream, sent, forwarding) {
+                Ok(answer) => match self.after_answer(&answer, upstream, sent, added) {
                     Some(retry) => retry,
                     None => {
                         let affinity = self.routed.affinity;
@@ -149,7 +148,7 @@ impl<'a> Attempts<'a> {
                         });
                     }
                 },
-                Err(failure) => self.after_failure(failure, upstream, forwarding)?,
+                Err(failure) => self.after_failure(failure, upstream, added)?,
             };
             self.wait(&next, metrics).await?;
             let admission = in_flight.take_admission();
@@ -168,7 +167,7 @@ impl<'a> Attempts<'a> {
         answer: &Answer,
         upstream: &Arc<Upstream>,
         sent: Instant,
-        forwarding: &mut Forwarding<'_>,
+        added: &mut AddedHeaders<'_>,
     ) -> Option<(Request<RequestBody>, NextTry)> {
         // A 5xx or 429 is a failure for balancing and outlier detection: an endpoint that answers
         // errors fast must not look like a fast endpoint.
@@ -186,7 +185,7 @@ impl<'a> Attempts<'a> {
             return None;
         }
         let next = self.next(upstream, true)?;
-        forwarding.reset();
+        added.reset();
         let again = self.replay.as_ref()?.request();
         tracing::debug!(upstream = %upstream.address, status = status.as_u16(), "retrying a failed answer");
         Some((again, next))
@@ -198,7 +197,7 @@ impl<'a> Attempts<'a> {
         &mut self,
         failure: Failure,
         upstream: &Arc<Upstream>,
-        forwarding: &mut Forwarding<'_>,
+        added: &mut AddedHeaders<'_>,
     ) -> Result<(Request<RequestBody>, NextTry), ProxyError> {
         let Failure {
             error,
@@ -230,7 +229,7 @@ impl<'a> Attempts<'a> {
             Some(r) => *r,
             None => match &self.replay {
                 Some(r) => {
-                    forwarding.reset();
+                    added.reset();
                     r.request()
                 }
                 None => return Err(error),

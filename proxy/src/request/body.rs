@@ -7,7 +7,7 @@
 
 use crate::error::{ProxyError, ERROR_HEADER};
 pub(crate) use crate::upstream::h1::body::BodyError;
-use crate::upstream::h1::OwnBody;
+use crate::upstream::h1::H1Body;
 use crate::upstream::pool::Sender;
 use crate::upstream::InFlight;
 use bytes::Bytes;
@@ -22,7 +22,7 @@ pub(crate) enum ProxyBody {
     /// Streamed from an upstream through hyper's client.
     Upstream(UpstreamBody),
     /// Streamed from an upstream through edgeplane's own HTTP/1.1 client.
-    Own(OwnBody),
+    H1Client(H1Body),
     /// Made by the proxy; `None` once sent.
     Local(Option<Bytes>),
 }
@@ -84,7 +84,7 @@ impl Body for ProxyBody {
             ProxyBody::Local(data) => Poll::Ready(
                 crate::request::request_body::once(data).map(|r| r.map_err(BodyError::from)),
             ),
-            ProxyBody::Own(own) => Pin::new(own).poll_frame(cx),
+            ProxyBody::H1Client(b) => Pin::new(b).poll_frame(cx),
             ProxyBody::Upstream(up) => {
                 let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));
                 match &frame {
@@ -107,7 +107,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Local(data) => data.is_none(),
             ProxyBody::Upstream(up) => up.inner.is_end_stream(),
-            ProxyBody::Own(own) => own.is_end_stream(),
+            ProxyBody::H1Client(b) => b.is_end_stream(),
         }
     }
 
@@ -117,7 +117,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ProxyBody::Upstream(up) => up.inner.size_hint(),
-            ProxyBody::Own(own) => own.size_hint(),
+            ProxyBody::H1Client(b) => b.size_hint(),
         }
     }
 }

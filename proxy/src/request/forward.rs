@@ -79,8 +79,7 @@ async fn forward(
     let (endpoint, routed) = pick(cluster, &req, conn, locator)?;
     tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
     let host_rewrite = cluster.host_rewrite.as_ref();
-    let (mut forwarding, upgrade) =
-        rewrite_request(shared, conn, &mut req, n, route, host_rewrite)?;
+    let (mut added, upgrade) = rewrite_request(shared, conn, &mut req, n, route, host_rewrite)?;
     let downstream_upgrade = upgrade
         .is_some()
         .then(|| (hyper::upgrade::on(&mut req), conn.hold.clone()));
@@ -99,13 +98,7 @@ async fn forward(
     let (attempts, req) =
         Attempts::prepare(shared, routed, policy, &timeouts, req, upgrading).await?;
     let settled = attempts
-        .run(
-            req,
-            in_flight,
-            &settings,
-            &mut forwarding,
-            metrics.as_deref(),
-        )
+        .run(req, in_flight, &settings, &mut added, metrics.as_deref())
         .await?;
     respond(settled, upgrade.as_ref().zip(downstream_upgrade))
 }
@@ -164,7 +157,7 @@ fn admit(cluster: &Cluster, endpoint: &Endpoint) -> Result<InFlight, ProxyError>
     let admission = match cluster.limits.max_requests {
         Some(max) => Some(
             cluster
-                .breaker
+                .state
                 .try_enter(max)
                 .ok_or(ProxyError::CircuitOpen("max_requests"))?,
         ),
@@ -179,7 +172,7 @@ fn admit(cluster: &Cluster, endpoint: &Endpoint) -> Result<InFlight, ProxyError>
 /// At the cluster's connection limit with no idle connection to this endpoint: closes the coldest
 /// idle connection of another endpoint, so that its place goes to this request.
 fn make_room(cluster: &Cluster, endpoint: &Endpoint) {
-    let (Some(max), b) = (cluster.limits.max_connections, &cluster.breaker) else {
+    let (Some(max), b) = (cluster.limits.max_connections, &cluster.state) else {
         return;
     };
     if b.connections() < max || endpoint.upstream.pool.idle_count() > 0 {

@@ -1,5 +1,5 @@
 //! Header rewriting at the proxy: hop-by-hop removal (RFC 9110 section 7.6.1) and upgrade requests.
-//! The forwarding headers are in [`crate::request::forwarding`].
+//! The forwarding headers are in [`crate::request::added_headers`].
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 

@@ -1,15 +1,15 @@
 //! One request's way through the proxy, in the order it takes: [`forward`] (route, pick, admit),
-//! [`rewrite`] (the upstream's request) with [`headers`] (hop-by-hop) and [`forwarding`]
+//! [`rewrite`] (the upstream's request) with [`headers`] (hop-by-hop) and [`added_headers`]
 //! (`X-Forwarded-*`, `Via`, request id), [`attempts`] (the tries: [`retry`] policy, [`send`] one try,
 //! [`next_try`] after a failure), [`respond`] (the client's response, streamed by [`body`]; the
 //! request body sent upstream is [`request_body`]), and the [`access_log`] line. [`shared`] is what
 //! every request of the node, and of one connection, shares.
 
 pub(crate) mod access_log;
+pub(crate) mod added_headers;
 pub(crate) mod attempts;
 pub(crate) mod body;
 pub(crate) mod forward;
-pub(crate) mod forwarding;
 pub(crate) mod headers;
 pub(crate) mod next_try;
 pub(crate) mod request_body;

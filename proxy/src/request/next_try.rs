@@ -7,7 +7,7 @@ use crate::error::ConnectCause;
 use crate::request::retry;
 use crate::request::shared::Shared;
 use crate::tables::cluster::Cluster;
-use crate::upstream::breaker::RetrySlot;
+use crate::upstream::cluster_state::RetrySlot;
 use crate::upstream::Upstream;
 use http::HeaderValue;
 use std::net::SocketAddr;
@@ -112,7 +112,7 @@ pub(crate) fn next_try(
             .map(|e| u64::from(e.upstream.in_flight()))
             .sum();
         let slot = cluster
-            .breaker
+            .state
             .try_retry(cluster.limits.max_retries, retry::budget(policy, in_flight));
         if slot.is_none() {
             tracing::debug!(cluster = %cluster.name, "retry budget spent");

@@ -8,7 +8,7 @@ use crate::request::attempts::{AffinityHeader, Settled};
 use crate::request::body::{ProxyBody, UpstreamBody};
 use crate::request::headers;
 use crate::request::send::Answer;
-use crate::upstream::h1::OwnBody;
+use crate::upstream::h1::H1Body;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
@@ -27,15 +27,15 @@ pub(crate) fn respond(
     } = settled;
     let (mut resp, sender) = match answer {
         Answer::Hyper(resp, sender) => (resp, sender),
-        Answer::Own(head, sender) => {
-            // A 101 never gets here: the own client refuses one (it only takes non-upgrade requests).
-            // The own client keeps hop-by-hop headers out of the map as it parses.
+        Answer::H1Client(head, sender) => {
+            // A 101 never gets here: the h1 client refuses one (it only takes non-upgrade requests).
+            // The h1 client keeps hop-by-hop headers out of the map as it parses.
             let mut resp = head.response;
             if let Some((name, value)) = affinity {
                 resp.headers_mut().append(name, value);
             }
-            let body = OwnBody::new(sender, in_flight, head.framing, head.keep_alive);
-            return Ok(resp.map(|()| ProxyBody::Own(body)));
+            let body = H1Body::new(sender, in_flight, head.framing, head.keep_alive);
+            return Ok(resp.map(|()| ProxyBody::H1Client(body)));
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -84,7 +84,7 @@ fn same_protocol(asked: &HeaderValue, answered: Option<&HeaderValue>) -> bool {
 
 /// The upstream's response headers made fit for the client: no hop-by-hop headers, plus the affinity
 /// cookie or header if one is set. A response framed by `Transfer-Encoding` loses any
-/// `Content-Length` too (RFC 9112 section 6.3: the encoding wins), as on the own client's path: the
+/// `Content-Length` too (RFC 9112 section 6.3: the encoding wins), as on the h1 client's path: the
 /// body is re-framed for the client, and a stale length would cut it.
 fn response_headers(h: &mut HeaderMap, affinity: AffinityHeader) {
     if h.contains_key(header::TRANSFER_ENCODING) {

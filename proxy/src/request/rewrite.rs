@@ -1,10 +1,10 @@
 //! The client's request made into the upstream's: origin-form target, HTTP/1.1, hop-by-hop headers
 //! out, `Host` kept or rewritten, an upgrade passed on only when the route allows it. The forwarding
 //! headers (`X-Forwarded-*`, `Via`, request id) are prepared here and added when the request is sent
-//! ([`crate::request::forwarding`]).
+//! ([`crate::request::added_headers`]).
 
 use crate::error::ProxyError;
-use crate::request::forwarding::Forwarding;
+use crate::request::added_headers::AddedHeaders;
 use crate::request::headers;
 use crate::request::shared::ConnInfo;
 use crate::request::shared::Shared;
@@ -22,7 +22,7 @@ pub(crate) fn rewrite_request<'a>(
     n: u64,
     route: &Route,
     host_rewrite: Option<&HeaderValue>,
-) -> Result<(Forwarding<'a>, Option<HeaderValue>), ProxyError> {
+) -> Result<(AddedHeaders<'a>, Option<HeaderValue>), ProxyError> {
     let hop_by_hop = headers::HopByHop::find(req.headers());
     // An upgrade the route does not allow is not forwarded: the request goes on as a plain one
     // (`Upgrade` is hop-by-hop), as a client offering `h2c` on the side expects.
@@ -68,6 +68,6 @@ pub(crate) fn rewrite_request<'a>(
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, protocol.clone());
     }
-    let forwarding = Forwarding::new(&conn.client_ip, &conn.proto, via, host, shared.id_seed, n);
-    Ok((forwarding, upgrade))
+    let added = AddedHeaders::new(&conn.client_ip, &conn.proto, via, host, shared.id_seed, n);
+    Ok((added, upgrade))
 }

@@ -3,11 +3,11 @@
 //! headers or the try's deadline.
 
 use crate::error::{ConnectCause, ProxyError};
-use crate::request::forwarding::Forwarding;
+use crate::request::added_headers::AddedHeaders;
 use crate::request::request_body::RequestBody;
 use crate::request::retry::idempotent;
 use crate::telemetry::RouteMetrics;
-use crate::upstream::breaker::ConnSlot;
+use crate::upstream::cluster_state::ConnSlot;
 use crate::upstream::conn::{self, Protocol, Sender};
 use crate::upstream::h1;
 use crate::upstream::tls::TlsClient;
@@ -97,8 +97,8 @@ pub(crate) struct Settings<'a> {
 pub(crate) enum Answer {
     /// From hyper's client; the body streams from the `Incoming`.
     Hyper(Response<Incoming>, Sender),
-    /// From edgeplane's own HTTP/1.1 client; the body is read from the connection.
-    Own(h1::Head, Sender),
+    /// From edgeplane's h1_client HTTP/1.1 client; the body is read from the connection.
+    H1Client(h1::Head, Sender),
 }
 
 impl Answer {
@@ -106,14 +106,14 @@ impl Answer {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Answer::Hyper(resp, _) => resp.status(),
-            Answer::Own(head, _) => head.response.status(),
+            Answer::H1Client(head, _) => head.response.status(),
         }
     }
 }
 
-/// Sends `req`, with its `forwarding` headers, to `upstream` and waits for the response headers until
+/// Sends `req`, with its `added` headers, to `upstream` and waits for the response headers until
 /// `deadline`. A pooled connection that turns out dead before the request went out is replaced
-/// transparently (hyper hands the unsent request back; the own client keeps it until a response
+/// transparently (hyper hands the unsent request back; the h1_client client keeps it until a response
 /// comes, and an idempotent request that got nothing back on a pooled connection goes again on
 /// another).
 pub(crate) async fn send(
@@ -121,13 +121,14 @@ pub(crate) async fn send(
     settings: &Settings<'_>,
     deadline: Instant,
     mut req: Request<RequestBody>,
-    forwarding: &mut Forwarding<'_>,
+    added: &mut AddedHeaders<'_>,
     metrics: Option<&RouteMetrics>,
 ) -> Result<Answer, Failure> {
-    let own = h1::eligible(&req);
+    let h1_client = h1::eligible(&req);
     let mut pooled_taken = 0;
     loop {
-        let connection = connection(upstream, settings, deadline, own, &mut pooled_taken).await;
+        let connection =
+            connection(upstream, settings, deadline, h1_client, &mut pooled_taken).await;
         let (mut sender, pooled) = match connection {
             Ok(Some(ready)) => ready,
             Ok(None) => continue,
@@ -135,9 +136,9 @@ pub(crate) async fn send(
         };
         // Awaited per protocol, without a wrapper future, so the request moves as few times as it can.
         let sent = match sender.protocol() {
-            Protocol::Own(c) => match h1::send_until(c, &req, forwarding, deadline).await {
+            Protocol::H1Client(c) => match h1::send_until(c, &req, added, deadline).await {
                 None => return Err(Failure::timeout()),
-                Some(Ok(head)) => return Ok(Answer::Own(head, sender)),
+                Some(Ok(head)) => return Ok(Answer::H1Client(head, sender)),
                 Some(Err(h1::TryError::Unanswered(e))) if pooled && idempotent(req.method()) => {
                     resending(upstream, &e, metrics, "closed without an answer");
                     continue;
@@ -147,11 +148,11 @@ pub(crate) async fn send(
                 }
             },
             Protocol::H1(s) => {
-                forwarding.apply(req.headers_mut());
+                added.apply(req.headers_mut());
                 tokio::time::timeout_at(deadline, s.try_send_request(req)).await
             }
             Protocol::H2(s) => {
-                forwarding.apply(req.headers_mut());
+                added.apply(req.headers_mut());
                 tokio::time::timeout_at(deadline, s.try_send_request(conn::to_h2(req))).await
             }
         };
@@ -194,11 +195,11 @@ async fn connection(
     upstream: &Upstream,
     settings: &Settings<'_>,
     deadline: Instant,
-    own: bool,
+    h1_client: bool,
     pooled_taken: &mut usize,
 ) -> Result<Option<(Sender, bool)>, Failure> {
     let pooled = if *pooled_taken < POOLED_ATTEMPTS {
-        upstream.pool.take(own)
+        upstream.pool.take(h1_client)
     } else {
         None
     };
@@ -208,9 +209,9 @@ async fn connection(
             *pooled_taken += 1;
             s
         }
-        None => open(upstream, settings, deadline, own, pooled_taken).await?,
+        None => open(upstream, settings, deadline, h1_client, pooled_taken).await?,
     };
-    if sender.own().is_some() && !own {
+    if sender.h1_client().is_some() && !h1_client {
         sender = match sender.into_hyper(upstream.address).await {
             Ok(s) => s,
             Err(_) if is_pooled => return Ok(None),
@@ -236,7 +237,7 @@ async fn open(
     upstream: &Upstream,
     settings: &Settings<'_>,
     deadline: Instant,
-    own: bool,
+    h1_client: bool,
     pooled_taken: &mut usize,
 ) -> Result<Sender, Failure> {
     // Taken out since the pick (its pooled connections were found dead, or another request's
@@ -249,13 +250,13 @@ async fn open(
         );
         return Err(Failure::connect(error));
     }
-    match connection_slot(upstream, settings.limits, deadline, own).await? {
+    match connection_slot(upstream, settings.limits, deadline, h1_client).await? {
         Slot::Pooled(s) => {
             *pooled_taken += 1;
             Ok(s)
         }
         Slot::New(slot) => {
-            // Boxed: connecting (TLS and HTTP/2 handshakes) is a large future, and the request's own
+            // Boxed: connecting (TLS and HTTP/2 handshakes) is a large future, and the request's h1_client
             // future stays small when it is not in it (most requests reuse a pooled connection).
             let timeout = settings.timeouts.connect;
             let connecting = Box::pin(conn::connect(upstream.address, timeout, slot, settings.tls));
@@ -278,7 +279,7 @@ async fn connection_slot(
     upstream: &Upstream,
     limits: &CircuitBreaker,
     deadline: Instant,
-    own: bool,
+    h1_client: bool,
 ) -> Result<Slot, Failure> {
     loop {
         if let Some(slot) = upstream.cluster.try_connection(limits.max_connections) {
@@ -292,7 +293,7 @@ async fn connection_slot(
             Ok(None) => return Err(Failure::limited(ProxyError::CircuitOpen("max_pending"))),
             Ok(Some(())) => {}
         }
-        if let Some(s) = upstream.pool.take(own) {
+        if let Some(s) = upstream.pool.take(h1_client) {
             return Ok(Slot::Pooled(s));
         }
     }
@@ -327,8 +328,8 @@ mod tests {
         let req = http::Request::new(crate::request::request_body::RequestBody::Buffered(None));
         let deadline = tokio::time::Instant::now();
         let v = http::HeaderValue::from_static("x");
-        let mut forwarding = crate::request::forwarding::Forwarding::new(&v, &v, &v, None, 0, 0);
-        let f = super::send(&up, &settings, deadline, req, &mut forwarding, None);
+        let mut added = crate::request::added_headers::AddedHeaders::new(&v, &v, &v, None, 0, 0);
+        let f = super::send(&up, &settings, deadline, req, &mut added, None);
         let size = std::mem::size_of_val(&f);
         assert!(size <= 2048, "a try's future is {size} bytes");
     }

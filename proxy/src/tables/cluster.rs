@@ -4,7 +4,7 @@
 use crate::tables::balancer::rng::Rng;
 use crate::tables::balancer::{self, Balancer};
 pub(crate) use crate::tables::endpoint::Endpoint;
-use crate::upstream::breaker::Breaker;
+use crate::upstream::cluster_state::ClusterState;
 use crate::upstream::pool::Pool;
 use crate::upstream::Upstream;
 use edgeplane_config::model::{Balancing, CircuitBreaker, ClusterTimeouts, Retry};
@@ -54,7 +54,7 @@ pub struct Cluster {
     /// A level below this percentage of usable endpoints hands traffic to the next one.
     pub(crate) failover_below: u8,
     /// Live state shared by every snapshot in which the cluster keeps its name.
-    pub breaker: Arc<Breaker>,
+    pub state: Arc<ClusterState>,
     /// Panic mode below this percentage of usable endpoints (0 = off).
     pub(crate) panic_threshold: u8,
     /// Active health checks, if configured.
@@ -117,7 +117,7 @@ impl Cluster {
                 )?)),
             },
         };
-        let breaker: Arc<Breaker> = existing.map_or_else(Default::default, |p| p.breaker.clone());
+        let state: Arc<ClusterState> = existing.map_or_else(Default::default, |p| p.state.clone());
         let mut endpoints: Vec<Endpoint> = c
             .endpoints
             .iter()
@@ -128,7 +128,7 @@ impl Cluster {
                         kept.clone()
                     }
                     None => {
-                        let fresh = Upstream::new(e.address, Pool::new(c.pool), breaker.clone());
+                        let fresh = Upstream::new(e.address, Pool::new(c.pool), state.clone());
                         // Joining a cluster that already serves: ramp up (slow start, if set).
                         if existing.is_some() {
                             fresh.start_warming();
@@ -187,7 +187,7 @@ impl Cluster {
             panic_threshold: c.panic_threshold,
             health_check: c.health_check.clone(),
             local,
-            breaker,
+            state,
             tls,
             rng: Rng::from_entropy(),
         })

@@ -63,7 +63,7 @@ pub(crate) fn apply(c: &Cluster, loads: &[u16]) {
     if c.backups.is_empty() {
         return;
     }
-    if c.breaker.set_levels(loads) {
+    if c.state.set_levels(loads) {
         tracing::info!(cluster = %c.name, ?loads, "priority levels: traffic split changed (per mille, best level first)");
     }
 }

@@ -38,8 +38,8 @@ pub(crate) fn collect_node(
             t.gauge("edgeplane_cluster_endpoints", &[("cluster", cluster)])
                 .set(c.endpoints.len() as f64);
             t.gauge("edgeplane_cluster_panic", &[("cluster", cluster)])
-                .set(if c.breaker.panic() { 1.0 } else { 0.0 });
-            let b = &c.breaker;
+                .set(if c.state.panic() { 1.0 } else { 0.0 });
+            let b = &c.state;
             t.gauge(
                 "edgeplane_cluster_upstream_connections",
                 &[("cluster", cluster)],
@@ -79,7 +79,7 @@ pub(crate) fn collect_node(
                 .set(f64::from(shares.get(level).copied().unwrap_or(0)) / 1000.0);
             }
             if let Some(max) = c.limits.max_requests {
-                let in_flight = c.breaker.in_flight();
+                let in_flight = c.state.in_flight();
                 t.gauge("edgeplane_cluster_in_flight", &[("cluster", cluster)])
                     .set(f64::from(in_flight));
                 t.gauge("edgeplane_cluster_circuit_open", &[("cluster", cluster)])

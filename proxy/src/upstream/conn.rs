@@ -5,7 +5,7 @@
 
 use crate::error::{ConnectCause, ProxyError};
 use crate::request::request_body::RequestBody;
-use crate::upstream::breaker::ConnSlot;
+use crate::upstream::cluster_state::ConnSlot;
 use crate::upstream::h1;
 use crate::upstream::tls::TlsClient;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -29,7 +29,7 @@ enum Inner {
     H1(http1::SendRequest<RequestBody>),
     H2(http2::SendRequest<RequestBody>),
     /// A cleartext connection of edgeplane's own HTTP/1.1 client ([`crate::upstream::h1`]).
-    Own(Box<h1::Conn>),
+    H1Client(Box<h1::Conn>),
 }
 
 impl Sender {
@@ -38,7 +38,7 @@ impl Sender {
         match &mut self.inner {
             Inner::H1(s) => s.ready().await,
             Inner::H2(s) => s.ready().await,
-            Inner::Own(_) => Ok(()),
+            Inner::H1Client(_) => Ok(()),
         }
     }
 
@@ -47,7 +47,7 @@ impl Sender {
         match &self.inner {
             Inner::H1(s) => s.is_closed(),
             Inner::H2(s) => s.is_closed(),
-            Inner::Own(c) => c.is_closed(),
+            Inner::H1Client(c) => c.is_closed(),
         }
     }
 
@@ -63,31 +63,31 @@ impl Sender {
                 inner: Inner::H2(s.clone()),
                 slot: self.slot.clone(),
             }),
-            Inner::H1(_) | Inner::Own(_) => None,
+            Inner::H1(_) | Inner::H1Client(_) => None,
         }
     }
 
     /// The own HTTP/1.1 connection, if this is one.
-    pub(crate) fn own(&self) -> Option<&h1::Conn> {
+    pub(crate) fn h1_client(&self) -> Option<&h1::Conn> {
         match &self.inner {
-            Inner::Own(c) => Some(c),
+            Inner::H1Client(c) => Some(c),
             _ => None,
         }
     }
 
     /// The own HTTP/1.1 connection, if this is one.
-    pub(crate) fn own_mut(&mut self) -> Option<&mut h1::Conn> {
+    pub(crate) fn h1_client_mut(&mut self) -> Option<&mut h1::Conn> {
         match &mut self.inner {
-            Inner::Own(c) => Some(c),
+            Inner::H1Client(c) => Some(c),
             _ => None,
         }
     }
 
-    /// This connection driven by hyper's HTTP/1.1 client from now on (for a request the own client
+    /// This connection driven by hyper's HTTP/1.1 client from now on (for a request the h1 client
     /// does not take: a streamed body, an upgrade). Other connections are returned as they are.
     pub(crate) async fn into_hyper(self, address: SocketAddr) -> Result<Sender, ProxyError> {
         match self.inner {
-            Inner::Own(c) => match c.into_io() {
+            Inner::H1Client(c) => match c.into_io() {
                 Some(io) => h1(TokioIo::new(io), address, self.slot).await,
                 None => Err(ProxyError::Connect(
                     ConnectCause::Other,
@@ -111,7 +111,7 @@ impl Sender {
         match &mut self.inner {
             Inner::H1(s) => Protocol::H1(s),
             Inner::H2(s) => Protocol::H2(s),
-            Inner::Own(c) => Protocol::Own(c),
+            Inner::H1Client(c) => Protocol::H1Client(c),
         }
     }
 }
@@ -124,7 +124,7 @@ pub(crate) enum Protocol<'a> {
     /// HTTP/2.
     H2(&'a mut http2::SendRequest<RequestBody>),
     /// HTTP/1.1 by edgeplane's own client.
-    Own(&'a mut h1::Conn),
+    H1Client(&'a mut h1::Conn),
 }
 
 /// An HTTP/1.1-shaped upstream request made fit for HTTP/2: version 2, the authority from `Host`
@@ -172,7 +172,7 @@ pub(crate) async fn connect(
     let slot = Arc::new(slot);
     let Some(tls) = tls else {
         return Ok(Sender {
-            inner: Inner::Own(Box::new(h1::Conn::new(stream))),
+            inner: Inner::H1Client(Box::new(h1::Conn::new(stream))),
             slot,
         });
     };

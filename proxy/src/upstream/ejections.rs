@@ -1,4 +1,4 @@
-//! A cluster's ejection bookkeeping, kept across snapshots in its [`crate::upstream::breaker::Breaker`]: why
+//! A cluster's ejection bookkeeping, kept across snapshots in its [`crate::upstream::cluster_state::ClusterState`]: why
 //! endpoints were taken out (counted by reason), connect failures that were this node's own, and the
 //! lock under which outlier detection decides an ejection (so that `max_ejected_percent` holds). The
 //! decisions themselves are in `outlier/`.
@@ -48,7 +48,7 @@ impl Why {
 }
 
 /// A cluster's outlier bookkeeping that outlives snapshots (it lives in the cluster's
-/// [`crate::upstream::breaker::Breaker`]).
+/// [`crate::upstream::cluster_state::ClusterState`]).
 #[derive(Debug, Default)]
 pub(crate) struct ClusterBook {
     /// Held while deciding to eject: the count of ejected endpoints and the ejection agree.

@@ -15,10 +15,10 @@ mod fields;
 mod parse;
 mod template;
 
-pub(crate) use body::OwnBody;
+pub(crate) use body::H1Body;
 pub(crate) use parse::{Framing, Head};
 
-use crate::request::forwarding::Forwarding;
+use crate::request::added_headers::AddedHeaders;
 use crate::request::request_body::RequestBody;
 use bytes::BytesMut;
 use http::{header, Method, Request};
@@ -147,7 +147,7 @@ pub(crate) fn eligible(req: &Request<RequestBody>) -> bool {
 pub(crate) async fn send_until(
     conn: &mut Conn,
     req: &Request<RequestBody>,
-    forwarding: &Forwarding<'_>,
+    added: &AddedHeaders<'_>,
     deadline: Instant,
 ) -> Option<Result<Head, TryError>> {
     let mut timer = match conn.deadline.take() {
@@ -161,7 +161,7 @@ pub(crate) async fn send_until(
         None => Box::pin(tokio::time::sleep_until(deadline)),
     };
     let result = {
-        let mut sending = std::pin::pin!(send(conn, req, forwarding));
+        let mut sending = std::pin::pin!(send(conn, req, added));
         std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = sending.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));
@@ -185,13 +185,13 @@ pub(crate) async fn send_until(
 pub(crate) async fn send(
     conn: &mut Conn,
     req: &Request<RequestBody>,
-    forwarding: &Forwarding<'_>,
+    added: &AddedHeaders<'_>,
 ) -> Result<Head, TryError> {
     let body = match req.body() {
         RequestBody::Buffered(b) => b.as_ref(),
         RequestBody::Streamed(_) => None,
     };
-    encode::request(req, body, forwarding, &mut conn.wbuf);
+    encode::request(req, body, added, &mut conn.wbuf);
     conn.rewind();
     if let Err(e) = conn.io.write_all(&conn.wbuf).await {
         return Err(TryError::Unanswered(e.to_string()));

@@ -1,7 +1,7 @@
 //! One request in flight on an endpoint, counted from the pick until its response ends.
 
 use super::Upstream;
-use crate::upstream::breaker::Admission;
+use crate::upstream::cluster_state::Admission;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 

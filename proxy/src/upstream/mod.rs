@@ -4,9 +4,9 @@
 //! Around it, everything that reaches the endpoints: idle connections ([`pool`]), one connection
 //! ([`conn`]), edgeplane's own HTTP/1.1 client ([`h1`]), TLS to upstreams ([`tls`]); and what judges
 //! them: active health checks ([`health_check`]), passive outlier detection ([`outlier`]) with its
-//! bookkeeping ([`ejections`]), and the cluster's circuit breaker and live flags ([`breaker`]).
+//! bookkeeping ([`ejections`]), and the cluster's circuit breaker and live flags ([`cluster_state`]).
 
-pub(crate) mod breaker;
+pub(crate) mod cluster_state;
 pub(crate) mod conn;
 pub(crate) mod ejections;
 pub mod h1;
@@ -37,7 +37,7 @@ pub struct Upstream {
     /// Idle keep-alive connections to this endpoint.
     pub(crate) pool: Pool,
     /// The live state of the endpoint's cluster (connection count, limits' counters).
-    pub(crate) cluster: std::sync::Arc<crate::upstream::breaker::Breaker>,
+    pub(crate) cluster: std::sync::Arc<crate::upstream::cluster_state::ClusterState>,
     stats: Stats,
     live: Live,
     /// Outlier detection's state.
@@ -138,7 +138,7 @@ impl Upstream {
     pub(crate) fn new(
         address: SocketAddr,
         pool: Pool,
-        cluster: std::sync::Arc<crate::upstream::breaker::Breaker>,
+        cluster: std::sync::Arc<crate::upstream::cluster_state::ClusterState>,
     ) -> Self {
         Upstream {
             address,

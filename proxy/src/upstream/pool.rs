@@ -1,6 +1,6 @@
 //! Idle upstream connections of one endpoint: small LIFO stacks of senders, one for connections of
 //! edgeplane's own HTTP/1.1 client and one for hyper's. A request takes from the stack of the client it
-//! will use first, so that requests hyper must carry (streamed uploads) do not turn the own client's
+//! will use first, so that requests hyper must carry (streamed uploads) do not turn the h1 client's
 //! connections into hyper's one by one. An HTTP/2 connection stays in its stack while it lives and is
 //! shared: a take hands out another sender on it.
 //!
@@ -23,21 +23,21 @@ pub(crate) struct Pool {
 
 #[derive(Debug, Default)]
 struct Stacks {
-    /// Connections of the own HTTP/1.1 client.
-    own: Vec<Idle>,
+    /// Connections of the h1 client.
+    h1_client: Vec<Idle>,
     /// Connections driven by hyper (HTTP/1.1 or HTTP/2).
     hyper: Vec<Idle>,
 }
 
 impl Stacks {
     fn len(&self) -> usize {
-        self.own.len() + self.hyper.len()
+        self.h1_client.len() + self.hyper.len()
     }
 
-    /// Closes the coldest connection, hyper's first (the own client's are the cheaper to use).
+    /// Closes the coldest connection, hyper's first (the h1 client's are the cheaper to use).
     fn evict_coldest(&mut self) -> bool {
         let stack = if self.hyper.is_empty() {
-            &mut self.own
+            &mut self.h1_client
         } else {
             &mut self.hyper
         };
@@ -81,13 +81,16 @@ impl Pool {
         drop(drained);
     }
 
-    /// Takes the most recently returned live connection, of the own HTTP/1.1 client if `own` and there
+    /// Takes the most recently returned live connection, of the h1 client if `h1_client` and there
     /// is one (else of hyper's, and the other way round), dropping dead and expired ones on the way.
-    pub(crate) fn take(&self, own: bool) -> Option<Sender> {
+    pub(crate) fn take(&self, h1_client: bool) -> Option<Sender> {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let mut idle = self.idle.lock().ok()?;
-        let Stacks { own: o, hyper: h } = &mut *idle;
-        let (first, second) = if own { (o, h) } else { (h, o) };
+        let Stacks {
+            h1_client: o,
+            hyper: h,
+        } = &mut *idle;
+        let (first, second) = if h1_client { (o, h) } else { (h, o) };
         take_from(first, timeout).or_else(|| take_from(second, timeout))
     }
 
@@ -130,8 +133,8 @@ impl Pool {
             sender,
             since: Instant::now(),
         };
-        if entry.sender.own().is_some() {
-            idle.own.push(entry);
+        if entry.sender.h1_client().is_some() {
+            idle.h1_client.push(entry);
         } else {
             idle.hyper.push(entry);
         }
@@ -187,24 +190,27 @@ mod tests {
         let (hyper, p2) = open().await;
         peers.extend([p1, p2]);
         let hyper = hyper.into_hyper(addr).await.unwrap();
-        assert!(own.own().is_some() && hyper.own().is_none());
-        // The own connection is the most recent, yet a request for hyper gets hyper's.
+        assert!(own.h1_client().is_some() && hyper.h1_client().is_none());
+        // The h1 client's connection is the most recent, yet a request for hyper gets hyper's.
         up.pool.put(hyper);
         up.pool.put(own);
         assert_eq!(up.pool.idle_count(), 2);
         let taken = up.pool.take(false).unwrap();
-        assert!(taken.own().is_none(), "hyper's for a hyper request");
+        assert!(taken.h1_client().is_none(), "hyper's for a hyper request");
         up.pool.put(taken);
         let taken = up.pool.take(true).unwrap();
-        assert!(taken.own().is_some(), "the own client's for an own request");
+        assert!(
+            taken.h1_client().is_some(),
+            "the h1 client's for a request for the h1 client"
+        );
         // Either kind when the preferred stack is empty.
         let other = up.pool.take(true).unwrap();
-        assert!(other.own().is_none());
+        assert!(other.h1_client().is_none());
         assert!(up.pool.take(true).is_none());
-        // The coldest goes first when full, hyper's before the own client's.
+        // The coldest goes first when full, hyper's before the h1 client's.
         up.pool.put(other);
         up.pool.put(taken);
         assert!(up.pool.evict_one());
-        assert!(up.pool.take(false).unwrap().own().is_some());
+        assert!(up.pool.take(false).unwrap().h1_client().is_some());
     }
 }

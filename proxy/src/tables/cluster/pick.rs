@@ -23,7 +23,7 @@ impl Cluster {
     /// level that has one. `None` when no endpoint is usable.
     pub fn pick_for(&self, key: Option<u64>) -> Option<&Endpoint> {
         if let Some(local) = &self.local {
-            if self.breaker.local_ok() {
+            if self.state.local_ok() {
                 if let Some(e) = self.try_pick(&local.endpoints, local.balancer.as_ref(), key) {
                     return Some(e);
                 }
@@ -31,7 +31,7 @@ impl Cluster {
         }
         let level = match self.backups.is_empty() {
             true => 0,
-            false => self.breaker.level(self.rng.next_u64()),
+            false => self.state.level(self.rng.next_u64()),
         };
         let picked = match level.checked_sub(1).and_then(|i| self.backups.get(i)) {
             Some(l) => self.try_pick(&self.endpoints[l.start..l.end], l.balancer.as_ref(), key),
@@ -86,8 +86,7 @@ impl Cluster {
         balancer: &dyn Balancer,
         key: Option<u64>,
     ) -> Option<&'a Endpoint> {
-        let usable =
-            |e: &Endpoint| e.upstream.usable(self.health_threshold) || self.breaker.panic();
+        let usable = |e: &Endpoint| e.upstream.usable(self.health_threshold) || self.state.panic();
         for attempt in 0..candidates.len() as u64 {
             let i = match key {
                 Some(k) if attempt == 0 => balancer.pick_keyed(candidates, k),

@@ -25,16 +25,16 @@ enum Decoder {
 
 /// The body of a response from an own HTTP/1.1 connection.
 #[derive(Debug)]
-pub(crate) struct OwnBody {
+pub(crate) struct H1Body {
     sender: Option<Sender>,
     in_flight: Option<InFlight>,
     decoder: Decoder,
     keep_alive: bool,
-    /// A failure seen but not yet reported (see [`OwnBody::failed`]).
+    /// A failure seen but not yet reported (see [`H1Body::failed`]).
     failure: Option<String>,
 }
 
-impl OwnBody {
+impl H1Body {
     /// The body framed by `framing` on `sender`'s connection; `keep_alive`: whether the connection may
     /// be reused after it.
     pub(crate) fn new(
@@ -49,7 +49,7 @@ impl OwnBody {
             Framing::Chunked => Decoder::Chunked(Box::default()),
             Framing::Close => Decoder::Close,
         };
-        let mut body = OwnBody {
+        let mut body = H1Body {
             sender: Some(sender),
             in_flight: Some(in_flight),
             decoder,
@@ -68,7 +68,7 @@ impl OwnBody {
         let (Some(sender), Some(in_flight)) = (self.sender.take(), self.in_flight.take()) else {
             return;
         };
-        let clean = sender.own().is_some_and(super::Conn::is_clean);
+        let clean = sender.h1_client().is_some_and(super::Conn::is_clean);
         if self.keep_alive && clean {
             in_flight.upstream().pool.put(sender);
         }
@@ -101,7 +101,7 @@ impl OwnBody {
     }
 }
 
-impl Body for OwnBody {
+impl Body for H1Body {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -114,7 +114,7 @@ impl Body for OwnBody {
             return Poll::Ready(Some(Err(this.fail(why))));
         }
         loop {
-            let Some(conn) = this.sender.as_mut().and_then(Sender::own_mut) else {
+            let Some(conn) = this.sender.as_mut().and_then(Sender::h1_client_mut) else {
                 return Poll::Ready(None);
             };
             let step = match &mut this.decoder {

@@ -1,18 +1,18 @@
 //! An upstream request head (and a small body held whole) written into one buffer, sent with one
 //! write.
 
-use crate::request::forwarding::{Forwarding, Written};
+use crate::request::added_headers::{AddedHeaders, Written};
 use bytes::Bytes;
 use http::{header, Method, Request};
 use std::io::Write;
 
-/// Writes `req`'s head with its `forwarding` headers, then `body`, into `out` (cleared first). Any
+/// Writes `req`'s head with its `added` headers, then `body`, into `out` (cleared first). Any
 /// `Content-Length` of the request is replaced by the length of `body`, which is also sent when there
 /// is no body for a method that normally has one.
 pub(super) fn request<B>(
     req: &Request<B>,
     body: Option<&Bytes>,
-    forwarding: &Forwarding<'_>,
+    added: &AddedHeaders<'_>,
     out: &mut Vec<u8>,
 ) {
     out.clear();
@@ -33,7 +33,7 @@ pub(super) fn request<B>(
             had_length = true;
             continue;
         }
-        if forwarding.write_header(name, value, headers, &mut written, out) {
+        if added.write_header(name, value, headers, &mut written, out) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -41,7 +41,7 @@ pub(super) fn request<B>(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    forwarding.write_rest(written, out);
+    added.write_rest(written, out);
     let len = body.map_or(0, Bytes::len);
     let method = req.method();
     if len > 0
@@ -71,8 +71,8 @@ mod tests {
         "x-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\nvia: 1.1 edge\r\n\
                          x-request-id: 00000000000000010000000000000002\r\n";
 
-    fn forwarding() -> Forwarding<'static> {
-        Forwarding::new(&CLIENT, &PROTO, &VIA, None, 1, 2)
+    fn added() -> AddedHeaders<'static> {
+        AddedHeaders::new(&CLIENT, &PROTO, &VIA, None, 1, 2)
     }
 
     #[test]
@@ -86,7 +86,7 @@ mod tests {
             .expect("request");
         let mut out = Vec::new();
         let body = Bytes::from_static(b"hello");
-        request(&req, Some(&body), &forwarding(), &mut out);
+        request(&req, Some(&body), &added(), &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
             format!("POST /a?b=1 HTTP/1.1\r\nhost: example.com\r\nx-two: 1\r\nx-two: 2\r\n{ADDED}content-length: 5\r\n\r\nhello")
@@ -97,13 +97,13 @@ mod tests {
     fn bodiless_requests_get_a_length_only_where_expected() {
         let mut out = Vec::new();
         let get = Request::get("/").body(()).expect("request");
-        request(&get, None, &forwarding(), &mut out);
+        request(&get, None, &added(), &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
             format!("GET / HTTP/1.1\r\n{ADDED}\r\n")
         );
         let put = Request::put("/x").body(()).expect("request");
-        request(&put, None, &forwarding(), &mut out);
+        request(&put, None, &added(), &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
             format!("PUT /x HTTP/1.1\r\n{ADDED}content-length: 0\r\n\r\n")

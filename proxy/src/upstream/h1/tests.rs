@@ -1,4 +1,4 @@
-//! The own client against a raw socket peer on loopback.
+//! The h1 client against a raw socket peer on loopback.
 
 use super::*;
 use crate::request::request_body::RequestBody;
@@ -24,9 +24,9 @@ fn get() -> Request<RequestBody> {
 
 static V: http::HeaderValue = http::HeaderValue::from_static("x");
 
-/// Forwarding headers for a test request.
-fn fwd() -> Forwarding<'static> {
-    Forwarding::new(&V, &V, &V, None, 0, 0)
+/// AddedHeaders headers for a test request.
+fn fwd() -> AddedHeaders<'static> {
+    AddedHeaders::new(&V, &V, &V, None, 0, 0)
 }
 
 /// Reads one request head from the peer's side.

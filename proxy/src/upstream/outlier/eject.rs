@@ -29,7 +29,7 @@ pub(crate) fn judge(c: &Cluster, u: &Upstream, connect: Option<ConnectCause>) {
             return;
         }
     }
-    let book = &c.breaker.outliers;
+    let book = &c.state.outliers;
     let _decide = book.decide();
     let mut st = u.outlier.lock().unwrap_or_else(|p| p.into_inner());
     if u.ejected() {
@@ -64,7 +64,7 @@ fn allowed(c: &Cluster, cfg: &Outlier) -> usize {
 /// The sweeper's pass over one cluster: ends ejections that are over, closes half-open endpoints that
 /// proved themselves, decays ejection counts, then ejects failing endpoints within the allowed share.
 pub(super) fn sweep_cluster(c: &Cluster, cfg: &Outlier, now: Instant) {
-    let book = &c.breaker.outliers;
+    let book = &c.state.outliers;
     let _decide = book.decide();
     for e in &c.endpoints {
         let u = &e.upstream;
@@ -140,7 +140,7 @@ fn eject(c: &Cluster, u: &Upstream, st: &mut OutlierState, cfg: &Outlier, now: I
     st.for_connect = why == Why::Connect;
     u.set_ejected(true);
     u.pool.clear();
-    c.breaker.outliers.count(why);
+    c.state.outliers.count(why);
     tracing::warn!(cluster = %c.name, endpoint = %u.address, why = why.text(), ejection = ?length, "outlier ejected");
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn sweep(snapshot: &Snapshot, now: Instant) {
     for c in &snapshot.clusters {
         let (loads, enough) = crate::tables::priority::loads(c);
         panic_mode(c, enough);
-        crate::tables::priority::apply(c, if c.breaker.panic() { &[1000] } else { &loads });
+        crate::tables::priority::apply(c, if c.state.panic() { &[1000] } else { &loads });
         zone_spill(c);
     }
     for c in &snapshot.clusters {
@@ -69,7 +69,7 @@ fn zone_spill(c: &crate::tables::Cluster) {
         .filter(|e| e.upstream.usable(c.health_threshold))
         .count();
     let spill = usable * 100 < local.endpoints.len() * usize::from(local.spill_below);
-    if c.breaker.set_spill(spill) {
+    if c.state.set_spill(spill) {
         let what = if spill {
             "spilling over to every zone"
         } else {
@@ -88,7 +88,7 @@ fn panic_mode(c: &crate::tables::Cluster, enough: bool) {
         && !enough
         && !candidates.is_empty()
         && crate::tables::priority::usable_percent(c, candidates) < u32::from(c.panic_threshold);
-    if c.breaker.set_panic(on) {
+    if c.state.set_panic(on) {
         if on {
             tracing::warn!(cluster = %c.name, threshold = c.panic_threshold, "panic mode: too few usable endpoints, ignoring health");
         } else {

@@ -139,11 +139,11 @@ async fn panic_mode_spreads_over_all_when_too_few_are_usable() {
     let c = &s.clusters[0];
     c.endpoints[0].upstream.set_health(0);
     sweep(&s, Instant::now());
-    assert!(!c.breaker.panic(), "2 of 3 usable");
+    assert!(!c.state.panic(), "2 of 3 usable");
     assert!((0..30).all(|_| c.pick().unwrap().upstream.address.port() != 1));
     c.endpoints[1].upstream.set_health(0);
     sweep(&s, Instant::now());
-    assert!(c.breaker.panic(), "1 of 3 usable");
+    assert!(c.state.panic(), "1 of 3 usable");
     let mut ports: Vec<u16> = (0..30)
         .map(|_| c.pick().unwrap().upstream.address.port())
         .collect();
@@ -152,7 +152,7 @@ async fn panic_mode_spreads_over_all_when_too_few_are_usable() {
     assert_eq!(ports, [1, 2, 3], "spread over all");
     c.endpoints[0].upstream.set_health(100);
     sweep(&s, Instant::now());
-    assert!(!c.breaker.panic());
+    assert!(!c.state.panic());
 }
 
 #[tokio::test(start_paused = true)]
@@ -205,7 +205,7 @@ async fn a_refused_connect_ejects_at_once_within_the_allowed_share() {
     up(1).record_failure();
     judge(c, up(1), Some(ConnectCause::TimedOut));
     assert!(!up(1).ejected());
-    assert_eq!(c.breaker.outliers.ejections(), [1, 0, 0, 0]);
+    assert_eq!(c.state.outliers.ejections(), [1, 0, 0, 0]);
     // Over after its period, and half-open: one refused connect sends it back out, for longer.
     tokio::time::advance(Duration::from_secs(1)).await;
     sweep(&s, Instant::now());
@@ -229,7 +229,7 @@ async fn the_request_path_ejects_on_a_streak_and_a_failed_trial() {
     up.record_failure();
     judge(c, up, None);
     assert!(up.ejected(), "the third failure ejects without a sweep");
-    assert_eq!(c.breaker.outliers.ejections(), [0, 1, 0, 0]);
+    assert_eq!(c.state.outliers.ejections(), [0, 1, 0, 0]);
     tokio::time::advance(Duration::from_secs(1)).await;
     sweep(&s, Instant::now());
     assert!(!up.ejected());
@@ -237,7 +237,7 @@ async fn the_request_path_ejects_on_a_streak_and_a_failed_trial() {
     up.record_failure();
     judge(c, up, None);
     assert!(up.ejected(), "a half-open endpoint's failed trial");
-    assert_eq!(c.breaker.outliers.ejections(), [0, 1, 0, 1]);
+    assert_eq!(c.state.outliers.ejections(), [0, 1, 0, 1]);
 }
 
 #[tokio::test]

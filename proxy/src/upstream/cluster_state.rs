@@ -12,7 +12,7 @@ pub(crate) const LEVELS: usize = 8;
 
 /// One cluster's live state.
 #[derive(Debug, Default)]
-pub struct Breaker {
+pub struct ClusterState {
     in_flight: AtomicU32,
     rejected: AtomicU64,
     /// Open upstream connections, busy and idle.
@@ -35,7 +35,7 @@ pub struct Breaker {
     pub(crate) outliers: crate::upstream::ejections::ClusterBook,
 }
 
-impl Breaker {
+impl ClusterState {
     /// Admits a request if fewer than `max` are in flight; the guard lets it out when dropped.
     pub(crate) fn try_enter(self: &Arc<Self>, max: u32) -> Option<Admission> {
         let before = self.in_flight.fetch_add(1, Relaxed);
@@ -189,7 +189,7 @@ impl Drop for Leave<'_> {
 
 /// An admitted request; dropping it frees its place.
 #[derive(Debug)]
-pub(crate) struct Admission(Arc<Breaker>);
+pub(crate) struct Admission(Arc<ClusterState>);
 
 impl Drop for Admission {
     fn drop(&mut self) {
@@ -199,7 +199,7 @@ impl Drop for Admission {
 
 /// An open upstream connection's place in its cluster's count; dropped with the connection.
 #[derive(Debug)]
-pub(crate) struct ConnSlot(Arc<Breaker>);
+pub(crate) struct ConnSlot(Arc<ClusterState>);
 
 impl ConnSlot {
     /// Wakes a request of the cluster waiting for a connection slot (this connection went idle).
@@ -217,7 +217,7 @@ impl Drop for ConnSlot {
 
 /// A retry in flight; dropping it frees its place.
 #[derive(Debug)]
-pub(crate) struct RetrySlot(Arc<Breaker>);
+pub(crate) struct RetrySlot(Arc<ClusterState>);
 
 impl Drop for RetrySlot {
     fn drop(&mut self) {
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn admits_up_to_the_limit_and_frees_on_drop() {
-        let b = Arc::new(Breaker::default());
+        let b = Arc::new(ClusterState::default());
         let first = b.try_enter(2).unwrap();
         let _second = b.try_enter(2).unwrap();
         assert!(b.try_enter(2).is_none());
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn connection_and_retry_slots_are_counted_and_freed() {
-        let b = Arc::new(Breaker::default());
+        let b = Arc::new(ClusterState::default());
         let c1 = b.try_connection(Some(2)).unwrap();
         let _c2 = b.try_connection(Some(2)).unwrap();
         assert!(b.try_connection(Some(2)).is_none());
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn levels_split_by_cumulative_shares() {
-        let b = Breaker::default();
+        let b = ClusterState::default();
         assert_eq!(b.level(999), 0, "unsplit: the best level");
         assert!(b.set_levels(&[700, 300]));
         assert_eq!(

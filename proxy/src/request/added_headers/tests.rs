@@ -5,13 +5,13 @@ fn fwd<'a>(
     proto: &'a HeaderValue,
     via: &'a HeaderValue,
     host: Option<&str>,
-) -> Forwarding<'a> {
+) -> AddedHeaders<'a> {
     let host = host.map(|h| HeaderValue::from_str(h).unwrap());
-    Forwarding::new(client, proto, via, host, 0x0123_4567_89ab_cdef, 42)
+    AddedHeaders::new(client, proto, via, host, 0x0123_4567_89ab_cdef, 42)
 }
 
-/// The lines the own client's writer produces for `map`, sorted.
-fn written(f: &Forwarding<'_>, map: &HeaderMap) -> Vec<String> {
+/// The lines the h1 client's writer produces for `map`, sorted.
+fn written(f: &AddedHeaders<'_>, map: &HeaderMap) -> Vec<String> {
     let mut out = Vec::new();
     let mut w = Written::default();
     for (name, value) in map {
@@ -29,8 +29,8 @@ fn written(f: &Forwarding<'_>, map: &HeaderMap) -> Vec<String> {
     lines
 }
 
-/// The lines of `map` after [`Forwarding::apply`], sorted.
-fn applied(f: &mut Forwarding<'_>, map: &HeaderMap) -> Vec<String> {
+/// The lines of `map` after [`AddedHeaders::apply`], sorted.
+fn applied(f: &mut AddedHeaders<'_>, map: &HeaderMap) -> Vec<String> {
     let mut map = map.clone();
     f.apply(&mut map);
     let mut lines: Vec<String> = map

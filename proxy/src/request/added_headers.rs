@@ -23,7 +23,7 @@ const MAX_REQUEST_ID: usize = 128;
 
 /// The forwarding headers of one request.
 #[derive(Debug)]
-pub(crate) struct Forwarding<'a> {
+pub(crate) struct AddedHeaders<'a> {
     client_ip: &'a HeaderValue,
     proto: &'a HeaderValue,
     via: &'a HeaderValue,
@@ -35,7 +35,7 @@ pub(crate) struct Forwarding<'a> {
     in_map: bool,
 }
 
-impl<'a> Forwarding<'a> {
+impl<'a> AddedHeaders<'a> {
     /// The headers for a request from `client_ip` over `proto` (`http` or `https`), through this
     /// node (`via`, e.g. `1.1 edge-1`), for `host` (the host the client asked for, if any); a
     /// generated request id is made of the node's `id_seed` and the request's number `id_n`.
@@ -47,7 +47,7 @@ impl<'a> Forwarding<'a> {
         id_seed: u64,
         id_n: u64,
     ) -> Self {
-        Forwarding {
+        AddedHeaders {
             client_ip,
             proto,
             via,
@@ -162,7 +162,7 @@ impl<'a> Forwarding<'a> {
     }
 }
 
-/// What [`Forwarding::write_header`] met of a request's headers.
+/// What [`AddedHeaders::write_header`] met of a request's headers.
 #[derive(Debug, Default)]
 pub(crate) struct Written {
     forwarded_for: bool,
