@@ -18,6 +18,7 @@ mod hash;
 pub mod model;
 pub mod raw;
 mod shape;
+mod to_document;
 mod validate;
 
 pub use error::{ConfigError, FieldError};
