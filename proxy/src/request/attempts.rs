@@ -1,6 +1,6 @@
 //! The attempt sequence of one request, in one place: the first try on the picked endpoint, then
-//! retries while the policy, the retry budget and the deadlines allow. It owns everything a retry
-//! needs: the endpoints tried, the total and per-try deadlines, the replay copy of the request, the
+//! retries while the policy, the retry budget and the deadlines allow. [`Attempts`] owns everything a
+//! retry needs: the endpoints tried, the total and per-try deadlines, the replay copy of the request, the
 //! place in the retry budget, the backoff before the next try and the affinity naming the endpoint
 //! that answered.
 //!
@@ -14,7 +14,7 @@ use crate::request::added_headers::AddedHeaders;
 use crate::request::next_try::{charge_failure, next_try, Locator, NextTry, Retrying};
 use crate::request::request_body::{RequestBody, Upload, UploadState};
 use crate::request::retry::{self, Replay};
-use crate::request::send::{self, Answer, Failure};
+use crate::request::send::{Answer, Failure};
 use crate::request::shared::Shared;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::cluster_state::RetrySlot;
@@ -42,6 +42,14 @@ pub(crate) struct Routed {
     pub(crate) affinity: AffinityHeader,
     /// Whether the cluster has affinity (a retry's endpoint then gets its own header).
     pub(crate) has_affinity: bool,
+}
+
+/// A request's body made ready for its tries, or to be read whole first.
+pub(crate) enum Prepared {
+    /// Ready to send: streamed from the client, or empty.
+    Ready(Request<RequestBody>),
+    /// Replayable: read the body whole, then send (and keep a copy).
+    ToBuffer(Request<Incoming>),
 }
 
 /// The tries of one request.
@@ -77,92 +85,83 @@ pub(crate) struct Settled {
 }
 
 impl<'a> Attempts<'a> {
-    /// Prepares the request's body for its tries: a replayable request is read whole and copied (the
-    /// copy is what retries send); others stream from the client, watched so that a broken upload is
-    /// answered as the client's fault.
-    pub(crate) async fn prepare(
+    /// The tries of a request routed as `routed`, under its cluster's retry `policy` and `timeouts`
+    /// (the total deadline starts now).
+    pub(crate) fn new(
         shared: &'a Shared,
         routed: Routed,
         policy: Retry,
         timeouts: &ClusterTimeouts,
-        req: Request<Incoming>,
-        upgrade: bool,
-    ) -> Result<(Attempts<'a>, Request<RequestBody>), ProxyError> {
-        let deadline = timeouts.total.map(|t| Instant::now() + t);
-        let mut upload = None;
-        let (req, replay) = if retry::replayable(&req, &policy, upgrade) {
-            retry::buffer(req, timeouts.response_header).await?
-        } else if req.body().is_end_stream() {
-            // No body: nothing a client could break mid-upload, so no upload watch (no allocation).
-            (req.map(|_| RequestBody::Buffered(None)), None)
-        } else {
-            let state = Arc::new(UploadState::default());
-            upload = Some(state.clone());
-            (
-                req.map(|b| RequestBody::Streamed(Upload::new(b, state))),
-                None,
-            )
-        };
-        let attempts = Attempts {
+    ) -> Attempts<'a> {
+        Attempts {
             shared,
             routed,
             policy,
             response_header: timeouts.response_header,
-            deadline,
-            replay,
-            upload,
+            deadline: timeouts.total.map(|t| Instant::now() + t),
+            replay: None,
+            upload: None,
             tries: 0,
             tried: Vec::new(),
             _slot: None,
-        };
-        Ok((attempts, req))
-    }
-
-    /// Tries `req` on `in_flight`'s endpoint, then on others as the policy allows, until a try gets
-    /// an answer to give the client or the last failure is the request's.
-    pub(crate) async fn run(
-        mut self,
-        mut req: Request<RequestBody>,
-        mut in_flight: InFlight,
-        settings: &send::Settings<'_>,
-        added: &mut AddedHeaders<'_>,
-        metrics: Option<&RouteMetrics>,
-    ) -> Result<Settled, ProxyError> {
-        loop {
-            let upstream = in_flight.upstream();
-            let sent = Instant::now();
-            let try_deadline = match self.deadline {
-                Some(d) => d.min(sent + self.response_header),
-                None => sent + self.response_header,
-            };
-            let outcome = send::send(upstream, settings, try_deadline, req, added, metrics).await;
-            let (again, next) = match outcome {
-                Ok(answer) => match self.after_answer(&answer, upstream, sent, added) {
-                    Some(retry) => retry,
-                    None => {
-                        let affinity = self.routed.affinity;
-                        return Ok(Settled {
-                            answer,
-                            in_flight,
-                            affinity,
-                        });
-                    }
-                },
-                Err(failure) => self.after_failure(failure, upstream, added)?,
-            };
-            self.wait(&next, metrics).await?;
-            let admission = in_flight.take_admission();
-            in_flight = next.upstream.start_request().holding(admission);
-            if self.routed.has_affinity {
-                self.routed.affinity = next.affinity;
-            }
-            self._slot = next.slot;
-            req = again;
         }
     }
 
+    /// Makes the request's body ready for its tries without waiting: a request that cannot be
+    /// replayed streams from the client, watched so that a broken upload is answered as the client's
+    /// fault (no watch, and no allocation, for a request without a body). A replayable request comes
+    /// back to be read whole first ([`retry::buffer`], within [`Attempts::read_timeout`]), its copy
+    /// kept with [`Attempts::replay_with`].
+    pub(crate) fn prepare(&mut self, req: Request<Incoming>, upgrade: bool) -> Prepared {
+        if retry::replayable(&req, &self.policy, upgrade) {
+            Prepared::ToBuffer(req)
+        } else if req.body().is_end_stream() {
+            Prepared::Ready(req.map(|_| RequestBody::Buffered(None)))
+        } else {
+            let state = Arc::new(UploadState::default());
+            self.upload = Some(state.clone());
+            Prepared::Ready(req.map(|b| RequestBody::Streamed(Upload::new(b, state))))
+        }
+    }
+
+    /// How long a replayable request's body may take to arrive: a try's wait for response headers.
+    pub(crate) fn read_timeout(&self) -> std::time::Duration {
+        self.response_header
+    }
+
+    /// Keeps the copy a replayable request's retries send.
+    pub(crate) fn replay_with(&mut self, replay: Option<Box<Replay>>) {
+        self.replay = replay;
+    }
+
+    /// The deadline of a try sent at `sent`: its wait for response headers, within the total.
+    pub(crate) fn try_deadline(&self, sent: Instant) -> Instant {
+        let own = sent + self.response_header;
+        self.deadline.map_or(own, |total| total.min(own))
+    }
+
+    /// The answer the client gets, with the affinity header of the endpoint that gave it.
+    pub(crate) fn settle(&mut self, answer: Answer, in_flight: InFlight) -> Settled {
+        Settled {
+            answer,
+            in_flight,
+            affinity: self.routed.affinity.take(),
+        }
+    }
+
+    /// Moves the request to the next try's endpoint: its in-flight count, the cluster admission the
+    /// request holds, the retry-budget slot and the affinity header naming it.
+    pub(crate) fn advance(&mut self, mut in_flight: InFlight, next: NextTry) -> InFlight {
+        let admission = in_flight.take_admission();
+        if self.routed.has_affinity {
+            self.routed.affinity = next.affinity;
+        }
+        self._slot = next.slot;
+        next.upstream.start_request().holding(admission)
+    }
+
     /// Books an answer on its endpoint; a status the policy retries gets the next try, if any.
-    fn after_answer(
+    pub(crate) fn after_answer(
         &mut self,
         answer: &Answer,
         upstream: &Arc<Upstream>,
@@ -193,7 +192,7 @@ impl<'a> Attempts<'a> {
 
     /// Books a failed try; the next try if the failure's retry condition is one the policy retries
     /// and there is a request to send, else the error to answer.
-    fn after_failure(
+    pub(crate) fn after_failure(
         &mut self,
         failure: Failure,
         upstream: &Arc<Upstream>,
@@ -270,7 +269,7 @@ impl<'a> Attempts<'a> {
     }
 
     /// Waits the next try's backoff, unless that would pass the total deadline.
-    async fn wait(
+    pub(crate) async fn wait(
         &mut self,
         next: &NextTry,
         metrics: Option<&RouteMetrics>,

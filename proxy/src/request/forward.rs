@@ -3,24 +3,29 @@
 //! One `load()` of the snapshot per request; no lock except the endpoint pool's short push/pop; no
 //! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
 
+use crate::downstream::lifecycle::ConnHold;
 use crate::error::ProxyError;
 use crate::request::access_log::AccessEntry;
-use crate::request::attempts::{Attempts, Routed};
+use crate::request::added_headers::AddedHeaders;
+use crate::request::attempts::{Attempts, Prepared, Routed};
 use crate::request::body::ProxyBody;
 use crate::request::headers;
 use crate::request::next_try::Locator;
 use crate::request::respond::respond;
 use crate::request::rewrite::rewrite_request;
-use crate::request::send;
 use crate::request::shared::{ConnInfo, Shared};
+use crate::request::{retry, send};
 use crate::tables::cluster::Cluster;
 use crate::tables::endpoint::Endpoint;
 use crate::tables::router::{normalize_host, Route, MAX_HOST};
 use crate::tables::Snapshot;
 use crate::telemetry::RouteMetrics;
+use crate::upstream::tls::TlsClient;
 use crate::upstream::InFlight;
-use http::{Request, Response};
+use edgeplane_config::model::{CircuitBreaker, ClusterTimeouts};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,7 +61,10 @@ pub(crate) async fn handle(
     resp
 }
 
-/// Routes and proxies request number `n`; `metrics` is set to the matched route's metrics.
+/// Routes and proxies request number `n`, trying again as its cluster's retry policy allows;
+/// `metrics` is set to the matched route's metrics. The tries run here, not in a function of their
+/// own: each `async fn` layer keeps its by-value arguments twice in the request's future, which hyper
+/// copies whole for every request (BENCHMARKS.md, instructions per request).
 async fn forward(
     shared: &Shared,
     conn: &ConnInfo,
@@ -64,8 +72,79 @@ async fn forward(
     n: u64,
     metrics: &mut Option<Arc<RouteMetrics>>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let Dispatch {
+        mut attempts,
+        mut in_flight,
+        mut added,
+        upgrade,
+        downstream_upgrade,
+        timeouts,
+        limits,
+        tls,
+    } = dispatch(shared, conn, &mut req, n, metrics)?;
+    let settings = send::Settings {
+        timeouts: &timeouts,
+        limits: &limits,
+        tls: tls.as_deref(),
+    };
+    let metrics = metrics.as_deref();
+    // Awaited here rather than in a helper, for the same reason as the tries.
+    let mut req = match attempts.prepare(req, upgrade.is_some()) {
+        Prepared::Ready(req) => req,
+        Prepared::ToBuffer(whole) => {
+            let (req, replay) = retry::buffer(whole, attempts.read_timeout()).await?;
+            attempts.replay_with(replay);
+            req
+        }
+    };
+    loop {
+        let upstream = in_flight.upstream();
+        let sent = tokio::time::Instant::now();
+        let deadline = attempts.try_deadline(sent);
+        let outcome = send::send(upstream, &settings, deadline, req, &mut added, metrics).await;
+        let (again, next) = match outcome {
+            Ok(answer) => match attempts.after_answer(&answer, upstream, sent, &mut added) {
+                Some(retry) => retry,
+                None => {
+                    let settled = attempts.settle(answer, in_flight);
+                    return respond(settled, upgrade.as_ref().zip(downstream_upgrade));
+                }
+            },
+            Err(failure) => attempts.after_failure(failure, upstream, &mut added)?,
+        };
+        attempts.wait(&next, metrics).await?;
+        in_flight = attempts.advance(in_flight, next);
+        req = again;
+    }
+}
+
+/// What routing decided for a request, ready for its tries.
+struct Dispatch<'a> {
+    attempts: Attempts<'a>,
+    /// The request counted on the picked endpoint.
+    in_flight: InFlight,
+    added: AddedHeaders<'a>,
+    /// The protocol of an upgrade the route allows, and the client connection's side of it.
+    upgrade: Option<HeaderValue>,
+    downstream_upgrade: Option<(OnUpgrade, Arc<ConnHold>)>,
+    /// The cluster's settings the tries need (copied: the snapshot is released before the first
+    /// await).
+    timeouts: ClusterTimeouts,
+    limits: CircuitBreaker,
+    tls: Option<Arc<TlsClient>>,
+}
+
+/// Routes request number `n`, picks its endpoint, rewrites it for the upstream and admits it to the
+/// cluster: everything up to the first try, on one `load()` of the snapshot.
+fn dispatch<'a>(
+    shared: &'a Shared,
+    conn: &'a ConnInfo,
+    req: &mut Request<Incoming>,
+    n: u64,
+    metrics: &mut Option<Arc<RouteMetrics>>,
+) -> Result<Dispatch<'a>, ProxyError> {
     let snapshot = shared.tables.guard();
-    let route = find_route(&snapshot, &req)?;
+    let route = find_route(&snapshot, req)?;
     *metrics = snapshot.route_metrics.get(route.index()).cloned();
     let cluster = snapshot
         .clusters
@@ -76,31 +155,23 @@ async fn forward(
         index: route.cluster,
         name_hash: cluster.name_hash,
     };
-    let (endpoint, routed) = pick(cluster, &req, conn, locator)?;
+    let (endpoint, routed) = pick(cluster, req, conn, locator)?;
     tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
     let host_rewrite = cluster.host_rewrite.as_ref();
-    let (mut added, upgrade) = rewrite_request(shared, conn, &mut req, n, route, host_rewrite)?;
+    let (added, upgrade) = rewrite_request(shared, conn, req, n, route, host_rewrite)?;
     let downstream_upgrade = upgrade
         .is_some()
-        .then(|| (hyper::upgrade::on(&mut req), conn.hold.clone()));
-    let in_flight = admit(cluster, endpoint)?;
-    let (timeouts, policy, limits) = (cluster.timeouts, cluster.retry, cluster.limits);
-    let tls = cluster.tls.clone();
-    // The snapshot is not needed past this point: release it before the first await.
-    drop(snapshot);
-
-    let settings = send::Settings {
-        timeouts: &timeouts,
-        limits: &limits,
-        tls: tls.as_deref(),
-    };
-    let upgrading = upgrade.is_some();
-    let (attempts, req) =
-        Attempts::prepare(shared, routed, policy, &timeouts, req, upgrading).await?;
-    let settled = attempts
-        .run(req, in_flight, &settings, &mut added, metrics.as_deref())
-        .await?;
-    respond(settled, upgrade.as_ref().zip(downstream_upgrade))
+        .then(|| (hyper::upgrade::on(&mut *req), conn.hold.clone()));
+    Ok(Dispatch {
+        attempts: Attempts::new(shared, routed, cluster.retry, &cluster.timeouts),
+        in_flight: admit(cluster, endpoint)?,
+        added,
+        upgrade,
+        downstream_upgrade,
+        timeouts: cluster.timeouts,
+        limits: cluster.limits,
+        tls: cluster.tls.clone(),
+    })
 }
 
 /// The route matching the request's host, path, method and headers.
@@ -182,5 +253,27 @@ fn make_room(cluster: &Cluster, endpoint: &Endpoint) {
         if e.upstream.pool.evict_one() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::request::shared::{ConnInfo, Shared};
+    use http::Request;
+    use hyper::body::Incoming;
+
+    fn output_size<A, B, C, Fut, F: FnOnce(A, B, C) -> Fut>(_: &F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// hyper moves every request's future into place whole, so its size is paid per request (about
+    /// one instruction per byte under callgrind): an `async fn` layer around the tries, which keeps its
+    /// by-value arguments twice, once cost 850 bytes and 5 % more instructions per request.
+    #[test]
+    fn a_request_is_a_small_future() {
+        let handle =
+            |s: &'static Shared, c: &'static ConnInfo, r: Request<Incoming>| super::handle(s, c, r);
+        let size = output_size(&handle);
+        assert!(size <= 3400, "a request's future is {size} bytes");
     }
 }

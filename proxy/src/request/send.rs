@@ -209,10 +209,12 @@ async fn connection(
             *pooled_taken += 1;
             s
         }
-        None => open(upstream, settings, deadline, h1_client, pooled_taken).await?,
+        // Boxed, as is the conversion below: both are rare next to a pooled connection, and a try's
+        // future, which every request holds, stays small without them.
+        None => Box::pin(open(upstream, settings, deadline, h1_client, pooled_taken)).await?,
     };
     if sender.h1_client().is_some() && !h1_client {
-        sender = match sender.into_hyper(upstream.address).await {
+        sender = match Box::pin(sender.into_hyper(upstream.address)).await {
             Ok(s) => s,
             Err(_) if is_pooled => return Ok(None),
             Err(error) => return Err(Failure::connect(error)),
