@@ -4,6 +4,7 @@ use crate::ContentHash;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod defaults;
 mod resilience;
 pub use resilience::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn, UpstreamTls};
 

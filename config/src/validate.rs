@@ -143,19 +143,19 @@ impl Validator {
         v as usize
     }
 
-    fn duration(&mut self, path: &str, text: Option<&str>, default_ms: u64) -> Duration {
+    fn duration(&mut self, path: &str, text: Option<&str>, default: Duration) -> Duration {
         let Some(text) = text else {
-            return Duration::from_millis(default_ms);
+            return default;
         };
         match duration::parse(text) {
             Ok(d) if d.is_zero() => {
                 self.error(path, "must be greater than zero");
-                Duration::from_millis(default_ms)
+                default
             }
             Ok(d) => d,
             Err(e) => {
                 self.error(path, e);
-                Duration::from_millis(default_ms)
+                default
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Validation of a cluster: balancing, endpoints, priorities, timeouts, health checks, hashing.
 
 use super::{http_token, Validator};
+use crate::model::defaults::cluster as d;
 use crate::model::*;
 use crate::raw::*;
 use std::collections::HashSet;
@@ -10,7 +11,7 @@ impl Validator {
         let path = format!("clusters.{name}");
         self.name(&path, name);
         let balancing = match raw.balancing.as_deref() {
-            None => Balancing::RoundRobin,
+            None => d::BALANCING,
             Some(b) => match Balancing::ALL.into_iter().find(|p| p.as_str() == b) {
                 Some(p) => p,
                 None => {
@@ -19,7 +20,7 @@ impl Validator {
                         format!("{path}.balancing"),
                         format!("unknown policy {b:?} (one of {})", known.join(", ")),
                     );
-                    Balancing::RoundRobin
+                    d::BALANCING
                 }
             },
         };
@@ -36,8 +37,20 @@ impl Validator {
         for (i, e) in raw.endpoints.iter().enumerate() {
             let epath = format!("{path}.endpoints[{i}]");
             let address = self.address(&format!("{epath}.address"), &e.address);
-            let weight = self.int(&format!("{epath}.weight"), e.weight, 1, 1, 10_000) as u32;
-            let priority = self.int(&format!("{epath}.priority"), e.priority, 0, 0, 7) as u8;
+            let weight = self.int(
+                &format!("{epath}.weight"),
+                e.weight,
+                d::endpoint::WEIGHT as i64,
+                1,
+                10_000,
+            ) as u32;
+            let priority = self.int(
+                &format!("{epath}.priority"),
+                e.priority,
+                d::endpoint::PRIORITY as i64,
+                0,
+                7,
+            ) as u8;
             if let Some(zone) = &e.zone {
                 self.name(&format!("{epath}.zone"), zone);
             }
@@ -60,46 +73,48 @@ impl Validator {
             connect: self.duration(
                 &format!("{path}.timeouts.connect"),
                 raw.timeouts.connect.as_deref(),
-                2_000,
+                d::timeouts::CONNECT,
             ),
             response_header: self.duration(
                 &format!("{path}.timeouts.response_header"),
                 raw.timeouts.response_header.as_deref(),
-                30_000,
+                d::timeouts::RESPONSE_HEADER,
             ),
-            total: raw
-                .timeouts
-                .total
-                .as_deref()
-                .map(|t| self.duration(&format!("{path}.timeouts.total"), Some(t), 30_000)),
+            total: raw.timeouts.total.as_deref().map(|t| {
+                self.duration(
+                    &format!("{path}.timeouts.total"),
+                    Some(t),
+                    d::timeouts::TOTAL_IF_INVALID,
+                )
+            }),
         };
         let pool = Pool {
             max_idle_per_endpoint: self.int(
                 &format!("{path}.pool.max_idle_per_endpoint"),
                 raw.pool.max_idle_per_endpoint,
-                64,
+                d::pool::MAX_IDLE_PER_ENDPOINT as i64,
                 0,
                 10_000,
             ),
             idle_timeout: self.duration(
                 &format!("{path}.pool.idle_timeout"),
                 raw.pool.idle_timeout.as_deref(),
-                60_000,
+                d::pool::IDLE_TIMEOUT,
             ),
         };
         let membership = MemberPolicy {
-            self_registration: raw.self_registration.unwrap_or(false),
+            self_registration: raw.self_registration.unwrap_or(d::SELF_REGISTRATION),
             health_threshold: self.int(
                 &format!("{path}.health_threshold"),
                 raw.health_threshold,
-                0,
+                d::HEALTH_THRESHOLD as i64,
                 0,
                 100,
             ) as u8,
             remove_after: self.duration(
                 &format!("{path}.remove_after"),
                 raw.remove_after.as_deref(),
-                30_000,
+                d::REMOVE_AFTER,
             ),
         };
         let outlier = raw.outlier.as_ref().map(|o| {
@@ -108,34 +123,40 @@ impl Validator {
                 consecutive_failures: self.int(
                     &format!("{p}.consecutive_failures"),
                     o.consecutive_failures,
-                    5,
+                    d::outlier::CONSECUTIVE_FAILURES as i64,
                     1,
                     1000,
                 ) as u32,
                 base_ejection: self.duration(
                     &format!("{p}.base_ejection"),
                     o.base_ejection.as_deref(),
-                    10_000,
+                    d::outlier::BASE_EJECTION,
                 ),
                 max_ejection: self.duration(
                     &format!("{p}.max_ejection"),
                     o.max_ejection.as_deref(),
-                    300_000,
+                    d::outlier::MAX_EJECTION,
                 ),
                 max_ejected_percent: self.int(
                     &format!("{p}.max_ejected_percent"),
                     o.max_ejected_percent,
-                    50,
+                    d::outlier::MAX_EJECTED_PERCENT as i64,
                     0,
                     100,
                 ) as u8,
                 failure_rate: o.failure_rate.map(|_| {
-                    self.int(&format!("{p}.failure_rate"), o.failure_rate, 50, 1, 100) as u8
+                    self.int(
+                        &format!("{p}.failure_rate"),
+                        o.failure_rate,
+                        d::outlier::FAILURE_RATE_IF_INVALID as i64,
+                        1,
+                        100,
+                    ) as u8
                 }),
                 min_requests: self.int(
                     &format!("{p}.min_requests"),
                     o.min_requests,
-                    20,
+                    d::outlier::MIN_REQUESTS as i64,
                     1,
                     1_000_000,
                 ) as u64,
@@ -151,10 +172,13 @@ impl Validator {
             .affinity
             .as_ref()
             .map(|a| self.affinity(&format!("{path}.affinity"), a));
-        let slow_start = raw
-            .slow_start
-            .as_deref()
-            .map(|s| self.duration(&format!("{path}.slow_start"), Some(s), 30_000));
+        let slow_start = raw.slow_start.as_deref().map(|s| {
+            self.duration(
+                &format!("{path}.slow_start"),
+                Some(s),
+                d::SLOW_START_IF_INVALID,
+            )
+        });
         Cluster {
             name: name.to_string(),
             balancing,
@@ -176,15 +200,15 @@ impl Validator {
             failover_below: self.int(
                 &format!("{path}.failover_below"),
                 raw.failover_below,
-                70,
+                d::FAILOVER_BELOW as i64,
                 1,
                 100,
             ) as u8,
-            zone_spill_below: if raw.zone_aware == Some(true) {
+            zone_spill_below: if raw.zone_aware.unwrap_or(d::ZONE_AWARE) {
                 Some(self.int(
                     &format!("{path}.zone_spill_below"),
                     raw.zone_spill_below,
-                    50,
+                    d::ZONE_SPILL_BELOW as i64,
                     1,
                     100,
                 ) as u8)
@@ -198,7 +222,7 @@ impl Validator {
             panic_threshold: self.int(
                 &format!("{path}.panic_threshold"),
                 raw.panic_threshold,
-                0,
+                d::PANIC_THRESHOLD as i64,
                 0,
                 100,
             ) as u8,
@@ -206,7 +230,10 @@ impl Validator {
     }
 
     pub(super) fn health_check(&mut self, path: &str, raw: &RawHealthCheck) -> HealthCheck {
-        let check_path = raw.path.clone().unwrap_or_else(|| "/healthz".into());
+        let check_path = raw
+            .path
+            .clone()
+            .unwrap_or_else(|| d::health_check::PATH.into());
         if !check_path.starts_with('/') || check_path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             self.error(
                 format!("{path}.path"),
@@ -215,19 +242,27 @@ impl Validator {
         }
         HealthCheck {
             path: check_path,
-            interval: self.duration(&format!("{path}.interval"), raw.interval.as_deref(), 5_000),
-            timeout: self.duration(&format!("{path}.timeout"), raw.timeout.as_deref(), 2_000),
+            interval: self.duration(
+                &format!("{path}.interval"),
+                raw.interval.as_deref(),
+                d::health_check::INTERVAL,
+            ),
+            timeout: self.duration(
+                &format!("{path}.timeout"),
+                raw.timeout.as_deref(),
+                d::health_check::TIMEOUT,
+            ),
             healthy_threshold: self.int(
                 &format!("{path}.healthy_threshold"),
                 raw.healthy_threshold,
-                2,
+                d::health_check::HEALTHY_THRESHOLD as i64,
                 1,
                 100,
             ) as u32,
             unhealthy_threshold: self.int(
                 &format!("{path}.unhealthy_threshold"),
                 raw.unhealthy_threshold,
-                3,
+                d::health_check::UNHEALTHY_THRESHOLD as i64,
                 1,
                 100,
             ) as u32,
@@ -236,7 +271,7 @@ impl Validator {
 
     pub(super) fn hash_on(&mut self, path: &str, raw: Option<&RawHashOn>) -> HashOn {
         let Some(raw) = raw else {
-            return HashOn::ClientIp;
+            return d::HASH_ON;
         };
         let mut keys = Vec::new();
         if let Some(h) = &raw.header {
@@ -267,13 +302,13 @@ impl Validator {
         }
         match keys.len() {
             1 => keys.remove(0),
-            0 if raw.header.is_some() || raw.cookie.is_some() => HashOn::ClientIp,
+            0 if raw.header.is_some() || raw.cookie.is_some() => d::HASH_ON,
             _ => {
                 self.error(
                     path,
                     "set exactly one of header, cookie, client_ip = true, path = true",
                 );
-                HashOn::ClientIp
+                d::HASH_ON
             }
         }
     }

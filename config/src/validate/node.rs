@@ -2,18 +2,19 @@
 //! `[node.nats]`.
 
 use super::{binds_clash, Validator};
+use crate::model::defaults::node as d;
 use crate::model::*;
 use crate::raw::*;
 use std::collections::HashSet;
 
 impl Validator {
     pub(super) fn node(&mut self, raw: &RawNode) -> Node {
-        let id = raw.id.clone().unwrap_or_else(|| "edge-1".to_string());
+        let id = raw.id.clone().unwrap_or_else(|| d::ID.to_string());
         self.name("node.id", &id);
         if let Some(zone) = &raw.zone {
             self.name("node.zone", zone);
         }
-        let workers = self.int("node.workers", raw.workers, 0, 0, 1024);
+        let workers = self.int("node.workers", raw.workers, d::WORKERS as i64, 0, 1024);
         let admin = raw
             .admin
             .as_deref()
@@ -25,7 +26,10 @@ impl Validator {
         let mut seen = HashSet::new();
         for (i, l) in raw.listeners.iter().enumerate() {
             let path = format!("node.listeners[{i}]");
-            let name = l.name.clone().unwrap_or_else(|| format!("listener{i}"));
+            let name = l
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}{i}", d::listener::NAME_PREFIX));
             if let Some(address) = self.address(&format!("{path}.address"), &l.address) {
                 if !seen.insert(address) {
                     self.error(
@@ -61,21 +65,21 @@ impl Validator {
             max_connections: self.int(
                 "node.limits.max_connections",
                 raw.limits.max_connections,
-                10_000,
+                d::limits::MAX_CONNECTIONS as i64,
                 1,
                 1_000_000,
             ),
             max_header_bytes: self.int(
                 "node.limits.max_header_bytes",
                 raw.limits.max_header_bytes,
-                16_384,
+                d::limits::MAX_HEADER_BYTES as i64,
                 8_192,
                 1 << 20,
             ),
             max_headers: self.int(
                 "node.limits.max_headers",
                 raw.limits.max_headers,
-                100,
+                d::limits::MAX_HEADERS as i64,
                 1,
                 1_000,
             ),
@@ -85,13 +89,13 @@ impl Validator {
             header_read: self.duration(
                 "node.timeouts.header_read",
                 t.header_read.as_deref(),
-                10_000,
+                d::timeouts::HEADER_READ,
             ),
-            idle: self.duration("node.timeouts.idle", t.idle.as_deref(), 60_000),
+            idle: self.duration("node.timeouts.idle", t.idle.as_deref(), d::timeouts::IDLE),
             shutdown_grace: self.duration(
                 "node.timeouts.shutdown_grace",
                 t.shutdown_grace.as_deref(),
-                30_000,
+                d::timeouts::SHUTDOWN_GRACE,
             ),
         };
         let nats = raw.nats.as_ref().map(|n| self.nats(n));
@@ -111,15 +115,11 @@ impl Validator {
             workers,
             admin,
             admin_token_file: raw.admin_token_file.as_ref().map(Into::into),
-            access_log: raw.access_log.unwrap_or(false),
+            access_log: raw.access_log.unwrap_or(d::ACCESS_LOG),
             listeners,
             limits,
             timeouts,
-            state_dir: raw
-                .state_dir
-                .as_deref()
-                .unwrap_or("/var/lib/edgeplane")
-                .into(),
+            state_dir: raw.state_dir.as_deref().unwrap_or(d::STATE_DIR).into(),
             upgrade_socket,
             nats,
         }
@@ -156,7 +156,7 @@ impl Validator {
                 );
             }
         }
-        let prefix = raw.prefix.clone().unwrap_or_else(|| "edge.v1".into());
+        let prefix = raw.prefix.clone().unwrap_or_else(|| d::nats::PREFIX.into());
         if !prefix.split('.').all(|t| {
             !t.is_empty()
                 && t.bytes()
@@ -167,12 +167,12 @@ impl Validator {
                 format!("invalid subject prefix {prefix:?}: dot-separated names"),
             );
         }
-        let bucket = raw.bucket.clone().unwrap_or_else(|| "edge_config".into());
+        let bucket = raw.bucket.clone().unwrap_or_else(|| d::nats::BUCKET.into());
         self.name(&format!("{path}.bucket"), &bucket);
         let scale_stream = raw
             .scale_stream
             .clone()
-            .unwrap_or_else(|| "edge_scale".into());
+            .unwrap_or_else(|| d::nats::SCALE_STREAM.into());
         self.name(&format!("{path}.scale_stream"), &scale_stream);
         let methods = [
             raw.user.is_some() || raw.password.is_some(),
@@ -213,13 +213,19 @@ impl Validator {
             auth,
             tls_ca: raw.tls_ca.as_ref().map(Into::into),
             tls_client,
-            tls_required: raw.tls_required.unwrap_or(false),
+            tls_required: raw.tls_required.unwrap_or(d::nats::TLS_REQUIRED),
             membership_grace: self.duration(
                 &format!("{path}.membership_grace"),
                 raw.membership_grace.as_deref(),
-                10_000,
+                d::nats::MEMBERSHIP_GRACE,
             ),
-            replicas: self.int(&format!("{path}.replicas"), raw.replicas, 1, 1, 5),
+            replicas: self.int(
+                &format!("{path}.replicas"),
+                raw.replicas,
+                d::nats::REPLICAS as i64,
+                1,
+                5,
+            ),
         }
     }
 }

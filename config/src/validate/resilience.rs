@@ -1,6 +1,7 @@
 //! Validation of a cluster's resilience settings: retries, circuit-breaker limits, affinity.
 
 use super::{http_token, Validator};
+use crate::model::defaults::cluster::{affinity, circuit_breaker, retry};
 use crate::model::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn};
 use crate::raw::{RawAffinity, RawCircuitBreaker, RawRetry};
 
@@ -9,10 +10,9 @@ impl Validator {
         let Some(raw) = raw else {
             return Retry::DEFAULT;
         };
-        let d = Retry::DEFAULT;
         let mut on = RetryOn::default();
         match &raw.on {
-            None => on = d.on,
+            None => on = retry::ON,
             Some(list) => {
                 for (i, name) in list.iter().enumerate() {
                     match RetryOn::NAMES.iter().find(|(n, _)| n == name) {
@@ -28,16 +28,15 @@ impl Validator {
                 }
             }
         }
-        let ms = |d: std::time::Duration| d.as_millis() as u64;
         let backoff_base = self.duration(
             &format!("{path}.backoff_base"),
             raw.backoff_base.as_deref(),
-            ms(d.backoff_base),
+            retry::BACKOFF_BASE,
         );
         let backoff_max = self.duration(
             &format!("{path}.backoff_max"),
             raw.backoff_max.as_deref(),
-            ms(d.backoff_max).max(ms(backoff_base)),
+            retry::BACKOFF_MAX.max(backoff_base),
         );
         if backoff_max < backoff_base {
             self.error(
@@ -46,28 +45,34 @@ impl Validator {
             );
         }
         Retry {
-            attempts: self.int(&format!("{path}.attempts"), raw.attempts, 1, 0, 10) as u32,
+            attempts: self.int(
+                &format!("{path}.attempts"),
+                raw.attempts,
+                retry::ATTEMPTS as i64,
+                0,
+                10,
+            ) as u32,
             on,
             backoff_base,
             backoff_max,
             budget_percent: self.int(
                 &format!("{path}.budget_percent"),
                 raw.budget_percent,
-                20,
+                retry::BUDGET_PERCENT as i64,
                 0,
                 100,
             ) as u8,
             min_concurrent: self.int(
                 &format!("{path}.min_concurrent"),
                 raw.min_concurrent,
-                3,
+                retry::MIN_CONCURRENT as i64,
                 0,
                 100_000,
             ) as u32,
             buffer_body: self.int(
                 &format!("{path}.buffer_body"),
                 raw.buffer_body,
-                d.buffer_body as i64,
+                retry::BUFFER_BODY as i64,
                 0,
                 16 * 1024 * 1024,
             ),
@@ -81,12 +86,20 @@ impl Validator {
     ) -> CircuitBreaker {
         let Some(raw) = raw else {
             return CircuitBreaker {
-                max_pending: 1024,
+                max_pending: circuit_breaker::MAX_PENDING,
                 ..CircuitBreaker::default()
             };
         };
         let mut limit = |field: &str, value: Option<i64>| {
-            value.map(|_| self.int(&format!("{path}.{field}"), value, 1024, 1, 10_000_000) as u32)
+            value.map(|_| {
+                self.int(
+                    &format!("{path}.{field}"),
+                    value,
+                    circuit_breaker::LIMIT_IF_INVALID as i64,
+                    1,
+                    10_000_000,
+                ) as u32
+            })
         };
         CircuitBreaker {
             max_requests: limit("max_requests", raw.max_requests),
@@ -95,7 +108,7 @@ impl Validator {
             max_pending: self.int(
                 &format!("{path}.max_pending"),
                 raw.max_pending,
-                1024,
+                circuit_breaker::MAX_PENDING as i64,
                 0,
                 10_000_000,
             ) as u32,
@@ -129,7 +142,7 @@ impl Validator {
         };
         Affinity {
             by,
-            ttl: self.duration(&format!("{path}.ttl"), raw.ttl.as_deref(), 3_600_000),
+            ttl: self.duration(&format!("{path}.ttl"), raw.ttl.as_deref(), affinity::TTL),
         }
     }
 }

@@ -1,13 +1,17 @@
 //! Validation of a route: its match (hosts, path, methods, headers) and the cluster it names.
 
 use super::{is_token_byte, Validator};
+use crate::model::defaults::route as d;
 use crate::model::*;
 use crate::raw::*;
 
 impl Validator {
     pub(super) fn route(&mut self, i: usize, raw: &RawRoute, clusters: &[Cluster]) -> Route {
         let path = format!("routes[{i}]");
-        let name = raw.name.clone().unwrap_or_else(|| format!("route{i}"));
+        let name = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}{i}", d::NAME_PREFIX));
         self.name(&format!("{path}.name"), &name);
         let mut hosts = Vec::new();
         for (j, h) in raw.hosts.iter().enumerate() {
@@ -28,7 +32,10 @@ impl Validator {
         } else {
             hosts.into_iter().flatten().collect()
         };
-        let path_prefix = raw.path_prefix.clone().unwrap_or_else(|| "/".to_string());
+        let path_prefix = raw
+            .path_prefix
+            .clone()
+            .unwrap_or_else(|| d::PATH_PREFIX.to_string());
         if !path_prefix.starts_with('/') {
             self.error(
                 format!("{path}.path_prefix"),
@@ -88,7 +95,7 @@ impl Validator {
             }
         };
         let upgrades = match &raw.upgrades {
-            None => vec!["websocket".to_string()],
+            None => d::UPGRADES.iter().map(|u| u.to_string()).collect(),
             Some(list) => list
                 .iter()
                 .enumerate()

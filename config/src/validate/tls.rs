@@ -2,26 +2,30 @@
 //! (the PEM itself is parsed when the routing is applied, where a bad certificate rejects it whole).
 
 use super::Validator;
+use crate::model::defaults::{cluster, node};
 use crate::model::{Certificate, ListenerTls, Pem, UpstreamTls};
 use crate::raw::{RawCertificate, RawListenerTls, RawUpstreamTls};
 
 impl Validator {
     pub(super) fn listener_tls(&mut self, path: &str, raw: &RawListenerTls) -> ListenerTls {
         let tls12 = match raw.min_version.as_deref() {
-            None | Some("1.2") => true,
+            None => node::listener::tls::TLS12,
+            Some("1.2") => true,
             Some("1.3") => false,
             Some(other) => {
                 self.error(
                     format!("{path}.min_version"),
                     format!("unknown TLS version {other:?} (\"1.2\" or \"1.3\")"),
                 );
-                true
+                node::listener::tls::TLS12
             }
         };
-        let alpn = raw
-            .alpn
-            .clone()
-            .unwrap_or_else(|| vec!["h2".into(), "http/1.1".into()]);
+        let alpn = raw.alpn.clone().unwrap_or_else(|| {
+            node::listener::tls::ALPN
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        });
         for (i, p) in alpn.iter().enumerate() {
             if !matches!(p.as_str(), "h2" | "http/1.1") {
                 self.error(
@@ -63,7 +67,7 @@ impl Validator {
             sni,
             ca: raw.ca.as_ref().map(Into::into),
             client,
-            h2: raw.h2.unwrap_or(false),
+            h2: raw.h2.unwrap_or(cluster::tls::H2),
         }
     }
 
