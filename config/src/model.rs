@@ -200,6 +200,30 @@ pub struct Route {
     /// Protocols (lower case, without version) a client may switch to with `Upgrade`; others are
     /// not forwarded (the request goes on as a plain one).
     pub upgrades: Vec<String>,
+    /// Largest request body accepted, in bytes; `None` = no limit.
+    pub max_request_body: Option<u64>,
+    /// Timeouts overriding the cluster's for this route's requests.
+    pub timeouts: RouteTimeouts,
+}
+
+/// A route's own timeouts; each `None` leaves the cluster's in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteTimeouts {
+    /// Per try, until response headers.
+    pub response_header: Option<Duration>,
+    /// The whole request, until response headers.
+    pub total: Option<Duration>,
+}
+
+impl RouteTimeouts {
+    /// The cluster's timeouts with this route's in their place.
+    pub fn over(self, cluster: ClusterTimeouts) -> ClusterTimeouts {
+        ClusterTimeouts {
+            connect: cluster.connect,
+            response_header: self.response_header.unwrap_or(cluster.response_header),
+            total: self.total.or(cluster.total),
+        }
+    }
 }
 
 /// A host condition.

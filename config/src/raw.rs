@@ -189,6 +189,23 @@ pub struct RawRoute {
     pub cluster: String,
     /// Protocols a client may switch to with `Upgrade` on this route; defaults to `["websocket"]`.
     pub upgrades: Option<Vec<String>>,
+    /// Largest request body accepted, in bytes (413 beyond); absent = no limit. Left out of the
+    /// document's canonical form when absent, so that documents without it keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body: Option<i64>,
+    /// Timeouts of this route's requests, overriding its cluster's; absent = the cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<RawRouteTimeouts>,
+}
+
+/// `[routes.timeouts]`: a route's own timeouts, each overriding its cluster's.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteTimeouts {
+    /// Per try: from sending the request to receiving the response headers.
+    pub response_header: Option<String>,
+    /// The whole request, every try and backoff included, until response headers.
+    pub total: Option<String>,
 }
 
 /// One header condition of a route.

@@ -73,6 +73,11 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             .get(r.cluster)
             .map_or_else(String::new, |c| c.name.clone()),
         upgrades: Some(r.upgrades.clone()),
+        max_request_body: r.max_request_body.and_then(int),
+        timeouts: (r.timeouts != RouteTimeouts::default()).then(|| RawRouteTimeouts {
+            response_header: r.timeouts.response_header.map(text),
+            total: r.timeouts.total.map(text),
+        }),
     }
 }
 
@@ -215,7 +220,8 @@ mod tests {
     const EVERYTHING: &str = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n\
         [[routes]]\nname = \"r\"\nhosts = [\"*.example.com\", \"a.test\"]\npath_prefix = \"/api\"\n\
         methods = [\"GET\"]\nheaders = [{ name = \"x-a\" }, { name = \"x-b\", value = \"1\" }]\n\
-        cluster = \"c\"\nupgrades = [\"websocket\", \"h2c\"]\n\
+        cluster = \"c\"\nupgrades = [\"websocket\", \"h2c\"]\nmax_request_body = 1000\n\
+        [routes.timeouts]\nresponse_header = \"2s\"\ntotal = \"9s\"\n\
         [[routes]]\ncluster = \"d\"\n\
         [clusters.c]\nbalancing = \"adaptive\"\nhost_rewrite = \"api.internal\"\nslow_start = \"20s\"\n\
         failover_below = 80\npanic_threshold = 30\nzone_aware = true\nzone_spill_below = 40\n\

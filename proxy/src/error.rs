@@ -6,7 +6,7 @@ use http::StatusCode;
 pub(crate) const ERROR_HEADER: &str = "x-edgeplane-error";
 
 /// Every [`ProxyError::code`], in [`ProxyError::code_index`] order.
-pub(crate) const ERROR_CODES: [&str; 8] = [
+pub(crate) const ERROR_CODES: [&str; 9] = [
     "no_route",
     "no_endpoint",
     "bad_request",
@@ -15,6 +15,7 @@ pub(crate) const ERROR_CODES: [&str; 8] = [
     "upstream_error",
     "circuit_open",
     "client_timeout",
+    "payload_too_large",
 ];
 
 /// What a failed connect says about the endpoint.
@@ -98,6 +99,10 @@ pub(crate) enum ProxyError {
     /// The client had not sent its whole request body when the try's time was up.
     #[error("request body not received in time")]
     ClientTimeout,
+    /// The request body is larger than its route's `max_request_body` (by its `Content-Length`, or
+    /// counted as it streamed).
+    #[error("request body larger than the route allows")]
+    PayloadTooLarge,
 }
 
 impl ProxyError {
@@ -110,6 +115,7 @@ impl ProxyError {
             }
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Connect(..) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -126,6 +132,7 @@ impl ProxyError {
             ProxyError::Upstream(_) => "upstream_error",
             ProxyError::CircuitOpen(_) => "circuit_open",
             ProxyError::ClientTimeout => "client_timeout",
+            ProxyError::PayloadTooLarge => "payload_too_large",
         }
     }
 
@@ -140,6 +147,7 @@ impl ProxyError {
             ProxyError::Upstream(_) => 5,
             ProxyError::CircuitOpen(_) => 6,
             ProxyError::ClientTimeout => 7,
+            ProxyError::PayloadTooLarge => 8,
         }
     }
 }

@@ -112,6 +112,30 @@ impl Validator {
                 })
                 .collect(),
         };
+        let max_request_body = raw.max_request_body.map(|_| {
+            let path = format!("{path}.max_request_body");
+            self.int(&path, raw.max_request_body, 1, 1, i64::MAX) as u64
+        });
+        let t = raw.timeouts.clone().unwrap_or_default();
+        let timeout = |v: &mut Self, key: &str, text: &Option<String>, placeholder| {
+            let path = format!("{path}.timeouts.{key}");
+            text.as_deref()
+                .map(|t| v.duration(&path, Some(t), placeholder))
+        };
+        let timeouts = RouteTimeouts {
+            response_header: timeout(
+                self,
+                "response_header",
+                &t.response_header,
+                crate::model::defaults::cluster::timeouts::RESPONSE_HEADER,
+            ),
+            total: timeout(
+                self,
+                "total",
+                &t.total,
+                crate::model::defaults::cluster::timeouts::TOTAL_IF_INVALID,
+            ),
+        };
         Route {
             name,
             hosts,
@@ -120,6 +144,8 @@ impl Validator {
             headers,
             cluster,
             upgrades,
+            max_request_body,
+            timeouts,
         }
     }
 }

@@ -357,3 +357,56 @@ fn listeners_and_the_admin_must_be_able_to_bind_together() {
         "port 0: any free port"
     );
 }
+
+#[test]
+fn route_limits_override_the_cluster_and_are_checked() {
+    let text = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmax_request_body = 1024\n[routes.timeouts]\nresponse_header = \"250ms\"\n",
+    );
+    let routing = from_toml(&text).unwrap().routing;
+    let r = &routing.routes[0];
+    assert_eq!(r.max_request_body, Some(1024));
+    let t = r.timeouts.over(routing.clusters[0].timeouts);
+    assert_eq!(t.response_header, std::time::Duration::from_millis(250));
+    assert_eq!(t.connect, routing.clusters[0].timeouts.connect, "kept");
+    assert_eq!(t.total, None, "the cluster's: none");
+    // Absent: no limit, the cluster's timeouts.
+    let plain = &from_toml(MINIMAL).unwrap().routing.routes[0];
+    assert_eq!(plain.max_request_body, None);
+    assert_eq!(plain.timeouts, Default::default());
+
+    let e = errors(&MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmax_request_body = 0\n[routes.timeouts]\nresponse_header = \"0s\"\ntotal = \"soon\"\n",
+    ));
+    for w in [
+        "routes[0].max_request_body: 0 is out of range",
+        "routes[0].timeouts.response_header: must be greater than zero",
+        "routes[0].timeouts.total: invalid duration",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}
+
+#[test]
+fn documents_without_route_limits_keep_their_hash() {
+    // The hash is of the document's canonical JSON; the new route settings are left out of it when
+    // absent, so a document written before them hashes as it did (nodes of two versions report the
+    // same hash for it), and one that sets them hashes differently.
+    let doc: crate::raw::RawDocument = toml::from_str(
+        "[[routes]]\ncluster = \"api\"\n[clusters.api]\n[[clusters.api.endpoints]]\naddress = \"127.0.0.1:9001\"\n",
+    )
+    .unwrap();
+    let json = serde_json::to_string(&doc.routes).unwrap();
+    assert!(
+        !json.contains("max_request_body") && !json.contains("timeouts"),
+        "{json}"
+    );
+    let hash = |t: &str| from_toml(t).unwrap().routing.hash;
+    let with = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmax_request_body = 5\n",
+    );
+    assert_ne!(hash(MINIMAL), hash(&with));
+}

@@ -65,6 +65,8 @@ pub(crate) struct Attempts<'a> {
     replay: Option<Box<Replay>>,
     /// The upload's progress, for a request whose body streams from the client.
     upload: Option<Arc<UploadState>>,
+    /// The route's limit on the body, enforced as it streams.
+    max_request_body: Option<u64>,
     /// Tries made so far.
     tries: u32,
     /// Endpoints tried so far.
@@ -86,12 +88,14 @@ pub(crate) struct Settled {
 
 impl<'a> Attempts<'a> {
     /// The tries of a request routed as `routed`, under its cluster's retry `policy` and `timeouts`
-    /// (the total deadline starts now).
+    /// (the route's where it sets them; the total deadline starts now), its streamed body cut after
+    /// `max_request_body` bytes.
     pub(crate) fn new(
         shared: &'a Shared,
         routed: Routed,
         policy: Retry,
         timeouts: &ClusterTimeouts,
+        max_request_body: Option<u64>,
     ) -> Attempts<'a> {
         Attempts {
             shared,
@@ -101,6 +105,7 @@ impl<'a> Attempts<'a> {
             deadline: timeouts.total.map(|t| Instant::now() + t),
             replay: None,
             upload: None,
+            max_request_body,
             tries: 0,
             tried: Vec::new(),
             _slot: None,
@@ -120,7 +125,8 @@ impl<'a> Attempts<'a> {
         } else {
             let state = Arc::new(UploadState::default());
             self.upload = Some(state.clone());
-            Prepared::Ready(req.map(|b| RequestBody::Streamed(Upload::new(b, state))))
+            let limit = self.max_request_body;
+            Prepared::Ready(req.map(|b| RequestBody::Streamed(Upload::new(b, state, limit))))
         }
     }
 
@@ -290,10 +296,14 @@ impl<'a> Attempts<'a> {
     }
 }
 
-/// The error to answer when a failed try was the client's doing: its streamed body broke (malformed,
-/// or the client went away mid-upload), or the try timed out waiting for the client's body.
+/// The error to answer when a failed try was the client's doing: its streamed body outgrew the
+/// route's limit or broke (malformed, or the client went away mid-upload), or the try timed out
+/// waiting for the client's body.
 fn client_fault(upload: Option<&UploadState>, error: &ProxyError) -> Option<ProxyError> {
     let upload = upload?;
+    if upload.too_large() {
+        return Some(ProxyError::PayloadTooLarge);
+    }
     if upload.failed() {
         return Some(ProxyError::BadRequest(
             "request body could not be read (malformed, or cut short by the client)",

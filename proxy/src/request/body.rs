@@ -81,9 +81,7 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ProxyBody::Local(data) => Poll::Ready(
-                crate::request::request_body::once(data).map(|r| r.map_err(BodyError::from)),
-            ),
+            ProxyBody::Local(data) => Poll::Ready(crate::request::request_body::once(data)),
             ProxyBody::H1Client(b) => Pin::new(b).poll_frame(cx),
             ProxyBody::Upstream(up) => {
                 let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));

@@ -24,6 +24,7 @@ use crate::upstream::tls::TlsClient;
 use crate::upstream::InFlight;
 use edgeplane_config::model::{CircuitBreaker, ClusterTimeouts};
 use http::{HeaderValue, Request, Response};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
@@ -155,6 +156,12 @@ fn dispatch<'a>(
         index: route.cluster,
         name_hash: cluster.name_hash,
     };
+    if let Some(max) = route.max_request_body {
+        // A declared length over the limit is answered before anything is read or sent.
+        if req.body().size_hint().lower() > max {
+            return Err(ProxyError::PayloadTooLarge);
+        }
+    }
     let (endpoint, routed) = pick(cluster, req, conn, locator)?;
     tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
     let host_rewrite = cluster.host_rewrite.as_ref();
@@ -162,13 +169,15 @@ fn dispatch<'a>(
     let downstream_upgrade = upgrade
         .is_some()
         .then(|| (hyper::upgrade::on(&mut *req), conn.hold.clone()));
+    let timeouts = route.timeouts.over(cluster.timeouts);
+    let max_body = route.max_request_body;
     Ok(Dispatch {
-        attempts: Attempts::new(shared, routed, cluster.retry, &cluster.timeouts),
+        attempts: Attempts::new(shared, routed, cluster.retry, &timeouts, max_body),
         in_flight: admit(cluster, endpoint)?,
         added,
         upgrade,
         downstream_upgrade,
-        timeouts: cluster.timeouts,
+        timeouts,
         limits: cluster.limits,
         tls: cluster.tls.clone(),
     })

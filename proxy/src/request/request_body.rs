@@ -1,5 +1,6 @@
 //! The request body sent upstream: streamed from the client (noting how far the upload got, so that a
-//! client's broken upload is never charged to the endpoint) or buffered whole for a replay.
+//! client's broken upload is never charged to the endpoint, and cutting it at the route's
+//! `max_request_body`) or buffered whole for a replay.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -19,14 +20,22 @@ pub(crate) enum RequestBody {
     Buffered(Option<Bytes>),
 }
 
+/// Why a request body stopped: the client's connection failed, or the body outgrew its route's limit.
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streamed body went past its route's `max_request_body`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than {0} bytes")]
+pub(crate) struct TooLarge(u64);
+
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             RequestBody::Streamed(inner) => Pin::new(inner).poll_frame(cx),
             RequestBody::Buffered(data) => Poll::Ready(once(data)),
@@ -57,6 +66,10 @@ impl Body for RequestBody {
 pub(crate) struct Upload {
     inner: Incoming,
     state: Arc<UploadState>,
+    /// Bytes the body may have at most (the route's `max_request_body`).
+    limit: Option<u64>,
+    /// Bytes read so far.
+    read: u64,
 }
 
 /// How a streamed upload went, shared with the request's handler.
@@ -64,6 +77,8 @@ pub(crate) struct Upload {
 pub(crate) struct UploadState {
     done: AtomicBool,
     failed: AtomicBool,
+    /// The body went past its route's limit.
+    too_large: AtomicBool,
     /// The last read from the client found nothing to read: the upload waits on the client (else
     /// on the upstream taking what was read).
     starved: AtomicBool,
@@ -80,6 +95,11 @@ impl UploadState {
         self.failed.load(Relaxed)
     }
 
+    /// Whether the body went past its route's `max_request_body`.
+    pub(crate) fn too_large(&self) -> bool {
+        self.too_large.load(Relaxed)
+    }
+
     /// Whether the upload is unfinished because the client is not sending (rather than because the
     /// upstream is not reading).
     pub(crate) fn waiting_on_client(&self) -> bool {
@@ -88,35 +108,48 @@ impl UploadState {
 }
 
 impl Upload {
-    /// Streams `inner`, reporting to `state`.
-    pub(crate) fn new(inner: Incoming, state: Arc<UploadState>) -> Upload {
+    /// Streams `inner`, reporting to `state`, cut after `limit` bytes if there is one.
+    pub(crate) fn new(inner: Incoming, state: Arc<UploadState>, limit: Option<u64>) -> Upload {
         if inner.is_end_stream() {
             state.done.store(true, Relaxed);
         }
-        Upload { inner, state }
+        Upload {
+            inner,
+            state,
+            limit,
+            read: 0,
+        }
     }
 }
 
 impl Body for Upload {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) else {
             self.state.starved.store(true, Relaxed);
             return Poll::Pending;
         };
         self.state.starved.store(false, Relaxed);
+        if let (Some(Ok(f)), Some(limit)) = (&frame, self.limit) {
+            let len = f.data_ref().map_or(0, |d| d.len() as u64);
+            self.read = self.read.saturating_add(len);
+            if self.read > limit {
+                self.state.too_large.store(true, Relaxed);
+                return Poll::Ready(Some(Err(Box::new(TooLarge(limit)))));
+            }
+        }
         match &frame {
             None => self.state.done.store(true, Relaxed),
             Some(Err(_)) => self.state.failed.store(true, Relaxed),
             Some(Ok(_)) if self.inner.is_end_stream() => self.state.done.store(true, Relaxed),
             Some(Ok(_)) => {}
         }
-        Poll::Ready(frame)
+        Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -129,6 +162,6 @@ impl Body for Upload {
 }
 
 /// The one frame of a body held whole, then its end.
-pub(crate) fn once(data: &mut Option<Bytes>) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+pub(crate) fn once(data: &mut Option<Bytes>) -> Option<Result<Frame<Bytes>, BodyError>> {
     data.take().map(|d| Ok(Frame::data(d)))
 }

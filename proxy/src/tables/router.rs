@@ -25,6 +25,10 @@ pub struct Route {
     headers: Box<[(HeaderName, Option<HeaderValue>)]>,
     upgrades: Box<[Box<str>]>,
     order: usize,
+    /// Largest request body accepted, in bytes.
+    pub(crate) max_request_body: Option<u64>,
+    /// Timeouts overriding the cluster's.
+    pub(crate) timeouts: model::RouteTimeouts,
 }
 
 impl Route {
@@ -146,6 +150,8 @@ impl Router {
                 headers,
                 upgrades: r.upgrades.iter().map(|u| u.as_str().into()).collect(),
                 order,
+                max_request_body: r.max_request_body,
+                timeouts: r.timeouts,
             });
             if r.hosts.is_empty() {
                 router.any.push(index);

@@ -17,7 +17,7 @@ pub(crate) struct RouteMetrics {
     pub(crate) cluster: Arc<str>,
     requests: [Counter; 5],
     duration: [Histogram; 5],
-    errors: [Counter; 8],
+    errors: [Counter; ERROR_CODES.len()],
     retries: Counter,
     /// The node's totals, all routes together (absent without telemetry).
     traffic: Option<Arc<TrafficTotals>>,

@@ -40,9 +40,10 @@ impl TrafficTotals {
     }
 
     /// Counts a request the proxy answered itself; `code` is its `x-edgeplane-error` code. The
-    /// client's own faults (`bad_request`, `client_timeout`) are not the proxy's errors.
+    /// client's own faults (`bad_request`, `client_timeout`, `payload_too_large`) are not the
+    /// proxy's errors.
     pub(crate) fn proxy_error(&self, code: &str) {
-        if code != "bad_request" && code != "client_timeout" {
+        if !matches!(code, "bad_request" | "client_timeout" | "payload_too_large") {
             self.proxy_errors.fetch_add(1, Relaxed);
         }
     }

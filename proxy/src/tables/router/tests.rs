@@ -16,6 +16,8 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         headers: vec![],
         cluster,
         upgrades: vec!["websocket".into()],
+        max_request_body: None,
+        timeouts: Default::default(),
     }
 }
 
