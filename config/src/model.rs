@@ -204,6 +204,31 @@ pub struct Route {
     pub max_request_body: Option<u64>,
     /// Timeouts overriding the cluster's for this route's requests.
     pub timeouts: RouteTimeouts,
+    /// What replaces `path_prefix` at the start of the path upstream; `None` = the path as sent.
+    pub path_rewrite: Option<String>,
+    /// Header operations on the request, before it goes upstream.
+    pub request_headers: HeaderOps,
+    /// Header operations on the response, before it goes to the client.
+    pub response_headers: HeaderOps,
+}
+
+/// Header operations, applied in this order: remove, set (replacing), add (beside what is there).
+/// Names are lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderOps {
+    /// Names to remove.
+    pub remove: Vec<String>,
+    /// Headers to set, replacing any value.
+    pub set: Vec<(String, String)>,
+    /// Headers to add beside any value.
+    pub add: Vec<(String, String)>,
+}
+
+impl HeaderOps {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
 }
 
 /// A route's own timeouts; each `None` leaves the cluster's in force.

@@ -196,6 +196,38 @@ pub struct RawRoute {
     /// Timeouts of this route's requests, overriding its cluster's; absent = the cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<RawRouteTimeouts>,
+    /// What the path becomes upstream; absent = as the client sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<RawRewrite>,
+    /// Headers set, added or removed on the request before it goes upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<RawHeaderOps>,
+    /// Headers set, added or removed on the response before it goes to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<RawHeaderOps>,
+}
+
+/// `[routes.rewrite]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRewrite {
+    /// Replaces the route's `path_prefix` at the start of the path (`"/"` strips it).
+    pub path_prefix: Option<String>,
+}
+
+/// `[routes.request_headers]` / `[routes.response_headers]`: applied in the order remove, set, add.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderOps {
+    /// Header names to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// Headers to set, replacing any value already there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Headers to add beside any value already there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
 }
 
 /// `[routes.timeouts]`: a route's own timeouts, each overriding its cluster's.

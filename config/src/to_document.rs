@@ -78,7 +78,21 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             response_header: r.timeouts.response_header.map(text),
             total: r.timeouts.total.map(text),
         }),
+        rewrite: r.path_rewrite.as_ref().map(|p| RawRewrite {
+            path_prefix: Some(p.clone()),
+        }),
+        request_headers: header_ops(&r.request_headers),
+        response_headers: header_ops(&r.response_headers),
     }
+}
+
+fn header_ops(ops: &HeaderOps) -> Option<RawHeaderOps> {
+    let pairs = |list: &[(String, String)]| list.iter().cloned().collect();
+    (!ops.is_empty()).then(|| RawHeaderOps {
+        remove: ops.remove.clone(),
+        set: pairs(&ops.set),
+        add: pairs(&ops.add),
+    })
 }
 
 fn cluster(c: &Cluster) -> RawCluster {
@@ -222,6 +236,9 @@ mod tests {
         methods = [\"GET\"]\nheaders = [{ name = \"x-a\" }, { name = \"x-b\", value = \"1\" }]\n\
         cluster = \"c\"\nupgrades = [\"websocket\", \"h2c\"]\nmax_request_body = 1000\n\
         [routes.timeouts]\nresponse_header = \"2s\"\ntotal = \"9s\"\n\
+        [routes.rewrite]\npath_prefix = \"/v2/\"\n\
+        [routes.request_headers]\nremove = [\"x-internal\"]\nset = { x-env = \"prod\" }\nadd = { x-a = \"1\" }\n\
+        [routes.response_headers]\nset = { server = \"edge\" }\n\
         [[routes]]\ncluster = \"d\"\n\
         [clusters.c]\nbalancing = \"adaptive\"\nhost_rewrite = \"api.internal\"\nslow_start = \"20s\"\n\
         failover_below = 80\npanic_threshold = 30\nzone_aware = true\nzone_spill_below = 40\n\

@@ -198,6 +198,7 @@ fn http_token(s: &str) -> bool {
 mod cluster;
 mod node;
 mod resilience;
+mod rewrite;
 mod route;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Validation of a route: its match (hosts, path, methods, headers) and the cluster it names.
 
+use super::rewrite::Side;
 use super::{is_token_byte, Validator};
 use crate::model::defaults::route as d;
 use crate::model::*;
@@ -136,6 +137,17 @@ impl Validator {
                 crate::model::defaults::cluster::timeouts::TOTAL_IF_INVALID,
             ),
         };
+        let path_rewrite = self.path_rewrite(&path, raw.rewrite.as_ref());
+        let request_headers = self.header_ops(
+            &format!("{path}.request_headers"),
+            raw.request_headers.as_ref(),
+            Side::Request,
+        );
+        let response_headers = self.header_ops(
+            &format!("{path}.response_headers"),
+            raw.response_headers.as_ref(),
+            Side::Response,
+        );
         Route {
             name,
             hosts,
@@ -146,6 +158,9 @@ impl Validator {
             upgrades,
             max_request_body,
             timeouts,
+            path_rewrite,
+            request_headers,
+            response_headers,
         }
     }
 }

@@ -410,3 +410,36 @@ fn documents_without_route_limits_keep_their_hash() {
     );
     assert_ne!(hash(MINIMAL), hash(&with));
 }
+
+#[test]
+fn route_rewrites_are_checked_with_paths() {
+    let ok = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\npath_prefix = \"/api\"\n[routes.rewrite]\npath_prefix = \"/\"\n\
+         [routes.request_headers]\nremove = [\"X-Internal\"]\nset = { \"X-Env\" = \"prod\" }\n\
+         [routes.response_headers]\nadd = { server = \"edge\" }\n",
+    );
+    let r = &from_toml(&ok).unwrap().routing.routes[0];
+    assert_eq!(r.path_rewrite.as_deref(), Some("/"));
+    assert_eq!(r.request_headers.remove, ["x-internal"]);
+    assert_eq!(r.request_headers.set, [("x-env".into(), "prod".into())]);
+    assert_eq!(r.response_headers.add, [("server".into(), "edge".into())]);
+
+    let e = errors(&MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\n[routes.rewrite]\npath_prefix = \"v2\"\n\
+         [routes.request_headers]\nremove = [\"bad name\"]\nset = { host = \"x\", connection = \"close\" }\n\
+         add = { x-a = \"1\\r\\nx-b: 2\" }\n\
+         [routes.response_headers]\nset = { content-length = \"1\" }\n",
+    ));
+    for w in [
+        "routes[0].rewrite.path_prefix: must start with '/'",
+        "routes[0].request_headers.remove[0]: invalid header name",
+        "routes[0].request_headers.set.host: host: use the cluster's host_rewrite",
+        "routes[0].request_headers.set.connection: connection is hop-by-hop or framing",
+        "routes[0].request_headers.add.x-a: header value holds control characters",
+        "routes[0].response_headers.set.content-length: content-length is hop-by-hop or framing",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}

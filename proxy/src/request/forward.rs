@@ -17,7 +17,7 @@ use crate::request::shared::{ConnInfo, Shared};
 use crate::request::{retry, send};
 use crate::tables::cluster::Cluster;
 use crate::tables::endpoint::Endpoint;
-use crate::tables::router::{normalize_host, Route, MAX_HOST};
+use crate::tables::router::{normalize_host, HeaderOps, Route, MAX_HOST};
 use crate::tables::Snapshot;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::tls::TlsClient;
@@ -79,6 +79,7 @@ async fn forward(
         mut added,
         upgrade,
         downstream_upgrade,
+        response_headers,
         timeouts,
         limits,
         tls,
@@ -108,7 +109,8 @@ async fn forward(
                 Some(retry) => retry,
                 None => {
                     let settled = attempts.settle(answer, in_flight);
-                    return respond(settled, upgrade.as_ref().zip(downstream_upgrade));
+                    let ops = response_headers.as_deref();
+                    return respond(settled, ops, upgrade.as_ref().zip(downstream_upgrade));
                 }
             },
             Err(failure) => attempts.after_failure(failure, upstream, &mut added)?,
@@ -128,6 +130,8 @@ struct Dispatch<'a> {
     /// The protocol of an upgrade the route allows, and the client connection's side of it.
     upgrade: Option<HeaderValue>,
     downstream_upgrade: Option<(OnUpgrade, Arc<ConnHold>)>,
+    /// The route's header operations on the response.
+    response_headers: Option<Arc<HeaderOps>>,
     /// The cluster's settings the tries need (copied: the snapshot is released before the first
     /// await).
     timeouts: ClusterTimeouts,
@@ -177,6 +181,7 @@ fn dispatch<'a>(
         added,
         upgrade,
         downstream_upgrade,
+        response_headers: route.response_headers.clone(),
         timeouts,
         limits: cluster.limits,
         tls: cluster.tls.clone(),

@@ -8,16 +8,19 @@ use crate::request::attempts::{AffinityHeader, Settled};
 use crate::request::body::{ProxyBody, UpstreamBody};
 use crate::request::headers;
 use crate::request::send::Answer;
+use crate::tables::router::HeaderOps;
 use crate::upstream::h1::H1Body;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 
 /// The response to send downstream for a settled request: an upgraded tunnel, or the upstream's
-/// response streamed. `downstream_upgrade`: the protocol the request asked to switch to (allowed by
-/// its route), with the client connection's upgrade and its hold.
+/// response streamed with the route's header operations (`ops`) applied. `downstream_upgrade`: the
+/// protocol the request asked to switch to (allowed by its route), with the client connection's
+/// upgrade and its hold.
 pub(crate) fn respond(
     settled: Settled,
+    ops: Option<&HeaderOps>,
     downstream_upgrade: Option<(&HeaderValue, (OnUpgrade, Arc<ConnHold>))>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Settled {
@@ -33,6 +36,9 @@ pub(crate) fn respond(
             let mut resp = head.response;
             if let Some((name, value)) = affinity {
                 resp.headers_mut().append(name, value);
+            }
+            if let Some(ops) = ops {
+                ops.apply(resp.headers_mut());
             }
             let body = H1Body::new(sender, in_flight, head.framing, head.keep_alive);
             return Ok(resp.map(|()| ProxyBody::H1Client(body)));
@@ -61,6 +67,9 @@ pub(crate) fn respond(
         return Ok(resp.map(|_| ProxyBody::empty()));
     }
     response_headers(resp.headers_mut(), affinity);
+    if let Some(ops) = ops {
+        ops.apply(resp.headers_mut());
+    }
     Ok(resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight))))
 }
 

@@ -1,5 +1,6 @@
-//! The client's request made into the upstream's: origin-form target, HTTP/1.1, hop-by-hop headers
-//! out, `Host` kept or rewritten, an upgrade passed on only when the route allows it. The forwarding
+//! The client's request made into the upstream's: origin-form target (its path prefix replaced if the
+//! route says so), HTTP/1.1, hop-by-hop headers out, `Host` kept or rewritten, the route's header
+//! operations, an upgrade passed on only when the route allows it. The forwarding
 //! headers (`X-Forwarded-*`, `Via`, request id) are prepared here and added when the request is sent
 //! ([`crate::request::added_headers`]).
 
@@ -8,7 +9,7 @@ use crate::request::added_headers::AddedHeaders;
 use crate::request::headers;
 use crate::request::shared::ConnInfo;
 use crate::request::shared::Shared;
-use crate::tables::router::Route;
+use crate::tables::router::{replace_prefix, Route};
 use http::uri::{PathAndQuery, Uri};
 use http::{header, HeaderValue, Request, Version};
 use hyper::body::Incoming;
@@ -47,6 +48,11 @@ pub(crate) fn rewrite_request<'a>(
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(pq);
     }
+    if let Some(to) = route.path_rewrite.as_deref() {
+        let uri = req.uri();
+        let path = replace_prefix(uri.path(), uri.query(), route.path_prefix(), to);
+        *req.uri_mut() = Uri::try_from(path).map_err(|_| ProxyError::BadRequest("invalid path"))?;
+    }
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();
@@ -64,6 +70,7 @@ pub(crate) fn rewrite_request<'a>(
     if let Some(rewrite) = host_rewrite {
         h.insert(header::HOST, rewrite.clone());
     }
+    route.request_headers.apply(h);
     if let Some(protocol) = &upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, protocol.clone());

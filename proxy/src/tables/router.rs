@@ -29,6 +29,12 @@ pub struct Route {
     pub(crate) max_request_body: Option<u64>,
     /// Timeouts overriding the cluster's.
     pub(crate) timeouts: model::RouteTimeouts,
+    /// What replaces `path_prefix` upstream.
+    pub(crate) path_rewrite: Option<Box<str>>,
+    /// Header operations on the request.
+    pub(crate) request_headers: HeaderOps,
+    /// Header operations on the response (shared with the requests in flight that need them).
+    pub(crate) response_headers: Option<Arc<HeaderOps>>,
 }
 
 impl Route {
@@ -152,6 +158,14 @@ impl Router {
                 order,
                 max_request_body: r.max_request_body,
                 timeouts: r.timeouts,
+                path_rewrite: r.path_rewrite.as_deref().map(Into::into),
+                request_headers: HeaderOps::compile(&r.request_headers).map_err(err)?,
+                response_headers: match r.response_headers.is_empty() {
+                    true => None,
+                    false => Some(Arc::new(
+                        HeaderOps::compile(&r.response_headers).map_err(err)?,
+                    )),
+                },
             });
             if r.hosts.is_empty() {
                 router.any.push(index);
@@ -253,6 +267,10 @@ pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
+mod actions;
 mod explain;
+
+pub(crate) use actions::replace_prefix;
+pub use actions::HeaderOps;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,9 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         upgrades: vec!["websocket".into()],
         max_request_body: None,
         timeouts: Default::default(),
+        path_rewrite: None,
+        request_headers: Default::default(),
+        response_headers: Default::default(),
     }
 }
 

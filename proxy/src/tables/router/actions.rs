@@ -1,0 +1,118 @@
+//! What a route changes on the way, compiled when the snapshot is built: header operations on the
+//! request and the response, and the path prefix the upstream sees. Applying them allocates nothing
+//! but what a header map needs for a new entry; a route without operations costs one branch.
+
+use edgeplane_config::model;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Header operations: remove, then set (replacing), then add (beside what is there).
+#[derive(Debug, Default)]
+pub struct HeaderOps {
+    remove: Box<[HeaderName]>,
+    set: Box<[(HeaderName, HeaderValue)]>,
+    add: Box<[(HeaderName, HeaderValue)]>,
+}
+
+impl HeaderOps {
+    /// Compiles validated operations (an error only for data validation would have refused).
+    pub fn compile(ops: &model::HeaderOps) -> Result<HeaderOps, String> {
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|e| e.to_string());
+        let pair = |(n, v): &(String, String)| -> Result<_, String> {
+            Ok((
+                name(n)?,
+                HeaderValue::from_str(v).map_err(|e| e.to_string())?,
+            ))
+        };
+        Ok(HeaderOps {
+            remove: ops
+                .remove
+                .iter()
+                .map(|n| name(n))
+                .collect::<Result<_, _>>()?,
+            set: ops.set.iter().map(pair).collect::<Result<_, _>>()?,
+            add: ops.add.iter().map(pair).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+
+    /// Applies the operations to `headers`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// `path` (which starts with `prefix`, the route's `path_prefix`) with `prefix` replaced by
+/// `replacement`, and `query` kept; one slash where the two meet, and `/` rather than nothing.
+pub(crate) fn replace_prefix(
+    path: &str,
+    query: Option<&str>,
+    prefix: &str,
+    replacement: &str,
+) -> String {
+    let rest = path.get(prefix.len()..).unwrap_or("");
+    let mut out = String::with_capacity(replacement.len() + rest.len() + 1);
+    out.push_str(replacement);
+    // `/api` → `/v2` on `/apix` keeps the segment as written: `/v2x`.
+    match rest.strip_prefix('/') {
+        Some(tail) if out.ends_with('/') => out.push_str(tail),
+        _ => out.push_str(rest),
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_replaced_with_one_slash_where_they_meet() {
+        let r = |path, prefix, to| replace_prefix(path, None, prefix, to);
+        assert_eq!(r("/api/users", "/api", "/"), "/users");
+        assert_eq!(r("/api", "/api", "/"), "/");
+        assert_eq!(r("/api/", "/api/", "/"), "/");
+        assert_eq!(r("/api/users", "/api/", "/"), "/users");
+        assert_eq!(r("/api/users", "/api", "/v2"), "/v2/users");
+        assert_eq!(r("/api/users", "/api/", "/v2/"), "/v2/users");
+        assert_eq!(r("/apix", "/api", "/v2"), "/v2x");
+        assert_eq!(r("/x", "/", "/base/"), "/base/x");
+        assert_eq!(replace_prefix("/api/a", Some("q=1"), "/api", "/"), "/a?q=1");
+    }
+
+    #[test]
+    fn operations_run_remove_set_add() {
+        let ops = HeaderOps::compile(&model::HeaderOps {
+            remove: vec!["x-internal".into()],
+            set: vec![("x-env".into(), "prod".into())],
+            add: vec![("x-tag".into(), "b".into())],
+        })
+        .unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-internal", HeaderValue::from_static("secret"));
+        h.append("x-env", HeaderValue::from_static("dev"));
+        h.append("x-env", HeaderValue::from_static("test"));
+        h.insert("x-tag", HeaderValue::from_static("a"));
+        ops.apply(&mut h);
+        assert!(h.get("x-internal").is_none());
+        assert_eq!(h.get_all("x-env").iter().collect::<Vec<_>>(), ["prod"]);
+        assert_eq!(h.get_all("x-tag").iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+}

@@ -1,0 +1,138 @@
+//! A route's rewrites through a running node: the path prefix the upstream sees, and header
+//! operations on the request and the response; and a routing with invalid ones rejected whole.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::node_and_client;
+use edgeplane_tests::{endpoints, header_lines, node_config, text, Backend};
+use http::StatusCode;
+use http_body_util::BodyExt;
+
+/// A backend answering with the path and query it got, then its request headers, and a header of
+/// its own the route removes.
+async fn echo() -> Backend {
+    Backend::with("echo", |req| async move {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or("", |p| p.as_str())
+            .to_string();
+        let mut reply = text(
+            StatusCode::OK,
+            format!("{target}\n{}", header_lines(req.headers())),
+        );
+        reply
+            .headers_mut()
+            .insert("x-backend-secret", "s3cret".parse().unwrap());
+        reply
+            .headers_mut()
+            .insert("server", "backend/1.0".parse().unwrap());
+        reply
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_route_rewrites_the_path_and_headers_both_ways() {
+    let backend = echo().await;
+    let text = node_config(&format!(
+        r#"
+[[routes]]
+hosts = ["api.test"]
+path_prefix = "/api"
+cluster = "c"
+[routes.rewrite]
+path_prefix = "/"
+[routes.request_headers]
+remove = ["x-internal"]
+set = {{ x-env = "prod" }}
+add = {{ x-tag = "edge" }}
+[routes.response_headers]
+remove = ["x-backend-secret"]
+set = {{ server = "edgeplane" }}
+add = {{ x-served-by = "edge-1" }}
+[[routes]]
+hosts = ["v1.test"]
+path_prefix = "/v1/"
+cluster = "c"
+[routes.rewrite]
+path_prefix = "/internal/v2/"
+[[routes]]
+hosts = ["plain.test"]
+cluster = "c"
+[clusters.c]
+{}
+"#,
+        endpoints("c", &[(&backend, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+
+    let req = client
+        .request("api.test", "/api/users?page=2")
+        .header("x-internal", "secret")
+        .header("x-env", "dev")
+        .header("x-tag", "client")
+        .body(http_body_util::Empty::new().boxed())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(resp.status, StatusCode::OK);
+    let mut lines = resp.body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("/users?page=2"),
+        "prefix replaced, query kept"
+    );
+    let seen: Vec<&str> = lines.collect();
+    assert!(
+        !seen.iter().any(|l| l.starts_with("x-internal")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"x-env: prod") && !seen.contains(&"x-env: dev"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"x-tag: client") && seen.contains(&"x-tag: edge"),
+        "{seen:?}"
+    );
+    assert!(resp.headers.get("x-backend-secret").is_none());
+    assert_eq!(resp.header("server"), "edgeplane");
+    assert_eq!(resp.header("x-served-by"), "edge-1");
+
+    // The route's own prefix replaced by another, and the prefix alone becomes the replacement.
+    let resp = client.get("v1.test", "/v1/orders/7").await;
+    assert_eq!(resp.body.lines().next(), Some("/internal/v2/orders/7"));
+    let resp = client.get("api.test", "/api").await;
+    assert_eq!(resp.body.lines().next(), Some("/"));
+
+    // A route without operations changes nothing.
+    let resp = client.get("plain.test", "/api/users").await;
+    assert_eq!(resp.body.lines().next(), Some("/api/users"));
+    assert_eq!(resp.header("x-backend-secret"), "s3cret");
+    assert_eq!(resp.header("server"), "backend/1.0");
+}
+
+#[test]
+fn invalid_rewrites_reject_the_routing_whole_with_paths() {
+    let text = node_config(
+        r#"
+[[routes]]
+cluster = "c"
+[routes.rewrite]
+path_prefix = "no-slash"
+[routes.request_headers]
+set = { "transfer-encoding" = "chunked", "x-ok" = "a\u0000b" }
+[clusters.c]
+"#,
+    );
+    let err = edgeplane_config::from_toml(&text).unwrap_err().lines();
+    for want in [
+        "routes[0].rewrite.path_prefix",
+        "routes[0].request_headers.set.transfer-encoding",
+        "routes[0].request_headers.set.x-ok",
+    ] {
+        assert!(err.iter().any(|l| l.starts_with(want)), "{want}: {err:#?}");
+    }
+}
