@@ -195,8 +195,8 @@ pub struct Route {
     pub methods: Vec<String>,
     /// Header conditions; all must hold.
     pub headers: Vec<HeaderMatch>,
-    /// Index into [`Routing::clusters`].
-    pub cluster: usize,
+    /// Index into [`Routing::clusters`]; `None` when the route answers itself ([`Route::answer`]).
+    pub cluster: Option<usize>,
     /// Protocols (lower case, without version) a client may switch to with `Upgrade`; others are
     /// not forwarded (the request goes on as a plain one).
     pub upgrades: Vec<String>,
@@ -210,6 +210,50 @@ pub struct Route {
     pub request_headers: HeaderOps,
     /// Header operations on the response, before it goes to the client.
     pub response_headers: HeaderOps,
+    /// The route's own answer instead of a cluster's.
+    pub answer: Option<RouteAnswer>,
+}
+
+/// What a route answers itself, without an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAnswer {
+    /// A redirect to the request's URL with these parts replaced.
+    Redirect(Redirect),
+    /// A fixed response.
+    Direct {
+        /// Status, 200 to 599.
+        status: u16,
+        /// Body.
+        body: String,
+        /// Its `Content-Type`.
+        content_type: String,
+    },
+}
+
+/// A redirect's target: each part `None` is taken from the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// `http` or `https`.
+    pub scheme: Option<String>,
+    /// Host (and port).
+    pub host: Option<String>,
+    /// How the path changes.
+    pub path: RedirectPath,
+    /// Whether the query is left out.
+    pub strip_query: bool,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+/// How a redirect's path is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectPath {
+    /// The request's path.
+    Same,
+    /// This path.
+    Replace(String),
+    /// The request's path with the route's `path_prefix` replaced by this.
+    Prefix(String),
 }
 
 /// Header operations, applied in this order: remove, set (replacing), add (beside what is there).

@@ -185,7 +185,9 @@ pub struct RawRoute {
     /// Headers that must be present (and equal `value` when given).
     #[serde(default)]
     pub headers: Vec<RawHeaderMatch>,
-    /// Name of the cluster that serves the route.
+    /// Name of the cluster that serves the route; empty when the route answers itself (`redirect`
+    /// or `direct`).
+    #[serde(default)]
     pub cluster: String,
     /// Protocols a client may switch to with `Upgrade` on this route; defaults to `["websocket"]`.
     pub upgrades: Option<Vec<String>>,
@@ -205,6 +207,42 @@ pub struct RawRoute {
     /// Headers set, added or removed on the response before it goes to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<RawHeaderOps>,
+    /// The route answers with a redirect instead of proxying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RawRedirect>,
+    /// The route answers with a fixed response instead of proxying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<RawDirect>,
+}
+
+/// `[routes.redirect]`: each part absent = as the request had it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedirect {
+    /// `http` or `https`.
+    pub scheme: Option<String>,
+    /// Host, with a port if needed.
+    pub host: Option<String>,
+    /// The whole path.
+    pub path: Option<String>,
+    /// Replaces the route's `path_prefix` at the start of the path.
+    pub path_prefix: Option<String>,
+    /// Leave the query out (default false: kept).
+    pub strip_query: Option<bool>,
+    /// 301 (default), 302, 303, 307 or 308.
+    pub status: Option<i64>,
+}
+
+/// `[routes.direct]`: a fixed response.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirect {
+    /// Status, 200 to 599.
+    pub status: Option<i64>,
+    /// Body (default empty).
+    pub body: Option<String>,
+    /// `Content-Type` of the body (default `text/plain; charset=utf-8`).
+    pub content_type: Option<String>,
 }
 
 /// `[routes.rewrite]`.

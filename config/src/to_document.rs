@@ -69,8 +69,9 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
         path_prefix: Some(r.path_prefix.clone()),
         methods: r.methods.clone(),
         headers,
-        cluster: clusters
-            .get(r.cluster)
+        cluster: r
+            .cluster
+            .and_then(|i| clusters.get(i))
             .map_or_else(String::new, |c| c.name.clone()),
         upgrades: Some(r.upgrades.clone()),
         max_request_body: r.max_request_body.and_then(int),
@@ -83,6 +84,38 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
         }),
         request_headers: header_ops(&r.request_headers),
         response_headers: header_ops(&r.response_headers),
+        redirect: match &r.answer {
+            Some(RouteAnswer::Redirect(d)) => Some(redirect(d)),
+            _ => None,
+        },
+        direct: match &r.answer {
+            Some(RouteAnswer::Direct {
+                status,
+                body,
+                content_type,
+            }) => Some(RawDirect {
+                status: int(*status),
+                body: Some(body.clone()),
+                content_type: Some(content_type.clone()),
+            }),
+            _ => None,
+        },
+    }
+}
+
+fn redirect(r: &Redirect) -> RawRedirect {
+    let (path, path_prefix) = match &r.path {
+        RedirectPath::Same => (None, None),
+        RedirectPath::Replace(p) => (Some(p.clone()), None),
+        RedirectPath::Prefix(p) => (None, Some(p.clone())),
+    };
+    RawRedirect {
+        scheme: r.scheme.clone(),
+        host: r.host.clone(),
+        path,
+        path_prefix,
+        strip_query: Some(r.strip_query),
+        status: int(r.status),
     }
 }
 
@@ -240,6 +273,9 @@ mod tests {
         [routes.request_headers]\nremove = [\"x-internal\"]\nset = { x-env = \"prod\" }\nadd = { x-a = \"1\" }\n\
         [routes.response_headers]\nset = { server = \"edge\" }\n\
         [[routes]]\ncluster = \"d\"\n\
+        [[routes]]\nhosts = [\"old.test\"]\n[routes.redirect]\nscheme = \"https\"\nhost = \"new.test\"\n\
+        path_prefix = \"/v2\"\nstrip_query = true\nstatus = 308\n\
+        [[routes]]\nhosts = [\"down.test\"]\n[routes.direct]\nstatus = 503\nbody = \"maintenance\"\n\
         [clusters.c]\nbalancing = \"adaptive\"\nhost_rewrite = \"api.internal\"\nslow_start = \"20s\"\n\
         failover_below = 80\npanic_threshold = 30\nzone_aware = true\nzone_spill_below = 40\n\
         self_registration = true\nhealth_threshold = 20\nremove_after = \"90s\"\n\

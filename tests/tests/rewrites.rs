@@ -136,3 +136,66 @@ set = { "transfer-encoding" = "chunked", "x-ok" = "a\u0000b" }
         assert!(err.iter().any(|l| l.starts_with(want)), "{want}: {err:#?}");
     }
 }
+
+#[tokio::test]
+async fn routes_answer_with_redirects_and_fixed_responses() {
+    let backend = echo().await;
+    let text = node_config(&format!(
+        r#"
+[[routes]]
+hosts = ["old.test"]
+[routes.redirect]
+scheme = "https"
+host = "new.test:8443"
+[[routes]]
+hosts = ["moved.test"]
+path_prefix = "/v1"
+[routes.redirect]
+path_prefix = "/v2"
+status = 308
+[[routes]]
+hosts = ["home.test"]
+[routes.redirect]
+path = "/welcome"
+strip_query = true
+status = 302
+[[routes]]
+hosts = ["down.test"]
+[routes.direct]
+status = 503
+body = "back at noon"
+[routes.response_headers]
+set = {{ retry-after = "3600" }}
+[[routes]]
+hosts = ["up.test"]
+cluster = "c"
+[clusters.c]
+{}
+"#,
+        endpoints("c", &[(&backend, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+
+    let resp = client.get("old.test", "/a/b?x=1").await;
+    assert_eq!(resp.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(resp.header("location"), "https://new.test:8443/a/b?x=1");
+    let resp = client.get("moved.test", "/v1/items?page=2").await;
+    assert_eq!(resp.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(resp.header("location"), "http://moved.test/v2/items?page=2");
+    let resp = client.get("home.test", "/anything?utm=x").await;
+    assert_eq!(resp.status, StatusCode::FOUND);
+    assert_eq!(resp.header("location"), "http://home.test/welcome");
+
+    let resp = client.get("down.test", "/").await;
+    assert_eq!(resp.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.body, "back at noon");
+    assert_eq!(resp.header("content-type"), "text/plain; charset=utf-8");
+    assert_eq!(resp.header("retry-after"), "3600");
+    assert!(
+        resp.headers.get("x-edgeplane-error").is_none(),
+        "an answer, not an error"
+    );
+
+    assert_eq!(backend.hits(), 0, "no route above asks an upstream");
+    assert_eq!(client.get("up.test", "/").await.status, StatusCode::OK);
+}

@@ -89,6 +89,14 @@ pub mod route {
     pub const PATH_PREFIX: &str = "/";
     /// `routes[i].upgrades`: the protocols a client may switch to with `Upgrade`.
     pub const UPGRADES: &[&str] = &["websocket"];
+    /// `routes[i].redirect.status`: moved permanently.
+    pub const REDIRECT_STATUS: u16 = 301;
+    /// `routes[i].redirect.strip_query`: the query is kept.
+    pub const REDIRECT_STRIP_QUERY: bool = false;
+    /// `routes[i].direct.status`: OK.
+    pub const DIRECT_STATUS: u16 = 200;
+    /// `routes[i].direct.content_type`: plain text.
+    pub const DIRECT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 }
 
 /// `[clusters.<name>]`: a cluster of upstream endpoints.

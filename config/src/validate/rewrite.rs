@@ -1,9 +1,10 @@
-//! Validation of what a route changes on the way: the path's prefix upstream and the header
-//! operations on the request and the response.
+//! Validation of what a route changes on the way (the path's prefix upstream, the header operations
+//! on the request and the response) and of what it answers itself (a redirect, a fixed response).
 
 use super::{is_token_byte, Validator};
-use crate::model::HeaderOps;
-use crate::raw::{RawHeaderOps, RawRewrite};
+use crate::model::defaults::route as d;
+use crate::model::{HeaderOps, Redirect, RedirectPath, RouteAnswer};
+use crate::raw::{RawDirect, RawHeaderOps, RawRedirect, RawRewrite, RawRoute};
 
 /// Headers no route may set, add or remove: hop-by-hop ones (the proxy owns each hop's) and the
 /// message's framing (the proxy frames what it sends).
@@ -97,5 +98,107 @@ impl Validator {
             return None;
         }
         Some(lower)
+    }
+}
+
+impl Validator {
+    /// A route's own answer (`redirect` or `direct`), if it has one; `path` is the route's.
+    pub(super) fn route_answer(&mut self, path: &str, raw: &RawRoute) -> Option<RouteAnswer> {
+        match (&raw.redirect, &raw.direct) {
+            (Some(_), Some(_)) => {
+                self.error(path, "set at most one of redirect, direct");
+                None
+            }
+            (Some(r), None) => Some(RouteAnswer::Redirect(self.redirect(path, r))),
+            (None, Some(d)) => Some(self.direct(path, d)),
+            (None, None) => None,
+        }
+    }
+
+    fn redirect(&mut self, path: &str, raw: &RawRedirect) -> Redirect {
+        let at = |key: &str| format!("{path}.redirect.{key}");
+        let scheme = raw.scheme.as_ref().map(|s| s.trim().to_ascii_lowercase());
+        if let Some(s) = &scheme {
+            if s != "http" && s != "https" {
+                self.error(at("scheme"), format!("expected http or https, not {s:?}"));
+            }
+        }
+        if let Some(h) = &raw.host {
+            let bad = h.is_empty()
+                || h.bytes()
+                    .any(|b| b <= b' ' || b == 0x7f || b"/?#@\\".contains(&b));
+            if bad {
+                self.error(at("host"), format!("not a host[:port]: {h:?}"));
+            }
+        }
+        let path_part = match (&raw.path, &raw.path_prefix) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    format!("{path}.redirect"),
+                    "set at most one of path, path_prefix",
+                );
+                RedirectPath::Same
+            }
+            (Some(p), None) => {
+                self.redirect_path(&at("path"), p);
+                RedirectPath::Replace(p.clone())
+            }
+            (None, Some(p)) => {
+                self.redirect_path(&at("path_prefix"), p);
+                RedirectPath::Prefix(p.clone())
+            }
+            (None, None) => RedirectPath::Same,
+        };
+        let status = raw.status.unwrap_or(i64::from(d::REDIRECT_STATUS));
+        if ![301, 302, 303, 307, 308].contains(&status) {
+            self.error(
+                at("status"),
+                format!("{status} is not 301, 302, 303, 307 or 308"),
+            );
+        }
+        Redirect {
+            scheme,
+            host: raw.host.clone(),
+            path: path_part,
+            strip_query: raw.strip_query.unwrap_or(d::REDIRECT_STRIP_QUERY),
+            status: u16::try_from(status).unwrap_or(d::REDIRECT_STATUS),
+        }
+    }
+
+    fn redirect_path(&mut self, at: &str, p: &str) {
+        if !p.starts_with('/') || p.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') {
+            self.error(
+                at,
+                format!("must start with '/' and hold no spaces, controls or '#': {p:?}"),
+            );
+        }
+    }
+
+    fn direct(&mut self, path: &str, raw: &RawDirect) -> RouteAnswer {
+        let status = raw.status.unwrap_or(i64::from(d::DIRECT_STATUS));
+        if !(200..=599).contains(&status) {
+            self.error(
+                format!("{path}.direct.status"),
+                format!("{status} is out of range 200..=599"),
+            );
+        }
+        let content_type = raw
+            .content_type
+            .clone()
+            .unwrap_or_else(|| d::DIRECT_CONTENT_TYPE.to_string());
+        if content_type
+            .bytes()
+            .any(|b| (b < b' ' && b != b'\t') || b == 0x7f)
+        {
+            self.error(
+                format!("{path}.direct.content_type"),
+                "header value holds control characters",
+            );
+        }
+        RouteAnswer::Direct {
+            status: u16::try_from(status).unwrap_or(d::DIRECT_STATUS),
+            body: raw.body.clone().unwrap_or_default(),
+            content_type,
+        }
     }
 }

@@ -85,15 +85,33 @@ impl Validator {
                 value: h.value.clone(),
             });
         }
-        let cluster = match clusters.iter().position(|c| c.name == raw.cluster) {
-            Some(index) => index,
-            None => {
+        let answer = self.route_answer(&path, raw);
+        let cluster = match (raw.cluster.is_empty(), &answer) {
+            (true, Some(_)) => None,
+            (false, Some(_)) => {
                 self.error(
                     format!("{path}.cluster"),
-                    format!("unknown cluster {:?}", raw.cluster),
+                    "a route that answers itself (redirect, direct) has no cluster",
                 );
-                0
+                None
             }
+            (true, None) => {
+                self.error(
+                    format!("{path}.cluster"),
+                    "required (or a redirect or direct answer)",
+                );
+                None
+            }
+            (false, None) => match clusters.iter().position(|c| c.name == raw.cluster) {
+                Some(index) => Some(index),
+                None => {
+                    self.error(
+                        format!("{path}.cluster"),
+                        format!("unknown cluster {:?}", raw.cluster),
+                    );
+                    None
+                }
+            },
         };
         let upgrades = match &raw.upgrades {
             None => d::UPGRADES.iter().map(|u| u.to_string()).collect(),
@@ -161,6 +179,7 @@ impl Validator {
             path_rewrite,
             request_headers,
             response_headers,
+            answer,
         }
     }
 }

@@ -443,3 +443,42 @@ fn route_rewrites_are_checked_with_paths() {
         assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
     }
 }
+
+#[test]
+fn routes_that_answer_themselves_are_checked_with_paths() {
+    let ok = MINIMAL.replace(
+        "[[routes]]\ncluster = \"api\"\n",
+        "[[routes]]\ncluster = \"api\"\n[[routes]]\nhosts = [\"old.test\"]\n[routes.redirect]\nscheme = \"https\"\n\
+         [[routes]]\nhosts = [\"down.test\"]\n[routes.direct]\nstatus = 503\nbody = \"back soon\"\n",
+    );
+    let routing = from_toml(&ok).unwrap().routing;
+    assert_eq!(routing.routes[0].cluster, Some(0));
+    assert_eq!(routing.routes[1].cluster, None);
+    assert!(matches!(
+        &routing.routes[1].answer,
+        Some(crate::model::RouteAnswer::Redirect(r)) if r.status == 301 && r.scheme.as_deref() == Some("https")
+    ));
+    assert!(matches!(
+        &routing.routes[2].answer,
+        Some(crate::model::RouteAnswer::Direct { status: 503, body, .. }) if body == "back soon"
+    ));
+
+    let e = errors(&MINIMAL.replace(
+        "[[routes]]\ncluster = \"api\"\n",
+        "[[routes]]\ncluster = \"api\"\n[routes.direct]\n\
+         [[routes]]\n[routes.redirect]\nscheme = \"ftp\"\nhost = \"a/b\"\npath = \"x\"\npath_prefix = \"/y\"\nstatus = 200\n\
+         [[routes]]\n[routes.direct]\nstatus = 99\n[routes.redirect]\n\
+         [[routes]]\nhosts = [\"none.test\"]\n",
+    ));
+    for w in [
+        "routes[0].cluster: a route that answers itself",
+        "routes[1].redirect.scheme: expected http or https",
+        "routes[1].redirect.host: not a host[:port]",
+        "routes[1].redirect: set at most one of path, path_prefix",
+        "routes[1].redirect.status: 200 is not 301",
+        "routes[2]: set at most one of redirect, direct",
+        "routes[3].cluster: required",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}

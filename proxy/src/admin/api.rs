@@ -258,7 +258,7 @@ fn explain(ctx: &AdminContext, query: &str) -> Resp {
         .collect();
     let (route, cluster) = match ex.route {
         Some(r) => {
-            let c = snap.clusters.get(r.cluster);
+            let c = r.cluster.and_then(|i| snap.clusters.get(i));
             (
                 Value::from(&*r.name),
                 c.map_or(Value::Null, |c| {

@@ -7,6 +7,7 @@ use crate::downstream::lifecycle::ConnHold;
 use crate::error::ProxyError;
 use crate::request::access_log::AccessEntry;
 use crate::request::added_headers::AddedHeaders;
+use crate::request::answer::answer;
 use crate::request::attempts::{Attempts, Prepared, Routed};
 use crate::request::body::ProxyBody;
 use crate::request::headers;
@@ -83,7 +84,10 @@ async fn forward(
         timeouts,
         limits,
         tls,
-    } = dispatch(shared, conn, &mut req, n, metrics)?;
+    } = match dispatch(shared, conn, &mut req, n, metrics)? {
+        Dispatched::Upstream(d) => d,
+        Dispatched::Answered(resp) => return Ok(resp),
+    };
     let settings = send::Settings {
         timeouts: &timeouts,
         limits: &limits,
@@ -121,6 +125,16 @@ async fn forward(
     }
 }
 
+/// What routing decided: the request goes upstream, or its route answered it.
+// The large variant is the common one: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Dispatched<'a> {
+    /// Ready for its tries.
+    Upstream(Dispatch<'a>),
+    /// The route's own answer (a redirect, a fixed response).
+    Answered(Response<ProxyBody>),
+}
+
 /// What routing decided for a request, ready for its tries.
 struct Dispatch<'a> {
     attempts: Attempts<'a>,
@@ -147,17 +161,18 @@ fn dispatch<'a>(
     req: &mut Request<Incoming>,
     n: u64,
     metrics: &mut Option<Arc<RouteMetrics>>,
-) -> Result<Dispatch<'a>, ProxyError> {
+) -> Result<Dispatched<'a>, ProxyError> {
     let snapshot = shared.tables.guard();
     let route = find_route(&snapshot, req)?;
     *metrics = snapshot.route_metrics.get(route.index()).cloned();
-    let cluster = snapshot
-        .clusters
-        .get(route.cluster)
-        .ok_or(ProxyError::NoRoute)?;
+    if let Some(own) = &route.answer {
+        return answer(own, route, req, conn).map(Dispatched::Answered);
+    }
+    let index = route.cluster.ok_or(ProxyError::NoRoute)?;
+    let cluster = snapshot.clusters.get(index).ok_or(ProxyError::NoRoute)?;
     let locator = Locator {
         generation: snapshot.generation,
-        index: route.cluster,
+        index,
         name_hash: cluster.name_hash,
     };
     if let Some(max) = route.max_request_body {
@@ -175,7 +190,7 @@ fn dispatch<'a>(
         .then(|| (hyper::upgrade::on(&mut *req), conn.hold.clone()));
     let timeouts = route.timeouts.over(cluster.timeouts);
     let max_body = route.max_request_body;
-    Ok(Dispatch {
+    Ok(Dispatched::Upstream(Dispatch {
         attempts: Attempts::new(shared, routed, cluster.retry, &timeouts, max_body),
         in_flight: admit(cluster, endpoint)?,
         added,
@@ -185,7 +200,7 @@ fn dispatch<'a>(
         timeouts,
         limits: cluster.limits,
         tls: cluster.tls.clone(),
-    })
+    }))
 }
 
 /// The route matching the request's host, path, method and headers.

@@ -7,6 +7,7 @@
 
 pub(crate) mod access_log;
 pub(crate) mod added_headers;
+pub(crate) mod answer;
 pub(crate) mod attempts;
 pub(crate) mod body;
 pub(crate) mod forward;

@@ -198,7 +198,8 @@ impl Snapshot {
         let mut kept_metrics: HashMap<(&str, &str), &Arc<RouteMetrics>> = HashMap::new();
         if let Some(prev) = previous {
             for r in prev.router.routes() {
-                let cluster = prev.clusters.get(r.cluster).map_or("", |c| &*c.name);
+                let cluster = r.cluster.and_then(|i| prev.clusters.get(i));
+                let cluster = cluster.map_or("", |c| &*c.name);
                 if let Some(m) = prev.route_metrics.get(r.index()) {
                     kept_metrics.insert((&r.name, cluster), m);
                 }
@@ -208,7 +209,8 @@ impl Snapshot {
             .routes
             .iter()
             .map(|r| {
-                let cluster = routing.clusters.get(r.cluster).map_or("", |c| &c.name);
+                let cluster = r.cluster.and_then(|i| routing.clusters.get(i));
+                let cluster = cluster.map_or("", |c| &c.name);
                 match kept_metrics.get(&(r.name.as_str(), cluster)) {
                     Some(&m) => m.clone(),
                     None => Arc::new(RouteMetrics::new(telemetry.as_deref(), &r.name, cluster)),

@@ -18,8 +18,8 @@ use std::sync::Arc;
 pub struct Route {
     /// Route name (logs, metrics).
     pub(crate) name: Arc<str>,
-    /// Index of the cluster in the snapshot.
-    pub(crate) cluster: usize,
+    /// Index of the cluster in the snapshot; `None` for a route that answers itself.
+    pub(crate) cluster: Option<usize>,
     path_prefix: Box<str>,
     methods: Box<[Method]>,
     headers: Box<[(HeaderName, Option<HeaderValue>)]>,
@@ -35,6 +35,8 @@ pub struct Route {
     pub(crate) request_headers: HeaderOps,
     /// Header operations on the response (shared with the requests in flight that need them).
     pub(crate) response_headers: Option<Arc<HeaderOps>>,
+    /// The route's own answer, instead of a cluster's.
+    pub(crate) answer: Option<RouteAnswer>,
 }
 
 impl Route {
@@ -166,6 +168,12 @@ impl Router {
                         HeaderOps::compile(&r.response_headers).map_err(err)?,
                     )),
                 },
+                answer: r
+                    .answer
+                    .as_ref()
+                    .map(RouteAnswer::compile)
+                    .transpose()
+                    .map_err(err)?,
             });
             if r.hosts.is_empty() {
                 router.any.push(index);
@@ -270,7 +278,7 @@ pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str
 mod actions;
 mod explain;
 
-pub(crate) use actions::replace_prefix;
 pub use actions::HeaderOps;
+pub(crate) use actions::{replace_prefix, RouteAnswer};
 #[cfg(test)]
 mod tests;

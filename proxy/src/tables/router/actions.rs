@@ -1,9 +1,63 @@
 //! What a route changes on the way, compiled when the snapshot is built: header operations on the
-//! request and the response, and the path prefix the upstream sees. Applying them allocates nothing
-//! but what a header map needs for a new entry; a route without operations costs one branch.
+//! request and the response, and the path prefix the upstream sees; and what a route answers itself
+//! (a redirect, a fixed response). Applying operations allocates nothing but what a header map needs
+//! for a new entry; a route without operations costs one branch.
 
+use bytes::Bytes;
 use edgeplane_config::model;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+/// A route's own answer, compiled.
+#[derive(Debug)]
+pub(crate) enum RouteAnswer {
+    /// A redirect to the request's URL with some parts replaced.
+    Redirect {
+        /// 301, 302, 303, 307 or 308.
+        status: StatusCode,
+        /// The scheme, else the request's.
+        scheme: Option<Box<str>>,
+        /// The host (and port), else the request's.
+        host: Option<Box<str>>,
+        /// How the path is made.
+        path: model::RedirectPath,
+        /// Whether the query is left out.
+        strip_query: bool,
+    },
+    /// A fixed response.
+    Direct {
+        /// Its status.
+        status: StatusCode,
+        /// Its body.
+        body: Bytes,
+        /// Its `Content-Type`.
+        content_type: HeaderValue,
+    },
+}
+
+impl RouteAnswer {
+    /// Compiles a validated answer (an error only for data validation would have refused).
+    pub(crate) fn compile(answer: &model::RouteAnswer) -> Result<RouteAnswer, String> {
+        let status = |s: u16| StatusCode::from_u16(s).map_err(|e| e.to_string());
+        Ok(match answer {
+            model::RouteAnswer::Redirect(r) => RouteAnswer::Redirect {
+                status: status(r.status)?,
+                scheme: r.scheme.as_deref().map(Into::into),
+                host: r.host.as_deref().map(Into::into),
+                path: r.path.clone(),
+                strip_query: r.strip_query,
+            },
+            model::RouteAnswer::Direct {
+                status: s,
+                body,
+                content_type,
+            } => RouteAnswer::Direct {
+                status: status(*s)?,
+                body: Bytes::from(body.clone()),
+                content_type: HeaderValue::from_str(content_type).map_err(|e| e.to_string())?,
+            },
+        })
+    }
+}
 
 /// Header operations: remove, then set (replacing), then add (beside what is there).
 #[derive(Debug, Default)]

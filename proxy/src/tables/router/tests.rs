@@ -14,13 +14,14 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         path_prefix: prefix.into(),
         methods: vec![],
         headers: vec![],
-        cluster,
+        cluster: Some(cluster),
         upgrades: vec!["websocket".into()],
         max_request_body: None,
         timeouts: Default::default(),
         path_rewrite: None,
         request_headers: Default::default(),
         response_headers: Default::default(),
+        answer: None,
     }
 }
 
