@@ -24,7 +24,7 @@ mod validate;
 pub use error::{ConfigError, FieldError};
 pub use hash::ContentHash;
 pub use model::{Config, Routing};
-pub use validate::{validate, validate_document};
+pub use validate::{compile_regex, validate, validate_document, REGEX_SIZE_LIMIT};
 
 use std::path::Path;
 

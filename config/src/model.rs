@@ -204,8 +204,8 @@ pub struct Route {
     pub max_request_body: Option<u64>,
     /// Timeouts overriding the cluster's for this route's requests.
     pub timeouts: RouteTimeouts,
-    /// What replaces `path_prefix` at the start of the path upstream; `None` = the path as sent.
-    pub path_rewrite: Option<String>,
+    /// How the path changes upstream; `None` = as sent.
+    pub path_rewrite: Option<PathRewrite>,
     /// Header operations on the request, before it goes upstream.
     pub request_headers: HeaderOps,
     /// Header operations on the response, before it goes to the client.
@@ -254,6 +254,20 @@ pub enum RedirectPath {
     Replace(String),
     /// The request's path with the route's `path_prefix` replaced by this.
     Prefix(String),
+}
+
+/// How a route changes the path upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRewrite {
+    /// The route's `path_prefix` replaced by this.
+    Prefix(String),
+    /// Every match of `pattern` (a regular expression, validated) replaced by `replacement`.
+    Regex {
+        /// The expression.
+        pattern: String,
+        /// The replacement (`$1`, `${name}` for groups).
+        replacement: String,
+    },
 }
 
 /// Header operations, applied in this order: remove, set (replacing), add (beside what is there).

@@ -251,6 +251,12 @@ pub struct RawDirect {
 pub struct RawRewrite {
     /// Replaces the route's `path_prefix` at the start of the path (`"/"` strips it).
     pub path_prefix: Option<String>,
+    /// A regular expression matched against the path (without the query), with `replacement`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// What a `regex` match is replaced with (`$1`, `${name}` for its groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
 }
 
 /// `[routes.request_headers]` / `[routes.response_headers]`: applied in the order remove, set, add.

@@ -79,8 +79,19 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             response_header: r.timeouts.response_header.map(text),
             total: r.timeouts.total.map(text),
         }),
-        rewrite: r.path_rewrite.as_ref().map(|p| RawRewrite {
-            path_prefix: Some(p.clone()),
+        rewrite: r.path_rewrite.as_ref().map(|p| match p {
+            PathRewrite::Prefix(prefix) => RawRewrite {
+                path_prefix: Some(prefix.clone()),
+                ..RawRewrite::default()
+            },
+            PathRewrite::Regex {
+                pattern,
+                replacement,
+            } => RawRewrite {
+                regex: Some(pattern.clone()),
+                replacement: Some(replacement.clone()),
+                ..RawRewrite::default()
+            },
         }),
         request_headers: header_ops(&r.request_headers),
         response_headers: header_ops(&r.response_headers),
@@ -272,7 +283,7 @@ mod tests {
         [routes.rewrite]\npath_prefix = \"/v2/\"\n\
         [routes.request_headers]\nremove = [\"x-internal\"]\nset = { x-env = \"prod\" }\nadd = { x-a = \"1\" }\n\
         [routes.response_headers]\nset = { server = \"edge\" }\n\
-        [[routes]]\ncluster = \"d\"\n\
+        [[routes]]\ncluster = \"d\"\n[routes.rewrite]\nregex = \"^/u/(?P<id>[0-9]+)$\"\nreplacement = \"/users/${id}\"\n\
         [[routes]]\nhosts = [\"old.test\"]\n[routes.redirect]\nscheme = \"https\"\nhost = \"new.test\"\n\
         path_prefix = \"/v2\"\nstrip_query = true\nstatus = 308\n\
         [[routes]]\nhosts = [\"down.test\"]\n[routes.direct]\nstatus = 503\nbody = \"maintenance\"\n\

@@ -199,6 +199,8 @@ mod cluster;
 mod node;
 mod resilience;
 mod rewrite;
+
+pub use rewrite::{compile_regex, REGEX_SIZE_LIMIT};
 mod route;
 #[cfg(test)]
 mod tests;

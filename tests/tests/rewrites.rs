@@ -60,6 +60,12 @@ cluster = "c"
 [routes.rewrite]
 path_prefix = "/internal/v2/"
 [[routes]]
+hosts = ["re.test"]
+cluster = "c"
+[routes.rewrite]
+regex = "^/u/(?P<id>[0-9]+)$"
+replacement = "/users/${{id}}/profile"
+[[routes]]
 hosts = ["plain.test"]
 cluster = "c"
 [clusters.c]
@@ -106,6 +112,15 @@ cluster = "c"
     assert_eq!(resp.body.lines().next(), Some("/internal/v2/orders/7"));
     let resp = client.get("api.test", "/api").await;
     assert_eq!(resp.body.lines().next(), Some("/"));
+
+    // A regular expression's match replaced, the query kept; no match, no change.
+    let resp = client.get("re.test", "/u/42?tab=posts").await;
+    assert_eq!(
+        resp.body.lines().next(),
+        Some("/users/42/profile?tab=posts")
+    );
+    let resp = client.get("re.test", "/u/me").await;
+    assert_eq!(resp.body.lines().next(), Some("/u/me"));
 
     // A route without operations changes nothing.
     let resp = client.get("plain.test", "/api/users").await;

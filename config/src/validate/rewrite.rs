@@ -3,7 +3,7 @@
 
 use super::{is_token_byte, Validator};
 use crate::model::defaults::route as d;
-use crate::model::{HeaderOps, Redirect, RedirectPath, RouteAnswer};
+use crate::model::{HeaderOps, PathRewrite, Redirect, RedirectPath, RouteAnswer};
 use crate::raw::{RawDirect, RawHeaderOps, RawRedirect, RawRewrite, RawRoute};
 
 /// Headers no route may set, add or remove: hop-by-hop ones (the proxy owns each hop's) and the
@@ -28,22 +28,61 @@ pub(super) enum Side {
 }
 
 impl Validator {
-    /// The path prefix a route's requests get upstream in place of its `path_prefix`.
-    pub(super) fn path_rewrite(&mut self, path: &str, raw: Option<&RawRewrite>) -> Option<String> {
-        let prefix = raw?.path_prefix.clone()?;
-        let path = format!("{path}.rewrite.path_prefix");
+    /// How a route's requests' path changes upstream: its prefix replaced, or a regular expression's
+    /// matches replaced.
+    pub(super) fn path_rewrite(
+        &mut self,
+        path: &str,
+        raw: Option<&RawRewrite>,
+    ) -> Option<PathRewrite> {
+        let raw = raw?;
+        match (&raw.path_prefix, &raw.regex, &raw.replacement) {
+            (Some(_), Some(_), _) => {
+                self.error(
+                    format!("{path}.rewrite"),
+                    "set at most one of path_prefix, regex",
+                );
+                None
+            }
+            (Some(prefix), None, _) => {
+                let at = format!("{path}.rewrite.path_prefix");
+                self.rewritten_path(&at, prefix);
+                Some(PathRewrite::Prefix(prefix.clone()))
+            }
+            (None, Some(pattern), replacement) => {
+                let at = format!("{path}.rewrite.regex");
+                if let Err(e) = compile_regex(pattern) {
+                    self.error(at, e);
+                }
+                let Some(replacement) = replacement else {
+                    self.error(format!("{path}.rewrite.replacement"), "required with regex");
+                    return None;
+                };
+                Some(PathRewrite::Regex {
+                    pattern: pattern.clone(),
+                    replacement: replacement.clone(),
+                })
+            }
+            (None, None, Some(_)) => {
+                self.error(format!("{path}.rewrite.replacement"), "only with regex");
+                None
+            }
+            (None, None, None) => None,
+        }
+    }
+
+    fn rewritten_path(&mut self, at: &str, prefix: &str) {
         if !prefix.starts_with('/') {
-            self.error(path, format!("must start with '/': {prefix:?}"));
+            self.error(at, format!("must start with '/': {prefix:?}"));
         } else if prefix
             .bytes()
             .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
         {
             self.error(
-                path,
+                at,
                 format!("must not hold spaces, controls, '?' or '#': {prefix:?}"),
             );
         }
-        Some(prefix)
     }
 
     /// A route's header operations on one side (`path`: e.g. `routes[0].request_headers`).
@@ -201,4 +240,16 @@ impl Validator {
             content_type,
         }
     }
+}
+
+/// Longest compiled form a route's regular expression may take (a pushed routing must not make a node
+/// spend much memory or time compiling it).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A route's regular expression as every node compiles it: linear-time matching, bounded size.
+pub fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("invalid regular expression: {e}"))
 }

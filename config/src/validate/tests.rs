@@ -420,7 +420,10 @@ fn route_rewrites_are_checked_with_paths() {
          [routes.response_headers]\nadd = { server = \"edge\" }\n",
     );
     let r = &from_toml(&ok).unwrap().routing.routes[0];
-    assert_eq!(r.path_rewrite.as_deref(), Some("/"));
+    assert_eq!(
+        r.path_rewrite,
+        Some(crate::model::PathRewrite::Prefix("/".into()))
+    );
     assert_eq!(r.request_headers.remove, ["x-internal"]);
     assert_eq!(r.request_headers.set, [("x-env".into(), "prod".into())]);
     assert_eq!(r.response_headers.add, [("server".into(), "edge".into())]);
@@ -480,5 +483,49 @@ fn routes_that_answer_themselves_are_checked_with_paths() {
         "routes[3].cluster: required",
     ] {
         assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}
+
+#[test]
+fn regex_rewrites_compile_or_are_rejected_with_paths() {
+    let ok = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\n[routes.rewrite]\nregex = \"^/old/(.*)$\"\nreplacement = \"/new/$1\"\n",
+    );
+    let r = &from_toml(&ok).unwrap().routing.routes[0];
+    assert!(
+        matches!(&r.path_rewrite, Some(crate::model::PathRewrite::Regex { replacement, .. }) if replacement == "/new/$1")
+    );
+    for (rewrite, want) in [
+        (
+            "regex = \"(unclosed\"\nreplacement = \"/\"",
+            "routes[0].rewrite.regex: invalid regular expression",
+        ),
+        (
+            "regex = \"^/a\"",
+            "routes[0].rewrite.replacement: required with regex",
+        ),
+        (
+            "replacement = \"/b\"",
+            "routes[0].rewrite.replacement: only with regex",
+        ),
+        (
+            "regex = \"^/a\"\nreplacement = \"/b\"\npath_prefix = \"/\"",
+            "routes[0].rewrite: set at most one of path_prefix, regex",
+        ),
+        // Bounded: a pushed expression cannot make every node compile something huge.
+        (
+            "regex = \"(\\\\w{100}){100}\"\nreplacement = \"/\"",
+            "routes[0].rewrite.regex: invalid regular expression",
+        ),
+    ] {
+        let e = errors(&MINIMAL.replace(
+            "cluster = \"api\"\n",
+            &format!("cluster = \"api\"\n[routes.rewrite]\n{rewrite}\n"),
+        ));
+        assert!(
+            e.iter().any(|l| l.contains(want)),
+            "{want} missing from {e:#?}"
+        );
     }
 }

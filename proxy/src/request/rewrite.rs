@@ -9,7 +9,7 @@ use crate::request::added_headers::AddedHeaders;
 use crate::request::headers;
 use crate::request::shared::ConnInfo;
 use crate::request::shared::Shared;
-use crate::tables::router::{replace_prefix, Route};
+use crate::tables::router::Route;
 use http::uri::{PathAndQuery, Uri};
 use http::{header, HeaderValue, Request, Version};
 use hyper::body::Incoming;
@@ -48,9 +48,9 @@ pub(crate) fn rewrite_request<'a>(
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(pq);
     }
-    if let Some(to) = route.path_rewrite.as_deref() {
+    if let Some(rewrite) = &route.path_rewrite {
         let uri = req.uri();
-        let path = replace_prefix(uri.path(), uri.query(), route.path_prefix(), to);
+        let path = rewrite.apply(uri.path(), uri.query(), route.path_prefix());
         *req.uri_mut() = Uri::try_from(path).map_err(|_| ProxyError::BadRequest("invalid path"))?;
     }
     *req.version_mut() = Version::HTTP_11;

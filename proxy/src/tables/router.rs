@@ -29,8 +29,8 @@ pub struct Route {
     pub(crate) max_request_body: Option<u64>,
     /// Timeouts overriding the cluster's.
     pub(crate) timeouts: model::RouteTimeouts,
-    /// What replaces `path_prefix` upstream.
-    pub(crate) path_rewrite: Option<Box<str>>,
+    /// How the path changes upstream.
+    pub(crate) path_rewrite: Option<PathRewrite>,
     /// Header operations on the request.
     pub(crate) request_headers: HeaderOps,
     /// Header operations on the response (shared with the requests in flight that need them).
@@ -160,7 +160,12 @@ impl Router {
                 order,
                 max_request_body: r.max_request_body,
                 timeouts: r.timeouts,
-                path_rewrite: r.path_rewrite.as_deref().map(Into::into),
+                path_rewrite: r
+                    .path_rewrite
+                    .as_ref()
+                    .map(PathRewrite::compile)
+                    .transpose()
+                    .map_err(err)?,
                 request_headers: HeaderOps::compile(&r.request_headers).map_err(err)?,
                 response_headers: match r.response_headers.is_empty() {
                     true => None,
@@ -279,6 +284,6 @@ mod actions;
 mod explain;
 
 pub use actions::HeaderOps;
-pub(crate) use actions::{replace_prefix, RouteAnswer};
+pub(crate) use actions::{replace_prefix, PathRewrite, RouteAnswer};
 #[cfg(test)]
 mod tests;

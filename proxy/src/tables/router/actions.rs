@@ -7,6 +7,47 @@ use bytes::Bytes;
 use edgeplane_config::model;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+/// How a route changes the path upstream, compiled.
+#[derive(Debug)]
+pub(crate) enum PathRewrite {
+    /// The route's `path_prefix` replaced by this.
+    Prefix(Box<str>),
+    /// Every match of the expression replaced (`$1`, `${name}` for groups).
+    Regex(regex::Regex, Box<str>),
+}
+
+impl PathRewrite {
+    /// Compiles a validated rewrite (an error only for data validation would have refused).
+    pub(crate) fn compile(rewrite: &model::PathRewrite) -> Result<PathRewrite, String> {
+        Ok(match rewrite {
+            model::PathRewrite::Prefix(p) => PathRewrite::Prefix(p.as_str().into()),
+            model::PathRewrite::Regex {
+                pattern,
+                replacement,
+            } => PathRewrite::Regex(
+                edgeplane_config::compile_regex(pattern)?,
+                replacement.as_str().into(),
+            ),
+        })
+    }
+
+    /// The origin-form target upstream for `path` and `query` on a route with `prefix`: always
+    /// starting with `/`.
+    pub(crate) fn apply(&self, path: &str, query: Option<&str>, prefix: &str) -> String {
+        match self {
+            PathRewrite::Prefix(to) => replace_prefix(path, query, prefix, to),
+            PathRewrite::Regex(re, to) => {
+                let new = re.replace_all(path, &**to);
+                let slash = if new.starts_with('/') { "" } else { "/" };
+                match query {
+                    Some(q) => format!("{slash}{new}?{q}"),
+                    None => format!("{slash}{new}"),
+                }
+            }
+        }
+    }
+}
+
 /// A route's own answer, compiled.
 #[derive(Debug)]
 pub(crate) enum RouteAnswer {
@@ -149,6 +190,32 @@ mod tests {
         assert_eq!(r("/apix", "/api", "/v2"), "/v2x");
         assert_eq!(r("/x", "/", "/base/"), "/base/x");
         assert_eq!(replace_prefix("/api/a", Some("q=1"), "/api", "/"), "/a?q=1");
+    }
+
+    #[test]
+    fn regex_rewrites_replace_every_match_and_keep_the_query() {
+        let rw = PathRewrite::compile(&model::PathRewrite::Regex {
+            pattern: "^/u/(?P<id>[0-9]+)/(.*)$".into(),
+            replacement: "/users/${id}/$2".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            rw.apply("/u/42/posts", Some("a=1"), "/"),
+            "/users/42/posts?a=1"
+        );
+        assert_eq!(rw.apply("/x", None, "/"), "/x", "no match: unchanged");
+        let all = PathRewrite::compile(&model::PathRewrite::Regex {
+            pattern: "-".into(),
+            replacement: "_".into(),
+        })
+        .unwrap();
+        assert_eq!(all.apply("/a-b-c", None, "/"), "/a_b_c");
+        let strip = PathRewrite::compile(&model::PathRewrite::Regex {
+            pattern: "^/api".into(),
+            replacement: "".into(),
+        })
+        .unwrap();
+        assert_eq!(strip.apply("/api", None, "/"), "/", "never an empty target");
     }
 
     #[test]
