@@ -206,6 +206,8 @@ pub struct Route {
     pub timeouts: RouteTimeouts,
     /// How the path changes upstream; `None` = as sent.
     pub path_rewrite: Option<PathRewrite>,
+    /// Whether `Location` headers naming the upstream are rewritten to name the client's origin.
+    pub rewrite_location: bool,
     /// Header operations on the request, before it goes upstream.
     pub request_headers: HeaderOps,
     /// Header operations on the response, before it goes to the client.

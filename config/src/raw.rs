@@ -257,6 +257,10 @@ pub struct RawRewrite {
     /// What a `regex` match is replaced with (`$1`, `${name}` for its groups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
+    /// Rewrite the `Location` of the upstream's responses that point at the upstream itself to
+    /// point at the client's origin (and prefix), as nginx's `proxy_redirect default` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<bool>,
 }
 
 /// `[routes.request_headers]` / `[routes.response_headers]`: applied in the order remove, set, add.

@@ -79,20 +79,7 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             response_header: r.timeouts.response_header.map(text),
             total: r.timeouts.total.map(text),
         }),
-        rewrite: r.path_rewrite.as_ref().map(|p| match p {
-            PathRewrite::Prefix(prefix) => RawRewrite {
-                path_prefix: Some(prefix.clone()),
-                ..RawRewrite::default()
-            },
-            PathRewrite::Regex {
-                pattern,
-                replacement,
-            } => RawRewrite {
-                regex: Some(pattern.clone()),
-                replacement: Some(replacement.clone()),
-                ..RawRewrite::default()
-            },
-        }),
+        rewrite: rewrite(r),
         request_headers: header_ops(&r.request_headers),
         response_headers: header_ops(&r.response_headers),
         redirect: match &r.answer {
@@ -112,6 +99,26 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             _ => None,
         },
     }
+}
+
+fn rewrite(r: &Route) -> Option<RawRewrite> {
+    let mut raw = RawRewrite {
+        location: r.rewrite_location.then_some(true),
+        ..RawRewrite::default()
+    };
+    match &r.path_rewrite {
+        Some(PathRewrite::Prefix(prefix)) => raw.path_prefix = Some(prefix.clone()),
+        Some(PathRewrite::Regex {
+            pattern,
+            replacement,
+        }) => {
+            raw.regex = Some(pattern.clone());
+            raw.replacement = Some(replacement.clone());
+        }
+        None if !r.rewrite_location => return None,
+        None => {}
+    }
+    Some(raw)
 }
 
 fn redirect(r: &Redirect) -> RawRedirect {
@@ -280,7 +287,7 @@ mod tests {
         methods = [\"GET\"]\nheaders = [{ name = \"x-a\" }, { name = \"x-b\", value = \"1\" }]\n\
         cluster = \"c\"\nupgrades = [\"websocket\", \"h2c\"]\nmax_request_body = 1000\n\
         [routes.timeouts]\nresponse_header = \"2s\"\ntotal = \"9s\"\n\
-        [routes.rewrite]\npath_prefix = \"/v2/\"\n\
+        [routes.rewrite]\npath_prefix = \"/v2/\"\nlocation = true\n\
         [routes.request_headers]\nremove = [\"x-internal\"]\nset = { x-env = \"prod\" }\nadd = { x-a = \"1\" }\n\
         [routes.response_headers]\nset = { server = \"edge\" }\n\
         [[routes]]\ncluster = \"d\"\n[routes.rewrite]\nregex = \"^/u/(?P<id>[0-9]+)$\"\nreplacement = \"/users/${id}\"\n\

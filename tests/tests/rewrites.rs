@@ -214,3 +214,52 @@ cluster = "c"
     assert_eq!(backend.hits(), 0, "no route above asks an upstream");
     assert_eq!(client.get("up.test", "/").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_upstreams_own_redirects_are_rewritten_for_the_client() {
+    // An application that redirects to the Host it was sent, as many do behind a proxy.
+    let app = Backend::with("app", |req| async move {
+        let host = req.headers()["host"].to_str().unwrap().to_string();
+        let mut reply = text(StatusCode::FOUND, "");
+        let target = format!("http://{host}/login?next=%2F");
+        reply
+            .headers_mut()
+            .insert("location", target.parse().unwrap());
+        reply
+    })
+    .await;
+    let text = node_config(&format!(
+        r#"
+[[routes]]
+hosts = ["app.test"]
+path_prefix = "/app/"
+cluster = "c"
+[routes.rewrite]
+path_prefix = "/"
+location = true
+[[routes]]
+hosts = ["raw.test"]
+path_prefix = "/app/"
+cluster = "c"
+[routes.rewrite]
+path_prefix = "/"
+[clusters.c]
+host_rewrite = "backend.internal"
+{}
+"#,
+        endpoints("c", &[(&app, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let resp = client.get("app.test", "/app/home").await;
+    assert_eq!(resp.status, StatusCode::FOUND);
+    assert_eq!(
+        resp.header("location"),
+        "http://app.test/app/login?next=%2F"
+    );
+    // Without `location`, the upstream's own name leaks through, as before.
+    let resp = client.get("raw.test", "/app/home").await;
+    assert_eq!(
+        resp.header("location"),
+        "http://backend.internal/login?next=%2F"
+    );
+}

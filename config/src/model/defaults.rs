@@ -89,6 +89,8 @@ pub mod route {
     pub const PATH_PREFIX: &str = "/";
     /// `routes[i].upgrades`: the protocols a client may switch to with `Upgrade`.
     pub const UPGRADES: &[&str] = &["websocket"];
+    /// `routes[i].rewrite.location`: the upstream's `Location` headers pass unchanged.
+    pub const REWRITE_LOCATION: bool = false;
     /// `routes[i].redirect.status`: moved permanently.
     pub const REDIRECT_STATUS: u16 = 301;
     /// `routes[i].redirect.strip_query`: the query is kept.

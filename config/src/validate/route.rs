@@ -156,6 +156,11 @@ impl Validator {
             ),
         };
         let path_rewrite = self.path_rewrite(&path, raw.rewrite.as_ref());
+        let rewrite_location = raw
+            .rewrite
+            .as_ref()
+            .and_then(|r| r.location)
+            .unwrap_or(d::REWRITE_LOCATION);
         let request_headers = self.header_ops(
             &format!("{path}.request_headers"),
             raw.request_headers.as_ref(),
@@ -177,6 +182,7 @@ impl Validator {
             max_request_body,
             timeouts,
             path_rewrite,
+            rewrite_location,
             request_headers,
             response_headers,
             answer,

@@ -11,6 +11,7 @@ use crate::request::answer::answer;
 use crate::request::attempts::{Attempts, Prepared, Routed};
 use crate::request::body::ProxyBody;
 use crate::request::headers;
+use crate::request::location::LocationRewrite;
 use crate::request::next_try::Locator;
 use crate::request::respond::respond;
 use crate::request::rewrite::rewrite_request;
@@ -81,6 +82,7 @@ async fn forward(
         upgrade,
         downstream_upgrade,
         response_headers,
+        location,
         timeouts,
         limits,
         tls,
@@ -113,8 +115,9 @@ async fn forward(
                 Some(retry) => retry,
                 None => {
                     let settled = attempts.settle(answer, in_flight);
-                    let ops = response_headers.as_deref();
-                    return respond(settled, ops, upgrade.as_ref().zip(downstream_upgrade));
+                    let (ops, location) = (response_headers.as_deref(), location.as_deref());
+                    let up = upgrade.as_ref().zip(downstream_upgrade);
+                    return respond(settled, ops, location, up);
                 }
             },
             Err(failure) => attempts.after_failure(failure, upstream, &mut added)?,
@@ -146,6 +149,8 @@ struct Dispatch<'a> {
     downstream_upgrade: Option<(OnUpgrade, Arc<ConnHold>)>,
     /// The route's header operations on the response.
     response_headers: Option<Arc<HeaderOps>>,
+    /// The route's rewriting of the upstream's `Location` headers.
+    location: Option<Box<LocationRewrite>>,
     /// The cluster's settings the tries need (copied: the snapshot is released before the first
     /// await).
     timeouts: ClusterTimeouts,
@@ -184,6 +189,7 @@ fn dispatch<'a>(
     let (endpoint, routed) = pick(cluster, req, conn, locator)?;
     tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
     let host_rewrite = cluster.host_rewrite.as_ref();
+    let location = LocationRewrite::of(route, req, &conn.proto, host_rewrite);
     let (added, upgrade) = rewrite_request(shared, conn, req, n, route, host_rewrite)?;
     let downstream_upgrade = upgrade
         .is_some()
@@ -197,6 +203,7 @@ fn dispatch<'a>(
         upgrade,
         downstream_upgrade,
         response_headers: route.response_headers.clone(),
+        location,
         timeouts,
         limits: cluster.limits,
         tls: cluster.tls.clone(),

@@ -12,6 +12,7 @@ pub(crate) mod attempts;
 pub(crate) mod body;
 pub(crate) mod forward;
 pub(crate) mod headers;
+pub(crate) mod location;
 pub(crate) mod next_try;
 pub(crate) mod request_body;
 pub(crate) mod respond;

@@ -7,6 +7,7 @@ use crate::error::ProxyError;
 use crate::request::attempts::{AffinityHeader, Settled};
 use crate::request::body::{ProxyBody, UpstreamBody};
 use crate::request::headers;
+use crate::request::location::LocationRewrite;
 use crate::request::send::Answer;
 use crate::tables::router::HeaderOps;
 use crate::upstream::h1::H1Body;
@@ -15,12 +16,13 @@ use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 
 /// The response to send downstream for a settled request: an upgraded tunnel, or the upstream's
-/// response streamed with the route's header operations (`ops`) applied. `downstream_upgrade`: the
+/// response streamed with the route's header operations (`ops`) and `Location` rewriting applied. `downstream_upgrade`: the
 /// protocol the request asked to switch to (allowed by its route), with the client connection's
 /// upgrade and its hold.
 pub(crate) fn respond(
     settled: Settled,
     ops: Option<&HeaderOps>,
+    location: Option<&LocationRewrite>,
     downstream_upgrade: Option<(&HeaderValue, (OnUpgrade, Arc<ConnHold>))>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Settled {
@@ -39,6 +41,9 @@ pub(crate) fn respond(
             }
             if let Some(ops) = ops {
                 ops.apply(resp.headers_mut());
+            }
+            if let Some(l) = location {
+                l.apply(resp.headers_mut(), in_flight.upstream().address);
             }
             let body = H1Body::new(sender, in_flight, head.framing, head.keep_alive);
             return Ok(resp.map(|()| ProxyBody::H1Client(body)));
@@ -69,6 +74,9 @@ pub(crate) fn respond(
     response_headers(resp.headers_mut(), affinity);
     if let Some(ops) = ops {
         ops.apply(resp.headers_mut());
+    }
+    if let Some(l) = location {
+        l.apply(resp.headers_mut(), in_flight.upstream().address);
     }
     Ok(resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight))))
 }

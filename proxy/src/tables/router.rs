@@ -31,6 +31,8 @@ pub struct Route {
     pub(crate) timeouts: model::RouteTimeouts,
     /// How the path changes upstream.
     pub(crate) path_rewrite: Option<PathRewrite>,
+    /// Whether the upstream's `Location` headers naming it are rewritten.
+    pub(crate) rewrite_location: bool,
     /// Header operations on the request.
     pub(crate) request_headers: HeaderOps,
     /// Header operations on the response (shared with the requests in flight that need them).
@@ -166,6 +168,7 @@ impl Router {
                     .map(PathRewrite::compile)
                     .transpose()
                     .map_err(err)?,
+                rewrite_location: r.rewrite_location,
                 request_headers: HeaderOps::compile(&r.request_headers).map_err(err)?,
                 response_headers: match r.response_headers.is_empty() {
                     true => None,

@@ -19,6 +19,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         max_request_body: None,
         timeouts: Default::default(),
         path_rewrite: None,
+        rewrite_location: false,
         request_headers: Default::default(),
         response_headers: Default::default(),
         answer: None,
