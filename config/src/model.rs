@@ -195,6 +195,10 @@ pub struct Route {
     pub methods: Vec<String>,
     /// Header conditions; all must hold.
     pub headers: Vec<HeaderMatch>,
+    /// Query parameter conditions (names and values percent-decoded); all must hold.
+    pub query: Vec<HeaderMatch>,
+    /// Cookie conditions; all must hold.
+    pub cookies: Vec<HeaderMatch>,
     /// Index into [`Routing::clusters`]; `None` when the route answers itself ([`Route::answer`]).
     pub cluster: Option<usize>,
     /// Protocols (lower case, without version) a client may switch to with `Upgrade`; others are
@@ -323,10 +327,12 @@ pub enum HostMatch {
 /// A header condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderMatch {
-    /// Header name, lower case.
+    /// Header name, lower case (a query parameter's or cookie's name as written).
     pub name: String,
-    /// Exact value, or `None` for presence only.
+    /// Exact value, or `None` for presence only (or for `regex`).
     pub value: Option<String>,
+    /// A regular expression some value must match (validated), instead of `value`.
+    pub regex: Option<String>,
 }
 
 /// A cluster of interchangeable upstream endpoints.

@@ -182,9 +182,15 @@ pub struct RawRoute {
     /// Methods to match; empty = any.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// Headers that must be present (and equal `value` when given).
+    /// Headers that must be present (and equal `value` or match `regex` when given).
     #[serde(default)]
     pub headers: Vec<RawHeaderMatch>,
+    /// Query parameters that must be present (and equal `value` or match `regex` when given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<RawHeaderMatch>,
+    /// Cookies that must be present (and equal `value` or match `regex` when given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cookies: Vec<RawHeaderMatch>,
     /// Name of the cluster that serves the route; empty when the route answers itself (`redirect`
     /// or `direct`).
     #[serde(default)]
@@ -292,10 +298,14 @@ pub struct RawRouteTimeouts {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHeaderMatch {
-    /// Header name (case-insensitive).
+    /// Header name (case-insensitive); for `query` and `cookies`, the parameter's or cookie's name
+    /// (case-sensitive).
     pub name: String,
-    /// Exact value; absent = the header only has to be present.
+    /// Exact value; absent (and no `regex`) = only has to be present.
     pub value: Option<String>,
+    /// A regular expression some value must match (unanchored: write `^...$` for the whole value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
 }
 
 /// `[clusters.<name>]`.

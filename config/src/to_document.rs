@@ -55,20 +55,15 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             HostMatch::Suffix(s) => format!("*{s}"),
         })
         .collect();
-    let headers = r
-        .headers
-        .iter()
-        .map(|h| RawHeaderMatch {
-            name: h.name.clone(),
-            value: h.value.clone(),
-        })
-        .collect();
+    let headers = r.headers.iter().map(condition).collect();
     RawRoute {
         name: Some(r.name.clone()),
         hosts,
         path_prefix: Some(r.path_prefix.clone()),
         methods: r.methods.clone(),
         headers,
+        query: r.query.iter().map(condition).collect(),
+        cookies: r.cookies.iter().map(condition).collect(),
         cluster: r
             .cluster
             .and_then(|i| clusters.get(i))
@@ -119,6 +114,14 @@ fn rewrite(r: &Route) -> Option<RawRewrite> {
         None => {}
     }
     Some(raw)
+}
+
+fn condition(m: &HeaderMatch) -> RawHeaderMatch {
+    RawHeaderMatch {
+        name: m.name.clone(),
+        value: m.value.clone(),
+        regex: m.regex.clone(),
+    }
 }
 
 fn redirect(r: &Redirect) -> RawRedirect {
@@ -284,7 +287,8 @@ mod tests {
     /// Every setting away from its default, so that a field the conversion forgot shows.
     const EVERYTHING: &str = "[[node.listeners]]\naddress = \"127.0.0.1:1\"\n\
         [[routes]]\nname = \"r\"\nhosts = [\"*.example.com\", \"a.test\"]\npath_prefix = \"/api\"\n\
-        methods = [\"GET\"]\nheaders = [{ name = \"x-a\" }, { name = \"x-b\", value = \"1\" }]\n\
+        methods = [\"GET\"]\nheaders = [{ name = \"x-a\" }, { name = \"x-b\", value = \"1\" }, { name = \"x-c\", regex = \"^v[0-9]$\" }]\n\
+        query = [{ name = \"beta\" }, { name = \"v\", value = \"2\" }]\ncookies = [{ name = \"canary\", regex = \"^(1|yes)$\" }]\n\
         cluster = \"c\"\nupgrades = [\"websocket\", \"h2c\"]\nmax_request_body = 1000\n\
         [routes.timeouts]\nresponse_header = \"2s\"\ntotal = \"9s\"\n\
         [routes.rewrite]\npath_prefix = \"/v2/\"\nlocation = true\n\

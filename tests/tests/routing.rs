@@ -7,6 +7,7 @@ mod common;
 use common::node_and_client;
 use edgeplane_tests::{endpoints, node_config, Backend, Client};
 use http::StatusCode;
+use http_body_util::BodyExt;
 use std::collections::HashMap;
 
 #[tokio::test]
@@ -302,4 +303,76 @@ async fn consistent_hashing_keeps_a_key_on_one_backend() {
         }
         assert!(owners.len() >= 2, "{policy}: 12 keys all on {owners:?}");
     }
+}
+
+#[tokio::test]
+async fn canaries_by_header_pattern_query_parameter_and_cookie() {
+    let (stable, canary) = (
+        Backend::named("stable").await,
+        Backend::named("canary").await,
+    );
+    let text = node_config(&format!(
+        r#"
+[[routes]]
+name = "by-header"
+hosts = ["app.test"]
+cluster = "canary"
+headers = [{{ name = "user-agent", regex = "^CanaryBot/[0-9]+" }}]
+[[routes]]
+name = "by-query"
+hosts = ["app.test"]
+cluster = "canary"
+query = [{{ name = "version", value = "next build" }}]
+[[routes]]
+name = "by-cookie"
+hosts = ["app.test"]
+cluster = "canary"
+cookies = [{{ name = "canary", regex = "^(1|yes)$" }}]
+[[routes]]
+name = "default"
+hosts = ["app.test"]
+cluster = "stable"
+[clusters.stable]
+{}
+[clusters.canary]
+{}
+"#,
+        endpoints("stable", &[(&stable, 1)]),
+        endpoints("canary", &[(&canary, 1)])
+    ));
+    let (_node, client) = node_and_client(&text).await;
+    let backend = |resp: edgeplane_tests::Resp| resp.header("x-backend").to_string();
+    let with = |name: &'static str, value: &'static str, path: &'static str| {
+        client
+            .request("app.test", path)
+            .header(name, value)
+            .body(http_body_util::Empty::new().boxed())
+            .unwrap()
+    };
+
+    assert_eq!(backend(client.get("app.test", "/").await), "stable");
+    let ua = with("user-agent", "CanaryBot/2 (+https://example.com)", "/");
+    assert_eq!(backend(client.send(ua).await.unwrap()), "canary");
+    let ua = with("user-agent", "Mozilla/5.0 CanaryBot/2", "/");
+    assert_eq!(
+        backend(client.send(ua).await.unwrap()),
+        "stable",
+        "anchored"
+    );
+    assert_eq!(
+        backend(client.get("app.test", "/a?x=1&version=next%20build").await),
+        "canary"
+    );
+    assert_eq!(
+        backend(client.get("app.test", "/a?version=next+build").await),
+        "canary"
+    );
+    assert_eq!(
+        backend(client.get("app.test", "/a?version=next").await),
+        "stable"
+    );
+    let cookie = with("cookie", "session=abc; canary=yes", "/");
+    assert_eq!(backend(client.send(cookie).await.unwrap()), "canary");
+    let cookie = with("cookie", "canary=no", "/");
+    assert_eq!(backend(client.send(cookie).await.unwrap()), "stable");
 }

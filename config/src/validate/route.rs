@@ -80,11 +80,15 @@ impl Validator {
                     );
                 }
             }
+            let regex = self.match_regex(&format!("{path}.headers[{j}]"), h);
             headers.push(HeaderMatch {
                 name,
                 value: h.value.clone(),
+                regex,
             });
         }
+        let query = self.param_matches(&format!("{path}.query"), &raw.query);
+        let cookies = self.param_matches(&format!("{path}.cookies"), &raw.cookies);
         let answer = self.route_answer(&path, raw);
         let cluster = match (raw.cluster.is_empty(), &answer) {
             (true, Some(_)) => None,
@@ -177,6 +181,8 @@ impl Validator {
             path_prefix,
             methods,
             headers,
+            query,
+            cookies,
             cluster,
             upgrades,
             max_request_body,
@@ -211,4 +217,40 @@ fn host_match(host: &str) -> Result<HostMatch, String> {
     } else {
         HostMatch::Exact(name.to_string())
     })
+}
+
+impl Validator {
+    /// A condition's regular expression, checked: not with `value`, and it compiles.
+    fn match_regex(&mut self, path: &str, m: &RawHeaderMatch) -> Option<String> {
+        let regex = m.regex.clone()?;
+        if m.value.is_some() {
+            self.error(path, "set at most one of value, regex");
+        }
+        if let Err(e) = super::rewrite::compile_regex(&regex) {
+            self.error(format!("{path}.regex"), e);
+        }
+        Some(regex)
+    }
+
+    /// Query parameter or cookie conditions (`path`: e.g. `routes[0].query`).
+    fn param_matches(&mut self, path: &str, raw: &[RawHeaderMatch]) -> Vec<HeaderMatch> {
+        raw.iter()
+            .enumerate()
+            .map(|(j, m)| {
+                if m.name.is_empty() || m.name.bytes().any(|b| b <= b' ' || b == 0x7f || b == b';')
+                {
+                    self.error(
+                        format!("{path}[{j}].name"),
+                        format!("invalid name {:?}", m.name),
+                    );
+                }
+                let regex = self.match_regex(&format!("{path}[{j}]"), m);
+                HeaderMatch {
+                    name: m.name.clone(),
+                    value: m.value.clone(),
+                    regex,
+                }
+            })
+            .collect()
+    }
 }

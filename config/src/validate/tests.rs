@@ -529,3 +529,21 @@ fn regex_rewrites_compile_or_are_rejected_with_paths() {
         );
     }
 }
+
+#[test]
+fn match_conditions_are_checked_with_paths() {
+    let e = errors(&MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nheaders = [{ name = \"x-a\", value = \"1\", regex = \"^1$\" }, { name = \"x-b\", regex = \"(\" }]\n\
+         query = [{ name = \"\" }]\ncookies = [{ name = \"a;b\" }, { name = \"c\", regex = \"[\" }]\n",
+    ));
+    for w in [
+        "routes[0].headers[0]: set at most one of value, regex",
+        "routes[0].headers[1].regex: invalid regular expression",
+        "routes[0].query[0].name: invalid name",
+        "routes[0].cookies[0].name: invalid name",
+        "routes[0].cookies[1].regex: invalid regular expression",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}

@@ -210,7 +210,13 @@ fn dispatch<'a>(
     }))
 }
 
-/// The route matching the request's host, path, method and headers.
+/// The request's target as routes match it: the path, with the query if there is one.
+fn target(uri: &http::Uri) -> &str {
+    uri.path_and_query()
+        .map_or_else(|| uri.path(), |pq| pq.as_str())
+}
+
+/// The route matching the request's host, path, query, method, headers and cookies.
 fn find_route<'s>(
     snapshot: &'s Snapshot,
     req: &Request<Incoming>,
@@ -221,7 +227,7 @@ fn find_route<'s>(
     let host = normalize_host(raw_host, &mut buf);
     snapshot
         .router
-        .find(host, req.uri().path(), req.method(), req.headers())
+        .find(host, target(req.uri()), req.method(), req.headers())
         .ok_or(ProxyError::NoRoute)
 }
 

@@ -1,12 +1,13 @@
-//! Route matching on borrowed request data, without allocation.
+//! Route matching on borrowed request data, without allocation (a percent-encoded query parameter a
+//! condition reads is decoded into a small string).
 //!
 //! Precedence (also in docs/config.md):
 //! 1. Host groups from most to least specific: the exact host, then wildcard suffixes from longest to
 //!    shortest, then routes without a host condition. A request falls through to the next group when no
 //!    route of a group matches.
 //! 2. Within a group: longest `path_prefix` first; on equal prefixes, the route with more conditions
-//!    (methods plus headers) first; then the order of the config file. The first route whose path prefix,
-//!    methods and headers all match wins.
+//!    (methods, headers, query parameters and cookies) first; then the order of the config file. The
+//!    first route whose path prefix, methods, headers, query parameters and cookies all match wins.
 
 use edgeplane_config::model::{self, HostMatch};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -22,7 +23,9 @@ pub struct Route {
     pub(crate) cluster: Option<usize>,
     path_prefix: Box<str>,
     methods: Box<[Method]>,
-    headers: Box<[(HeaderName, Option<HeaderValue>)]>,
+    headers: Box<[(HeaderName, Cond<HeaderValue>)]>,
+    query: Box<[ParamCond]>,
+    cookies: Box<[ParamCond]>,
     upgrades: Box<[Box<str>]>,
     order: usize,
     /// Largest request body accepted, in bytes.
@@ -69,35 +72,52 @@ impl Route {
         &self.path_prefix
     }
 
-    /// The first condition a request fails, or `None` if the route matches it.
+    /// The first condition a request fails, or `None` if the route matches it (`target`: the path,
+    /// with the query if there is one).
     pub(crate) fn mismatch(
         &self,
-        path: &str,
+        target: &str,
         method: &Method,
         headers: &HeaderMap,
     ) -> Option<&'static str> {
+        let (path, query) = split_target(target);
         if !path.starts_with(&*self.path_prefix) {
             Some("path does not start with the route's path_prefix")
         } else if !(self.methods.is_empty() || self.methods.contains(method)) {
             Some("method is not one of the route's methods")
-        } else if !self.matches(path, method, headers) {
+        } else if !self.headers_hold(headers) {
             Some("a header condition does not hold")
+        } else if !conditions::query_holds(&self.query, query) {
+            Some("a query condition does not hold")
+        } else if !conditions::cookies_hold(&self.cookies, headers) {
+            Some("a cookie condition does not hold")
         } else {
             None
         }
     }
 
-    fn matches(&self, path: &str, method: &Method, headers: &HeaderMap) -> bool {
+    fn matches(&self, target: &str, method: &Method, headers: &HeaderMap) -> bool {
+        let (path, query) = split_target(target);
         path.starts_with(&*self.path_prefix)
             && (self.methods.is_empty() || self.methods.contains(method))
-            && self.headers.iter().all(|(name, value)| match value {
-                None => headers.contains_key(name),
-                Some(v) => headers.get_all(name).iter().any(|h| h == v),
-            })
+            && self.headers_hold(headers)
+            && conditions::query_holds(&self.query, query)
+            && conditions::cookies_hold(&self.cookies, headers)
+    }
+
+    fn headers_hold(&self, headers: &HeaderMap) -> bool {
+        self.headers.iter().all(|(name, cond)| match cond {
+            Cond::Present => headers.contains_key(name),
+            Cond::Exact(v) => headers.get_all(name).iter().any(|h| h == v),
+            Cond::Regex(re) => headers
+                .get_all(name)
+                .iter()
+                .any(|h| h.to_str().is_ok_and(|t| re.is_match(t))),
+        })
     }
 
     fn conditions(&self) -> usize {
-        self.methods.len() + self.headers.len()
+        self.methods.len() + self.headers.len() + self.query.len() + self.cookies.len()
     }
 }
 
@@ -144,13 +164,21 @@ impl Router {
                 .map(|h| {
                     let name = HeaderName::from_bytes(h.name.as_bytes())
                         .map_err(|e| err(e.to_string()))?;
-                    let value = match &h.value {
-                        Some(v) => Some(HeaderValue::from_str(v).map_err(|e| err(e.to_string()))?),
-                        None => None,
-                    };
-                    Ok((name, value))
+                    let cond =
+                        Cond::compile(h, |v| HeaderValue::from_str(v).map_err(|e| e.to_string()))
+                            .map_err(err)?;
+                    Ok((name, cond))
                 })
                 .collect::<Result<_, _>>()?;
+            let params = |list: &[model::HeaderMatch]| {
+                list.iter()
+                    .map(|m| {
+                        let cond = Cond::compile(m, |v| Ok(v.into())).map_err(err)?;
+                        Ok((m.name.as_str().into(), cond))
+                    })
+                    .collect::<Result<Box<[_]>, RouterError>>()
+            };
+            let (query, cookies) = (params(&r.query)?, params(&r.cookies)?);
             let index = router.routes.len();
             router.routes.push(Route {
                 name: r.name.as_str().into(),
@@ -158,6 +186,8 @@ impl Router {
                 path_prefix: r.path_prefix.as_str().into(),
                 methods,
                 headers,
+                query,
+                cookies,
                 upgrades: r.upgrades.iter().map(|u| u.as_str().into()).collect(),
                 order,
                 max_request_body: r.max_request_body,
@@ -222,18 +252,19 @@ impl Router {
         Ok(router)
     }
 
-    /// Finds the route for a request. `host` must be lower case without port (see [`normalize_host`]).
+    /// Finds the route for a request. `host` must be lower case without port (see [`normalize_host`]);
+    /// `target` is the path, with the query if the request has one.
     pub fn find(
         &self,
         host: &str,
-        path: &str,
+        target: &str,
         method: &Method,
         headers: &HeaderMap,
     ) -> Option<&Route> {
         let first = |list: &[usize]| {
             list.iter()
                 .map(|&i| &self.routes[i])
-                .find(|r| r.matches(path, method, headers))
+                .find(|r| r.matches(target, method, headers))
         };
         if let Some(list) = self.exact.get(host) {
             if let Some(r) = first(list) {
@@ -284,7 +315,10 @@ pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str
 }
 
 mod actions;
+mod conditions;
 mod explain;
+
+use conditions::{split_target, Cond, ParamCond};
 
 pub use actions::HeaderOps;
 pub(crate) use actions::{replace_prefix, PathRewrite, RouteAnswer};

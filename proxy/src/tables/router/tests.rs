@@ -14,6 +14,8 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         path_prefix: prefix.into(),
         methods: vec![],
         headers: vec![],
+        query: vec![],
+        cookies: vec![],
         cluster: Some(cluster),
         upgrades: vec!["websocket".into()],
         max_request_body: None,
@@ -68,6 +70,7 @@ fn methods_and_headers() {
     canary.headers = vec![HeaderMatch {
         name: "x-canary".into(),
         value: Some("1".into()),
+        regex: None,
     }];
     let mut writes = route("writes", &[], "/", 2);
     writes.methods = vec!["POST".into(), "PUT".into()];
@@ -75,6 +78,7 @@ fn methods_and_headers() {
     has_auth.headers = vec![HeaderMatch {
         name: "authorization".into(),
         value: None,
+        regex: None,
     }];
     let router = Router::new(&[route("base", &[], "/", 0), canary, writes, has_auth]).unwrap();
 
