@@ -114,7 +114,7 @@ cluster = "c"
     let line = metrics
         .lines()
         .find(|l| {
-            l.starts_with("edgeplane_proxy_errors_total")
+            l.starts_with("edgeplane_proxy_errors_total{cluster=\"c\"")
                 && l.contains("kind=\"payload_too_large\"")
         })
         .unwrap_or_else(|| panic!("no payload_too_large count:\n{metrics}"));
