@@ -32,6 +32,8 @@ pub struct Node {
     pub admin_token_file: Option<std::path::PathBuf>,
     /// One log line per request (default false).
     pub access_log: bool,
+    /// W3C trace context.
+    pub tracing: Tracing,
     /// Proxy listeners, at least one.
     pub listeners: Vec<Listener>,
     /// Resource limits.
@@ -45,6 +47,16 @@ pub struct Node {
     pub upgrade_socket: Option<std::path::PathBuf>,
     /// NATS settings; `None` runs from the file alone.
     pub nats: Option<Nats>,
+}
+
+/// W3C trace context (`traceparent`, `tracestate`) on the requests a node forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracing {
+    /// Whether a request without a valid `traceparent` gets a new one (an invalid one is replaced,
+    /// and its `tracestate` dropped); otherwise both pass as they came.
+    pub generate: bool,
+    /// Share of generated trace contexts flagged sampled, 0 to 100.
+    pub sample_percent: u8,
 }
 
 /// How a node reaches NATS.

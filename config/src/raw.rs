@@ -39,6 +39,9 @@ pub struct RawNode {
     pub admin_token_file: Option<String>,
     /// Log one line per request (target `edgeplane::access`, level info).
     pub access_log: Option<bool>,
+    /// W3C trace context: generate a `traceparent` for requests without a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<RawTracing>,
     /// Proxy listeners.
     #[serde(default)]
     pub listeners: Vec<RawListener>,
@@ -54,6 +57,16 @@ pub struct RawNode {
     pub upgrade_socket: Option<String>,
     /// NATS: when present, the node follows the fleet's pushed config.
     pub nats: Option<RawNats>,
+}
+
+/// `[node.tracing]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    /// Give a request without a valid `traceparent` a new one (default false: passed as it comes).
+    pub generate: Option<bool>,
+    /// Share of generated trace contexts flagged sampled, in percent (default 100).
+    pub sample_percent: Option<i64>,
 }
 
 /// `[node.nats]`.

@@ -45,7 +45,7 @@ async fn run(access_log: bool) -> Vec<String> {
     let _guard = tracing::subscriber::set_default(subscriber);
     let b = Backend::named("b").await;
     let text = format!(
-        "[node]\naccess_log = {access_log}\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n\
+        "[node]\naccess_log = {access_log}\n[node.tracing]\ngenerate = true\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n\
          [[routes]]\nname = \"web\"\nhosts = [\"a.test\"]\ncluster = \"c\"\n[clusters.c]\n{}",
         endpoints("c", &[(&b, 1)])
     );
@@ -69,9 +69,17 @@ async fn one_line_per_request_when_on_and_none_by_default() {
         "route=web",
         "cluster=c",
         "request_id=",
+        "trace_id=",
     ] {
         assert!(ok.contains(part), "{part} missing in {ok}");
     }
+    // The generated trace context's id, 32 hex digits (node.tracing.generate).
+    let trace = ok.split("trace_id=").nth(1).unwrap();
+    let trace = trace.split_whitespace().next().unwrap().trim_matches('"');
+    assert!(
+        trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{ok}"
+    );
     assert!(
         lines[1].contains("status=404") && lines[1].contains("route=none"),
         "{}",

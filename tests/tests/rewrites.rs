@@ -263,3 +263,58 @@ host_rewrite = "backend.internal"
         "http://backend.internal/login?next=%2F"
     );
 }
+
+#[tokio::test]
+async fn trace_contexts_pass_or_are_generated() {
+    let backend = Backend::named("b").await;
+    let text = node_config(&format!(
+        "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+        endpoints("c", &[(&backend, 1)])
+    )) + "[node.tracing]\ngenerate = true\nsample_percent = 100\n";
+    let (_node, client) = node_and_client(&text).await;
+    let seen = |resp: &edgeplane_tests::Resp, name: &str| -> Vec<String> {
+        resp.body
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+            .collect()
+    };
+    let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let req = client
+        .request("any.test", "/")
+        .header("traceparent", valid)
+        .header("tracestate", "vendor=1")
+        .body(http_body_util::Empty::new().boxed())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(
+        seen(&resp, "traceparent"),
+        [valid],
+        "a valid context passes unchanged"
+    );
+    assert_eq!(seen(&resp, "tracestate"), ["vendor=1"]);
+
+    let made = seen(&client.get("any.test", "/").await, "traceparent");
+    assert_eq!(made.len(), 1, "{made:?}");
+    let parts: Vec<&str> = made[0].split('-').collect();
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+        ("00", 32, 16, "01")
+    );
+
+    let req = client
+        .request("any.test", "/")
+        .header("traceparent", "00-zz-bad-01")
+        .header("tracestate", "vendor=1")
+        .body(http_body_util::Empty::new().boxed())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let replaced = seen(&resp, "traceparent");
+    assert!(
+        replaced.len() == 1 && replaced[0] != "00-zz-bad-01",
+        "{replaced:?}"
+    );
+    assert!(
+        seen(&resp, "tracestate").is_empty(),
+        "dropped with the invalid parent"
+    );
+}

@@ -25,6 +25,14 @@ pub mod node {
     /// `node.state_dir`: where the node keeps the last pushed config it applied.
     pub const STATE_DIR: &str = "/var/lib/edgeplane";
 
+    /// `[node.tracing]`: W3C trace context.
+    pub mod tracing {
+        /// `node.tracing.generate`: trace contexts pass as they come; none is made.
+        pub const GENERATE: bool = false;
+        /// `node.tracing.sample_percent`: every generated trace context is flagged sampled.
+        pub const SAMPLE_PERCENT: u8 = 100;
+    }
+
     /// `[[node.listeners]]`: proxy listeners.
     pub mod listener {
         /// `node.listeners[i].name`: a listener without a name is called this followed by its

@@ -116,6 +116,20 @@ impl Validator {
             admin,
             admin_token_file: raw.admin_token_file.as_ref().map(Into::into),
             access_log: raw.access_log.unwrap_or(d::ACCESS_LOG),
+            tracing: Tracing {
+                generate: raw
+                    .tracing
+                    .as_ref()
+                    .and_then(|t| t.generate)
+                    .unwrap_or(d::tracing::GENERATE),
+                sample_percent: self.int(
+                    "node.tracing.sample_percent",
+                    raw.tracing.as_ref().and_then(|t| t.sample_percent),
+                    i64::from(d::tracing::SAMPLE_PERCENT),
+                    0,
+                    100,
+                ) as u8,
+            },
             listeners,
             limits,
             timeouts,

@@ -98,6 +98,7 @@ impl NodeHandle {
         let tables = Arc::new(Tables::new(first));
         let mut shared = Shared::new(tables.clone(), &node.id, recording.as_deref());
         shared.access_log = node.access_log;
+        shared.tracing = node.tracing;
         let shared = Arc::new(shared);
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let slots = Arc::new(Semaphore::new(node.limits.max_connections));

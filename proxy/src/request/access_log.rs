@@ -1,8 +1,8 @@
 //! The access log: one line per request at `info` on the `edgeplane::access` target, when
 //! `node.access_log` is on. What it needs of the request is taken before the request is sent on.
 
-use crate::request::added_headers;
-use crate::request::shared::ConnInfo;
+use crate::request::shared::{ConnInfo, Shared};
+use crate::request::{added_headers, trace_context};
 use crate::telemetry::RouteMetrics;
 use http::{header, HeaderValue, Request, StatusCode, Uri};
 use hyper::body::Incoming;
@@ -13,16 +13,19 @@ pub(crate) struct AccessEntry {
     uri: Uri,
     host: Option<HeaderValue>,
     request_id: HeaderValue,
+    trace_id: Option<String>,
 }
 
 impl AccessEntry {
     /// What the log line needs of request number `n`.
-    pub(crate) fn of(req: &Request<Incoming>, id_seed: u64, n: u64) -> AccessEntry {
+    pub(crate) fn of(req: &Request<Incoming>, shared: &Shared, n: u64) -> AccessEntry {
+        let (seed, headers) = (shared.id_seed, req.headers());
         AccessEntry {
             method: req.method().clone(),
             uri: req.uri().clone(),
-            host: req.headers().get(header::HOST).cloned(),
-            request_id: added_headers::request_id(req.headers(), id_seed, n),
+            host: headers.get(header::HOST).cloned(),
+            request_id: added_headers::request_id(headers, seed, n),
+            trace_id: trace_context::request_trace_id(headers, shared.tracing, seed, n),
         }
     }
 
@@ -51,6 +54,7 @@ impl AccessEntry {
             route = %m.route,
             cluster = %m.cluster,
             request_id = self.request_id.to_str().unwrap_or("-"),
+            trace_id = self.trace_id.as_deref().unwrap_or("-"),
         );
     }
 }

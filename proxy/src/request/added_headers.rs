@@ -212,7 +212,7 @@ fn usable_id(v: &HeaderValue) -> bool {
 }
 
 /// 32 hex digits: the node's seed, then the request's number (unique per node and restart).
-fn generated_id(seed: u64, n: u64) -> [u8; 32] {
+pub(crate) fn generated_id(seed: u64, n: u64) -> [u8; 32] {
     let mut id = [0u8; 32];
     for (digits, word) in id.chunks_exact_mut(16).zip([seed, n]) {
         for (pair, byte) in digits.chunks_exact_mut(2).zip(word.to_be_bytes()) {

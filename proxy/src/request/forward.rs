@@ -42,9 +42,7 @@ pub(crate) async fn handle(
     let n = shared
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let access = shared
-        .access_log
-        .then(|| AccessEntry::of(&req, shared.id_seed, n));
+    let access = shared.access_log.then(|| AccessEntry::of(&req, shared, n));
     let mut metrics = None;
     let result = forward(shared, conn, req, n, &mut metrics).await;
     let metrics = metrics.as_deref().unwrap_or(&shared.unrouted);

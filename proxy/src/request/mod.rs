@@ -20,3 +20,4 @@ pub(crate) mod retry;
 pub(crate) mod rewrite;
 pub(crate) mod send;
 pub(crate) mod shared;
+pub(crate) mod trace_context;

@@ -6,9 +6,9 @@
 
 use crate::error::ProxyError;
 use crate::request::added_headers::AddedHeaders;
-use crate::request::headers;
 use crate::request::shared::ConnInfo;
 use crate::request::shared::Shared;
+use crate::request::{headers, trace_context};
 use crate::tables::router::Route;
 use http::uri::{PathAndQuery, Uri};
 use http::{header, HeaderValue, Request, Version};
@@ -71,6 +71,7 @@ pub(crate) fn rewrite_request<'a>(
         h.insert(header::HOST, rewrite.clone());
     }
     route.request_headers.apply(h);
+    trace_context::ensure(h, shared.tracing, shared.id_seed, n);
     if let Some(protocol) = &upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, protocol.clone());

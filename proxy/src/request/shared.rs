@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) id_seed: u64,
     /// Whether to log one line per request.
     pub(crate) access_log: bool,
+    /// W3C trace context settings.
+    pub(crate) tracing: edgeplane_config::model::Tracing,
     /// Bytes from and to clients.
     pub(crate) bytes: Arc<crate::downstream::idle::ByteCounters>,
 }
@@ -54,6 +56,10 @@ impl Shared {
             unrouted: RouteMetrics::new(telemetry, "none", "none"),
             id_seed: id_seed(node_id),
             access_log: false,
+            tracing: edgeplane_config::model::Tracing {
+                generate: edgeplane_config::model::defaults::node::tracing::GENERATE,
+                sample_percent: edgeplane_config::model::defaults::node::tracing::SAMPLE_PERCENT,
+            },
             bytes: Arc::new(crate::downstream::idle::ByteCounters {
                 received: telemetry.map_or_else(metrics::Counter::noop, |t| {
                     t.counter("edgeplane_downstream_received_bytes_total", &[])
