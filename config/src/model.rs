@@ -211,8 +211,11 @@ pub struct Route {
     pub query: Vec<HeaderMatch>,
     /// Cookie conditions; all must hold.
     pub cookies: Vec<HeaderMatch>,
-    /// Index into [`Routing::clusters`]; `None` when the route answers itself ([`Route::answer`]).
+    /// Index into [`Routing::clusters`]; `None` when the route answers itself ([`Route::answer`])
+    /// or shares its traffic among clusters ([`Route::split`]).
     pub cluster: Option<usize>,
+    /// Clusters sharing the route's traffic by weight, instead of [`Route::cluster`].
+    pub split: Option<Split>,
     /// Protocols (lower case, without version) a client may switch to with `Upgrade`; others are
     /// not forwarded (the request goes on as a plain one).
     pub upgrades: Vec<String>,
@@ -230,6 +233,32 @@ pub struct Route {
     pub response_headers: HeaderOps,
     /// The route's own answer instead of a cluster's.
     pub answer: Option<RouteAnswer>,
+}
+
+impl Route {
+    /// Indexes into [`Routing::clusters`] of every cluster the route may send a request to.
+    pub fn clusters(&self) -> impl Iterator<Item = usize> + '_ {
+        let split = self.split.iter().flat_map(|s| s.clusters.iter());
+        self.cluster.into_iter().chain(split.map(|w| w.cluster))
+    }
+}
+
+/// A route's traffic shared among clusters by weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The clusters, in the document's order; their weights sum to more than 0.
+    pub clusters: Vec<WeightedCluster>,
+    /// The request property that keeps a client on one cluster; `None` = drawn per request.
+    pub on: Option<HashOn>,
+}
+
+/// One cluster of a [`Split`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightedCluster {
+    /// Index into [`Routing::clusters`].
+    pub cluster: usize,
+    /// Its share, relative to the others'.
+    pub weight: u32,
 }
 
 /// What a route answers itself, without an upstream.

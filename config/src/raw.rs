@@ -208,6 +208,13 @@ pub struct RawRoute {
     /// or `direct`).
     #[serde(default)]
     pub cluster: String,
+    /// Clusters sharing the route's traffic by weight (a canary), instead of `cluster`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weighted_clusters: Vec<RawWeightedCluster>,
+    /// With `weighted_clusters`: the request property that keeps a client on the same cluster;
+    /// absent = each request is drawn by weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_on: Option<RawHashOn>,
     /// Protocols a client may switch to with `Upgrade` on this route; defaults to `["websocket"]`.
     pub upgrades: Option<Vec<String>>,
     /// Largest request body accepted, in bytes (413 beyond); absent = no limit. Left out of the
@@ -232,6 +239,18 @@ pub struct RawRoute {
     /// The route answers with a fixed response instead of proxying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct: Option<RawDirect>,
+}
+
+/// One of `routes[i].weighted_clusters`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeightedCluster {
+    /// The cluster's name.
+    #[serde(default)]
+    pub cluster: String,
+    /// Its share of the route's traffic, relative to the others' (0 = none, the cluster stays
+    /// named).
+    pub weight: Option<i64>,
 }
 
 /// `[routes.redirect]`: each part absent = as the request had it.

@@ -68,6 +68,18 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             .cluster
             .and_then(|i| clusters.get(i))
             .map_or_else(String::new, |c| c.name.clone()),
+        weighted_clusters: r.split.as_ref().map_or_else(Vec::new, |s| {
+            s.clusters
+                .iter()
+                .map(|w| RawWeightedCluster {
+                    cluster: clusters
+                        .get(w.cluster)
+                        .map_or_else(String::new, |c| c.name.clone()),
+                    weight: Some(i64::from(w.weight)),
+                })
+                .collect()
+        }),
+        split_on: r.split.as_ref().and_then(|s| s.on.as_ref()).map(hash_on),
         upgrades: Some(r.upgrades.clone()),
         max_request_body: r.max_request_body.and_then(int),
         timeouts: (r.timeouts != RouteTimeouts::default()).then(|| RawRouteTimeouts {
@@ -297,6 +309,8 @@ mod tests {
         [[routes]]\ncluster = \"d\"\n[routes.rewrite]\nregex = \"^/u/(?P<id>[0-9]+)$\"\nreplacement = \"/users/${id}\"\n\
         [[routes]]\nhosts = [\"old.test\"]\n[routes.redirect]\nscheme = \"https\"\nhost = \"new.test\"\n\
         path_prefix = \"/v2\"\nstrip_query = true\nstatus = 308\n\
+        [[routes]]\nhosts = [\"canary.test\"]\nweighted_clusters = [{ cluster = \"c\", weight = 95 }, { cluster = \"d\", weight = 5 }]\n\
+        [routes.split_on]\ncookie = \"uid\"\n\
         [[routes]]\nhosts = [\"down.test\"]\n[routes.direct]\nstatus = 503\nbody = \"maintenance\"\n\
         [clusters.c]\nbalancing = \"adaptive\"\nhost_rewrite = \"api.internal\"\nslow_start = \"20s\"\n\
         failover_below = 80\npanic_threshold = 30\nzone_aware = true\nzone_spill_below = 40\n\

@@ -202,6 +202,7 @@ mod rewrite;
 
 pub use rewrite::{compile_regex, REGEX_SIZE_LIMIT};
 mod route;
+mod target;
 #[cfg(test)]
 mod tests;
 mod tls;

@@ -442,7 +442,8 @@ pub fn routed_clusters(routing: &Routing) -> Vec<String> {
     let mut names: Vec<String> = routing
         .routes
         .iter()
-        .filter_map(|r| r.cluster.and_then(|i| routing.clusters.get(i)))
+        .flat_map(|r| r.clusters())
+        .filter_map(|i| routing.clusters.get(i))
         .map(|c| c.name.clone())
         .collect();
     names.sort();

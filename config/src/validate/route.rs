@@ -90,33 +90,7 @@ impl Validator {
         let query = self.param_matches(&format!("{path}.query"), &raw.query);
         let cookies = self.param_matches(&format!("{path}.cookies"), &raw.cookies);
         let answer = self.route_answer(&path, raw);
-        let cluster = match (raw.cluster.is_empty(), &answer) {
-            (true, Some(_)) => None,
-            (false, Some(_)) => {
-                self.error(
-                    format!("{path}.cluster"),
-                    "a route that answers itself (redirect, direct) has no cluster",
-                );
-                None
-            }
-            (true, None) => {
-                self.error(
-                    format!("{path}.cluster"),
-                    "required (or a redirect or direct answer)",
-                );
-                None
-            }
-            (false, None) => match clusters.iter().position(|c| c.name == raw.cluster) {
-                Some(index) => Some(index),
-                None => {
-                    self.error(
-                        format!("{path}.cluster"),
-                        format!("unknown cluster {:?}", raw.cluster),
-                    );
-                    None
-                }
-            },
-        };
+        let (cluster, split) = self.route_target(&path, raw, clusters, answer.is_some());
         let upgrades = match &raw.upgrades {
             None => d::UPGRADES.iter().map(|u| u.to_string()).collect(),
             Some(list) => list
@@ -184,6 +158,7 @@ impl Validator {
             query,
             cookies,
             cluster,
+            split,
             upgrades,
             max_request_body,
             timeouts,

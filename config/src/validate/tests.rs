@@ -547,3 +547,52 @@ fn match_conditions_are_checked_with_paths() {
         assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
     }
 }
+
+#[test]
+fn weighted_routes_are_checked_with_paths() {
+    let ok = MINIMAL.replace(
+        "[[routes]]\ncluster = \"api\"\n",
+        "[[routes]]\nweighted_clusters = [{ cluster = \"api\", weight = 95 }, { cluster = \"canary\", weight = 5 }]\n\
+         split_on = { cookie = \"uid\" }\n\
+         [[routes]]\nhosts = [\"drained.test\"]\nweighted_clusters = [{ cluster = \"api\", weight = 1 }, { cluster = \"canary\", weight = 0 }]\n\
+         [clusters.canary]\n[[clusters.canary.endpoints]]\naddress = \"127.0.0.1:9002\"\n",
+    );
+    let routing = from_toml(&ok).unwrap().routing;
+    let r = &routing.routes[0];
+    assert_eq!(r.cluster, None);
+    let split = r.split.as_ref().unwrap();
+    let named: Vec<_> = split
+        .clusters
+        .iter()
+        .map(|w| (routing.clusters[w.cluster].name.as_str(), w.weight))
+        .collect();
+    assert_eq!(named, [("api", 95), ("canary", 5)]);
+    assert_eq!(split.on, Some(crate::model::HashOn::Cookie("uid".into())));
+    assert_eq!(routing.routes[1].split.as_ref().unwrap().on, None);
+    assert_eq!(r.clusters().count(), 2);
+
+    let e = errors(&MINIMAL.replace(
+        "[[routes]]\ncluster = \"api\"\n",
+        "[[routes]]\nweighted_clusters = [{ cluster = \"api\", weight = 0 }, { cluster = \"api2\", weight = 0 }]\n\
+         [[routes]]\nweighted_clusters = [{ cluster = \"nope\", weight = 5 }, { cluster = \"api\", weight = -1 }, { weight = 1 }]\n\
+         [[routes]]\ncluster = \"api\"\nweighted_clusters = [{ cluster = \"api\", weight = 1 }]\n\
+         [[routes]]\ncluster = \"api\"\nsplit_on = { header = \"x-user\" }\n\
+         [[routes]]\nweighted_clusters = [{ cluster = \"api\" }, { cluster = \"api\", weight = 1 }]\nsplit_on = { header = \"bad header\" }\n\
+         [[routes]]\nhosts = [\"down.test\"]\nweighted_clusters = [{ cluster = \"api\", weight = 1 }]\n[routes.direct]\n\
+         [clusters.api2]\n[[clusters.api2.endpoints]]\naddress = \"127.0.0.1:9002\"\n",
+    ));
+    for w in [
+        "routes[0].weighted_clusters: the weights sum to 0",
+        "routes[1].weighted_clusters[0].cluster: unknown cluster \"nope\"",
+        "routes[1].weighted_clusters[1].weight: -1 is out of range",
+        "routes[1].weighted_clusters[2].cluster: required",
+        "routes[2]: set at most one of cluster, weighted_clusters",
+        "routes[3].split_on: only with weighted_clusters",
+        "routes[4].weighted_clusters[0].weight: required",
+        "routes[4].weighted_clusters[1].cluster: cluster \"api\" is named twice",
+        "routes[4].split_on.header: invalid header name",
+        "routes[5].weighted_clusters: a route that answers itself",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}

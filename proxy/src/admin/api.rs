@@ -256,30 +256,50 @@ fn explain(ctx: &AdminContext, query: &str) -> Resp {
             })
         })
         .collect();
-    let (route, cluster) = match ex.route {
+    let describe = |i: usize| {
+        snap.clusters.get(i).map_or(Value::Null, |c| {
+            json!({
+                "name": &*c.name,
+                "balancing": c.policy.as_str(),
+                "usable_endpoints": c.endpoints.iter().filter(|e| usable(c, e)).map(|e| e.upstream.address.to_string()).collect::<Vec<_>>(),
+            })
+        })
+    };
+    let (route, cluster, weighted) = match ex.route {
         Some(r) => {
-            let c = r.cluster.and_then(|i| snap.clusters.get(i));
+            let weighted = r.split.as_ref().map(|_| {
+                let shares = snap
+                    .routing
+                    .routes
+                    .get(r.index())
+                    .and_then(|m| m.split.as_ref());
+                shares.map_or_else(Vec::new, |s| {
+                    s.clusters
+                        .iter()
+                        .map(|w| json!({ "weight": w.weight, "cluster": describe(w.cluster) }))
+                        .collect()
+                })
+            });
             (
                 Value::from(&*r.name),
-                c.map_or(Value::Null, |c| {
-                    json!({
-                        "name": &*c.name,
-                        "balancing": c.policy.as_str(),
-                        "usable_endpoints": c.endpoints.iter().filter(|e| usable(c, e)).map(|e| e.upstream.address.to_string()).collect::<Vec<_>>(),
-                    })
-                }),
+                r.cluster.map_or(Value::Null, describe),
+                weighted,
             )
         }
-        None => (Value::Null, Value::Null),
+        None => (Value::Null, Value::Null, None),
     };
-    let outcome = match (&ex.route, &cluster) {
-        (None, _) => "no route matches: the client gets 404",
-        (Some(_), Value::Object(c))
-            if c["usable_endpoints"]
-                .as_array()
-                .is_some_and(|a| a.is_empty()) =>
-        {
+    let no_endpoint = |c: &Value| {
+        c["usable_endpoints"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    };
+    let outcome = match (&ex.route, &cluster, &weighted) {
+        (None, _, _) => "no route matches: the client gets 404",
+        (Some(_), Value::Object(_), _) if no_endpoint(&cluster) => {
             "no usable endpoint: the client gets 503"
+        }
+        (Some(_), _, Some(_)) => {
+            "proxied to one of the weighted clusters (a cluster without usable endpoints answers 503)"
         }
         _ => "proxied",
     };
@@ -289,6 +309,7 @@ fn explain(ctx: &AdminContext, query: &str) -> Resp {
             "request": { "host": host, "path": path, "method": method.as_str() },
             "route": route,
             "cluster": cluster,
+            "weighted_clusters": weighted,
             "outcome": outcome,
             "considered": considered,
         }),

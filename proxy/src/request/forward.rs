@@ -20,6 +20,7 @@ use crate::request::{retry, send};
 use crate::tables::cluster::Cluster;
 use crate::tables::endpoint::Endpoint;
 use crate::tables::router::{normalize_host, HeaderOps, Route, MAX_HOST};
+use crate::tables::split::Placement;
 use crate::tables::Snapshot;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::tls::TlsClient;
@@ -167,11 +168,26 @@ fn dispatch<'a>(
 ) -> Result<Dispatched<'a>, ProxyError> {
     let snapshot = shared.tables.guard();
     let route = find_route(&snapshot, req)?;
-    *metrics = snapshot.route_metrics.get(route.index()).cloned();
+    let sets = snapshot.route_metrics.get(route.index());
+    *metrics = sets.and_then(|m| m.first()).cloned();
     if let Some(own) = &route.answer {
         return answer(own, route, req, conn).map(Dispatched::Answered);
     }
-    let index = route.cluster.ok_or(ProxyError::NoRoute)?;
+    let index = match &route.split {
+        None => route.cluster.ok_or(ProxyError::NoRoute)?,
+        Some(split) => {
+            let placement = Placement {
+                headers: req.headers(),
+                path: req.uri().path(),
+                client_ip: conn.client_ip.as_bytes(),
+            };
+            let (slot, index) = split
+                .choose(&snapshot.clusters, &placement)
+                .ok_or(ProxyError::NoRoute)?;
+            *metrics = sets.and_then(|m| m.get(slot)).cloned();
+            index
+        }
+    };
     let cluster = snapshot.clusters.get(index).ok_or(ProxyError::NoRoute)?;
     let locator = Locator {
         generation: snapshot.generation,

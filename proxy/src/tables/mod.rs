@@ -17,6 +17,7 @@ pub(crate) mod cluster;
 pub(crate) mod endpoint;
 pub(crate) mod priority;
 pub mod router;
+pub(crate) mod split;
 
 pub use certs::CertTable;
 
@@ -128,8 +129,10 @@ pub struct Snapshot {
     pub hash: ContentHash,
     /// Counts the snapshots built by this process, starting at 1.
     pub generation: u64,
-    /// Request metrics of each route, by [`crate::tables::router::Route::index`].
-    pub(crate) route_metrics: Vec<Arc<RouteMetrics>>,
+    /// Request metrics of each route, by [`crate::tables::router::Route::index`]: one set per
+    /// cluster the route sends to (in the order of its weighted clusters), one for a route that
+    /// answers itself.
+    pub(crate) route_metrics: Vec<Box<[Arc<RouteMetrics>]>>,
     /// Where the metrics are registered (`None`: not recorded, as in unit tests).
     pub(crate) telemetry: Option<Arc<Telemetry>>,
     /// The node's zone, for zone-aware clusters.
@@ -197,10 +200,8 @@ impl Snapshot {
         }
         let mut kept_metrics: HashMap<(&str, &str), &Arc<RouteMetrics>> = HashMap::new();
         if let Some(prev) = previous {
-            for r in prev.router.routes() {
-                let cluster = r.cluster.and_then(|i| prev.clusters.get(i));
-                let cluster = cluster.map_or("", |c| &*c.name);
-                if let Some(m) = prev.route_metrics.get(r.index()) {
+            for (r, sets) in prev.routing.routes.iter().zip(&prev.route_metrics) {
+                for (m, cluster) in sets.iter().zip(cluster_names(r, &prev.routing)) {
                     kept_metrics.insert((&r.name, cluster), m);
                 }
             }
@@ -209,12 +210,16 @@ impl Snapshot {
             .routes
             .iter()
             .map(|r| {
-                let cluster = r.cluster.and_then(|i| routing.clusters.get(i));
-                let cluster = cluster.map_or("", |c| &c.name);
-                match kept_metrics.get(&(r.name.as_str(), cluster)) {
-                    Some(&m) => m.clone(),
-                    None => Arc::new(RouteMetrics::new(telemetry.as_deref(), &r.name, cluster)),
-                }
+                cluster_names(r, routing)
+                    .map(
+                        |cluster| match kept_metrics.get(&(r.name.as_str(), cluster)) {
+                            Some(&m) => m.clone(),
+                            None => {
+                                Arc::new(RouteMetrics::new(telemetry.as_deref(), &r.name, cluster))
+                            }
+                        },
+                    )
+                    .collect()
             })
             .collect();
         Ok(Snapshot {
@@ -229,6 +234,18 @@ impl Snapshot {
             certs,
         })
     }
+}
+
+/// The names of the clusters `route` sends to, in its order; `""` for a route that answers itself.
+fn cluster_names<'r>(
+    route: &'r edgeplane_config::model::Route,
+    routing: &'r Routing,
+) -> impl Iterator<Item = &'r str> {
+    let names = route
+        .clusters()
+        .map(|i| routing.clusters.get(i).map_or("", |c| c.name.as_str()));
+    let own = route.answer.is_some().then_some("");
+    names.chain(own)
 }
 
 #[cfg(test)]

@@ -19,8 +19,10 @@ use std::sync::Arc;
 pub struct Route {
     /// Route name (logs, metrics).
     pub(crate) name: Arc<str>,
-    /// Index of the cluster in the snapshot; `None` for a route that answers itself.
+    /// Index of the cluster in the snapshot; `None` for a route that answers itself or splits.
     pub(crate) cluster: Option<usize>,
+    /// Clusters sharing the route's traffic by weight, instead of `cluster`.
+    pub(crate) split: Option<Box<crate::tables::split::Split>>,
     path_prefix: Box<str>,
     methods: Box<[Method]>,
     headers: Box<[(HeaderName, Cond<HeaderValue>)]>,
@@ -183,6 +185,10 @@ impl Router {
             router.routes.push(Route {
                 name: r.name.as_str().into(),
                 cluster: r.cluster,
+                split: r
+                    .split
+                    .as_ref()
+                    .map(|s| Box::new(crate::tables::split::Split::compile(s))),
                 path_prefix: r.path_prefix.as_str().into(),
                 methods,
                 headers,

@@ -17,6 +17,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         query: vec![],
         cookies: vec![],
         cluster: Some(cluster),
+        split: None,
         upgrades: vec!["websocket".into()],
         max_request_body: None,
         timeouts: Default::default(),

@@ -1,0 +1,115 @@
+//! Validation of where a route sends its requests: one cluster, clusters by weight, or nowhere (the
+//! route answers itself).
+
+use super::Validator;
+use crate::model::*;
+use crate::raw::*;
+
+/// Largest weight of one of a route's clusters (their sum stays far below `u32::MAX`).
+const MAX_WEIGHT: i64 = 1_000_000;
+
+impl Validator {
+    /// The route's cluster or split (`answers`: the route has its own answer, so it takes neither).
+    pub(super) fn route_target(
+        &mut self,
+        path: &str,
+        raw: &RawRoute,
+        clusters: &[Cluster],
+        answers: bool,
+    ) -> (Option<usize>, Option<Split>) {
+        let named = !raw.cluster.is_empty();
+        let weighted = !raw.weighted_clusters.is_empty();
+        if raw.split_on.is_some() && !weighted {
+            self.error(format!("{path}.split_on"), "only with weighted_clusters");
+        }
+        match (named, weighted) {
+            (true, true) => {
+                self.error(path, "set at most one of cluster, weighted_clusters");
+                (None, None)
+            }
+            (_, _) if answers && (named || weighted) => {
+                let key = if named {
+                    "cluster"
+                } else {
+                    "weighted_clusters"
+                };
+                self.error(
+                    format!("{path}.{key}"),
+                    "a route that answers itself (redirect, direct) has no cluster",
+                );
+                (None, None)
+            }
+            (true, false) => (
+                self.cluster_index(&format!("{path}.cluster"), &raw.cluster, clusters),
+                None,
+            ),
+            (false, true) => (None, self.split(path, raw, clusters)),
+            (false, false) if answers => (None, None),
+            (false, false) => {
+                self.error(
+                    format!("{path}.cluster"),
+                    "required (or weighted_clusters, or a redirect or direct answer)",
+                );
+                (None, None)
+            }
+        }
+    }
+
+    /// The index of the cluster called `name`, or an error at `path`.
+    fn cluster_index(&mut self, path: &str, name: &str, clusters: &[Cluster]) -> Option<usize> {
+        let index = clusters.iter().position(|c| c.name == name);
+        if index.is_none() {
+            self.error(path, format!("unknown cluster {name:?}"));
+        }
+        index
+    }
+
+    /// `weighted_clusters` and `split_on`.
+    fn split(&mut self, path: &str, raw: &RawRoute, clusters: &[Cluster]) -> Option<Split> {
+        let mut shares = Vec::with_capacity(raw.weighted_clusters.len());
+        let mut total = 0u64;
+        for (j, w) in raw.weighted_clusters.iter().enumerate() {
+            let at = format!("{path}.weighted_clusters[{j}]");
+            if w.cluster.is_empty() {
+                self.error(format!("{at}.cluster"), "required");
+            } else if raw.weighted_clusters[..j]
+                .iter()
+                .any(|earlier| earlier.cluster == w.cluster)
+            {
+                self.error(
+                    format!("{at}.cluster"),
+                    format!("cluster {:?} is named twice", w.cluster),
+                );
+            }
+            if w.weight.is_none() {
+                self.error(format!("{at}.weight"), "required");
+            }
+            let weight = self.int(&format!("{at}.weight"), w.weight, 0, 0, MAX_WEIGHT) as u32;
+            total += u64::from(weight);
+            let index = if w.cluster.is_empty() {
+                None
+            } else {
+                self.cluster_index(&format!("{at}.cluster"), &w.cluster, clusters)
+            };
+            if let Some(cluster) = index {
+                shares.push(WeightedCluster { cluster, weight });
+            }
+        }
+        let in_range =
+            |w: &RawWeightedCluster| w.weight.is_some_and(|v| (0..=MAX_WEIGHT).contains(&v));
+        if total == 0 && raw.weighted_clusters.iter().all(in_range) {
+            self.error(
+                format!("{path}.weighted_clusters"),
+                "the weights sum to 0: no cluster would get a request",
+            );
+        }
+        let on = raw
+            .split_on
+            .as_ref()
+            .map(|h| self.hash_on(&format!("{path}.split_on"), Some(h)));
+        Some(Split {
+            clusters: shares,
+            on,
+        })
+    }
+}
