@@ -4,8 +4,10 @@ use crate::ContentHash;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod access_log;
 pub mod defaults;
 mod resilience;
+pub use access_log::{AccessField, AccessLines, AccessLog, LineFormat, LogOutput, TemplatePart};
 pub use resilience::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn, UpstreamTls};
 
 /// A complete node config: this process's settings plus the routing document.
@@ -30,8 +32,8 @@ pub struct Node {
     pub admin: Option<SocketAddr>,
     /// File holding the admin API's bearer token (else `EDGEPLANE_ADMIN_TOKEN`; else the API is closed).
     pub admin_token_file: Option<std::path::PathBuf>,
-    /// One log line per request (default false).
-    pub access_log: bool,
+    /// One log line per request; `None` = off (the default).
+    pub access_log: Option<AccessLog>,
     /// W3C trace context.
     pub tracing: Tracing,
     /// Proxy listeners, at least one.

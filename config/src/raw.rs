@@ -37,8 +37,9 @@ pub struct RawNode {
     pub admin: Option<String>,
     /// File holding the admin API's bearer token.
     pub admin_token_file: Option<String>,
-    /// Log one line per request (target `edgeplane::access`, level info).
-    pub access_log: Option<bool>,
+    /// One line per request: `true` (a `tracing` event on target `edgeplane::access`) or a table
+    /// (lines of their own, JSON or a template).
+    pub access_log: Option<RawAccessLog>,
     /// W3C trace context: generate a `traceparent` for requests without a valid one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<RawTracing>,
@@ -119,6 +120,55 @@ pub struct RawDocument {
     /// Server certificates for TLS listeners, picked by SNI; the first is the default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<RawCertificate>,
+}
+
+/// `node.access_log`: a switch or a table.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RawAccessLog {
+    /// `access_log = true`: `tracing` events; `false`: off.
+    Switch(bool),
+    /// `[node.access_log]`.
+    Lines(RawAccessLines),
+}
+
+/// `[node.access_log]`: lines of their own.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLines {
+    /// `json` (default) or `text`.
+    pub format: Option<String>,
+    /// With `json`: the fields, in order.
+    pub fields: Option<Vec<String>>,
+    /// With `text`: literal text and `$field` (or `${field}`) references.
+    pub template: Option<String>,
+    /// `stdout` (default), `stderr` or a file path.
+    pub output: Option<String>,
+    /// Lines waiting for the writer at most (default 16384).
+    pub buffer_lines: Option<i64>,
+}
+
+impl<'de> Deserialize<'de> for RawAccessLog {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawAccessLog;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or a table of access log settings")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawAccessLog, E> {
+                Ok(RawAccessLog::Switch(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawAccessLog, A::Error> {
+                RawAccessLines::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawAccessLog::Lines)
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 /// `[[node.listeners]]`.

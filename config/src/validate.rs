@@ -195,6 +195,7 @@ fn http_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+mod access_log;
 mod cluster;
 mod node;
 mod resilience;

@@ -11,6 +11,7 @@
 //!
 //! Every name, its kind and its help text are in [`CATALOG`], which `docs/metrics.md` mirrors.
 
+pub(crate) mod access_writer;
 mod catalog;
 mod collect;
 mod fleet;

@@ -22,6 +22,18 @@ pub mod node {
     pub const WORKERS: usize = 0;
     /// `node.access_log`: one log line per request, off.
     pub const ACCESS_LOG: bool = false;
+    /// `[node.access_log]`.
+    pub mod access_log {
+        /// `format`: one JSON object per line.
+        pub const FORMAT: &str = "json";
+        /// `template` with `format = "text"`: nginx's `combined` order, with the duration and route.
+        pub const TEMPLATE: &str =
+            "$client - - [$time] \"$method $target $protocol\" $status \"$referer\" \"$user_agent\" $duration_ms $route $upstream";
+        /// `output`: standard output.
+        pub const OUTPUT: &str = "stdout";
+        /// `buffer_lines`: lines waiting for the writer at most.
+        pub const BUFFER_LINES: i64 = 16_384;
+    }
     /// `node.state_dir`: where the node keeps the last pushed config it applied.
     pub const STATE_DIR: &str = "/var/lib/edgeplane";
 

@@ -115,7 +115,7 @@ impl Validator {
             workers,
             admin,
             admin_token_file: raw.admin_token_file.as_ref().map(Into::into),
-            access_log: raw.access_log.unwrap_or(d::ACCESS_LOG),
+            access_log: self.access_log(raw.access_log.as_ref()),
             tracing: Tracing {
                 generate: raw
                     .tracing

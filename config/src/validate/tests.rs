@@ -596,3 +596,89 @@ fn weighted_routes_are_checked_with_paths() {
         assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
     }
 }
+
+#[test]
+fn access_logs_are_a_switch_or_lines_checked_with_paths() {
+    use crate::model::{AccessField, AccessLog, LineFormat, LogOutput};
+    let node = |extra: &str| {
+        MINIMAL.replace(
+            "[[node.listeners]]",
+            &format!("[node]\n{extra}\n[[node.listeners]]"),
+        )
+    };
+    let on = from_toml(&node("access_log = true")).unwrap();
+    assert_eq!(on.node.access_log, Some(AccessLog::Tracing));
+    assert_eq!(
+        from_toml(&node("access_log = false"))
+            .unwrap()
+            .node
+            .access_log,
+        None
+    );
+    assert_eq!(from_toml(MINIMAL).unwrap().node.access_log, None);
+
+    let json = from_toml(&node(
+        "[node.access_log]\nfields = [\"status\", \"route\", \"trace_id\"]\noutput = \"/var/log/edge/access.log\"",
+    ))
+    .unwrap();
+    let Some(AccessLog::Lines(lines)) = json.node.access_log else {
+        panic!("lines expected");
+    };
+    assert_eq!(
+        lines.format,
+        LineFormat::Json(vec![
+            AccessField::Status,
+            AccessField::Route,
+            AccessField::TraceId
+        ])
+    );
+    assert_eq!(
+        lines.output,
+        LogOutput::File("/var/log/edge/access.log".into())
+    );
+    let text = from_toml(&node(
+        "[node.access_log]\nformat = \"text\"\noutput = \"stderr\"",
+    ))
+    .unwrap();
+    assert!(matches!(
+        text.node.access_log,
+        Some(AccessLog::Lines(l)) if matches!(l.format, LineFormat::Template(_)) && l.output == LogOutput::Stderr
+    ));
+
+    let e = errors(&node(
+        "[node.access_log]\nformat = \"xml\"\nbuffer_lines = 0\noutput = \"\"",
+    ));
+    for w in [
+        "node.access_log.format: expected json or text, not \"xml\"",
+        "node.access_log.buffer_lines: 0 is out of range",
+        "node.access_log.output: expected stdout, stderr or a file path",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+    let e = errors(&node(
+        "[node.access_log]\nfields = [\"status\", \"colour\", \"status\"]\ntemplate = \"$status\"",
+    ));
+    for w in [
+        "node.access_log.fields[1]: unknown field \"colour\"; expected one of time, client",
+        "node.access_log.fields[2]: \"status\" is listed twice",
+        "node.access_log.template: only with format = \"text\"",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+    let e = errors(&node(
+        "[node.access_log]\nformat = \"text\"\ntemplate = \"$client $bogus\"\nfields = [\"status\"]",
+    ));
+    for w in [
+        "node.access_log.template: unknown field \"$bogus\"",
+        "node.access_log.fields: only with format = \"json\"",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+    let e = errors(&node("access_log = \"yes\""));
+    assert!(
+        e.iter().any(|l| l.contains("true, false or a table")),
+        "{e:#?}"
+    );
+    let e = errors(&node("[node.access_log]\ncolour = \"blue\""));
+    assert!(e.iter().any(|l| l.contains("colour")), "{e:#?}");
+}

@@ -4,6 +4,7 @@ use crate::admin;
 use crate::downstream::server::{Phase, Server};
 use crate::request::shared::Shared;
 use crate::tables::{BuildError, Snapshot, Tables};
+use crate::telemetry::access_writer::AccessLogger;
 use crate::telemetry::Telemetry;
 use crate::upgrade::Inherited;
 use edgeplane_config::model::Node as NodeConfig;
@@ -48,6 +49,9 @@ pub enum StartError {
     /// The admin token file could not be read or is empty.
     #[error("admin token: {0}")]
     AdminToken(String),
+    /// The access log's file could not be opened (or its writer started).
+    #[error("access log: {0}")]
+    AccessLog(String),
 }
 
 /// A node that serves traffic until [`NodeHandle::shutdown_within`].
@@ -97,7 +101,13 @@ impl NodeHandle {
         let first = Snapshot::build_with(&config.routing, None, recording.clone(), zone)?;
         let tables = Arc::new(Tables::new(first));
         let mut shared = Shared::new(tables.clone(), &node.id, recording.as_deref());
-        shared.access_log = node.access_log;
+        shared.access_log = match &node.access_log {
+            Some(config) => Some(
+                AccessLogger::start(config, recording.as_deref())
+                    .map_err(|e| StartError::AccessLog(e.to_string()))?,
+            ),
+            None => None,
+        };
         shared.tracing = node.tracing;
         let shared = Arc::new(shared);
         let (phase, phase_rx) = watch::channel(Phase::Running);

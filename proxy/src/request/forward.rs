@@ -5,7 +5,7 @@
 
 use crate::downstream::lifecycle::ConnHold;
 use crate::error::ProxyError;
-use crate::request::access_log::AccessEntry;
+use crate::request::access_log::{AccessEntry, Ending};
 use crate::request::added_headers::AddedHeaders;
 use crate::request::answer::answer;
 use crate::request::attempts::{Attempts, Prepared, Routed};
@@ -43,28 +43,50 @@ pub(crate) async fn handle(
     let n = shared
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let access = shared.access_log.then(|| AccessEntry::of(&req, shared, n));
-    let mut metrics = None;
-    let result = forward(shared, conn, req, n, &mut metrics).await;
-    let metrics = metrics.as_deref().unwrap_or(&shared.unrouted);
+    // Boxed: only a logging node pays for the entry, and the request's future stays small.
+    let access = shared
+        .access_log
+        .as_ref()
+        .map(|_| Box::new(AccessEntry::of(&req, shared, n)));
+    let mut served = Served::default();
+    let result = forward(shared, conn, req, n, &mut served).await;
+    let metrics = served.metrics.as_deref().unwrap_or(&shared.unrouted);
+    let mut error = None;
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(error = %e, status = e.status().as_u16(), "request failed at the proxy");
             metrics.error(e.code_index());
+            error = Some(e.code());
             crate::request::body::error_response(e)
         }
     };
     let elapsed = received.elapsed();
     metrics.answered(resp.status().as_u16(), elapsed);
-    if let Some(a) = access {
-        a.log(conn, metrics, resp.status(), elapsed);
+    if let (Some(entry), Some(logger)) = (access, &shared.access_log) {
+        let end = Ending {
+            metrics,
+            status: resp.status(),
+            elapsed,
+            upstream: served.upstream,
+            error,
+        };
+        entry.log(logger, conn, &end);
     }
     resp
 }
 
+/// What [`forward`] tells of a request besides its response.
+#[derive(Default)]
+struct Served {
+    /// The matched route's metrics (for the cluster that served it).
+    metrics: Option<Arc<RouteMetrics>>,
+    /// The endpoint tried last.
+    upstream: Option<std::net::SocketAddr>,
+}
+
 /// Routes and proxies request number `n`, trying again as its cluster's retry policy allows;
-/// `metrics` is set to the matched route's metrics. The tries run here, not in a function of their
+/// `served` is told the matched route's metrics and each endpoint tried. The tries run here, not in a function of their
 /// own: each `async fn` layer keeps its by-value arguments twice in the request's future, which hyper
 /// copies whole for every request (BENCHMARKS.md, instructions per request).
 async fn forward(
@@ -72,7 +94,7 @@ async fn forward(
     conn: &ConnInfo,
     mut req: Request<Incoming>,
     n: u64,
-    metrics: &mut Option<Arc<RouteMetrics>>,
+    served: &mut Served,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Dispatch {
         mut attempts,
@@ -85,7 +107,7 @@ async fn forward(
         timeouts,
         limits,
         tls,
-    } = match dispatch(shared, conn, &mut req, n, metrics)? {
+    } = match dispatch(shared, conn, &mut req, n, &mut served.metrics)? {
         Dispatched::Upstream(d) => d,
         Dispatched::Answered(resp) => return Ok(resp),
     };
@@ -94,7 +116,7 @@ async fn forward(
         limits: &limits,
         tls: tls.as_deref(),
     };
-    let metrics = metrics.as_deref();
+    let metrics = served.metrics.as_deref();
     // Awaited here rather than in a helper, for the same reason as the tries.
     let mut req = match attempts.prepare(req, upgrade.is_some()) {
         Prepared::Ready(req) => req,
@@ -106,6 +128,7 @@ async fn forward(
     };
     loop {
         let upstream = in_flight.upstream();
+        served.upstream = Some(upstream.address);
         let sent = tokio::time::Instant::now();
         let deadline = attempts.try_deadline(sent);
         let outcome = send::send(upstream, &settings, deadline, req, &mut added, metrics).await;

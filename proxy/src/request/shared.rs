@@ -33,8 +33,8 @@ pub(crate) struct Shared {
     pub(crate) unrouted: RouteMetrics,
     /// High half of generated request ids: differs between nodes and restarts.
     pub(crate) id_seed: u64,
-    /// Whether to log one line per request.
-    pub(crate) access_log: bool,
+    /// How to log one line per request; `None` = not at all.
+    pub(crate) access_log: Option<crate::telemetry::access_writer::AccessLogger>,
     /// W3C trace context settings.
     pub(crate) tracing: edgeplane_config::model::Tracing,
     /// Bytes from and to clients.
@@ -55,7 +55,7 @@ impl Shared {
             requests: std::sync::atomic::AtomicU64::new(0),
             unrouted: RouteMetrics::new(telemetry, "none", "none"),
             id_seed: id_seed(node_id),
-            access_log: false,
+            access_log: None,
             tracing: edgeplane_config::model::Tracing {
                 generate: edgeplane_config::model::defaults::node::tracing::GENERATE,
                 sample_percent: edgeplane_config::model::defaults::node::tracing::SAMPLE_PERCENT,

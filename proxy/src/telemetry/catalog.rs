@@ -46,6 +46,8 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_upstream_retries_total", Counter, "cluster", "Tries sent again: on another endpoint by the retry policy, or on a fresh connection after a pooled one failed before anything was sent."),
     m("edgeplane_downstream_received_bytes_total", Counter, "", "Bytes read from clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),
     m("edgeplane_downstream_sent_bytes_total", Counter, "", "Bytes written to clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),
+    m("edgeplane_access_log_dropped_lines_total", Counter, "", "Access log lines dropped because the writer's queue was full (node.access_log.buffer_lines): the disk or pipe is slower than the traffic."),
+    m("edgeplane_access_log_write_errors_total", Counter, "", "Failed writes (or reopens after rotation) of the access log; the lines are lost."),
     m("edgeplane_connections_active", Gauge, "", "Open downstream connections."),
     m("edgeplane_endpoint_in_flight", Gauge, "cluster, endpoint", "Requests this node has in flight to an endpoint."),
     m("edgeplane_endpoint_health", Gauge, "cluster, endpoint", "Health score of an endpoint, 0 (down) to 100."),

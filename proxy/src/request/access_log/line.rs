@@ -1,0 +1,243 @@
+//! An access log line: a JSON object of the configured fields, or a text template filled in. Values
+//! that come from the client are escaped: JSON strings as JSON requires (bytes that are not UTF-8 as
+//! U+FFFD), text as nginx does (`"`, `\`, controls and bytes above 0x7e as `\xHH`), so a line is
+//! always one line and a quote in a path cannot fake a field.
+
+use super::{AccessEntry, Ending};
+use crate::request::shared::ConnInfo;
+use edgeplane_config::model::{AccessField, LineFormat, TemplatePart};
+use http::Version;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+/// A field's value in a line.
+enum Value<'a> {
+    /// Bytes as received (escaped when written).
+    Text(&'a [u8]),
+    /// Text the proxy made (no escaping needed beyond JSON's).
+    Owned(String),
+    /// A whole number.
+    Int(u64),
+    /// Milliseconds, written with three decimals.
+    Millis(f64),
+    /// No value: `null` in JSON, `-` in text.
+    Absent,
+}
+
+/// The line for a request that ended as `end`, at `now`.
+pub(super) fn render(
+    format: &LineFormat,
+    entry: &AccessEntry,
+    conn: &ConnInfo,
+    end: &Ending<'_>,
+    now: SystemTime,
+) -> String {
+    let mut out = String::with_capacity(320);
+    match format {
+        LineFormat::Json(fields) => {
+            out.push('{');
+            for (i, &field) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('"');
+                out.push_str(field.name());
+                out.push_str("\":");
+                json(&mut out, value(field, entry, conn, end, now));
+            }
+            out.push('}');
+        }
+        LineFormat::Template(parts) => {
+            for part in parts {
+                match part {
+                    TemplatePart::Text(t) => out.push_str(t),
+                    TemplatePart::Field(f) => text(&mut out, value(*f, entry, conn, end, now)),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn value<'a>(
+    field: AccessField,
+    e: &'a AccessEntry,
+    conn: &'a ConnInfo,
+    end: &'a Ending<'_>,
+    now: SystemTime,
+) -> Value<'a> {
+    let header = |v: &'a Option<http::HeaderValue>| match v {
+        Some(v) => Value::Text(v.as_bytes()),
+        None => Value::Absent,
+    };
+    let named = |s: &'a str| match s {
+        "" => Value::Absent,
+        s => Value::Text(s.as_bytes()),
+    };
+    match field {
+        AccessField::Time => Value::Owned(rfc3339_millis(now)),
+        AccessField::Client => Value::Text(conn.client_ip.as_bytes()),
+        AccessField::Method => Value::Text(e.method.as_str().as_bytes()),
+        AccessField::Host => e
+            .host()
+            .map_or(Value::Absent, |h| Value::Text(h.as_bytes())),
+        AccessField::Path => Value::Text(e.uri.path().as_bytes()),
+        AccessField::Query => e
+            .uri
+            .query()
+            .map_or(Value::Absent, |q| Value::Text(q.as_bytes())),
+        AccessField::Target => Value::Text(
+            e.uri
+                .path_and_query()
+                .map_or(e.uri.path(), |pq| pq.as_str())
+                .as_bytes(),
+        ),
+        AccessField::Protocol => Value::Text(protocol(e.version).as_bytes()),
+        AccessField::Status => Value::Int(u64::from(end.status.as_u16())),
+        AccessField::DurationMs => Value::Millis(end.elapsed.as_secs_f64() * 1e3),
+        AccessField::Route => named(&end.metrics.route),
+        AccessField::Cluster => named(&end.metrics.cluster),
+        AccessField::Upstream => end
+            .upstream
+            .map_or(Value::Absent, |a| Value::Owned(a.to_string())),
+        AccessField::Error => end
+            .error
+            .map_or(Value::Absent, |c| Value::Text(c.as_bytes())),
+        AccessField::RequestId => Value::Text(e.request_id.as_bytes()),
+        AccessField::TraceId => e
+            .trace_id
+            .as_deref()
+            .map_or(Value::Absent, |t| Value::Text(t.as_bytes())),
+        AccessField::UserAgent => header(&e.user_agent),
+        AccessField::Referer => header(&e.referer),
+    }
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP",
+    }
+}
+
+/// Writes a value as JSON.
+fn json(out: &mut String, v: Value<'_>) {
+    match v {
+        Value::Text(bytes) => json_string(out, &String::from_utf8_lossy(bytes)),
+        Value::Owned(s) => json_string(out, &s),
+        Value::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Millis(ms) => {
+            let _ = write!(out, "{ms:.3}");
+        }
+        Value::Absent => out.push_str("null"),
+    }
+}
+
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes a value in a text line.
+fn text(out: &mut String, v: Value<'_>) {
+    match v {
+        Value::Text(bytes) => {
+            for &b in bytes {
+                match b {
+                    b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => {
+                        let _ = write!(out, "\\x{b:02X}");
+                    }
+                    b => out.push(char::from(b)),
+                }
+            }
+        }
+        Value::Owned(s) => out.push_str(&s),
+        Value::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Millis(ms) => {
+            let _ = write!(out, "{ms:.3}");
+        }
+        Value::Absent => out.push('-'),
+    }
+}
+
+/// `2026-12-04T12:34:56.789Z`.
+fn rfc3339_millis(t: SystemTime) -> String {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_are_rfc3339_in_utc() {
+        let at = |s: u64, ms: u64| {
+            rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(s * 1000 + ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_796_387_696, 789), "2026-12-04T12:34:56.789Z");
+        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        let mut j = String::new();
+        json(&mut j, Value::Text(b"a\"b\\c\x01\xff"));
+        assert_eq!(j, "\"a\\\"b\\\\c\\u0001\u{fffd}\"");
+        let mut t = String::new();
+        text(&mut t, Value::Text(b"/a\"b c\x7f\xc3"));
+        assert_eq!(t, "/a\\x22b c\\x7F\\xC3");
+        let mut t = String::new();
+        text(&mut t, Value::Absent);
+        json(&mut t, Value::Absent);
+        text(&mut t, Value::Millis(1.23456));
+        assert_eq!(t, "-null1.235");
+    }
+}
