@@ -235,6 +235,21 @@ pub struct Route {
     pub response_headers: HeaderOps,
     /// The route's own answer instead of a cluster's.
     pub answer: Option<RouteAnswer>,
+    /// Request mirroring to a shadow cluster.
+    pub mirror: Option<Mirror>,
+}
+
+/// A route's request mirroring: copies of sampled requests go to a shadow cluster, fire and forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mirror {
+    /// Index into [`Routing::clusters`] of the shadow cluster.
+    pub cluster: usize,
+    /// Share of requests mirrored, in millionths (1,000,000 = all).
+    pub per_million: u32,
+    /// Largest request body mirrored, in bytes (0 = bodiless requests only).
+    pub max_body: u64,
+    /// Mirrored requests in flight at most, per route and node.
+    pub max_concurrent: usize,
 }
 
 impl Route {

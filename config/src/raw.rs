@@ -283,6 +283,9 @@ pub struct RawRoute {
     /// Headers set, added or removed on the response before it goes to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<RawHeaderOps>,
+    /// A copy of sampled requests goes to a shadow cluster, its answer discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<RawMirror>,
     /// The route answers with a redirect instead of proxying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<RawRedirect>,
@@ -301,6 +304,22 @@ pub struct RawWeightedCluster {
     /// Its share of the route's traffic, relative to the others' (0 = none, the cluster stays
     /// named).
     pub weight: Option<i64>,
+}
+
+/// `[routes.mirror]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMirror {
+    /// The shadow cluster.
+    #[serde(default)]
+    pub cluster: String,
+    /// Share of the route's requests mirrored, 0 to 100 (default 100).
+    pub percent: Option<f64>,
+    /// Requests with a larger body (or one of unknown length) are not mirrored (default 65536).
+    pub max_body: Option<i64>,
+    /// Mirrored requests in flight at most for this route on a node; beyond, not mirrored (default
+    /// 64).
+    pub max_concurrent: Option<i64>,
 }
 
 /// `[routes.redirect]`: each part absent = as the request had it.

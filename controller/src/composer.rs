@@ -437,12 +437,12 @@ fn apply(endpoint: &dyn LiveEndpoint, u: &LiveUpdate) {
     endpoint.set_reported(u.in_flight, u.cpu, u.latency_ms);
 }
 
-/// Names of the clusters some route uses, sorted.
+/// Names of the clusters some route sends to (mirrors included), sorted.
 pub fn routed_clusters(routing: &Routing) -> Vec<String> {
     let mut names: Vec<String> = routing
         .routes
         .iter()
-        .flat_map(|r| r.clusters())
+        .flat_map(|r| r.clusters().chain(r.mirror.map(|m| m.cluster)))
         .filter_map(|i| routing.clusters.get(i))
         .map(|c| c.name.clone())
         .collect();

@@ -103,6 +103,15 @@ pub mod node {
 
 /// `[[routes]]`: a route's match.
 pub mod route {
+    /// `[routes.mirror]`.
+    pub mod mirror {
+        /// `percent`: every request.
+        pub const PERCENT: f64 = 100.0;
+        /// `max_body`: bodies up to 64 KiB are mirrored.
+        pub const MAX_BODY: i64 = 65_536;
+        /// `max_concurrent`: mirrored requests in flight per route and node.
+        pub const MAX_CONCURRENT: i64 = 64;
+    }
     /// `routes[i].name`: a route without a name is called this followed by its index (`route0`).
     pub const NAME_PREFIX: &str = "route";
     /// `routes[i].path_prefix`: every path.

@@ -91,6 +91,7 @@ impl Validator {
         let cookies = self.param_matches(&format!("{path}.cookies"), &raw.cookies);
         let answer = self.route_answer(&path, raw);
         let (cluster, split) = self.route_target(&path, raw, clusters, answer.is_some());
+        let mirror = self.mirror(&path, raw.mirror.as_ref(), clusters, answer.is_some());
         let upgrades = match &raw.upgrades {
             None => d::UPGRADES.iter().map(|u| u.to_string()).collect(),
             Some(list) => list
@@ -167,6 +168,7 @@ impl Validator {
             request_headers,
             response_headers,
             answer,
+            mirror,
         }
     }
 }

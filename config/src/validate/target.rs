@@ -64,6 +64,59 @@ impl Validator {
         index
     }
 
+    /// `[routes.mirror]` (`answers`: the route has its own answer, so nothing to mirror).
+    pub(super) fn mirror(
+        &mut self,
+        path: &str,
+        raw: Option<&RawMirror>,
+        clusters: &[Cluster],
+        answers: bool,
+    ) -> Option<Mirror> {
+        use crate::model::defaults::route::mirror as d;
+        let raw = raw?;
+        let path = format!("{path}.mirror");
+        if answers {
+            self.error(
+                &path,
+                "a route that answers itself (redirect, direct) sends nothing to mirror",
+            );
+        }
+        let cluster = if raw.cluster.is_empty() {
+            self.error(format!("{path}.cluster"), "required");
+            None
+        } else {
+            self.cluster_index(&format!("{path}.cluster"), &raw.cluster, clusters)
+        };
+        let percent = raw.percent.unwrap_or(d::PERCENT);
+        if !(0.0..=100.0).contains(&percent) {
+            self.error(
+                format!("{path}.percent"),
+                format!("{percent} is out of range 0..=100"),
+            );
+        }
+        let per_million = (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32;
+        let max_body = self.int(
+            &format!("{path}.max_body"),
+            raw.max_body,
+            d::MAX_BODY,
+            0,
+            64 << 20,
+        ) as u64;
+        let max_concurrent = self.int(
+            &format!("{path}.max_concurrent"),
+            raw.max_concurrent,
+            d::MAX_CONCURRENT,
+            1,
+            100_000,
+        );
+        Some(Mirror {
+            cluster: cluster?,
+            per_million,
+            max_body,
+            max_concurrent,
+        })
+    }
+
     /// `weighted_clusters` and `split_on`.
     fn split(&mut self, path: &str, raw: &RawRoute, clusters: &[Cluster]) -> Option<Split> {
         let mut shares = Vec::with_capacity(raw.weighted_clusters.len());

@@ -58,12 +58,31 @@ impl<'a> AddedHeaders<'a> {
         }
     }
 
+    /// Headers already in the request's map (a mirrored copy got them with [`Self::copy_into`]).
+    pub(crate) fn in_map() -> AddedHeaders<'static> {
+        static NONE: HeaderValue = HeaderValue::from_static("");
+        AddedHeaders {
+            client_ip: &NONE,
+            proto: &NONE,
+            via: &NONE,
+            host: None,
+            id_seed: 0,
+            id_n: 0,
+            in_map: true,
+        }
+    }
+
     /// Puts the headers into `map` (for hyper's client), unless they are there already.
     pub(crate) fn apply(&mut self, map: &mut HeaderMap) {
+        self.copy_into(map);
+        self.in_map = true;
+    }
+
+    /// Puts the headers into `map`, a copy of the request's, leaving the request's own state alone.
+    pub(crate) fn copy_into(&self, map: &mut HeaderMap) {
         if self.in_map {
             return;
         }
-        self.in_map = true;
         if !map.get(&X_REQUEST_ID).is_some_and(usable_id) {
             let id = generated_id(self.id_seed, self.id_n);
             if let Ok(v) = HeaderValue::from_bytes(&id) {

@@ -116,9 +116,16 @@ impl<'a> Attempts<'a> {
     /// replayed streams from the client, watched so that a broken upload is answered as the client's
     /// fault (no watch, and no allocation, for a request without a body). A replayable request comes
     /// back to be read whole first ([`retry::buffer`], within [`Attempts::read_timeout`]), its copy
-    /// kept with [`Attempts::replay_with`].
-    pub(crate) fn prepare(&mut self, req: Request<Incoming>, upgrade: bool) -> Prepared {
-        if retry::replayable(&req, &self.policy, upgrade) {
+    /// kept with [`Attempts::replay_with`]; so does a `mirrored` one with a body (its size was
+    /// checked against the mirror's `max_body`).
+    pub(crate) fn prepare(
+        &mut self,
+        req: Request<Incoming>,
+        upgrade: bool,
+        mirrored: bool,
+    ) -> Prepared {
+        let copied = mirrored && !req.body().is_end_stream();
+        if copied || retry::replayable(&req, &self.policy, upgrade) {
             Prepared::ToBuffer(req)
         } else if req.body().is_end_stream() {
             Prepared::Ready(req.map(|_| RequestBody::Buffered(None)))

@@ -7,11 +7,13 @@ use crate::downstream::lifecycle::ConnHold;
 use crate::error::ProxyError;
 use crate::request::access_log::{AccessEntry, Ending};
 use crate::request::added_headers::AddedHeaders;
+use crate::request::admit::admit;
 use crate::request::answer::answer;
 use crate::request::attempts::{Attempts, Prepared, Routed};
 use crate::request::body::ProxyBody;
 use crate::request::headers;
 use crate::request::location::LocationRewrite;
+use crate::request::mirror::{self, MirrorPlan};
 use crate::request::next_try::Locator;
 use crate::request::respond::respond;
 use crate::request::rewrite::rewrite_request;
@@ -107,6 +109,7 @@ async fn forward(
         timeouts,
         limits,
         tls,
+        mirror,
     } = match dispatch(shared, conn, &mut req, n, &mut served.metrics)? {
         Dispatched::Upstream(d) => d,
         Dispatched::Answered(resp) => return Ok(resp),
@@ -118,7 +121,7 @@ async fn forward(
     };
     let metrics = served.metrics.as_deref();
     // Awaited here rather than in a helper, for the same reason as the tries.
-    let mut req = match attempts.prepare(req, upgrade.is_some()) {
+    let mut req = match attempts.prepare(req, upgrade.is_some(), mirror.is_some()) {
         Prepared::Ready(req) => req,
         Prepared::ToBuffer(whole) => {
             let (req, replay) = retry::buffer(whole, attempts.read_timeout()).await?;
@@ -126,6 +129,11 @@ async fn forward(
             req
         }
     };
+    if let Some(plan) = mirror {
+        // By value, not by reference: a borrow of `req` here would keep it in a slot of its own in
+        // the request's future (+300 bytes, for every request).
+        req = mirror::spawn(plan, req, &added, &shared.tables);
+    }
     loop {
         let upstream = in_flight.upstream();
         served.upstream = Some(upstream.address);
@@ -178,6 +186,8 @@ struct Dispatch<'a> {
     timeouts: ClusterTimeouts,
     limits: CircuitBreaker,
     tls: Option<Arc<TlsClient>>,
+    /// A copy of the request goes to the route's shadow cluster.
+    mirror: Option<Box<MirrorPlan>>,
 }
 
 /// Routes request number `n`, picks its endpoint, rewrites it for the upstream and admits it to the
@@ -228,6 +238,7 @@ fn dispatch<'a>(
     let host_rewrite = cluster.host_rewrite.as_ref();
     let location = LocationRewrite::of(route, req, &conn.proto, host_rewrite);
     let (added, upgrade) = rewrite_request(shared, conn, req, n, route, host_rewrite)?;
+    let mirror = mirror::plan(&snapshot, route, req, upgrade.is_some());
     let downstream_upgrade = upgrade
         .is_some()
         .then(|| (hyper::upgrade::on(&mut *req), conn.hold.clone()));
@@ -244,6 +255,7 @@ fn dispatch<'a>(
         timeouts,
         limits: cluster.limits,
         tls: cluster.tls.clone(),
+        mirror,
     }))
 }
 
@@ -299,40 +311,6 @@ fn pick<'s>(
         has_affinity: affinity.is_some(),
     };
     Ok((endpoint, routed))
-}
-
-/// Admits the request to the cluster (its `max_requests`) and counts it in flight on the endpoint;
-/// at the cluster's connection limit, makes room for a connection to the endpoint.
-fn admit(cluster: &Cluster, endpoint: &Endpoint) -> Result<InFlight, ProxyError> {
-    let admission = match cluster.limits.max_requests {
-        Some(max) => Some(
-            cluster
-                .state
-                .try_enter(max)
-                .ok_or(ProxyError::CircuitOpen("max_requests"))?,
-        ),
-        None => None,
-    };
-    if cluster.limits.max_connections.is_some() {
-        make_room(cluster, endpoint);
-    }
-    Ok(endpoint.upstream.start_request().holding(admission))
-}
-
-/// At the cluster's connection limit with no idle connection to this endpoint: closes the coldest
-/// idle connection of another endpoint, so that its place goes to this request.
-fn make_room(cluster: &Cluster, endpoint: &Endpoint) {
-    let (Some(max), b) = (cluster.limits.max_connections, &cluster.state) else {
-        return;
-    };
-    if b.connections() < max || endpoint.upstream.pool.idle_count() > 0 {
-        return;
-    }
-    for e in &cluster.endpoints {
-        if e.upstream.pool.evict_one() {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub(crate) mod balancer;
 pub(crate) mod certs;
 pub(crate) mod cluster;
 pub(crate) mod endpoint;
+pub(crate) mod mirror;
 pub(crate) mod priority;
 pub mod router;
 pub(crate) mod split;
@@ -23,6 +24,7 @@ pub use certs::CertTable;
 
 use crate::tables::cluster::Carried;
 pub(crate) use crate::tables::cluster::{Cluster, Endpoint};
+use crate::tables::mirror::MirrorState;
 use crate::tables::router::{Router, RouterError};
 use crate::telemetry::{RouteMetrics, Telemetry};
 use arc_swap::ArcSwap;
@@ -133,6 +135,8 @@ pub struct Snapshot {
     /// cluster the route sends to (in the order of its weighted clusters), one for a route that
     /// answers itself.
     pub(crate) route_metrics: Vec<Box<[Arc<RouteMetrics>]>>,
+    /// Request mirroring of each route that has it, by [`crate::tables::router::Route::index`].
+    pub(crate) mirrors: Vec<Option<MirrorState>>,
     /// Where the metrics are registered (`None`: not recorded, as in unit tests).
     pub(crate) telemetry: Option<Arc<Telemetry>>,
     /// The node's zone, for zone-aware clusters.
@@ -222,18 +226,49 @@ impl Snapshot {
                     .collect()
             })
             .collect();
+        let mirrors = carry_mirrors(routing, previous, telemetry.as_deref());
         Ok(Snapshot {
             router: Router::new(&routing.routes)?,
             clusters,
             hash: routing.hash,
             generation: previous.map_or(1, |p| p.generation + 1),
             route_metrics,
+            mirrors,
             telemetry,
             zone,
             routing: Arc::new(routing.clone()),
             certs,
         })
     }
+}
+
+/// Each route's mirroring state: the previous snapshot's when the route keeps the same mirror (so
+/// that the copies in flight stay counted against `max_concurrent`), else new.
+fn carry_mirrors(
+    routing: &Routing,
+    previous: Option<&Snapshot>,
+    telemetry: Option<&Telemetry>,
+) -> Vec<Option<MirrorState>> {
+    let mut kept: HashMap<(&str, &str), &MirrorState> = HashMap::new();
+    if let Some(prev) = previous {
+        for (r, m) in prev.routing.routes.iter().zip(&prev.mirrors) {
+            if let Some(m) = m {
+                kept.insert((&r.name, &m.cluster), m);
+            }
+        }
+    }
+    routing
+        .routes
+        .iter()
+        .map(|r| {
+            let mirror = r.mirror?;
+            let cluster = routing.clusters.get(mirror.cluster)?;
+            Some(match kept.get(&(r.name.as_str(), cluster.name.as_str())) {
+                Some(&m) => MirrorState::carried(m, mirror),
+                None => MirrorState::new(mirror, &r.name, &cluster.name, telemetry),
+            })
+        })
+        .collect()
 }
 
 /// The names of the clusters `route` sends to, in its order; `""` for a route that answers itself.

@@ -43,6 +43,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_requests_total", Counter, "route, cluster, class", "Requests answered, by route, cluster and status class (route and cluster \"none\" when no route matched)."),
     m("edgeplane_request_duration_seconds", Histogram, "route, cluster, class", "Time from receiving a request's headers to sending the response headers."),
     m("edgeplane_proxy_errors_total", Counter, "cluster, kind", "Requests the proxy answered itself, by cause: no_route, no_endpoint, bad_request, connect_failed, upstream_timeout, upstream_error, circuit_open, client_timeout, payload_too_large."),
+    m("edgeplane_mirror_requests_total", Counter, "route, cluster, outcome", "Requests of a route with [routes.mirror], by what became of their copy to the shadow cluster: answered, failed (no endpoint, connect error, timeout, reset), busy (max_concurrent copies in flight), too_large (body over max_body or of unknown length). Requests left out by percent are not counted."),
     m("edgeplane_upstream_retries_total", Counter, "cluster", "Tries sent again: on another endpoint by the retry policy, or on a fresh connection after a pooled one failed before anything was sent."),
     m("edgeplane_downstream_received_bytes_total", Counter, "", "Bytes read from clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),
     m("edgeplane_downstream_sent_bytes_total", Counter, "", "Bytes written to clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),

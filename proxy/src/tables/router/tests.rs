@@ -18,6 +18,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         cookies: vec![],
         cluster: Some(cluster),
         split: None,
+        mirror: None,
         upgrades: vec!["websocket".into()],
         max_request_body: None,
         timeouts: Default::default(),
