@@ -427,6 +427,8 @@ pub struct Cluster {
     pub failover_below: u8,
     /// TLS to the endpoints, if any.
     pub tls: Option<UpstreamTls>,
+    /// Cleartext HTTP/2 with prior knowledge (h2c) to the endpoints, instead of HTTP/1.1.
+    pub h2c: bool,
     /// Panic mode below this percentage of usable endpoints (0 = off).
     pub panic_threshold: u8,
     /// Active HTTP health checks, if configured.

@@ -462,6 +462,9 @@ pub struct RawCluster {
     pub failover_below: Option<i64>,
     /// TLS to the endpoints; absent = cleartext.
     pub tls: Option<RawUpstreamTls>,
+    /// Cleartext HTTP/2 with prior knowledge to the endpoints (gRPC); default false (HTTP/1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h2c: Option<bool>,
 }
 
 /// `[clusters.<name>.tls]`: connections to the endpoints use TLS, verified.

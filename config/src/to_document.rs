@@ -198,6 +198,7 @@ fn cluster(c: &Cluster) -> RawCluster {
         affinity: c.affinity.as_ref().map(affinity),
         failover_below: int(c.failover_below),
         tls: c.tls.as_ref().map(upstream_tls),
+        h2c: c.h2c.then_some(true),
     }
 }
 
@@ -338,7 +339,7 @@ mod tests {
         [clusters.c.tls]\nsni = \"api.internal\"\nca = \"/etc/ca.pem\"\nclient_cert = \"/c.pem\"\n\
         client_key = \"/k.pem\"\nh2 = true\n\
         [[clusters.c.endpoints]]\naddress = \"127.0.0.1:9\"\nweight = 3\nzone = \"z\"\npriority = 1\n\
-        [clusters.d]\nbalancing = \"ring_hash\"\n[clusters.d.hash_on]\nheader = \"x-user\"\n\
+        [clusters.d]\nbalancing = \"ring_hash\"\nh2c = true\n[clusters.d.hash_on]\nheader = \"x-user\"\n\
         [[clusters.d.endpoints]]\naddress = \"127.0.0.1:10\"\n\
         [[certificates]]\ncert = \"/cert.pem\"\n\
         key_pem = \"-----BEGIN PRIVATE KEY-----\\nAA==\\n-----END PRIVATE KEY-----\\n\"\n";

@@ -21,6 +21,7 @@ pub mod demo;
 mod downstream;
 mod error;
 pub mod fleet;
+mod grpc;
 pub mod node;
 pub mod reload;
 mod request;

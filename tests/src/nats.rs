@@ -123,7 +123,7 @@ pub fn python_with_nats() -> PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/pyvenv/bin/python");
     assert!(
         venv.is_file(),
-        "no Python with nats-py: run scripts/test (it installs one) or set EDGEPLANE_PYTHON"
+        "no Python with nats-py and grpcio: run scripts/test (it installs one) or set EDGEPLANE_PYTHON"
     );
     venv
 }

@@ -95,6 +95,7 @@ access_fields! {
     Cluster = "cluster": "The cluster that served the request.",
     Upstream = "upstream": "The address of the endpoint that answered.",
     Error = "error": "The proxy's error code when it answered itself (`no_endpoint`, ...).",
+    GrpcStatus = "grpc_status": "A gRPC call's status code (its `grpc-status`), once its response ends.",
     RequestId = "request_id": "The request id (`x-request-id`, sent or generated).",
     TraceId = "trace_id": "The W3C trace id, passed on or generated.",
     UserAgent = "user_agent": "The `User-Agent` header.",
@@ -121,6 +122,9 @@ impl AccessField {
 
     /// Whether the field is a number in JSON lines.
     pub fn numeric(self) -> bool {
-        matches!(self, AccessField::Status | AccessField::DurationMs)
+        matches!(
+            self,
+            AccessField::Status | AccessField::DurationMs | AccessField::GrpcStatus
+        )
     }
 }

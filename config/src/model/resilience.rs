@@ -44,7 +44,7 @@ impl Retry {
 
 /// A set of retry conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RetryOn(pub u8);
+pub struct RetryOn(pub u16);
 
 impl RetryOn {
     /// Connecting failed: nothing was sent, so any request may go elsewhere.
@@ -59,15 +59,32 @@ impl RetryOn {
     pub const GATEWAY_ERROR: RetryOn = RetryOn(16);
     /// A 429 response.
     pub const STATUS_429: RetryOn = RetryOn(32);
+    /// A gRPC answer without a body whose `grpc-status` is 1 (CANCELLED).
+    pub const GRPC_CANCELLED: RetryOn = RetryOn(64);
+    /// ... 4 (DEADLINE_EXCEEDED).
+    pub const GRPC_DEADLINE_EXCEEDED: RetryOn = RetryOn(128);
+    /// ... 8 (RESOURCE_EXHAUSTED).
+    pub const GRPC_RESOURCE_EXHAUSTED: RetryOn = RetryOn(256);
+    /// ... 13 (INTERNAL).
+    pub const GRPC_INTERNAL: RetryOn = RetryOn(512);
+    /// ... 14 (UNAVAILABLE).
+    pub const GRPC_UNAVAILABLE: RetryOn = RetryOn(1024);
+    /// Every gRPC condition.
+    pub const GRPC: RetryOn = RetryOn(64 | 128 | 256 | 512 | 1024);
 
     /// Every condition with its config name.
-    pub const NAMES: [(&'static str, RetryOn); 6] = [
+    pub const NAMES: [(&'static str, RetryOn); 11] = [
         ("connect_failure", RetryOn::CONNECT_FAILURE),
         ("reset", RetryOn::RESET),
         ("timeout", RetryOn::TIMEOUT),
         ("5xx", RetryOn::STATUS_5XX),
         ("gateway_error", RetryOn::GATEWAY_ERROR),
         ("429", RetryOn::STATUS_429),
+        ("cancelled", RetryOn::GRPC_CANCELLED),
+        ("deadline_exceeded", RetryOn::GRPC_DEADLINE_EXCEEDED),
+        ("resource_exhausted", RetryOn::GRPC_RESOURCE_EXHAUSTED),
+        ("internal", RetryOn::GRPC_INTERNAL),
+        ("unavailable", RetryOn::GRPC_UNAVAILABLE),
     ];
 
     /// Whether every condition of `other` is in the set.
@@ -80,6 +97,19 @@ impl RetryOn {
         (self.contains(RetryOn::STATUS_5XX) && (500..600).contains(&status))
             || (self.contains(RetryOn::GATEWAY_ERROR) && matches!(status, 502..=504))
             || (self.contains(RetryOn::STATUS_429) && status == 429)
+    }
+
+    /// Whether an answer with this `grpc-status` code is retried.
+    pub fn grpc(self, code: u32) -> bool {
+        let condition = match code {
+            1 => RetryOn::GRPC_CANCELLED,
+            4 => RetryOn::GRPC_DEADLINE_EXCEEDED,
+            8 => RetryOn::GRPC_RESOURCE_EXHAUSTED,
+            13 => RetryOn::GRPC_INTERNAL,
+            14 => RetryOn::GRPC_UNAVAILABLE,
+            _ => return false,
+        };
+        self.contains(condition)
     }
 
     /// The config names of the set's conditions.

@@ -197,6 +197,7 @@ impl Validator {
                 .tls
                 .as_ref()
                 .map(|t| self.upstream_tls(&format!("{path}.tls"), t, raw.host_rewrite.as_deref())),
+            h2c: self.h2c(&path, raw),
             failover_below: self.int(
                 &format!("{path}.failover_below"),
                 raw.failover_below,
@@ -267,6 +268,18 @@ impl Validator {
                 100,
             ) as u32,
         }
+    }
+
+    /// `h2c`: cleartext only (TLS offers HTTP/2 by ALPN with `tls.h2`).
+    fn h2c(&mut self, path: &str, raw: &RawCluster) -> bool {
+        let on = raw.h2c.unwrap_or(false);
+        if on && raw.tls.is_some() {
+            self.error(
+                format!("{path}.h2c"),
+                "h2c is cleartext HTTP/2; with [tls], set tls.h2 = true instead",
+            );
+        }
+        on
     }
 
     pub(super) fn hash_on(&mut self, path: &str, raw: Option<&RawHashOn>) -> HashOn {

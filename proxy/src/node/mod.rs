@@ -100,12 +100,12 @@ impl NodeHandle {
         let zone = node.zone.as_deref().map(Arc::from);
         let first = Snapshot::build_with(&config.routing, None, recording.clone(), zone)?;
         let tables = Arc::new(Tables::new(first));
-        let mut shared = Shared::new(tables.clone(), &node.id, recording.as_deref());
+        let mut shared = Shared::new(tables.clone(), &node.id, recording.as_ref());
         shared.access_log = match &node.access_log {
-            Some(config) => Some(
+            Some(config) => Some(Arc::new(
                 AccessLogger::start(config, recording.as_deref())
                     .map_err(|e| StartError::AccessLog(e.to_string()))?,
-            ),
+            )),
             None => None,
         };
         shared.tracing = node.tracing;

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 /// What the access log needs of a request, taken before the request is sent on.
 pub(crate) struct AccessEntry {
+    client: HeaderValue,
     method: http::Method,
     uri: Uri,
     version: Version,
@@ -37,13 +38,21 @@ pub(crate) struct Ending<'a> {
     pub(crate) upstream: Option<SocketAddr>,
     /// The proxy's error code when it answered itself.
     pub(crate) error: Option<&'static str>,
+    /// A gRPC call's status.
+    pub(crate) grpc_status: Option<u32>,
 }
 
 impl AccessEntry {
     /// What the log line needs of request number `n`.
-    pub(crate) fn of(req: &Request<Incoming>, shared: &Shared, n: u64) -> AccessEntry {
+    pub(crate) fn of(
+        req: &Request<Incoming>,
+        shared: &Shared,
+        conn: &ConnInfo,
+        n: u64,
+    ) -> AccessEntry {
         let (seed, headers) = (shared.id_seed, req.headers());
         AccessEntry {
+            client: conn.client_ip.clone(),
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
@@ -56,12 +65,12 @@ impl AccessEntry {
     }
 
     /// Logs the request's line.
-    pub(crate) fn log(self, logger: &AccessLogger, conn: &ConnInfo, end: &Ending<'_>) {
+    pub(crate) fn log(self, logger: &AccessLogger, end: &Ending<'_>) {
         match logger {
-            AccessLogger::Tracing => self.event(conn, end),
+            AccessLogger::Tracing => self.event(end),
             AccessLogger::Lines(format, sink) => {
                 let now = std::time::SystemTime::now();
-                sink.send(line::render(format, &self, conn, end, now));
+                sink.send(line::render(format, &self, end, now));
             }
         }
     }
@@ -74,11 +83,11 @@ impl AccessEntry {
         }
     }
 
-    fn event(self, conn: &ConnInfo, end: &Ending<'_>) {
+    fn event(self, end: &Ending<'_>) {
         let m = end.metrics;
         tracing::info!(
             target: "edgeplane::access",
-            client = conn.client_ip.to_str().unwrap_or("-"),
+            client = self.client.to_str().unwrap_or("-"),
             method = %self.method,
             host = %self.host().unwrap_or("-"),
             path = %self.uri.path(),
@@ -88,6 +97,7 @@ impl AccessEntry {
             cluster = %m.cluster,
             upstream = %end.upstream.map_or_else(|| "-".to_string(), |a| a.to_string()),
             error = end.error.unwrap_or("-"),
+            grpc_status = %end.grpc_status.map_or_else(|| "-".to_string(), |c| c.to_string()),
             request_id = self.request_id.to_str().unwrap_or("-"),
             trace_id = self.trace_id.as_deref().unwrap_or("-"),
         );

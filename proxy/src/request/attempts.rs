@@ -19,7 +19,7 @@ use crate::request::shared::Shared;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::cluster_state::RetrySlot;
 use crate::upstream::{InFlight, Upstream};
-use edgeplane_config::model::{ClusterTimeouts, Retry};
+use edgeplane_config::model::{ClusterTimeouts, Retry, RetryOn};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -63,6 +63,8 @@ pub(crate) struct Attempts<'a> {
     deadline: Option<Instant>,
     /// The copy to send again, for a replayable request.
     replay: Option<Box<Replay>>,
+    /// A gRPC call's head, kept while its body is copied as it streams (see [`retry`]).
+    call_head: Option<Box<Replay>>,
     /// The upload's progress, for a request whose body streams from the client.
     upload: Option<Arc<UploadState>>,
     /// The route's limit on the body, enforced as it streams.
@@ -104,12 +106,20 @@ impl<'a> Attempts<'a> {
             response_header: timeouts.response_header,
             deadline: timeouts.total.map(|t| Instant::now() + t),
             replay: None,
+            call_head: None,
             upload: None,
             max_request_body,
             tries: 0,
             tried: Vec::new(),
             _slot: None,
         }
+    }
+
+    /// Whether `req` is a gRPC call the cluster retries on some gRPC statuses.
+    fn retries_grpc(&self, req: &Request<Incoming>) -> bool {
+        self.policy.attempts > 0
+            && self.policy.on.0 & RetryOn::GRPC.0 != 0
+            && crate::grpc::is_call(req.headers())
     }
 
     /// Makes the request's body ready for its tries without waiting: a request that cannot be
@@ -128,12 +138,19 @@ impl<'a> Attempts<'a> {
         if copied || retry::replayable(&req, &self.policy, upgrade) {
             Prepared::ToBuffer(req)
         } else if req.body().is_end_stream() {
+            if self.retries_grpc(&req) {
+                self.replay = Some(Box::new(Replay::head(&req)));
+            }
             Prepared::Ready(req.map(|_| RequestBody::Buffered(None)))
         } else {
             let state = Arc::new(UploadState::default());
             self.upload = Some(state.clone());
             let limit = self.max_request_body;
-            Prepared::Ready(req.map(|b| RequestBody::Streamed(Upload::new(b, state, limit))))
+            let copy = self.retries_grpc(&req).then(|| {
+                self.call_head = Some(Box::new(Replay::head(&req)));
+                self.policy.buffer_body as u64
+            });
+            Prepared::Ready(req.map(|b| RequestBody::Streamed(Upload::new(b, state, limit, copy))))
         }
     }
 
@@ -192,10 +209,26 @@ impl<'a> Attempts<'a> {
                 crate::upstream::outlier::trial_passed(upstream);
             }
         }
-        let wanted = self.policy.on.status(status.as_u16()) && self.tries < self.policy.attempts;
-        if self.replay.is_none() || !wanted {
+        let grpc = self.policy.on.0 & RetryOn::GRPC.0 != 0
+            && answer
+                .trailers_only_grpc()
+                .is_some_and(|c| self.policy.on.grpc(c));
+        let wanted =
+            (self.policy.on.status(status.as_u16()) || grpc) && self.tries < self.policy.attempts;
+        if !wanted {
             return None;
         }
+        if self.replay.is_none() {
+            // A gRPC call whose body was copied whole as it streamed.
+            let copied = self.upload.as_ref().and_then(|u| u.take_copy());
+            if let (Some(body), Some(head)) = (copied, self.call_head.take()) {
+                let body = (!body.is_empty()).then_some(body);
+                self.replay = Some(Box::new(head.with_body(body)));
+                self.upload = None;
+            }
+        }
+        // Nothing to send again: no retry (and no endpoint counted as tried).
+        self.replay.as_ref()?;
         let next = self.next(upstream, true)?;
         added.reset();
         let again = self.replay.as_ref()?.request();

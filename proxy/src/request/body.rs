@@ -6,6 +6,7 @@
 //! end (the client went away) drops the connection instead, since it is mid-message.
 
 use crate::error::{ProxyError, ERROR_HEADER};
+use crate::request::grpc_body::GrpcBody;
 pub(crate) use crate::upstream::h1::body::BodyError;
 use crate::upstream::h1::H1Body;
 use crate::upstream::pool::Sender;
@@ -25,6 +26,8 @@ pub(crate) enum ProxyBody {
     H1Client(H1Body),
     /// Made by the proxy; `None` once sent.
     Local(Option<Bytes>),
+    /// A gRPC call's answer, watched for its status.
+    Grpc(Box<GrpcBody<ProxyBody>>),
 }
 
 impl ProxyBody {
@@ -83,6 +86,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Local(data) => Poll::Ready(crate::request::request_body::once(data)),
             ProxyBody::H1Client(b) => Pin::new(b).poll_frame(cx),
+            ProxyBody::Grpc(b) => Pin::new(&mut **b).poll_frame(cx),
             ProxyBody::Upstream(up) => {
                 let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));
                 match &frame {
@@ -106,6 +110,7 @@ impl Body for ProxyBody {
             ProxyBody::Local(data) => data.is_none(),
             ProxyBody::Upstream(up) => up.inner.is_end_stream(),
             ProxyBody::H1Client(b) => b.is_end_stream(),
+            ProxyBody::Grpc(b) => b.is_end_stream(),
         }
     }
 
@@ -116,6 +121,7 @@ impl Body for ProxyBody {
             }
             ProxyBody::Upstream(up) => up.inner.size_hint(),
             ProxyBody::H1Client(b) => b.size_hint(),
+            ProxyBody::Grpc(b) => b.size_hint(),
         }
     }
 }

@@ -5,12 +5,13 @@
 
 use crate::downstream::lifecycle::ConnHold;
 use crate::error::ProxyError;
-use crate::request::access_log::{AccessEntry, Ending};
+use crate::request::access_log::AccessEntry;
 use crate::request::added_headers::AddedHeaders;
 use crate::request::admit::admit;
 use crate::request::answer::answer;
 use crate::request::attempts::{Attempts, Prepared, Routed};
 use crate::request::body::ProxyBody;
+use crate::request::ending::{finish, Served};
 use crate::request::headers;
 use crate::request::location::LocationRewrite;
 use crate::request::mirror::{self, MirrorPlan};
@@ -49,42 +50,11 @@ pub(crate) async fn handle(
     let access = shared
         .access_log
         .as_ref()
-        .map(|_| Box::new(AccessEntry::of(&req, shared, n)));
+        .map(|_| Box::new(AccessEntry::of(&req, shared, conn, n)));
+    let grpc = crate::grpc::is_call(req.headers());
     let mut served = Served::default();
     let result = forward(shared, conn, req, n, &mut served).await;
-    let metrics = served.metrics.as_deref().unwrap_or(&shared.unrouted);
-    let mut error = None;
-    let resp = match result {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::debug!(error = %e, status = e.status().as_u16(), "request failed at the proxy");
-            metrics.error(e.code_index());
-            error = Some(e.code());
-            crate::request::body::error_response(e)
-        }
-    };
-    let elapsed = received.elapsed();
-    metrics.answered(resp.status().as_u16(), elapsed);
-    if let (Some(entry), Some(logger)) = (access, &shared.access_log) {
-        let end = Ending {
-            metrics,
-            status: resp.status(),
-            elapsed,
-            upstream: served.upstream,
-            error,
-        };
-        entry.log(logger, conn, &end);
-    }
-    resp
-}
-
-/// What [`forward`] tells of a request besides its response.
-#[derive(Default)]
-struct Served {
-    /// The matched route's metrics (for the cluster that served it).
-    metrics: Option<Arc<RouteMetrics>>,
-    /// The endpoint tried last.
-    upstream: Option<std::net::SocketAddr>,
+    finish(shared, served, result, access, grpc, received.elapsed())
 }
 
 /// Routes and proxies request number `n`, trying again as its cluster's retry policy allows;
@@ -109,6 +79,7 @@ async fn forward(
         timeouts,
         limits,
         tls,
+        h2c,
         mirror,
     } = match dispatch(shared, conn, &mut req, n, &mut served.metrics)? {
         Dispatched::Upstream(d) => d,
@@ -118,6 +89,7 @@ async fn forward(
         timeouts: &timeouts,
         limits: &limits,
         tls: tls.as_deref(),
+        h2c,
     };
     let metrics = served.metrics.as_deref();
     // Awaited here rather than in a helper, for the same reason as the tries.
@@ -186,6 +158,7 @@ struct Dispatch<'a> {
     timeouts: ClusterTimeouts,
     limits: CircuitBreaker,
     tls: Option<Arc<TlsClient>>,
+    h2c: bool,
     /// A copy of the request goes to the route's shadow cluster.
     mirror: Option<Box<MirrorPlan>>,
 }
@@ -255,6 +228,7 @@ fn dispatch<'a>(
         timeouts,
         limits: cluster.limits,
         tls: cluster.tls.clone(),
+        h2c: cluster.h2c,
         mirror,
     }))
 }

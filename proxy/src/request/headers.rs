@@ -133,6 +133,19 @@ impl HopByHop {
         upgrade_request(headers)
     }
 
+    /// Whether the message has a `TE` header naming `trailers` (the client takes trailers: gRPC).
+    pub(crate) fn te_trailers(&self, headers: &HeaderMap) -> bool {
+        // Index 1 is `TE`.
+        self.present[1]
+            && headers.get_all(header::TE).iter().any(|v| {
+                v.as_bytes().split(|&b| b == b',').any(|t| {
+                    t.split(|&b| b == b';')
+                        .next()
+                        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+                })
+            })
+    }
+
     /// Removes the headers found, and every header `Connection` names except those it may never
     /// remove ([`KEPT`]).
     pub(crate) fn strip(&self, headers: &mut HeaderMap) {
@@ -316,6 +329,7 @@ mod tests {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::TRAILER, HeaderValue::from_static("x-checksum"));
         h.insert("x-kept", HeaderValue::from_static("yes"));
+        assert!(HopByHop::find(&h).te_trailers(&h));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");

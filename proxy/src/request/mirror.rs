@@ -102,16 +102,17 @@ async fn send_copy(plan: &MirrorPlan, req: Request<RequestBody>, tables: &Tables
         cluster.and_then(|c| {
             let endpoint = c.pick_affine(None, None)?;
             let in_flight = admit(c, endpoint).ok()?;
-            Some((in_flight, c.timeouts, c.limits, c.tls.clone()))
+            Some((in_flight, c.timeouts, c.limits, c.tls.clone(), c.h2c))
         })
     };
-    let Some((in_flight, timeouts, limits, tls)) = picked else {
+    let Some((in_flight, timeouts, limits, tls, h2c)) = picked else {
         return MirrorOutcome::Failed;
     };
     let settings = Settings {
         timeouts: &timeouts,
         limits: &limits,
         tls: tls.as_deref(),
+        h2c,
     };
     let started = Instant::now();
     let head_by = started

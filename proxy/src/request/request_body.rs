@@ -70,6 +70,16 @@ pub(crate) struct Upload {
     limit: Option<u64>,
     /// Bytes read so far.
     read: u64,
+    /// A copy of the body as it streams, for a replay (a gRPC call with retries on its statuses).
+    copy: Option<Box<Copy>>,
+}
+
+/// A streamed body's copy: its chunks, up to a limit.
+#[derive(Debug)]
+struct Copy {
+    chunks: Vec<Bytes>,
+    len: u64,
+    limit: u64,
 }
 
 /// How a streamed upload went, shared with the request's handler.
@@ -82,6 +92,8 @@ pub(crate) struct UploadState {
     /// The last read from the client found nothing to read: the upload waits on the client (else
     /// on the upstream taking what was read).
     starved: AtomicBool,
+    /// The whole body, once read, when it was copied as it streamed (within the copy's limit).
+    copied: std::sync::Mutex<Option<Bytes>>,
 }
 
 impl UploadState {
@@ -100,6 +112,14 @@ impl UploadState {
         self.too_large.load(Relaxed)
     }
 
+    /// The whole body copied as it streamed, once it was read to its end (taken once).
+    pub(crate) fn take_copy(&self) -> Option<Bytes> {
+        if !self.done() {
+            return None;
+        }
+        self.copied.lock().ok()?.take()
+    }
+
     /// Whether the upload is unfinished because the client is not sending (rather than because the
     /// upstream is not reading).
     pub(crate) fn waiting_on_client(&self) -> bool {
@@ -108,8 +128,14 @@ impl UploadState {
 }
 
 impl Upload {
-    /// Streams `inner`, reporting to `state`, cut after `limit` bytes if there is one.
-    pub(crate) fn new(inner: Incoming, state: Arc<UploadState>, limit: Option<u64>) -> Upload {
+    /// Streams `inner`, reporting to `state`, cut after `limit` bytes if there is one; with
+    /// `copy_up_to`, keeps a copy of a body of at most that many bytes for a replay.
+    pub(crate) fn new(
+        inner: Incoming,
+        state: Arc<UploadState>,
+        limit: Option<u64>,
+        copy_up_to: Option<u64>,
+    ) -> Upload {
         if inner.is_end_stream() {
             state.done.store(true, Relaxed);
         }
@@ -118,6 +144,44 @@ impl Upload {
             state,
             limit,
             read: 0,
+            copy: copy_up_to.map(|limit| {
+                Box::new(Copy {
+                    chunks: Vec::new(),
+                    len: 0,
+                    limit,
+                })
+            }),
+        }
+    }
+
+    /// Copies a frame that passed (a body with trailers, or over the limit, is not copied).
+    fn copy_frame(&mut self, frame: &Frame<Bytes>) {
+        let Some(copy) = &mut self.copy else { return };
+        match frame.data_ref() {
+            Some(d) if copy.len + d.len() as u64 <= copy.limit => {
+                copy.len += d.len() as u64;
+                copy.chunks.push(d.clone());
+            }
+            _ => self.copy = None,
+        }
+    }
+
+    /// The body was read whole: its copy, if kept, is ready for a replay.
+    fn copy_done(&mut self) {
+        let Some(copy) = self.copy.take() else { return };
+        let whole = match copy.chunks.len() {
+            0 => Bytes::new(),
+            1 => copy.chunks[0].clone(),
+            _ => {
+                let mut all = bytes::BytesMut::with_capacity(copy.len as usize);
+                for c in &copy.chunks {
+                    all.extend_from_slice(c);
+                }
+                all.freeze()
+            }
+        };
+        if let Ok(mut slot) = self.state.copied.lock() {
+            *slot = Some(whole);
         }
     }
 }
@@ -143,10 +207,19 @@ impl Body for Upload {
                 return Poll::Ready(Some(Err(Box::new(TooLarge(limit)))));
             }
         }
+        if let Some(Ok(f)) = &frame {
+            self.copy_frame(f);
+        }
         match &frame {
-            None => self.state.done.store(true, Relaxed),
+            None => {
+                self.copy_done();
+                self.state.done.store(true, Relaxed);
+            }
             Some(Err(_)) => self.state.failed.store(true, Relaxed),
-            Some(Ok(_)) if self.inner.is_end_stream() => self.state.done.store(true, Relaxed),
+            Some(Ok(_)) if self.inner.is_end_stream() => {
+                self.copy_done();
+                self.state.done.store(true, Relaxed);
+            }
             Some(Ok(_)) => {}
         }
         Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))

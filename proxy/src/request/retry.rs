@@ -2,7 +2,10 @@
 //!
 //! A request is replayed only if it is idempotent (RFC 9110 section 9.2.2) and its body is empty or
 //! small enough to be buffered whole (`retry.buffer_body`); others are streamed and never sent twice.
-//! A connect failure is retried for any request, since nothing reached an upstream.
+//! A connect failure is retried for any request, since nothing reached an upstream. A gRPC call
+//! (a POST, of unknown length) whose cluster retries on gRPC statuses keeps a copy of its body as it
+//! streams ([`crate::request::request_body::Upload`]'s copy, up to `buffer_body`), so that a
+//! trailers-only answer with such a status can be replayed once the body was sent whole.
 
 use crate::error::ProxyError;
 use crate::request::request_body::RequestBody;
@@ -25,6 +28,22 @@ pub(crate) struct Replay {
 }
 
 impl Replay {
+    /// What is kept of `req` but its body (for a gRPC call whose body is copied as it streams).
+    pub(crate) fn head<B>(req: &Request<B>) -> Replay {
+        Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            body: None,
+        }
+    }
+
+    /// The same request with `body`.
+    pub(crate) fn with_body(self, body: Option<Bytes>) -> Replay {
+        Replay { body, ..self }
+    }
+
     /// A new copy of the request.
     pub(crate) fn request(&self) -> Request<RequestBody> {
         let mut req = Request::new(RequestBody::Buffered(self.body.clone()));

@@ -57,7 +57,12 @@ pub(crate) fn rewrite_request<'a>(
 
     let h = req.headers_mut();
     // `Expect` goes too: hyper answers `100-continue` to the client when the body is read.
+    let te_trailers = hop_by_hop.te_trailers(h);
     hop_by_hop.strip(h);
+    if te_trailers {
+        // As Envoy does: `TE: trailers` is the one TE that goes on, for gRPC servers that check it.
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     let host = match &authority {
         Some(a) => {
             let value = HeaderValue::from_str(a.as_str())

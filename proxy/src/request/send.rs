@@ -90,6 +90,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) limits: &'a CircuitBreaker,
     /// TLS to the upstream, if the cluster uses it.
     pub(crate) tls: Option<&'a TlsClient>,
+    /// Cleartext HTTP/2 with prior knowledge.
+    pub(crate) h2c: bool,
 }
 
 /// A response head and the connection it came on.
@@ -102,6 +104,16 @@ pub(crate) enum Answer {
 }
 
 impl Answer {
+    /// The `grpc-status` of a gRPC answer without a body (trailers-only), if this is one.
+    pub(crate) fn trailers_only_grpc(&self) -> Option<u32> {
+        match self {
+            Answer::Hyper(resp, _) if http_body::Body::is_end_stream(resp.body()) => {
+                crate::grpc::status(resp.headers())
+            }
+            _ => None,
+        }
+    }
+
     /// The response status.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
@@ -153,7 +165,11 @@ pub(crate) async fn send(
             }
             Protocol::H2(s) => {
                 added.apply(req.headers_mut());
-                tokio::time::timeout_at(deadline, s.try_send_request(conn::to_h2(req))).await
+                tokio::time::timeout_at(
+                    deadline,
+                    s.try_send_request(conn::to_h2(req, settings.tls.is_some())),
+                )
+                .await
             }
         };
         match sent {
@@ -261,7 +277,13 @@ async fn open(
             // Boxed: connecting (TLS and HTTP/2 handshakes) is a large future, and the request's h1_client
             // future stays small when it is not in it (most requests reuse a pooled connection).
             let timeout = settings.timeouts.connect;
-            let connecting = Box::pin(conn::connect(upstream.address, timeout, slot, settings.tls));
+            let connecting = Box::pin(conn::connect(
+                upstream.address,
+                timeout,
+                slot,
+                settings.tls,
+                settings.h2c,
+            ));
             let sender = connecting.await.map_err(Failure::connect)?;
             upstream.pool.share(&sender);
             Ok(sender)
@@ -326,6 +348,7 @@ mod tests {
             timeouts: &timeouts,
             limits: &limits,
             tls: None,
+            h2c: false,
         };
         let req = http::Request::new(crate::request::request_body::RequestBody::Buffered(None));
         let deadline = tokio::time::Instant::now();

@@ -34,7 +34,7 @@ pub(crate) struct Shared {
     /// High half of generated request ids: differs between nodes and restarts.
     pub(crate) id_seed: u64,
     /// How to log one line per request; `None` = not at all.
-    pub(crate) access_log: Option<crate::telemetry::access_writer::AccessLogger>,
+    pub(crate) access_log: Option<Arc<crate::telemetry::access_writer::AccessLogger>>,
     /// W3C trace context settings.
     pub(crate) tracing: edgeplane_config::model::Tracing,
     /// Bytes from and to clients.
@@ -43,7 +43,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Shared request state for the node `node_id`.
-    pub(crate) fn new(tables: Arc<Tables>, node_id: &str, telemetry: Option<&Telemetry>) -> Self {
+    pub(crate) fn new(
+        tables: Arc<Tables>,
+        node_id: &str,
+        telemetry: Option<&Arc<Telemetry>>,
+    ) -> Self {
         let via = |v: &str| {
             HeaderValue::from_str(&format!("{v} {node_id}"))
                 .unwrap_or(HeaderValue::from_static("1.1 edgeplane"))

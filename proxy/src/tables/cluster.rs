@@ -63,6 +63,8 @@ pub struct Cluster {
     pub(crate) local: Option<LocalZone>,
     /// TLS to the endpoints, if configured.
     pub(crate) tls: Option<Arc<crate::upstream::tls::TlsClient>>,
+    /// Cleartext HTTP/2 with prior knowledge to the endpoints.
+    pub(crate) h2c: bool,
     /// Random draws for level choice and slow start.
     rng: Rng,
 }
@@ -189,6 +191,7 @@ impl Cluster {
             local,
             state,
             tls,
+            h2c: c.h2c,
             rng: Rng::from_entropy(),
         })
     }

@@ -219,7 +219,7 @@ impl Snapshot {
                         |cluster| match kept_metrics.get(&(r.name.as_str(), cluster)) {
                             Some(&m) => m.clone(),
                             None => {
-                                Arc::new(RouteMetrics::new(telemetry.as_deref(), &r.name, cluster))
+                                Arc::new(RouteMetrics::new(telemetry.as_ref(), &r.name, cluster))
                             }
                         },
                     )

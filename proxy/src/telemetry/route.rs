@@ -5,7 +5,7 @@ use super::traffic::TrafficTotals;
 use super::{Telemetry, CLASSES};
 use crate::error::ERROR_CODES;
 use metrics::{Counter, Histogram};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The metric handles of one route (or of the requests no route matched).
@@ -21,11 +21,20 @@ pub(crate) struct RouteMetrics {
     retries: Counter,
     /// The node's totals, all routes together (absent without telemetry).
     traffic: Option<Arc<TrafficTotals>>,
+    /// `edgeplane_grpc_responses_total` by status code (index 17: a code out of range), registered
+    /// at the route's first gRPC answer with that code.
+    grpc: [OnceLock<Counter>; 18],
+    /// Where to register them (absent without telemetry).
+    registry: Option<Arc<Telemetry>>,
 }
 
 impl RouteMetrics {
     /// Handles for `route` to `cluster` from `telemetry`; no-op handles without it.
-    pub(crate) fn new(telemetry: Option<&Telemetry>, route: &str, cluster: &str) -> RouteMetrics {
+    pub(crate) fn new(
+        telemetry: Option<&Arc<Telemetry>>,
+        route: &str,
+        cluster: &str,
+    ) -> RouteMetrics {
         let Some(t) = telemetry else {
             return RouteMetrics {
                 route: route.into(),
@@ -49,6 +58,8 @@ impl RouteMetrics {
             }),
             retries: t.counter("edgeplane_upstream_retries_total", &[("cluster", cluster)]),
             traffic: Some(t.traffic().clone()),
+            grpc: Default::default(),
+            registry: Some(t.clone()),
         }
     }
 
@@ -62,6 +73,8 @@ impl RouteMetrics {
             errors: std::array::from_fn(|_| Counter::noop()),
             retries: Counter::noop(),
             traffic: None,
+            grpc: Default::default(),
+            registry: None,
         }
     }
 
@@ -85,6 +98,26 @@ impl RouteMetrics {
         if let (Some(t), Some(code)) = (&self.traffic, ERROR_CODES.get(code_index)) {
             t.proxy_error(code);
         }
+    }
+
+    /// Counts a gRPC answer with its `grpc-status` code.
+    pub(crate) fn grpc_status(&self, code: u32) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        let index = (code as usize).min(17);
+        let counter = self.grpc[index].get_or_init(|| {
+            let name = crate::grpc::code_name(code);
+            registry.counter(
+                "edgeplane_grpc_responses_total",
+                &[
+                    ("route", &self.route),
+                    ("cluster", &self.cluster),
+                    ("grpc_status", name),
+                ],
+            )
+        });
+        counter.increment(1);
     }
 
     /// Counts a request sent again after a pooled connection failed unsent.

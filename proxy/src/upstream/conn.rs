@@ -128,15 +128,15 @@ pub(crate) enum Protocol<'a> {
 }
 
 /// An HTTP/1.1-shaped upstream request made fit for HTTP/2: version 2, the authority from `Host`
-/// into the target (`:authority`), no `Host` header.
-pub(crate) fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
+/// into the target (`:authority`), no `Host` header, scheme `https` over TLS else `http` (h2c).
+pub(crate) fn to_h2(mut req: Request<RequestBody>, tls: bool) -> Request<RequestBody> {
     *req.version_mut() = Version::HTTP_2;
     let authority = req
         .headers_mut()
         .remove(header::HOST)
         .and_then(|h| Authority::try_from(h.as_bytes()).ok());
     let mut parts = std::mem::take(req.uri_mut()).into_parts();
-    parts.scheme = Some(Scheme::HTTPS);
+    parts.scheme = Some(if tls { Scheme::HTTPS } else { Scheme::HTTP });
     if parts.authority.is_none() {
         parts.authority = authority;
     }
@@ -151,12 +151,13 @@ pub(crate) fn to_h2(mut req: Request<RequestBody>) -> Request<RequestBody> {
 
 /// Opens a connection to `address` (TCP_NODELAY; the TCP connect and the TLS handshake each within
 /// `timeout`), holding `slot` for its life: HTTP/1.1, or HTTP/2 when `tls` offered it and the
-/// endpoint agreed.
+/// endpoint agreed, or cleartext HTTP/2 with prior knowledge (`h2c`, without TLS).
 pub(crate) async fn connect(
     address: SocketAddr,
     timeout: Duration,
     slot: ConnSlot,
     tls: Option<&TlsClient>,
+    h2c: bool,
 ) -> Result<Sender, ProxyError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
@@ -171,6 +172,9 @@ pub(crate) async fn connect(
     let _ = stream.set_nodelay(true);
     let slot = Arc::new(slot);
     let Some(tls) = tls else {
+        if h2c {
+            return http2_conn(TokioIo::new(stream), address, slot).await;
+        }
         return Ok(Sender {
             inner: Inner::H1Client(Box::new(h1::Conn::new(stream))),
             slot,
@@ -194,9 +198,20 @@ pub(crate) async fn connect(
     if !h2 {
         return h1(TokioIo::new(stream), address, slot).await;
     }
+    http2_conn(TokioIo::new(stream), address, slot).await
+}
+
+async fn http2_conn<I>(
+    io: I,
+    address: SocketAddr,
+    slot: Arc<ConnSlot>,
+) -> Result<Sender, ProxyError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let (send, conn) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .handshake(TokioIo::new(stream))
+        .handshake(io)
         .await
         .map_err(|e| ProxyError::Connect(ConnectCause::Other, e.to_string()))?;
     tokio::spawn(async move {

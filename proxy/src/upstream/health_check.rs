@@ -26,21 +26,45 @@ pub async fn http_check(
     path: &str,
     timeout: Duration,
 ) -> bool {
-    tokio::time::timeout(timeout, get(connect, authority, path))
+    passes(connect, authority, path, timeout, false).await
+}
+
+/// [`http_check`] over HTTP/1.1, or over cleartext HTTP/2 with prior knowledge (`h2c`).
+async fn passes(
+    connect: (&str, u16),
+    authority: &str,
+    path: &str,
+    timeout: Duration,
+    h2c: bool,
+) -> bool {
+    tokio::time::timeout(timeout, get(connect, authority, path, h2c))
         .await
         .is_ok_and(|r| r.is_some_and(|s| s.is_success() || s.is_redirection()))
 }
 
-async fn get(connect: (&str, u16), authority: &str, path: &str) -> Option<http::StatusCode> {
+async fn get(
+    connect: (&str, u16),
+    authority: &str,
+    path: &str,
+    h2c: bool,
+) -> Option<http::StatusCode> {
     let stream = tokio::net::TcpStream::connect(connect).await.ok()?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .ok()?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let req = http::Request::get(path).header(http::header::USER_AGENT, "edgeplane-health-check");
+    if h2c {
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .ok()?;
+        tokio::spawn(conn);
+        let uri = format!("http://{authority}{path}");
+        let req = req.uri(uri).body(Empty::<bytes::Bytes>::new()).ok()?;
+        return Some(sender.send_request(req).await.ok()?.status());
+    }
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.ok()?;
     tokio::spawn(conn);
-    let req = http::Request::get(path)
+    let req = req
         .header(http::header::HOST, authority)
-        .header(http::header::USER_AGENT, "edgeplane-health-check")
         .body(Empty::<bytes::Bytes>::new())
         .ok()?;
     Some(sender.send_request(req).await.ok()?.status())
@@ -74,7 +98,7 @@ pub(crate) async fn run(tables: Arc<Tables>) {
                 };
                 st.next = Some(now + hc.interval);
                 drop(st);
-                spawn_check(u.clone(), hc.clone(), c.name.clone(), permit);
+                spawn_check(u.clone(), hc.clone(), c.name.clone(), c.h2c, permit);
             }
         }
     }
@@ -85,16 +109,18 @@ fn spawn_check(
     u: Arc<crate::upstream::Upstream>,
     hc: edgeplane_config::model::HealthCheck,
     cluster: Arc<str>,
+    h2c: bool,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     tokio::spawn(async move {
         let address: SocketAddr = u.address;
         let host = address.ip().to_string();
-        let passed = http_check(
+        let passed = passes(
             (&host, address.port()),
             &address.to_string(),
             &hc.path,
             hc.timeout,
+            h2c,
         )
         .await;
         drop(permit);

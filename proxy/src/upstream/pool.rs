@@ -181,7 +181,7 @@ mod tests {
         let open = || async {
             let slot = up.cluster.try_connection(None).unwrap();
             let (sender, peer) = tokio::join!(
-                conn::connect(addr, Duration::from_secs(5), slot, None),
+                conn::connect(addr, Duration::from_secs(5), slot, None, false),
                 listener.accept()
             );
             (sender.unwrap(), peer.unwrap().0)

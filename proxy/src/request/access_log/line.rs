@@ -4,7 +4,6 @@
 //! always one line and a quote in a path cannot fake a field.
 
 use super::{AccessEntry, Ending};
-use crate::request::shared::ConnInfo;
 use edgeplane_config::model::{AccessField, LineFormat, TemplatePart};
 use http::Version;
 use std::fmt::Write as _;
@@ -28,7 +27,6 @@ enum Value<'a> {
 pub(super) fn render(
     format: &LineFormat,
     entry: &AccessEntry,
-    conn: &ConnInfo,
     end: &Ending<'_>,
     now: SystemTime,
 ) -> String {
@@ -43,7 +41,7 @@ pub(super) fn render(
                 out.push('"');
                 out.push_str(field.name());
                 out.push_str("\":");
-                json(&mut out, value(field, entry, conn, end, now));
+                json(&mut out, value(field, entry, end, now));
             }
             out.push('}');
         }
@@ -51,7 +49,7 @@ pub(super) fn render(
             for part in parts {
                 match part {
                     TemplatePart::Text(t) => out.push_str(t),
-                    TemplatePart::Field(f) => text(&mut out, value(*f, entry, conn, end, now)),
+                    TemplatePart::Field(f) => text(&mut out, value(*f, entry, end, now)),
                 }
             }
         }
@@ -62,7 +60,6 @@ pub(super) fn render(
 fn value<'a>(
     field: AccessField,
     e: &'a AccessEntry,
-    conn: &'a ConnInfo,
     end: &'a Ending<'_>,
     now: SystemTime,
 ) -> Value<'a> {
@@ -76,7 +73,7 @@ fn value<'a>(
     };
     match field {
         AccessField::Time => Value::Owned(rfc3339_millis(now)),
-        AccessField::Client => Value::Text(conn.client_ip.as_bytes()),
+        AccessField::Client => Value::Text(e.client.as_bytes()),
         AccessField::Method => Value::Text(e.method.as_str().as_bytes()),
         AccessField::Host => e
             .host()
@@ -108,6 +105,9 @@ fn value<'a>(
             .trace_id
             .as_deref()
             .map_or(Value::Absent, |t| Value::Text(t.as_bytes())),
+        AccessField::GrpcStatus => end
+            .grpc_status
+            .map_or(Value::Absent, |c| Value::Int(u64::from(c))),
         AccessField::UserAgent => header(&e.user_agent),
         AccessField::Referer => header(&e.referer),
     }

@@ -254,7 +254,7 @@ async fn an_ejection_closes_the_idle_pooled_connections_and_a_passing_check_ends
     let up = &c.endpoints[0].upstream;
     let slot = up.cluster.try_connection(None).unwrap();
     let (sender, peer) = tokio::join!(
-        crate::upstream::conn::connect(addr, Duration::from_secs(5), slot, None),
+        crate::upstream::conn::connect(addr, Duration::from_secs(5), slot, None, false),
         listener.accept()
     );
     up.pool.put(sender.unwrap());
