@@ -404,6 +404,10 @@ pub struct Cluster {
     pub host_rewrite: Option<String>,
     /// Endpoints (addresses unique within the cluster).
     pub endpoints: Vec<Endpoint>,
+    /// Endpoints named by DNS: each address a name resolves to is an endpoint with these settings.
+    pub dns: Vec<DnsEndpoint>,
+    /// How often the names of `dns` are resolved again.
+    pub dns_refresh: Duration,
     /// Upstream timeouts.
     pub timeouts: ClusterTimeouts,
     /// Upstream connection pool settings.
@@ -555,6 +559,21 @@ pub struct Endpoint {
     /// Socket address.
     pub address: SocketAddr,
     /// Relative weight, 1..=10000.
+    pub weight: u32,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Priority (0 = primary).
+    pub priority: u8,
+}
+
+/// An endpoint named by DNS (`address = "api.internal:8080"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsEndpoint {
+    /// The name, lower case.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// Each resolved address's weight, 1..=10000.
     pub weight: u32,
     /// Zone.
     pub zone: Option<String>,

@@ -455,6 +455,9 @@ pub struct RawCluster {
     /// An endpoint that joins or comes back ramps its weight from 10 % to full over this time;
     /// absent = off.
     pub slow_start: Option<String>,
+    /// How often endpoints named by DNS are resolved again (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_refresh: Option<String>,
     /// Session affinity by a proxy-set cookie or header; absent = off.
     pub affinity: Option<RawAffinity>,
     /// Percentage of usable endpoints below which a priority level gives part of its traffic to the

@@ -173,7 +173,19 @@ fn cluster(c: &Cluster) -> RawCluster {
     RawCluster {
         balancing: Some(c.balancing.as_str().to_string()),
         host_rewrite: c.host_rewrite.clone(),
-        endpoints: c.endpoints.iter().map(endpoint).collect(),
+        endpoints: c
+            .endpoints
+            .iter()
+            .map(endpoint)
+            .chain(c.dns.iter().map(|d| RawEndpoint {
+                address: format!("{}:{}", d.host, d.port),
+                weight: int(d.weight),
+                zone: d.zone.clone(),
+                priority: int(d.priority),
+            }))
+            .collect(),
+        dns_refresh: (c.dns_refresh != crate::model::defaults::cluster::DNS_REFRESH)
+            .then(|| text(c.dns_refresh)),
         timeouts: RawClusterTimeouts {
             connect: Some(text(c.timeouts.connect)),
             response_header: Some(text(c.timeouts.response_header)),
@@ -339,8 +351,9 @@ mod tests {
         [clusters.c.tls]\nsni = \"api.internal\"\nca = \"/etc/ca.pem\"\nclient_cert = \"/c.pem\"\n\
         client_key = \"/k.pem\"\nh2 = true\n\
         [[clusters.c.endpoints]]\naddress = \"127.0.0.1:9\"\nweight = 3\nzone = \"z\"\npriority = 1\n\
-        [clusters.d]\nbalancing = \"ring_hash\"\nh2c = true\n[clusters.d.hash_on]\nheader = \"x-user\"\n\
+        [clusters.d]\nbalancing = \"ring_hash\"\nh2c = true\ndns_refresh = \"5s\"\n[clusters.d.hash_on]\nheader = \"x-user\"\n\
         [[clusters.d.endpoints]]\naddress = \"127.0.0.1:10\"\n\
+        [[clusters.d.endpoints]]\naddress = \"api.internal:8080\"\nweight = 2\n\
         [[certificates]]\ncert = \"/cert.pem\"\n\
         key_pem = \"-----BEGIN PRIVATE KEY-----\\nAA==\\n-----END PRIVATE KEY-----\\n\"\n";
 

@@ -135,6 +135,9 @@ pub mod cluster {
     use crate::model::{Balancing, HashOn};
     use std::time::Duration;
 
+    /// `clusters.<name>.dns_refresh`: names resolved again every 30 s.
+    pub const DNS_REFRESH: Duration = Duration::from_secs(30);
+
     /// `clusters.<name>.balancing`: each endpoint in turn (also what an unknown policy stands in for).
     pub const BALANCING: Balancing = Balancing::RoundRobin;
     /// `clusters.<name>.self_registration`: unknown instances do not join by heartbeat alone.

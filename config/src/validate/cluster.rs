@@ -33,10 +33,15 @@ impl Validator {
             }
         }
         let mut endpoints = Vec::new();
+        let mut dns = Vec::new();
         let mut seen = HashSet::new();
         for (i, e) in raw.endpoints.iter().enumerate() {
             let epath = format!("{path}.endpoints[{i}]");
-            let address = self.address(&format!("{epath}.address"), &e.address);
+            let named = dns_name(&e.address);
+            let address = match named {
+                Some(_) => None,
+                None => self.address(&format!("{epath}.address"), &e.address),
+            };
             let weight = self.int(
                 &format!("{epath}.weight"),
                 e.weight,
@@ -53,6 +58,24 @@ impl Validator {
             ) as u8;
             if let Some(zone) = &e.zone {
                 self.name(&format!("{epath}.zone"), zone);
+            }
+            if let Some((host, port)) = named {
+                if dns
+                    .iter()
+                    .any(|d: &DnsEndpoint| d.host == host && d.port == port)
+                {
+                    self.error(
+                        format!("{epath}.address"),
+                        format!("duplicate endpoint {host}:{port}"),
+                    );
+                }
+                dns.push(DnsEndpoint {
+                    host,
+                    port,
+                    weight,
+                    zone: e.zone.clone(),
+                    priority,
+                });
             }
             if let Some(address) = address {
                 if !seen.insert(address) {
@@ -193,6 +216,20 @@ impl Validator {
             retry,
             affinity,
             slow_start,
+            dns,
+            dns_refresh: match raw.dns_refresh.as_deref() {
+                None => d::DNS_REFRESH,
+                Some(t) => {
+                    let at = format!("{path}.dns_refresh");
+                    let every = self.duration(&at, Some(t), d::DNS_REFRESH);
+                    if every < std::time::Duration::from_secs(1)
+                        || every > std::time::Duration::from_secs(3600)
+                    {
+                        self.error(&at, "expected 1s to 1h");
+                    }
+                    every
+                }
+            },
             tls: raw
                 .tls
                 .as_ref()
@@ -325,4 +362,24 @@ impl Validator {
             }
         }
     }
+}
+
+/// A `name:port` endpoint address naming a host by DNS (not an IP address): the name in lower case
+/// and the port. `None` for anything else (an `ip:port` is parsed as such; a malformed address is
+/// reported by the socket address check).
+fn dns_name(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.trim().rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+    };
+    let is_name = host.len() <= 253
+        && host.split('.').all(label_ok)
+        // All-numeric dotted names are IPv4 addresses (or mistakes), never DNS names.
+        && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    is_name.then(|| (host.to_ascii_lowercase(), port))
 }

@@ -682,3 +682,36 @@ fn access_logs_are_a_switch_or_lines_checked_with_paths() {
     let e = errors(&node("[node.access_log]\ncolour = \"blue\""));
     assert!(e.iter().any(|l| l.contains("colour")), "{e:#?}");
 }
+
+#[test]
+fn endpoints_named_by_dns_are_kept_apart_and_checked() {
+    let ok = MINIMAL.replace(
+        "address = \"127.0.0.1:9001\"\n",
+        "address = \"127.0.0.1:9001\"\n[[clusters.api.endpoints]]\naddress = \"API.internal:8080\"\nweight = 3\n\
+         [[clusters.api.endpoints]]\naddress = \"localhost:9002\"\n",
+    );
+    let c = &from_toml(&ok).unwrap().routing.clusters[0];
+    assert_eq!(c.endpoints.len(), 1);
+    let names: Vec<_> = c
+        .dns
+        .iter()
+        .map(|d| (d.host.as_str(), d.port, d.weight))
+        .collect();
+    assert_eq!(names, [("api.internal", 8080, 3), ("localhost", 9002, 1)]);
+    assert_eq!(c.dns_refresh, std::time::Duration::from_secs(30));
+
+    let e = errors(&MINIMAL.replace(
+        "address = \"127.0.0.1:9001\"\n",
+        "address = \"a.test:1\"\n[[clusters.api.endpoints]]\naddress = \"a.test:1\"\n\
+         [[clusters.api.endpoints]]\naddress = \"bad..name:80\"\n[[clusters.api.endpoints]]\naddress = \"a.test:0\"\n",
+    )
+    .replace("[clusters.api]\n", "[clusters.api]\ndns_refresh = \"500ms\"\n"));
+    for w in [
+        "clusters.api.endpoints[1].address: duplicate endpoint a.test:1",
+        "clusters.api.endpoints[2].address: invalid socket address",
+        "clusters.api.endpoints[3].address: invalid socket address",
+        "clusters.api.dns_refresh: expected 1s to 1h",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
+    }
+}

@@ -156,10 +156,21 @@ impl NodeHandle {
 
         let mut listeners = Vec::new();
         let mut accept_loops = Vec::new();
+        // Endpoints named by DNS: resolved once before serving (for 2 s at most: a slow name does
+        // not hold the node's start), then on their own task.
+        let mut resolver = crate::upstream::resolver::Resolver::default();
+        let first = resolver.round(&tables);
+        if tokio::time::timeout(std::time::Duration::from_secs(2), first)
+            .await
+            .is_err()
+        {
+            resolver.retry_soon();
+        }
         let mut tasks = vec![
             tokio::spawn(telemetry.clone().upkeep()),
             tokio::spawn(crate::upstream::outlier::run(tables.clone())),
             tokio::spawn(crate::upstream::health_check::run(tables.clone())),
+            tokio::spawn(crate::upstream::resolver::run(tables.clone(), resolver)),
         ];
         if node.listeners.iter().any(|l| l.tls.is_some()) {
             tasks.push(tokio::spawn(crate::downstream::tls::watch(tables.clone())));

@@ -14,6 +14,7 @@ pub(crate) mod affinity;
 pub(crate) mod balancer;
 pub(crate) mod certs;
 pub(crate) mod cluster;
+pub(crate) mod dns;
 pub(crate) mod endpoint;
 pub(crate) mod mirror;
 pub(crate) mod priority;
@@ -24,6 +25,7 @@ pub use certs::CertTable;
 
 use crate::tables::cluster::Carried;
 pub(crate) use crate::tables::cluster::{Cluster, Endpoint};
+use crate::tables::dns::DnsCache;
 use crate::tables::mirror::MirrorState;
 use crate::tables::router::{Router, RouterError};
 use crate::telemetry::{RouteMetrics, Telemetry};
@@ -40,6 +42,8 @@ pub struct Tables {
     /// Held by a writer from the load of the snapshot it builds on to the store of the new one, so
     /// that two writers (a routing applied, a certificate file reloaded) never undo each other.
     writer: std::sync::Mutex<()>,
+    /// What the names of endpoints named by DNS resolved to last.
+    dns: DnsCache,
 }
 
 impl Tables {
@@ -48,7 +52,39 @@ impl Tables {
         Tables {
             current: ArcSwap::from_pointee(first),
             writer: std::sync::Mutex::new(()),
+            dns: DnsCache::default(),
         }
+    }
+
+    /// The resolutions of endpoints named by DNS.
+    pub(crate) fn dns(&self) -> &DnsCache {
+        &self.dns
+    }
+
+    /// Rebuilds the current snapshot with the names' latest resolutions.
+    pub(crate) fn refresh_dns(&self) -> Result<Arc<Snapshot>, BuildError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.load();
+        let next = Arc::new(self.expanded(&current.routing, &current, None)?);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+
+    /// A snapshot of `declared` (the routing as written) with its names' resolutions as endpoints,
+    /// on top of `current`; it keeps `declared` as its routing.
+    fn expanded(
+        &self,
+        declared: &Routing,
+        current: &Snapshot,
+        certs: Option<Arc<CertTable>>,
+    ) -> Result<Snapshot, BuildError> {
+        let expanded = self.dns.expand(declared);
+        let (telemetry, zone) = (current.telemetry.clone(), current.zone.clone());
+        let mut next = Snapshot::build_inner(&expanded, Some(current), telemetry, zone, certs)?;
+        if let std::borrow::Cow::Owned(_) = expanded {
+            next.routing = Arc::new(declared.clone());
+        }
+        Ok(next)
     }
 
     /// The current snapshot as an owned `Arc`, for holders that keep it a while.
@@ -65,7 +101,7 @@ impl Tables {
     /// Builds a snapshot of `routing` on top of the current one and stores it, in one swap.
     pub fn apply(&self, routing: &Routing) -> Result<Arc<Snapshot>, BuildError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let next = Arc::new(Snapshot::build(routing, Some(&self.load()))?);
+        let next = Arc::new(self.expanded(routing, &self.load(), None)?);
         self.current.store(next.clone());
         Ok(next)
     }
@@ -87,13 +123,7 @@ impl Tables {
         let current = self.load();
         let certs =
             Arc::new(CertTable::load(&current.routing.certificates).map_err(BuildError::Tls)?);
-        let next = Arc::new(Snapshot::build_inner(
-            &current.routing,
-            Some(&current),
-            current.telemetry.clone(),
-            current.zone.clone(),
-            Some(certs),
-        )?);
+        let next = Arc::new(self.expanded(&current.routing, &current, Some(certs))?);
         self.current.store(next.clone());
         Ok(next)
     }

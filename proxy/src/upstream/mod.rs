@@ -13,6 +13,7 @@ pub mod h1;
 pub mod health_check;
 pub(crate) mod outlier;
 pub(crate) mod pool;
+pub(crate) mod resolver;
 pub(crate) mod tls;
 
 mod in_flight;
