@@ -237,6 +237,48 @@ pub struct Route {
     pub answer: Option<RouteAnswer>,
     /// Request mirroring to a shadow cluster.
     pub mirror: Option<Mirror>,
+    /// Response compression.
+    pub compression: Option<Compression>,
+}
+
+/// A route's response compression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    /// Encodings offered, in the proxy's order of preference.
+    pub algorithms: Vec<Encoding>,
+    /// Responses declaring a smaller `Content-Length` are not compressed.
+    pub min_size: u64,
+    /// Media types compressed, lower case: `type/subtype`, or `type/*` for a whole type.
+    pub content_types: Vec<String>,
+}
+
+/// A content coding the proxy can apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Zstandard (`zstd`).
+    Zstd,
+    /// Brotli (`br`).
+    Brotli,
+    /// Gzip (`gzip`).
+    Gzip,
+}
+
+impl Encoding {
+    /// Every encoding, by its `Content-Encoding` name.
+    pub const ALL: [(&'static str, Encoding); 3] = [
+        ("zstd", Encoding::Zstd),
+        ("br", Encoding::Brotli),
+        ("gzip", Encoding::Gzip),
+    ];
+
+    /// The `Content-Encoding` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zstd",
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
 }
 
 /// A route's request mirroring: copies of sampled requests go to a shadow cluster, fire and forget.

@@ -283,6 +283,9 @@ pub struct RawRoute {
     /// Headers set, added or removed on the response before it goes to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<RawHeaderOps>,
+    /// Responses compressed for clients that accept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<RawCompression>,
     /// A copy of sampled requests goes to a shadow cluster, its answer discarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<RawMirror>,
@@ -304,6 +307,18 @@ pub struct RawWeightedCluster {
     /// Its share of the route's traffic, relative to the others' (0 = none, the cluster stays
     /// named).
     pub weight: Option<i64>,
+}
+
+/// `[routes.compression]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompression {
+    /// Encodings offered, in the proxy's order of preference: `zstd`, `br`, `gzip`.
+    pub algorithms: Option<Vec<String>>,
+    /// Responses declaring a smaller `Content-Length` are sent as they are (default 1024).
+    pub min_size: Option<i64>,
+    /// Media types compressed (`text/html`, or `text/*`).
+    pub content_types: Option<Vec<String>>,
 }
 
 /// `[routes.mirror]`.

@@ -89,6 +89,11 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
         rewrite: rewrite(r),
         request_headers: header_ops(&r.request_headers),
         response_headers: header_ops(&r.response_headers),
+        compression: r.compression.as_ref().map(|c| RawCompression {
+            algorithms: Some(c.algorithms.iter().map(|e| e.name().to_string()).collect()),
+            min_size: int(c.min_size),
+            content_types: Some(c.content_types.clone()),
+        }),
         mirror: r.mirror.map(|m| RawMirror {
             cluster: clusters
                 .get(m.cluster)
@@ -327,7 +332,7 @@ mod tests {
         [routes.rewrite]\npath_prefix = \"/v2/\"\nlocation = true\n\
         [routes.request_headers]\nremove = [\"x-internal\"]\nset = { x-env = \"prod\" }\nadd = { x-a = \"1\" }\n\
         [routes.response_headers]\nset = { server = \"edge\" }\n\
-        [[routes]]\ncluster = \"d\"\n[routes.mirror]\ncluster = \"c\"\npercent = 12.5\nmax_body = 0\nmax_concurrent = 3\n[routes.rewrite]\nregex = \"^/u/(?P<id>[0-9]+)$\"\nreplacement = \"/users/${id}\"\n\
+        [[routes]]\ncluster = \"d\"\n[routes.compression]\nalgorithms = [\"gzip\", \"br\"]\nmin_size = 10\ncontent_types = [\"text/*\"]\n[routes.mirror]\ncluster = \"c\"\npercent = 12.5\nmax_body = 0\nmax_concurrent = 3\n[routes.rewrite]\nregex = \"^/u/(?P<id>[0-9]+)$\"\nreplacement = \"/users/${id}\"\n\
         [[routes]]\nhosts = [\"old.test\"]\n[routes.redirect]\nscheme = \"https\"\nhost = \"new.test\"\n\
         path_prefix = \"/v2\"\nstrip_query = true\nstatus = 308\n\
         [[routes]]\nhosts = [\"canary.test\"]\nweighted_clusters = [{ cluster = \"c\", weight = 95 }, { cluster = \"d\", weight = 5 }]\n\

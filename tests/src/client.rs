@@ -21,6 +21,8 @@ pub struct Resp {
     pub headers: HeaderMap,
     /// Whole body as text.
     pub body: String,
+    /// Whole body as received.
+    pub bytes: Bytes,
 }
 
 impl Resp {
@@ -78,6 +80,7 @@ impl Client {
                 status: parts.status,
                 headers: parts.headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
+                bytes: body,
             })
         };
         tokio::time::timeout(Duration::from_secs(10), fut)

@@ -103,6 +103,27 @@ pub mod node {
 
 /// `[[routes]]`: a route's match.
 pub mod route {
+    /// `[routes.compression]`.
+    pub mod compression {
+        /// `algorithms`: all three, Zstandard first.
+        pub const ALGORITHMS: [&str; 3] = ["zstd", "br", "gzip"];
+        /// `min_size`: responses under 1 KiB gain little.
+        pub const MIN_SIZE: i64 = 1024;
+        /// `content_types`: text formats (Envoy's default list, with `text/javascript` and
+        /// `application/xml`).
+        pub const CONTENT_TYPES: [&str; 10] = [
+            "text/html",
+            "text/plain",
+            "text/css",
+            "text/javascript",
+            "text/xml",
+            "application/javascript",
+            "application/json",
+            "application/xml",
+            "application/xhtml+xml",
+            "image/svg+xml",
+        ];
+    }
     /// `[routes.mirror]`.
     pub mod mirror {
         /// `percent`: every request.

@@ -92,6 +92,7 @@ impl Validator {
         let answer = self.route_answer(&path, raw);
         let (cluster, split) = self.route_target(&path, raw, clusters, answer.is_some());
         let mirror = self.mirror(&path, raw.mirror.as_ref(), clusters, answer.is_some());
+        let compression = self.compression(&path, raw.compression.as_ref());
         let upgrades = match &raw.upgrades {
             None => d::UPGRADES.iter().map(|u| u.to_string()).collect(),
             Some(list) => list
@@ -169,6 +170,7 @@ impl Validator {
             response_headers,
             answer,
             mirror,
+            compression,
         }
     }
 }

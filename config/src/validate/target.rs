@@ -117,6 +117,69 @@ impl Validator {
         })
     }
 
+    /// `[routes.compression]`.
+    pub(super) fn compression(
+        &mut self,
+        path: &str,
+        raw: Option<&RawCompression>,
+    ) -> Option<Compression> {
+        use crate::model::defaults::route::compression as d;
+        let raw = raw?;
+        let path = format!("{path}.compression");
+        let names: Vec<String> = match &raw.algorithms {
+            Some(list) => list.clone(),
+            None => d::ALGORITHMS.iter().map(|a| a.to_string()).collect(),
+        };
+        if names.is_empty() {
+            self.error(
+                format!("{path}.algorithms"),
+                "name at least one of zstd, br, gzip",
+            );
+        }
+        let mut algorithms = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            match Encoding::ALL.iter().find(|(n, _)| n == name) {
+                Some((_, e)) if algorithms.contains(e) => self.error(
+                    format!("{path}.algorithms[{i}]"),
+                    format!("{name:?} is listed twice"),
+                ),
+                Some((_, e)) => algorithms.push(*e),
+                None => self.error(
+                    format!("{path}.algorithms[{i}]"),
+                    format!("unknown encoding {name:?}; expected zstd, br or gzip"),
+                ),
+            }
+        }
+        let min_size = self.int(
+            &format!("{path}.min_size"),
+            raw.min_size,
+            d::MIN_SIZE,
+            0,
+            1 << 30,
+        ) as u64;
+        let types: Vec<String> = match &raw.content_types {
+            Some(list) => list.iter().map(|t| t.trim().to_ascii_lowercase()).collect(),
+            None => d::CONTENT_TYPES.iter().map(|t| t.to_string()).collect(),
+        };
+        for (i, t) in types.iter().enumerate() {
+            let valid = t.split_once('/').is_some_and(|(a, b)| {
+                let token = |s: &str| !s.is_empty() && s.bytes().all(super::is_token_byte);
+                token(a) && (b == "*" || token(b))
+            });
+            if !valid {
+                self.error(
+                    format!("{path}.content_types[{i}]"),
+                    format!("expected type/subtype or type/*, not {t:?}"),
+                );
+            }
+        }
+        Some(Compression {
+            algorithms,
+            min_size,
+            content_types: types,
+        })
+    }
+
     /// `weighted_clusters` and `split_on`.
     fn split(&mut self, path: &str, raw: &RawRoute, clusters: &[Cluster]) -> Option<Split> {
         let mut shares = Vec::with_capacity(raw.weighted_clusters.len());

@@ -6,6 +6,7 @@
 //! end (the client went away) drops the connection instead, since it is mid-message.
 
 use crate::error::{ProxyError, ERROR_HEADER};
+use crate::request::compress::CompressBody;
 use crate::request::grpc_body::GrpcBody;
 pub(crate) use crate::upstream::h1::body::BodyError;
 use crate::upstream::h1::H1Body;
@@ -28,6 +29,14 @@ pub(crate) enum ProxyBody {
     Local(Option<Bytes>),
     /// A gRPC call's answer, watched for its status.
     Grpc(Box<GrpcBody<ProxyBody>>),
+    /// An answer compressed as it streams.
+    Compressed(Box<CompressBody<ProxyBody>>),
+}
+
+impl From<CompressBody<ProxyBody>> for ProxyBody {
+    fn from(body: CompressBody<ProxyBody>) -> Self {
+        ProxyBody::Compressed(Box::new(body))
+    }
 }
 
 impl ProxyBody {
@@ -87,6 +96,7 @@ impl Body for ProxyBody {
             ProxyBody::Local(data) => Poll::Ready(crate::request::request_body::once(data)),
             ProxyBody::H1Client(b) => Pin::new(b).poll_frame(cx),
             ProxyBody::Grpc(b) => Pin::new(&mut **b).poll_frame(cx),
+            ProxyBody::Compressed(b) => Pin::new(&mut **b).poll_frame(cx),
             ProxyBody::Upstream(up) => {
                 let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));
                 match &frame {
@@ -111,6 +121,7 @@ impl Body for ProxyBody {
             ProxyBody::Upstream(up) => up.inner.is_end_stream(),
             ProxyBody::H1Client(b) => b.is_end_stream(),
             ProxyBody::Grpc(b) => b.is_end_stream(),
+            ProxyBody::Compressed(b) => b.is_end_stream(),
         }
     }
 
@@ -122,6 +133,7 @@ impl Body for ProxyBody {
             ProxyBody::Upstream(up) => up.inner.size_hint(),
             ProxyBody::H1Client(b) => b.size_hint(),
             ProxyBody::Grpc(b) => b.size_hint(),
+            ProxyBody::Compressed(b) => b.size_hint(),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::request::admit::admit;
 use crate::request::answer::answer;
 use crate::request::attempts::{Attempts, Prepared, Routed};
 use crate::request::body::ProxyBody;
+use crate::request::compress::{self, Compress};
 use crate::request::ending::{finish, Served};
 use crate::request::headers;
 use crate::request::location::LocationRewrite;
@@ -81,6 +82,7 @@ async fn forward(
         tls,
         h2c,
         mirror,
+        compress,
     } = match dispatch(shared, conn, &mut req, n, &mut served.metrics)? {
         Dispatched::Upstream(d) => d,
         Dispatched::Answered(resp) => return Ok(resp),
@@ -119,7 +121,11 @@ async fn forward(
                     let settled = attempts.settle(answer, in_flight);
                     let (ops, location) = (response_headers.as_deref(), location.as_deref());
                     let up = upgrade.as_ref().zip(downstream_upgrade);
-                    return respond(settled, ops, location, up);
+                    let resp = respond(settled, ops, location, up)?;
+                    return Ok(match compress {
+                        Some(c) => c.apply(resp),
+                        None => resp,
+                    });
                 }
             },
             Err(failure) => attempts.after_failure(failure, upstream, &mut added)?,
@@ -161,6 +167,8 @@ struct Dispatch<'a> {
     h2c: bool,
     /// A copy of the request goes to the route's shadow cluster.
     mirror: Option<Box<MirrorPlan>>,
+    /// The response is compressed, if it qualifies.
+    compress: Option<Box<Compress>>,
 }
 
 /// Routes request number `n`, picks its endpoint, rewrites it for the upstream and admits it to the
@@ -212,6 +220,11 @@ fn dispatch<'a>(
     let location = LocationRewrite::of(route, req, &conn.proto, host_rewrite);
     let (added, upgrade) = rewrite_request(shared, conn, req, n, route, host_rewrite)?;
     let mirror = mirror::plan(&snapshot, route, req, upgrade.is_some());
+    let compress = route
+        .compression
+        .as_ref()
+        .filter(|_| upgrade.is_none())
+        .and_then(|c| compress::choose(c, req));
     let downstream_upgrade = upgrade
         .is_some()
         .then(|| (hyper::upgrade::on(&mut *req), conn.hold.clone()));
@@ -230,6 +243,7 @@ fn dispatch<'a>(
         tls: cluster.tls.clone(),
         h2c: cluster.h2c,
         mirror,
+        compress,
     }))
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod admit;
 pub(crate) mod answer;
 pub(crate) mod attempts;
 pub(crate) mod body;
+pub(crate) mod compress;
 pub(crate) mod ending;
 pub(crate) mod forward;
 pub(crate) mod grpc_body;

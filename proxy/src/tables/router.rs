@@ -44,6 +44,8 @@ pub struct Route {
     pub(crate) response_headers: Option<Arc<HeaderOps>>,
     /// The route's own answer, instead of a cluster's.
     pub(crate) answer: Option<RouteAnswer>,
+    /// Response compression.
+    pub(crate) compression: Option<Arc<model::Compression>>,
 }
 
 impl Route {
@@ -212,6 +214,7 @@ impl Router {
                         HeaderOps::compile(&r.response_headers).map_err(err)?,
                     )),
                 },
+                compression: r.compression.clone().map(Arc::new),
                 answer: r
                     .answer
                     .as_ref()

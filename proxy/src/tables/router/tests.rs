@@ -19,6 +19,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         cluster: Some(cluster),
         split: None,
         mirror: None,
+        compression: None,
         upgrades: vec!["websocket".into()],
         max_request_body: None,
         timeouts: Default::default(),
