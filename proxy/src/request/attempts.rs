@@ -92,6 +92,7 @@ impl<'a> Attempts<'a> {
     /// The tries of a request routed as `routed`, under its cluster's retry `policy` and `timeouts`
     /// (the route's where it sets them; the total deadline starts now), its streamed body cut after
     /// `max_request_body` bytes.
+    #[inline]
     pub(crate) fn new(
         shared: &'a Shared,
         routed: Routed,

@@ -33,6 +33,12 @@ pub(crate) enum ProxyBody {
     Compressed(Box<CompressBody<ProxyBody>>),
 }
 
+impl Default for ProxyBody {
+    fn default() -> Self {
+        ProxyBody::empty()
+    }
+}
+
 impl From<CompressBody<ProxyBody>> for ProxyBody {
     fn from(body: CompressBody<ProxyBody>) -> Self {
         ProxyBody::Compressed(Box::new(body))
@@ -88,6 +94,7 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BodyError;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

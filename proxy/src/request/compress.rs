@@ -73,17 +73,16 @@ fn quality<'a>(values: impl Iterator<Item = &'a HeaderValue>, coding: &str) -> u
 }
 
 impl Compress {
-    /// `resp` compressed, if it qualifies; else as it is.
-    pub(crate) fn apply<B>(&self, mut resp: Response<B>) -> Response<B>
+    /// Compresses `resp` in place, if it qualifies.
+    pub(crate) fn apply<B>(&self, resp: &mut Response<B>)
     where
-        B: Body,
-        CompressBody<B>: Into<B>,
+        B: Body + Default + From<CompressBody<B>>,
     {
         if !self.qualifies(resp.status(), resp.headers()) {
-            return resp;
+            return;
         }
         let Ok(encoder) = Encoder::new(self.encoding) else {
-            return resp;
+            return;
         };
         let h = resp.headers_mut();
         h.remove(header::CONTENT_LENGTH);
@@ -104,14 +103,13 @@ impl Compress {
                 }
             }
         }
-        resp.map(|inner| {
-            CompressBody {
-                inner,
-                encoder: Some(encoder),
-                trailers: None,
-            }
-            .into()
-        })
+        let inner = std::mem::take(resp.body_mut());
+        *resp.body_mut() = CompressBody {
+            inner,
+            encoder: Some(encoder),
+            trailers: None,
+        }
+        .into();
     }
 
     /// Whether a response with this status and these headers is compressed.

@@ -24,7 +24,9 @@ pub(crate) struct Served {
 
 /// The client's response for the forwarding's `result`, with the request counted and logged
 /// (`access`: its entry, if the node logs; `grpc`: the request is a gRPC call; `elapsed`: since the
-/// request head).
+/// request head). Inlined into the request's handler, where the response is made: a call would
+/// copy it in and out.
+#[inline(always)]
 pub(crate) fn finish(
     shared: &Shared,
     served: Served,
@@ -45,9 +47,11 @@ pub(crate) fn finish(
         }
     };
     metrics.answered(resp.status().as_u16(), elapsed);
-    let log = access.zip(shared.access_log.clone());
     let status = resp.status();
-    if let (true, Some(route_metrics)) = (grpc, served.metrics.clone()) {
+    // Only a gRPC call takes the route's metrics along (an atomic count the others need not pay).
+    let deferred = if grpc { served.metrics.clone() } else { None };
+    if let Some(route_metrics) = deferred {
+        let log = access.zip(shared.access_log.clone());
         // The call's status comes with the body's end: count and log it then.
         let on_end = Box::new(move |code: u32| {
             route_metrics.grpc_status(code);
@@ -67,7 +71,7 @@ pub(crate) fn finish(
         return resp
             .map(|b| ProxyBody::Grpc(Box::new(GrpcBody::new(b, status.as_u16(), head, on_end))));
     }
-    if let Some((entry, logger)) = log {
+    if let (Some(entry), Some(logger)) = (access, &shared.access_log) {
         let end = Ending {
             metrics,
             status,
@@ -76,7 +80,7 @@ pub(crate) fn finish(
             error,
             grpc_status: None,
         };
-        entry.log(&logger, &end);
+        entry.log(logger, &end);
     }
     resp
 }

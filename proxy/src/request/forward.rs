@@ -52,7 +52,8 @@ pub(crate) async fn handle(
         .access_log
         .as_ref()
         .map(|_| Box::new(AccessEntry::of(&req, shared, conn, n)));
-    let grpc = crate::grpc::is_call(req.headers());
+    // gRPC runs over HTTP/2 only: an HTTP/1 request is never looked at.
+    let grpc = req.version() == http::Version::HTTP_2 && crate::grpc::is_call(req.headers());
     let mut served = Served::default();
     let result = forward(shared, conn, req, n, &mut served).await;
     finish(shared, served, result, access, grpc, received.elapsed())
@@ -121,11 +122,7 @@ async fn forward(
                     let settled = attempts.settle(answer, in_flight);
                     let (ops, location) = (response_headers.as_deref(), location.as_deref());
                     let up = upgrade.as_ref().zip(downstream_upgrade);
-                    let resp = respond(settled, ops, location, up)?;
-                    return Ok(match compress {
-                        Some(c) => c.apply(resp),
-                        None => resp,
-                    });
+                    return respond(settled, ops, location, up, compress.as_deref());
                 }
             },
             Err(failure) => attempts.after_failure(failure, upstream, &mut added)?,
@@ -172,7 +169,9 @@ struct Dispatch<'a> {
 }
 
 /// Routes request number `n`, picks its endpoint, rewrites it for the upstream and admits it to the
-/// cluster: everything up to the first try, on one `load()` of the snapshot.
+/// cluster: everything up to the first try, on one `load()` of the snapshot. Inlined into its one
+/// caller: as a call, its large result is copied out twice per request (callgrind, BENCHMARKS.md).
+#[inline(always)]
 fn dispatch<'a>(
     shared: &'a Shared,
     conn: &'a ConnInfo,

@@ -138,7 +138,7 @@ async fn send_copy(plan: &MirrorPlan, req: Request<RequestBody>, tables: &Tables
         in_flight,
         affinity: None,
     };
-    let Ok(resp) = respond(settled, None, None, None) else {
+    let Ok(resp) = respond(settled, None, None, None, None) else {
         return MirrorOutcome::Failed;
     };
     // The answer is read to its end (so its connection goes back to the pool) and dropped, within

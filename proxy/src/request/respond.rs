@@ -6,6 +6,7 @@ use crate::downstream::lifecycle::ConnHold;
 use crate::error::ProxyError;
 use crate::request::attempts::{AffinityHeader, Settled};
 use crate::request::body::{ProxyBody, UpstreamBody};
+use crate::request::compress::Compress;
 use crate::request::headers;
 use crate::request::location::LocationRewrite;
 use crate::request::send::Answer;
@@ -24,6 +25,7 @@ pub(crate) fn respond(
     ops: Option<&HeaderOps>,
     location: Option<&LocationRewrite>,
     downstream_upgrade: Option<(&HeaderValue, (OnUpgrade, Arc<ConnHold>))>,
+    compress: Option<&Compress>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Settled {
         answer,
@@ -46,7 +48,11 @@ pub(crate) fn respond(
                 l.apply(resp.headers_mut(), in_flight.upstream().address);
             }
             let body = H1Body::new(sender, in_flight, head.framing, head.keep_alive);
-            return Ok(resp.map(|()| ProxyBody::H1Client(body)));
+            let mut resp = resp.map(|()| ProxyBody::H1Client(body));
+            if let Some(c) = compress {
+                c.apply(&mut resp);
+            }
+            return Ok(resp);
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -78,7 +84,11 @@ pub(crate) fn respond(
     if let Some(l) = location {
         l.apply(resp.headers_mut(), in_flight.upstream().address);
     }
-    Ok(resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight))))
+    let mut resp = resp.map(|body| ProxyBody::Upstream(UpstreamBody::new(body, sender, in_flight)));
+    if let Some(c) = compress {
+        c.apply(&mut resp);
+    }
+    Ok(resp)
 }
 
 /// Whether a 101's `Upgrade` names one of the protocols the request asked for (names compared without

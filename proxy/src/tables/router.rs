@@ -100,13 +100,20 @@ impl Route {
         }
     }
 
-    fn matches(&self, target: &str, method: &Method, headers: &HeaderMap) -> bool {
-        let (path, query) = split_target(target);
+    /// Whether the request (its path and query split apart) matches; the conditions a route does not
+    /// have cost one test each.
+    fn matches(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> bool {
         path.starts_with(&*self.path_prefix)
             && (self.methods.is_empty() || self.methods.contains(method))
-            && self.headers_hold(headers)
-            && conditions::query_holds(&self.query, query)
-            && conditions::cookies_hold(&self.cookies, headers)
+            && (self.headers.is_empty() || self.headers_hold(headers))
+            && (self.query.is_empty() || conditions::query_holds(&self.query, query))
+            && (self.cookies.is_empty() || conditions::cookies_hold(&self.cookies, headers))
     }
 
     fn headers_hold(&self, headers: &HeaderMap) -> bool {
@@ -270,10 +277,11 @@ impl Router {
         method: &Method,
         headers: &HeaderMap,
     ) -> Option<&Route> {
+        let (path, query) = split_target(target);
         let first = |list: &[usize]| {
             list.iter()
                 .map(|&i| &self.routes[i])
-                .find(|r| r.matches(target, method, headers))
+                .find(|r| r.matches(path, query, method, headers))
         };
         if let Some(list) = self.exact.get(host) {
             if let Some(r) = first(list) {

@@ -46,8 +46,9 @@ pub(super) type ParamCond = (Box<str>, Cond<Box<str>>);
 
 /// A request target's path and query.
 pub(super) fn split_target(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
+    // By bytes: `?` is ASCII, so the split is on a character boundary.
+    match target.bytes().position(|b| b == b'?') {
+        Some(at) => (&target[..at], Some(&target[at + 1..])),
         None => (target, None),
     }
 }
