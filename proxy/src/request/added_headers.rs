@@ -33,6 +33,9 @@ pub(crate) struct AddedHeaders<'a> {
     /// The request's header map holds them already: hyper's path put them there, and the request
     /// came back unsent.
     in_map: bool,
+    /// The client sent `TE: trailers`: it goes on over HTTP/2 only (gRPC servers check it; over
+    /// HTTP/1.1 `TE` is hop-by-hop).
+    pub(crate) te_trailers: bool,
 }
 
 impl<'a> AddedHeaders<'a> {
@@ -55,6 +58,7 @@ impl<'a> AddedHeaders<'a> {
             id_seed,
             id_n,
             in_map: false,
+            te_trailers: false,
         }
     }
 
@@ -69,6 +73,7 @@ impl<'a> AddedHeaders<'a> {
             id_seed: 0,
             id_n: 0,
             in_map: true,
+            te_trailers: false,
         }
     }
 

@@ -59,10 +59,6 @@ pub(crate) fn rewrite_request<'a>(
     // `Expect` goes too: hyper answers `100-continue` to the client when the body is read.
     let te_trailers = hop_by_hop.te_trailers(h);
     hop_by_hop.strip(h);
-    if te_trailers {
-        // As Envoy does: `TE: trailers` is the one TE that goes on, for gRPC servers that check it.
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
     let host = match &authority {
         Some(a) => {
             let value = HeaderValue::from_str(a.as_str())
@@ -81,6 +77,7 @@ pub(crate) fn rewrite_request<'a>(
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, protocol.clone());
     }
-    let added = AddedHeaders::new(&conn.client_ip, &conn.proto, via, host, shared.id_seed, n);
+    let mut added = AddedHeaders::new(&conn.client_ip, &conn.proto, via, host, shared.id_seed, n);
+    added.te_trailers = te_trailers;
     Ok((added, upgrade))
 }

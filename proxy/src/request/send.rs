@@ -165,6 +165,10 @@ pub(crate) async fn send(
             }
             Protocol::H2(s) => {
                 added.apply(req.headers_mut());
+                if added.te_trailers {
+                    let te = http::HeaderValue::from_static("trailers");
+                    req.headers_mut().insert(http::header::TE, te);
+                }
                 tokio::time::timeout_at(
                     deadline,
                     s.try_send_request(conn::to_h2(req, settings.tls.is_some())),
