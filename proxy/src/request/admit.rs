@@ -8,6 +8,7 @@ use crate::upstream::InFlight;
 
 /// Admits the request to the cluster (its `max_requests`) and counts it in flight on the endpoint;
 /// at the cluster's connection limit, makes room for a connection to the endpoint.
+#[inline(always)]
 pub(crate) fn admit(cluster: &Cluster, endpoint: &Endpoint) -> Result<InFlight, ProxyError> {
     let admission = match cluster.limits.max_requests {
         Some(max) => Some(

@@ -92,7 +92,7 @@ impl<'a> Attempts<'a> {
     /// The tries of a request routed as `routed`, under its cluster's retry `policy` and `timeouts`
     /// (the route's where it sets them; the total deadline starts now), its streamed body cut after
     /// `max_request_body` bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(
         shared: &'a Shared,
         routed: Routed,

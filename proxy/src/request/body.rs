@@ -94,7 +94,7 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    #[inline]
+    #[inline(always)]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -23,6 +23,7 @@ pub(crate) struct LocationRewrite {
 impl LocationRewrite {
     /// The rewrite for `req` (from a client on `scheme`) on `route`, whose cluster sends `Host:
     /// host_rewrite` if set; `None` unless the route asks for it.
+    #[inline(always)]
     pub(crate) fn of(
         route: &Route,
         req: &Request<Incoming>,

@@ -34,6 +34,7 @@ pub(crate) struct MirrorPlan {
 
 /// Whether `req`, routed by `route`, is to be mirrored (`upgrade`: it asks for a protocol switch,
 /// which is never mirrored).
+#[inline(always)]
 pub(crate) fn plan(
     snapshot: &Snapshot,
     route: &Route,

@@ -71,7 +71,9 @@ pub(crate) fn rewrite_request<'a>(
     if let Some(rewrite) = host_rewrite {
         h.insert(header::HOST, rewrite.clone());
     }
-    route.request_headers.apply(h);
+    if !route.request_headers.is_empty() {
+        route.request_headers.apply(h);
+    }
     trace_context::ensure(h, shared.tracing, shared.id_seed, n);
     if let Some(protocol) = &upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

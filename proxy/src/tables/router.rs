@@ -102,6 +102,7 @@ impl Route {
 
     /// Whether the request (its path and query split apart) matches; the conditions a route does not
     /// have cost one test each.
+    #[inline(always)]
     fn matches(
         &self,
         path: &str,
