@@ -10,22 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-8}
-EDGEPLANE_BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
-PROXY_CPU=${PROXY_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
-for tool in wrk nginx python3 curl taskset; do
-    command -v "$tool" >/dev/null || { echo "compression-cpu: $tool is missing (apt-get install wrk nginx curl)" >&2; exit 1; }
-done
-[ -x "$EDGEPLANE_BIN" ] || cargo build --release -q -p edgeplane-proxy --bin edgeplane
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT INT TERM
-read -r P1 EP <<<"$(python3 -c '
-import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))')"
+. benches/load/lib.sh
+bench_setup compression-cpu
+read -r P1 EP <<<"$(free_ports 2)"
 
 # A page of varied text (a generated article: words drawn from a vocabulary, in tags), so that it
 # compresses like real HTML rather than like a repeated line.

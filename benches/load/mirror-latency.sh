@@ -14,30 +14,14 @@
 #   PROXY_CPU / LOAD_CPU  cores for edgeplane / wrk, nginx and the shadow (default 0 / 1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPO_ROOT=$PWD
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 SHADOW_DELAY_MS=${SHADOW_DELAY_MS:-200}
 MAX_CONCURRENT=${MAX_CONCURRENT:-64}
-EDGEPLANE_BIN=${EDGEPLANE_BIN:-target/release/edgeplane}
-PROXY_CPU=${PROXY_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
-
-for tool in wrk nginx python3 curl taskset; do
-    command -v "$tool" >/dev/null || { echo "mirror-latency: $tool is missing (apt-get install wrk nginx curl)" >&2; exit 1; }
-done
-[ -x "$EDGEPLANE_BIN" ] || cargo build --release -q -p edgeplane-proxy --bin edgeplane
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"; }
-trap cleanup EXIT INT TERM
-
-read -r P1 P2 SLOW EP ADMIN <<<"$(python3 -c '
-import socket
-s=[socket.socket() for _ in range(5)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))')"
+. benches/load/lib.sh
+bench_setup mirror-latency
+read -r P1 P2 SLOW EP ADMIN <<<"$(free_ports 5)"
 
 USER_DIRECTIVE=""
 [ "$(id -u)" -ne 0 ] || USER_DIRECTIVE="user root;"
