@@ -61,6 +61,7 @@ versioned!(
     crate::wire::ScaleEvent,
     crate::wire::NodeStatus,
     crate::wire::ValidateReply,
+    crate::usage::UsageReport,
     crate::rollout::RolloutRecord,
     crate::rollout::RolloutEvent
 );

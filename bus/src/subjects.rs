@@ -65,6 +65,16 @@ impl Subjects {
         format!("{}.ack.*", self.prefix)
     }
 
+    /// Node `node`'s rate-limit usage reports: `<prefix>.rl.usage.<node>`.
+    pub fn usage(&self, node: &str) -> Result<String, BusError> {
+        Ok(format!("{}.rl.usage.{}", self.prefix, token(node)?))
+    }
+
+    /// Every node's rate-limit usage reports: `<prefix>.rl.usage.*`.
+    pub fn usage_all(&self) -> String {
+        format!("{}.rl.usage.*", self.prefix)
+    }
+
     /// Heartbeats of one instance: `<prefix>.hb.<cluster>.<instance>`.
     pub fn heartbeat(&self, cluster: &str, instance: &str) -> Result<String, BusError> {
         Ok(format!(

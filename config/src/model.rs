@@ -6,8 +6,10 @@ use std::time::Duration;
 
 mod access_log;
 pub mod defaults;
+mod rate_limit;
 mod resilience;
 pub use access_log::{AccessField, AccessLines, AccessLog, LineFormat, LogOutput, TemplatePart};
+pub use rate_limit::{IpNet, LimitKey, LimitMode, LimitScope, RateLimit};
 pub use resilience::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn, UpstreamTls};
 
 /// A complete node config: this process's settings plus the routing document.
@@ -49,6 +51,9 @@ pub struct Node {
     pub upgrade_socket: Option<std::path::PathBuf>,
     /// NATS settings; `None` runs from the file alone.
     pub nats: Option<Nats>,
+    /// Peers whose `X-Forwarded-For` is believed: a rate limit keyed by `client_ip` takes the
+    /// rightmost address not in these networks. Empty (the default): the peer's address, always.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// W3C trace context (`traceparent`, `tracestate`) on the requests a node forwards.
@@ -239,6 +244,8 @@ pub struct Route {
     pub mirror: Option<Mirror>,
     /// Response compression.
     pub compression: Option<Compression>,
+    /// Rate limits, checked in order before the request is answered or sent upstream.
+    pub rate_limits: Vec<RateLimit>,
 }
 
 /// A route's response compression.
@@ -450,6 +457,8 @@ pub struct Cluster {
     pub dns: Vec<DnsEndpoint>,
     /// How often the names of `dns` are resolved again.
     pub dns_refresh: Duration,
+    /// Rate limits on every request sent to the cluster, checked after the route's.
+    pub rate_limits: Vec<RateLimit>,
     /// Upstream timeouts.
     pub timeouts: ClusterTimeouts,
     /// Upstream connection pool settings.

@@ -58,6 +58,10 @@ pub struct RawNode {
     pub upgrade_socket: Option<String>,
     /// NATS: when present, the node follows the fleet's pushed config.
     pub nats: Option<RawNats>,
+    /// Networks (`10.0.0.0/8`, `::1/128`, or one address) of proxies whose `X-Forwarded-For` rate
+    /// limits believe.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[node.tracing]`.
@@ -289,6 +293,9 @@ pub struct RawRoute {
     /// A copy of sampled requests goes to a shadow cluster, its answer discarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<RawMirror>,
+    /// Rate limits on the route's requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RawRateLimit>,
     /// The route answers with a redirect instead of proxying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<RawRedirect>,
@@ -307,6 +314,31 @@ pub struct RawWeightedCluster {
     /// Its share of the route's traffic, relative to the others' (0 = none, the cluster stays
     /// named).
     pub weight: Option<i64>,
+}
+
+/// One of `routes[i].rate_limits` or `clusters.<name>.rate_limits`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Unique among the limits of its route or cluster (default: the key, e.g. `client_ip`).
+    pub name: Option<String>,
+    /// Requests per `per` for one key, at least 1.
+    pub rate: Option<i64>,
+    /// The period of `rate` (default `1s`).
+    pub per: Option<String>,
+    /// Requests a key may send at once, at least 1 (default: `rate`).
+    pub burst: Option<i64>,
+    /// The key's parts: `client_ip`, `route`, `header:<name>`, `cookie:<name>` (default
+    /// `["client_ip"]`).
+    pub key: Option<Vec<String>>,
+    /// `local` (default: each node on its own) or `fleet` (the nodes together, over NATS).
+    pub scope: Option<String>,
+    /// `enforce` (default: 429 over the limit) or `shadow` (counted only).
+    pub mode: Option<String>,
+    /// Keys tracked at most per node (default 100000).
+    pub max_keys: Option<i64>,
+    /// Admitted responses carry the `RateLimit-Policy` and `RateLimit` headers too (default false).
+    pub response_headers: Option<bool>,
 }
 
 /// `[routes.compression]`.
@@ -483,6 +515,9 @@ pub struct RawCluster {
     /// Cleartext HTTP/2 with prior knowledge to the endpoints (gRPC); default false (HTTP/1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub h2c: Option<bool>,
+    /// Rate limits on every request sent to the cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RawRateLimit>,
 }
 
 /// `[clusters.<name>.tls]`: connections to the endpoints use TLS, verified.

@@ -102,6 +102,7 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             max_body: int(m.max_body),
             max_concurrent: int(m.max_concurrent as u64),
         }),
+        rate_limits: r.rate_limits.iter().map(rate_limit).collect(),
         redirect: match &r.answer {
             Some(RouteAnswer::Redirect(d)) => Some(redirect(d)),
             _ => None,
@@ -118,6 +119,20 @@ fn route(r: &Route, clusters: &[Cluster]) -> RawRoute {
             }),
             _ => None,
         },
+    }
+}
+
+fn rate_limit(l: &RateLimit) -> RawRateLimit {
+    RawRateLimit {
+        name: Some(l.name.clone()),
+        rate: int(l.rate),
+        per: Some(text(l.per)),
+        burst: int(l.burst),
+        key: Some(l.key.iter().map(LimitKey::text).collect()),
+        scope: Some(l.scope.name().to_string()),
+        mode: Some(l.mode.name().to_string()),
+        max_keys: int(l.max_keys),
+        response_headers: Some(l.response_headers),
     }
 }
 
@@ -216,6 +231,7 @@ fn cluster(c: &Cluster) -> RawCluster {
         failover_below: int(c.failover_below),
         tls: c.tls.as_ref().map(upstream_tls),
         h2c: c.h2c.then_some(true),
+        rate_limits: c.rate_limits.iter().map(rate_limit).collect(),
     }
 }
 
@@ -332,6 +348,9 @@ mod tests {
         [routes.rewrite]\npath_prefix = \"/v2/\"\nlocation = true\n\
         [routes.request_headers]\nremove = [\"x-internal\"]\nset = { x-env = \"prod\" }\nadd = { x-a = \"1\" }\n\
         [routes.response_headers]\nset = { server = \"edge\" }\n\
+        [[routes.rate_limits]]\nname = \"per-key\"\nrate = 50\nper = \"1m\"\nburst = 5\nkey = [\"header:x-api-key\", \"client_ip\"]\n\
+        scope = \"fleet\"\nmode = \"shadow\"\nmax_keys = 1000\nresponse_headers = true\n\
+        [[routes.rate_limits]]\nrate = 9\n\
         [[routes]]\ncluster = \"d\"\n[routes.compression]\nalgorithms = [\"gzip\", \"br\"]\nmin_size = 10\ncontent_types = [\"text/*\"]\n[routes.mirror]\ncluster = \"c\"\npercent = 12.5\nmax_body = 0\nmax_concurrent = 3\n[routes.rewrite]\nregex = \"^/u/(?P<id>[0-9]+)$\"\nreplacement = \"/users/${id}\"\n\
         [[routes]]\nhosts = [\"old.test\"]\n[routes.redirect]\nscheme = \"https\"\nhost = \"new.test\"\n\
         path_prefix = \"/v2\"\nstrip_query = true\nstatus = 308\n\
@@ -355,6 +374,7 @@ mod tests {
         [clusters.c.hash_on]\ncookie = \"sid\"\n\
         [clusters.c.tls]\nsni = \"api.internal\"\nca = \"/etc/ca.pem\"\nclient_cert = \"/c.pem\"\n\
         client_key = \"/k.pem\"\nh2 = true\n\
+        [[clusters.c.rate_limits]]\nname = \"all\"\nrate = 1000\nkey = [\"route\"]\n\
         [[clusters.c.endpoints]]\naddress = \"127.0.0.1:9\"\nweight = 3\nzone = \"z\"\npriority = 1\n\
         [clusters.d]\nbalancing = \"ring_hash\"\nh2c = true\ndns_refresh = \"5s\"\n[clusters.d.hash_on]\nheader = \"x-user\"\n\
         [[clusters.d.endpoints]]\naddress = \"127.0.0.1:10\"\n\

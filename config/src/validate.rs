@@ -198,6 +198,7 @@ fn http_token(s: &str) -> bool {
 mod access_log;
 mod cluster;
 mod node;
+mod rate_limit;
 mod resilience;
 mod rewrite;
 

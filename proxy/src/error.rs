@@ -6,7 +6,7 @@ use http::StatusCode;
 pub(crate) const ERROR_HEADER: &str = "x-edgeplane-error";
 
 /// Every [`ProxyError::code`], in [`ProxyError::code_index`] order.
-pub(crate) const ERROR_CODES: [&str; 9] = [
+pub(crate) const ERROR_CODES: [&str; 10] = [
     "no_route",
     "no_endpoint",
     "bad_request",
@@ -16,6 +16,7 @@ pub(crate) const ERROR_CODES: [&str; 9] = [
     "circuit_open",
     "client_timeout",
     "payload_too_large",
+    "rate_limited",
 ];
 
 /// What a failed connect says about the endpoint.
@@ -103,6 +104,9 @@ pub(crate) enum ProxyError {
     /// counted as it streamed).
     #[error("request body larger than the route allows")]
     PayloadTooLarge,
+    /// The request is over a rate limit of its route or cluster.
+    #[error("rate limit {} exceeded", .0.limit)]
+    RateLimited(Box<crate::limits::headers::Refusal>),
 }
 
 impl ProxyError {
@@ -116,6 +120,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Connect(..) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -133,6 +138,7 @@ impl ProxyError {
             ProxyError::CircuitOpen(_) => "circuit_open",
             ProxyError::ClientTimeout => "client_timeout",
             ProxyError::PayloadTooLarge => "payload_too_large",
+            ProxyError::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -148,6 +154,7 @@ impl ProxyError {
             ProxyError::CircuitOpen(_) => 6,
             ProxyError::ClientTimeout => 7,
             ProxyError::PayloadTooLarge => 8,
+            ProxyError::RateLimited(_) => 9,
         }
     }
 }

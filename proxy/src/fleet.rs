@@ -1,6 +1,6 @@
 //! Joining the fleet: when the node's config has `[node.nats]`, start the controller that follows
 //! config pushes, heartbeats and scaling events, answers status requests, and keeps the last applied
-//! config on disk.
+//! config on disk; and the exchange of rate-limit usage that fleet limits share.
 
 use crate::NodeHandle;
 use edgeplane_bus::{BusStats, Subjects};
@@ -123,6 +123,13 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
             subjects.clone(),
             identity.clone(),
             sink.clone(),
+        )),
+        tokio::spawn(crate::limits::report::run(
+            client.clone(),
+            subjects.clone(),
+            config.id.clone(),
+            node.tables().clone(),
+            Some(node.telemetry().clone()),
         )),
         tokio::spawn(edgeplane_controller::announce::run(
             client,

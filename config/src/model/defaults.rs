@@ -101,6 +101,25 @@ pub mod node {
     }
 }
 
+/// `[[routes.rate_limits]]` and `[[clusters.<name>.rate_limits]]` (`burst` defaults to `rate`).
+pub mod rate_limit {
+    use std::time::Duration;
+    /// `per`: rates are per second unless told.
+    pub const PER: Duration = Duration::from_secs(1);
+    /// Longest `per`: one day.
+    pub const MAX_PER: Duration = Duration::from_secs(86_400);
+    /// Largest `rate` and `burst`.
+    pub const MAX_RATE: i64 = 1_000_000_000;
+    /// `max_keys`: 100,000 keys, about 3.2 MB per limit and node (docs/config.md).
+    pub const MAX_KEYS: i64 = 100_000;
+    /// Smallest `max_keys`: one set of the key table.
+    pub const MIN_MAX_KEYS: i64 = 8;
+    /// Largest `max_keys`.
+    pub const MAX_MAX_KEYS: i64 = 100_000_000;
+    /// `response_headers`: only refused responses carry the rate-limit headers.
+    pub const RESPONSE_HEADERS: bool = false;
+}
+
 /// `[[routes]]`: a route's match.
 pub mod route {
     /// `[routes.compression]`.

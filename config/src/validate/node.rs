@@ -136,6 +136,7 @@ impl Validator {
             state_dir: raw.state_dir.as_deref().unwrap_or(d::STATE_DIR).into(),
             upgrade_socket,
             nats,
+            trusted_proxies: self.trusted_proxies(&raw.trusted_proxies),
         }
     }
 

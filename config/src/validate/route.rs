@@ -93,6 +93,7 @@ impl Validator {
         let (cluster, split) = self.route_target(&path, raw, clusters, answer.is_some());
         let mirror = self.mirror(&path, raw.mirror.as_ref(), clusters, answer.is_some());
         let compression = self.compression(&path, raw.compression.as_ref());
+        let rate_limits = self.rate_limits(&format!("{path}.rate_limits"), &raw.rate_limits);
         let upgrades = match &raw.upgrades {
             None => d::UPGRADES.iter().map(|u| u.to_string()).collect(),
             Some(list) => list
@@ -171,6 +172,7 @@ impl Validator {
             answer,
             mirror,
             compression,
+            rate_limits,
         }
     }
 }

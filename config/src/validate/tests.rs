@@ -1,4 +1,4 @@
-use crate::model::{Balancing, HostMatch};
+use crate::model::{Balancing, HostMatch, LimitKey, LimitMode, LimitScope};
 use crate::{from_json, from_toml, ConfigError};
 
 const MINIMAL: &str = r#"
@@ -714,4 +714,90 @@ fn endpoints_named_by_dns_are_kept_apart_and_checked() {
     ] {
         assert!(e.iter().any(|l| l.contains(w)), "{w} missing from {e:#?}");
     }
+}
+
+#[test]
+fn bad_rate_limits_are_rejected_with_paths() {
+    let text = r#"
+[node]
+trusted_proxies = ["10.0.0.0/8", "10.0.0.1/8", "nope", "::1", "fd00::/200"]
+[[node.listeners]]
+address = "127.0.0.1:80"
+[[routes]]
+cluster = "api"
+[[routes.rate_limits]]
+rate = 0
+burst = 0
+[[routes.rate_limits]]
+rate = 5
+key = ["ip", "header:bad header", "client_ip", "client_ip"]
+scope = "global"
+mode = "dry"
+per = "0s"
+[[routes.rate_limits]]
+name = "x"
+rate = 5
+key = []
+max_keys = 1
+[[routes.rate_limits]]
+name = "x"
+[clusters.api]
+[[clusters.api.rate_limits]]
+rate = 1
+per = "25h"
+[[clusters.api.endpoints]]
+address = "10.0.0.1:80"
+"#;
+    let got = errors(text);
+    let expect = [
+        "node.trusted_proxies[1]: invalid network \"10.0.0.1/8\"",
+        "node.trusted_proxies[2]: invalid network \"nope\"",
+        "node.trusted_proxies[4]: invalid network \"fd00::/200\"",
+        "routes[0].rate_limits[0].rate: 0 is out of range 1..=",
+        "routes[0].rate_limits[0].burst: 0 is out of range 1..=",
+        "routes[0].rate_limits[1].per: must be greater than zero",
+        "routes[0].rate_limits[1].key[0]: unknown key kind \"ip\"",
+        "routes[0].rate_limits[1].key[1]: invalid header name \"bad header\"",
+        "routes[0].rate_limits[1].key[3]: \"client_ip\" is listed twice",
+        "routes[0].rate_limits[1].scope: unknown scope \"global\"",
+        "routes[0].rate_limits[1].mode: unknown mode \"dry\"",
+        "routes[0].rate_limits[2].key: name at least one part",
+        "routes[0].rate_limits[2].max_keys: 1 is out of range 8..=",
+        "routes[0].rate_limits[3].rate: missing",
+        "routes[0].rate_limits[3].name: duplicate rate limit name \"x\"",
+        "clusters.api.rate_limits[0].per: expected 1ms to 24h",
+    ];
+    for e in expect {
+        assert!(
+            got.iter().any(|g| g.starts_with(e)),
+            "missing {e:?} in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), expect.len(), "unexpected extra errors: {got:#?}");
+}
+
+#[test]
+fn rate_limits_take_their_defaults() {
+    let text = "[node]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[[node.listeners]]\naddress = \"127.0.0.1:80\"\n\
+        [[routes]]\ncluster = \"api\"\n[[routes.rate_limits]]\nrate = 20\n\
+        [[routes.rate_limits]]\nrate = 1\nkey = [\"header:X-Api-Key\", \"cookie:sid\"]\n\
+        [clusters.api]\n[[clusters.api.endpoints]]\naddress = \"10.0.0.1:80\"\n";
+    let config = from_toml(text).unwrap();
+    let limits = &config.routing.routes[0].rate_limits;
+    assert_eq!(limits[0].name, "client_ip");
+    assert_eq!((limits[0].rate, limits[0].burst), (20, 20));
+    assert_eq!(limits[0].per, std::time::Duration::from_secs(1));
+    assert_eq!(limits[0].scope, LimitScope::Local);
+    assert_eq!(limits[0].mode, LimitMode::Enforce);
+    assert_eq!(limits[0].max_keys, 100_000);
+    assert_eq!(limits[1].name, "header-x-api-key_cookie-sid");
+    assert_eq!(
+        limits[1].key,
+        vec![
+            LimitKey::Header("x-api-key".into()),
+            LimitKey::Cookie("sid".into())
+        ]
+    );
+    assert_eq!(config.node.trusted_proxies.len(), 2);
+    assert!(config.node.trusted_proxies[1].contains("::1".parse().unwrap()));
 }

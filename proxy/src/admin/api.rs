@@ -1,26 +1,14 @@
 //! The JSON admin API (`/api/v1/...`): status, clusters with live endpoint state, route explanation,
-//! and per-node endpoint overrides (drain, disable, enable).
+//! per-node endpoint overrides (drain, disable, enable), and rate limits ([`super::limits`]).
 
-use super::{reply, AdminContext};
+use super::{error, json_reply, AdminContext, Resp};
 use crate::tables::router::normalize_host;
 use crate::tables::{Cluster, Endpoint};
 use crate::upstream::AdminState;
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-
-type Resp = Response<Full<Bytes>>;
-
-fn json_reply(status: StatusCode, value: &Value) -> Resp {
-    reply(status, "application/json", format!("{value:#}\n"))
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Resp {
-    json_reply(status, &json!({ "error": message.into() }))
-}
 
 /// Answers one API request (already authorized).
 pub(super) fn answer<B>(req: &Request<B>, ctx: &AdminContext) -> Resp {
@@ -37,10 +25,15 @@ pub(super) fn answer<B>(req: &Request<B>, ctx: &AdminContext) -> Resp {
         (&Method::GET, ["config"]) => config(ctx),
         (&Method::GET, ["clusters", name]) => cluster(ctx, name),
         (&Method::GET, ["explain"]) => explain(ctx, req.uri().query().unwrap_or("")),
+        (&Method::GET, ["limits"]) => super::limits::list(ctx),
+        (&Method::GET, ["limits", owner, name, limit]) => {
+            super::limits::one(ctx, owner, name, limit, req.uri().query().unwrap_or(""))
+        }
         (&Method::POST, ["clusters", name, "endpoints", address, action]) => {
             endpoint_action(ctx, name, address, action)
         }
-        (_, ["status" | "clusters" | "explain" | "config"] | ["clusters", _])
+        (_, ["status" | "clusters" | "explain" | "config" | "limits"] | ["clusters", _])
+        | (_, ["limits", _, _, _])
         | (_, ["clusters", _, "endpoints", _, _]) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),

@@ -10,6 +10,7 @@
 
 mod api;
 mod document;
+mod limits;
 
 use crate::downstream::server::Phase;
 use crate::request::shared::Shared;
@@ -231,4 +232,17 @@ fn bearer(value: &str) -> Option<&str> {
 /// Compares without an early exit, so the time taken does not tell how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON admin API response.
+pub(super) type Resp = Response<Full<Bytes>>;
+
+/// A JSON body with `status`.
+pub(super) fn json_reply(status: StatusCode, value: &serde_json::Value) -> Resp {
+    reply(status, "application/json", format!("{value:#}\n"))
+}
+
+/// A JSON error: `{"error": message}`.
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Resp {
+    json_reply(status, &serde_json::json!({ "error": message.into() }))
 }

@@ -109,6 +109,7 @@ impl NodeHandle {
             None => None,
         };
         shared.tracing = node.tracing;
+        shared.trusted_proxies = node.trusted_proxies.clone();
         let shared = Arc::new(shared);
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let slots = Arc::new(Semaphore::new(node.limits.max_connections));

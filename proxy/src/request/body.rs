@@ -153,6 +153,9 @@ pub(crate) fn error_response(error: ProxyError) -> http::Response<ProxyBody> {
     let mut resp = http::Response::new(ProxyBody::local(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
+    if let ProxyError::RateLimited(refusal) = &error {
+        refusal.write(h);
+    }
     h.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -20,6 +20,8 @@ pub(crate) struct Served {
     pub(crate) metrics: Option<Arc<RouteMetrics>>,
     /// The endpoint tried last.
     pub(crate) upstream: Option<SocketAddr>,
+    /// Rate-limit fields the response carries (limits with `response_headers`).
+    pub(crate) granted: Option<Box<crate::limits::headers::Granted>>,
 }
 
 /// The client's response for the forwarding's `result`, with the request counted and logged
@@ -37,7 +39,7 @@ pub(crate) fn finish(
 ) -> Response<ProxyBody> {
     let metrics = served.metrics.as_deref().unwrap_or(&shared.unrouted);
     let mut error = None;
-    let resp = match result {
+    let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(error = %e, status = e.status().as_u16(), "request failed at the proxy");
@@ -46,6 +48,9 @@ pub(crate) fn finish(
             crate::request::body::error_response(e)
         }
     };
+    if let Some(granted) = &served.granted {
+        granted.write(resp.headers_mut());
+    }
     metrics.answered(resp.status().as_u16(), elapsed);
     let status = resp.status();
     // Only a gRPC call takes the route's metrics along (an atomic count the others need not pay).

@@ -26,7 +26,6 @@ use crate::tables::endpoint::Endpoint;
 use crate::tables::router::{normalize_host, HeaderOps, Route, MAX_HOST};
 use crate::tables::split::Placement;
 use crate::tables::Snapshot;
-use crate::telemetry::RouteMetrics;
 use crate::upstream::tls::TlsClient;
 use crate::upstream::InFlight;
 use edgeplane_config::model::{CircuitBreaker, ClusterTimeouts};
@@ -84,7 +83,7 @@ async fn forward(
         h2c,
         mirror,
         compress,
-    } = match dispatch(shared, conn, &mut req, n, &mut served.metrics)? {
+    } = match dispatch(shared, conn, &mut req, n, served)? {
         Dispatched::Upstream(d) => d,
         Dispatched::Answered(resp) => return Ok(resp),
     };
@@ -177,12 +176,16 @@ fn dispatch<'a>(
     conn: &'a ConnInfo,
     req: &mut Request<Incoming>,
     n: u64,
-    metrics: &mut Option<Arc<RouteMetrics>>,
+    served: &mut Served,
 ) -> Result<Dispatched<'a>, ProxyError> {
     let snapshot = shared.tables.guard();
     let route = find_route(&snapshot, req)?;
     let sets = snapshot.route_metrics.get(route.index());
-    *metrics = sets.and_then(|m| m.first()).cloned();
+    served.metrics = sets.and_then(|m| m.first()).cloned();
+    let limits = snapshot.limits.route(route.index());
+    if !limits.is_empty() {
+        crate::limits::check(limits, &key_source(shared, conn, req), &mut served.granted)?;
+    }
     if let Some(own) = &route.answer {
         return answer(own, route, req, conn).map(Dispatched::Answered);
     }
@@ -197,11 +200,15 @@ fn dispatch<'a>(
             let (slot, index) = split
                 .choose(&snapshot.clusters, &placement)
                 .ok_or(ProxyError::NoRoute)?;
-            *metrics = sets.and_then(|m| m.get(slot)).cloned();
+            served.metrics = sets.and_then(|m| m.get(slot)).cloned();
             index
         }
     };
     let cluster = snapshot.clusters.get(index).ok_or(ProxyError::NoRoute)?;
+    let limits = snapshot.limits.cluster(index);
+    if !limits.is_empty() {
+        crate::limits::check(limits, &key_source(shared, conn, req), &mut served.granted)?;
+    }
     let locator = Locator {
         generation: snapshot.generation,
         index,
@@ -244,6 +251,19 @@ fn dispatch<'a>(
         mirror,
         compress,
     }))
+}
+
+/// What a request offers rate limits to key it by.
+fn key_source<'r>(
+    shared: &'r Shared,
+    conn: &'r ConnInfo,
+    req: &'r Request<Incoming>,
+) -> crate::limits::key::KeySource<'r> {
+    crate::limits::key::KeySource {
+        headers: req.headers(),
+        peer: conn.client_ip.as_bytes(),
+        trusted: &shared.trusted_proxies,
+    }
 }
 
 /// The request's target as routes match it: the path, with the query if there is one.

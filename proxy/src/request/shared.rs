@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) tracing: edgeplane_config::model::Tracing,
     /// Bytes from and to clients.
     pub(crate) bytes: Arc<crate::downstream::idle::ByteCounters>,
+    /// Proxies whose `X-Forwarded-For` rate limits believe.
+    pub(crate) trusted_proxies: Vec<edgeplane_config::model::IpNet>,
 }
 
 impl Shared {
@@ -64,6 +66,7 @@ impl Shared {
                 generate: edgeplane_config::model::defaults::node::tracing::GENERATE,
                 sample_percent: edgeplane_config::model::defaults::node::tracing::SAMPLE_PERCENT,
             },
+            trusted_proxies: Vec::new(),
             bytes: Arc::new(crate::downstream::idle::ByteCounters {
                 received: telemetry.map_or_else(metrics::Counter::noop, |t| {
                     t.counter("edgeplane_downstream_received_bytes_total", &[])

@@ -167,6 +167,8 @@ pub struct Snapshot {
     pub(crate) route_metrics: Vec<Box<[Arc<RouteMetrics>]>>,
     /// Request mirroring of each route that has it, by [`crate::tables::router::Route::index`].
     pub(crate) mirrors: Vec<Option<MirrorState>>,
+    /// Rate limits of the routes and clusters, with their buckets.
+    pub(crate) limits: crate::limits::set::LimitSet,
     /// Where the metrics are registered (`None`: not recorded, as in unit tests).
     pub(crate) telemetry: Option<Arc<Telemetry>>,
     /// The node's zone, for zone-aware clusters.
@@ -257,6 +259,11 @@ impl Snapshot {
             })
             .collect();
         let mirrors = carry_mirrors(routing, previous, telemetry.as_deref());
+        let limits = crate::limits::set::LimitSet::build(
+            routing,
+            previous.map(|p| &p.limits),
+            telemetry.as_deref(),
+        );
         Ok(Snapshot {
             router: Router::new(&routing.routes)?,
             clusters,
@@ -264,6 +271,7 @@ impl Snapshot {
             generation: previous.map_or(1, |p| p.generation + 1),
             route_metrics,
             mirrors,
+            limits,
             telemetry,
             zone,
             routing: Arc::new(routing.clone()),

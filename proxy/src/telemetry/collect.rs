@@ -33,6 +33,7 @@ pub(crate) fn collect_node(
         let snap = tables.load();
         t.gauge("edgeplane_snapshot_generation", &[])
             .set(snap.generation as f64);
+        crate::limits::collect(t, &snap.limits);
         for c in &snap.clusters {
             let cluster = &*c.name;
             t.gauge("edgeplane_cluster_endpoints", &[("cluster", cluster)])

@@ -20,6 +20,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
         split: None,
         mirror: None,
         compression: None,
+        rate_limits: Vec::new(),
         upgrades: vec!["websocket".into()],
         max_request_body: None,
         timeouts: Default::default(),
