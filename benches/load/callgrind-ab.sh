@@ -5,6 +5,8 @@
 # CG_KEEP=DIR keeps each run's callgrind output there (callgrind_annotate DIR/callgrind.off.0.out).
 # CG_CONNS=N sets wrk's connections (default 32); CG_ONLY=off|on measures one variant;
 # CG_ARGS adds valgrind options (e.g. "--cache-sim=yes" for simulated cache misses per function).
+# CG_ROUTE_EXTRA adds TOML lines to the route, e.g. a rate limit that never refuses:
+#   CG_ROUTE_EXTRA='[[routes.rate_limits]]\nrate = 1000000000\n'
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-2}
@@ -23,8 +25,8 @@ http { access_log off; server { listen 127.0.0.1:$BACKEND; location / { return 2
 CONF
 for v in on off; do
     admin=""; [ "$v" = on ] && admin="admin = \"127.0.0.1:$ADMIN\""
-    printf '[node]\nid = "cg"\nworkers = 1\n%s\n[[node.listeners]]\naddress = "127.0.0.1:%s"\n[[routes]]\ncluster = "b"\n[clusters.b]\n[clusters.b.pool]\nmax_idle_per_endpoint = 512\n[[clusters.b.endpoints]]\naddress = "127.0.0.1:%s"\n' \
-        "$admin" "$PROXY" "$BACKEND" >"$TMP/edge-$v.toml"
+    printf '[node]\nid = "cg"\nworkers = 1\n%s\n[[node.listeners]]\naddress = "127.0.0.1:%s"\n[[routes]]\ncluster = "b"\n%b[clusters.b]\n[clusters.b.pool]\nmax_idle_per_endpoint = 512\n[[clusters.b.endpoints]]\naddress = "127.0.0.1:%s"\n' \
+        "$admin" "$PROXY" "${CG_ROUTE_EXTRA:-}" "$BACKEND" >"$TMP/edge-$v.toml"
 done
 nginx -c "$TMP/nginx.conf" &
 NGINX=$!

@@ -22,7 +22,7 @@ mod downstream;
 mod error;
 pub mod fleet;
 mod grpc;
-mod limits;
+pub mod limits;
 pub mod node;
 pub mod reload;
 mod request;

@@ -11,6 +11,9 @@ pub(crate) mod headers;
 pub(crate) mod key;
 pub(crate) mod report;
 pub(crate) mod set;
+mod standalone;
+
+pub use standalone::StandaloneLimit;
 pub(crate) mod table;
 
 use crate::error::ProxyError;

@@ -157,6 +157,7 @@ impl<'a> AddedHeaders<'a> {
     }
 
     /// Writes into `out` the forwarding headers [`write_header`](Self::write_header) did not meet.
+    #[inline]
     pub(crate) fn write_rest(&self, written: Written, out: &mut Vec<u8>) {
         if self.in_map {
             return;

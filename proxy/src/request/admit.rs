@@ -15,7 +15,7 @@ pub(crate) fn admit(cluster: &Cluster, endpoint: &Endpoint) -> Result<InFlight, 
             cluster
                 .state
                 .try_enter(max)
-                .ok_or(ProxyError::CircuitOpen("max_requests"))?,
+                .ok_or_else(|| ProxyError::CircuitOpen("max_requests"))?,
         ),
         None => None,
     };

@@ -190,7 +190,7 @@ fn dispatch<'a>(
         return answer(own, route, req, conn).map(Dispatched::Answered);
     }
     let index = match &route.split {
-        None => route.cluster.ok_or(ProxyError::NoRoute)?,
+        None => route.cluster.ok_or_else(|| ProxyError::NoRoute)?,
         Some(split) => {
             let placement = Placement {
                 headers: req.headers(),
@@ -199,12 +199,15 @@ fn dispatch<'a>(
             };
             let (slot, index) = split
                 .choose(&snapshot.clusters, &placement)
-                .ok_or(ProxyError::NoRoute)?;
+                .ok_or_else(|| ProxyError::NoRoute)?;
             served.metrics = sets.and_then(|m| m.get(slot)).cloned();
             index
         }
     };
-    let cluster = snapshot.clusters.get(index).ok_or(ProxyError::NoRoute)?;
+    let cluster = snapshot
+        .clusters
+        .get(index)
+        .ok_or_else(|| ProxyError::NoRoute)?;
     let limits = snapshot.limits.cluster(index);
     if !limits.is_empty() {
         crate::limits::check(limits, &key_source(shared, conn, req), &mut served.granted)?;
@@ -284,7 +287,7 @@ fn find_route<'s>(
     snapshot
         .router
         .find(host, target(req.uri()), req.method(), req.headers())
-        .ok_or(ProxyError::NoRoute)
+        .ok_or_else(|| ProxyError::NoRoute)
 }
 
 /// The cluster's endpoint for the request (by its hash key and affinity token, if the cluster uses

@@ -32,6 +32,7 @@ const UPGRADE_INDEX: usize = 3;
 /// than one `Host` header (a backend reading the last would serve another virtual host), a `Host`
 /// that is not a valid authority (empty, userinfo, a path, a list, spaces), userinfo in the target,
 /// and HTTP/1.1 without a host.
+#[inline]
 pub(crate) fn request_host<'a>(
     uri: &'a http::Uri,
     headers: &'a HeaderMap,

@@ -10,7 +10,8 @@
 //! `convergence` (10 nodes, 20 outages, a push right after each), `backend-kill`, `backend-hang`,
 //! `backend-hang-unchecked`, `backend-restart` (a backend process SIGKILLed, SIGSTOPped with or
 //! without health checks, or killed and started again under load; `CHAOS_RUNS` runs each), `upgrade`
-//! (three binary upgrades in a row under load). Default: `outage convergence`.
+//! (three binary upgrades in a row under load), `rate-limit` (a fleet rate limit on four nodes under
+//! skewed load, NATS killed half-way). Default: `outage convergence`.
 //! Environment: `CHAOS_NODES` (10), `CHAOS_CYCLES` (20), `CHAOS_CONNS` (16), `CHAOS_RUNS` (3),
 //! `EDGEPLANE_BIN`, `CHAOS_LOGS` (a folder that keeps each scenario's node configs and logs).
 //! `chaos backend NAME ADDR` is the backend process those scenarios start.
@@ -21,6 +22,7 @@ mod convergence;
 mod load;
 mod outage;
 mod procs;
+mod rate_limit;
 mod upgrade;
 
 use anyhow::bail;
@@ -113,9 +115,10 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             "upgrade" => rows.push(upgrade::run(conns).await?),
+            "rate-limit" => rows.push(rate_limit::run().await?),
             other => bail!(
                 "unknown scenario {other:?} (outage, outage-long, convergence, backend-kill, \
-                 backend-hang, backend-hang-unchecked, backend-restart, upgrade)"
+                 backend-hang, backend-hang-unchecked, backend-restart, upgrade, rate-limit)"
             ),
         }
     }

@@ -53,6 +53,7 @@ pub(super) enum Parsed {
 /// Parses the response head at the start of `buf` (the answer to a `HEAD` request if `head_request`),
 /// removing it from `buf` when complete. `template` holds the connection's last response's header
 /// lines, and then this one's. Errors name what was wrong.
+#[inline]
 pub(super) fn parse(
     buf: &mut BytesMut,
     head_request: bool,
