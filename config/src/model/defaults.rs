@@ -110,7 +110,7 @@ pub mod rate_limit {
     pub const MAX_PER: Duration = Duration::from_secs(86_400);
     /// Largest `rate` and `burst`.
     pub const MAX_RATE: i64 = 1_000_000_000;
-    /// `max_keys`: 100,000 keys, about 3.2 MB per limit and node (docs/config.md).
+    /// `max_keys`: 100,000 keys, about 2.9 MB per limit and node (docs/config.md).
     pub const MAX_KEYS: i64 = 100_000;
     /// Smallest `max_keys`: one set of the key table.
     pub const MIN_MAX_KEYS: i64 = 8;

@@ -161,24 +161,33 @@ pub(crate) fn collect(t: &Telemetry, limits: &set::LimitSet) {
     }
 }
 
-/// Nanoseconds since the process's first rate-limit decision: the clock of every bucket, so that
+/// The clock of every bucket: nanoseconds since the process's first rate-limit reading, so that
 /// tables carried across snapshots keep their meaning.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// [`EPOCH`]'s time now.
 pub(crate) fn now() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    at(Instant::now())
 }
 
-/// Checks a request against `limiters` in order. A request over an enforced limit is refused
-/// ([`ProxyError::RateLimited`]); one over a shadow limit is counted and goes on. `granted` keeps
-/// the fields the admitted response carries, when a limit asks for them.
+/// [`EPOCH`]'s time of `instant` (0 for an instant before the epoch).
+#[inline]
+pub(crate) fn at(instant: Instant) -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(instant.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Checks a request that arrived at `received` against `limiters` in order. A request over an
+/// enforced limit is refused ([`ProxyError::RateLimited`]); one over a shadow limit is counted and
+/// goes on. `granted` keeps the fields the admitted response carries, when a limit asks for them.
 #[inline(never)]
 pub(crate) fn check(
     limiters: &[Limiter],
     source: &KeySource<'_>,
+    received: Instant,
     granted: &mut Option<Box<Granted>>,
 ) -> Result<(), ProxyError> {
-    let now = now();
+    let now = at(received);
     for l in limiters {
         let Some(key) = key::request_key(&l.spec.key, source) else {
             continue;
@@ -244,11 +253,11 @@ mod tests {
         );
         let limiters = [shadow, enforce];
         let mut granted = None;
-        check(&limiters, &source, &mut granted).unwrap();
+        check(&limiters, &source, Instant::now(), &mut granted).unwrap();
         assert_eq!(granted.unwrap().remaining, 0, "the tighter limit's headers");
         // Over the shadow limit: let through.
-        assert!(check(&limiters, &source, &mut None).is_ok());
-        match check(&limiters, &source, &mut None) {
+        assert!(check(&limiters, &source, Instant::now(), &mut None).is_ok());
+        match check(&limiters, &source, Instant::now(), &mut None) {
             Err(ProxyError::RateLimited(r)) => assert!(r.retry_after_secs >= 1),
             other => panic!("expected a refusal, got {other:?}"),
         }

@@ -3,6 +3,7 @@
 use super::key::KeySource;
 use super::{check, Limiter, Owner};
 use edgeplane_config::model::RateLimit;
+use std::time::Instant;
 
 /// A rate limit outside any snapshot (no metrics, no fleet share).
 #[derive(Debug)]
@@ -18,13 +19,14 @@ impl StandaloneLimit {
         }
     }
 
-    /// Whether a request with these headers from `client_ip` (as text) is admitted.
-    pub fn admits(&self, headers: &http::HeaderMap, client_ip: &[u8]) -> bool {
+    /// Whether a request with these headers from `client_ip` (as text), arriving at `received`, is
+    /// admitted.
+    pub fn admits(&self, headers: &http::HeaderMap, client_ip: &[u8], received: Instant) -> bool {
         let source = KeySource {
             headers,
             peer: client_ip,
             trusted: &[],
         };
-        check(&self.limiters, &source, &mut None).is_ok()
+        check(&self.limiters, &source, received, &mut None).is_ok()
     }
 }

@@ -18,20 +18,21 @@ use std::sync::{Mutex, OnceLock};
 /// Slots per set.
 pub(crate) const WAYS: usize = 8;
 
-/// One key's bucket.
+/// One set's keys, field by field: a lookup reads the tags (one or two cache lines), then one key's
+/// fields.
 #[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    /// The key's hash; 0 = empty.
-    tag: u64,
-    /// Theoretical arrival time ([`gcra`]).
-    tat: u64,
+struct Ways {
+    /// The keys' hashes; 0 = empty.
+    tags: [u64; WAYS],
+    /// Theoretical arrival times ([`gcra`]).
+    tats: [u64; WAYS],
     /// For fleet limits: this node's interval for the key (its share); 0 = the policy's.
-    interval: u64,
+    intervals: [u64; WAYS],
     /// Requests seen for the key since the last usage report.
-    demand: u64,
+    demand: [u32; WAYS],
 }
 
-type Set = Mutex<[Slot; WAYS]>;
+type Set = Mutex<Ways>;
 
 /// One limit's buckets.
 #[derive(Debug)]
@@ -72,7 +73,7 @@ impl KeyTable {
     fn sets(&self) -> &[Set] {
         self.sets.get_or_init(|| {
             (0..self.set_count)
-                .map(|_| Mutex::new([Slot::default(); WAYS]))
+                .map(|_| Mutex::new(Ways::default()))
                 .collect()
         })
     }
@@ -102,31 +103,28 @@ impl KeyTable {
         let Some(set) = self.set(key) else {
             return gcra::decide(policy, 0, now).0;
         };
-        let mut slots = set.lock().unwrap_or_else(|p| p.into_inner());
-        let i = match slots.iter().position(|s| s.tag == key) {
+        let mut w = set.lock().unwrap_or_else(|p| p.into_inner());
+        let i = match w.tags.iter().position(|&t| t == key) {
             Some(i) => i,
             None => {
-                let i = victim(&slots, now);
-                if slots[i].tag != 0 && slots[i].tat > now {
+                let i = victim(&w, now);
+                if w.tags[i] != 0 && w.tats[i] > now {
                     self.evictions.fetch_add(1, Ordering::Relaxed);
                 }
-                slots[i] = Slot {
-                    tag: key,
-                    tat: 0,
-                    interval: fresh_interval(),
-                    demand: 0,
-                };
+                w.tags[i] = key;
+                w.tats[i] = 0;
+                w.intervals[i] = fresh_interval();
+                w.demand[i] = 0;
                 i
             }
         };
-        let slot = &mut slots[i];
-        let policy = match slot.interval {
+        let policy = match w.intervals[i] {
             0 => policy,
             own => policy.scaled(own),
         };
-        let (decision, tat) = gcra::decide(policy, slot.tat, now);
-        slot.tat = tat;
-        slot.demand += 1;
+        let (decision, tat) = gcra::decide(policy, w.tats[i], now);
+        w.tats[i] = tat;
+        w.demand[i] = w.demand[i].saturating_add(1);
         decision
     }
 
@@ -135,13 +133,13 @@ impl KeyTable {
     pub(crate) fn peek(&self, key: u64, now: u64, policy: Policy) -> Option<(u64, u64)> {
         let key = key.max(1);
         let set = self.sets.get()?.get(self.index(key))?;
-        let slots = set.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = slots.iter().find(|s| s.tag == key)?;
-        let policy = match slot.interval {
+        let w = set.lock().unwrap_or_else(|p| p.into_inner());
+        let i = w.tags.iter().position(|&t| t == key)?;
+        let policy = match w.intervals[i] {
             0 => policy,
             own => policy.scaled(own),
         };
-        Some((gcra::available(policy, slot.tat, now), slot.interval))
+        Some((gcra::available(policy, w.tats[i], now), w.intervals[i]))
     }
 
     /// Keys whose bucket is not full at `now` (those the table must remember).
@@ -151,8 +149,10 @@ impl KeyTable {
         };
         let mut n = 0;
         for set in sets.iter() {
-            let slots = set.lock().unwrap_or_else(|p| p.into_inner());
-            n += slots.iter().filter(|s| s.tag != 0 && s.tat > now).count() as u64;
+            let w = set.lock().unwrap_or_else(|p| p.into_inner());
+            n += (0..WAYS)
+                .filter(|&i| w.tags[i] != 0 && w.tats[i] > now)
+                .count() as u64;
         }
         n
     }
@@ -168,13 +168,15 @@ impl KeyTable {
             return;
         };
         for set in sets.iter() {
-            let mut slots = set.lock().unwrap_or_else(|p| p.into_inner());
-            for s in slots.iter_mut().filter(|s| s.tag != 0 && s.demand > 0) {
-                out.push(Demand {
-                    key: s.tag,
-                    requests: s.demand,
-                });
-                s.demand = 0;
+            let mut w = set.lock().unwrap_or_else(|p| p.into_inner());
+            for i in 0..WAYS {
+                if w.tags[i] != 0 && w.demand[i] > 0 {
+                    out.push(Demand {
+                        key: w.tags[i],
+                        requests: u64::from(w.demand[i]),
+                    });
+                    w.demand[i] = 0;
+                }
             }
         }
     }
@@ -185,22 +187,22 @@ impl KeyTable {
         let Some(set) = self.sets.get().and_then(|s| s.get(self.index(key))) else {
             return;
         };
-        let mut slots = set.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = slots.iter_mut().find(|s| s.tag == key) {
-            s.interval = interval;
+        let mut w = set.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = w.tags.iter().position(|&t| t == key) {
+            w.intervals[i] = interval;
         }
     }
 }
 
 /// The slot a new key takes: an empty one, else one whose bucket is full again, else the one
 /// closest to full.
-fn victim(slots: &[Slot; WAYS], now: u64) -> usize {
+fn victim(w: &Ways, now: u64) -> usize {
     let mut best = 0;
-    for (i, s) in slots.iter().enumerate() {
-        if s.tag == 0 || s.tat <= now {
+    for i in 0..WAYS {
+        if w.tags[i] == 0 || w.tats[i] <= now {
             return i;
         }
-        if s.tat < slots[best].tat {
+        if w.tats[i] < w.tats[best] {
             best = i;
         }
     }

@@ -14,14 +14,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What the forwarding tells of a request besides its response.
-#[derive(Default)]
 pub(crate) struct Served {
+    /// When the request's head arrived (also the clock of its rate limits).
+    pub(crate) received: std::time::Instant,
     /// The matched route's metrics (for the cluster that served it).
     pub(crate) metrics: Option<Arc<RouteMetrics>>,
     /// The endpoint tried last.
     pub(crate) upstream: Option<SocketAddr>,
     /// Rate-limit fields the response carries (limits with `response_headers`).
     pub(crate) granted: Option<Box<crate::limits::headers::Granted>>,
+}
+
+impl Served {
+    /// A request whose head arrived at `received`.
+    pub(crate) fn new(received: std::time::Instant) -> Served {
+        Served {
+            received,
+            metrics: None,
+            upstream: None,
+            granted: None,
+        }
+    }
 }
 
 /// The client's response for the forwarding's `result`, with the request counted and logged

@@ -53,7 +53,7 @@ pub(crate) async fn handle(
         .map(|_| Box::new(AccessEntry::of(&req, shared, conn, n)));
     // gRPC runs over HTTP/2 only: an HTTP/1 request is never looked at.
     let grpc = req.version() == http::Version::HTTP_2 && crate::grpc::is_call(req.headers());
-    let mut served = Served::default();
+    let mut served = Served::new(received);
     let result = forward(shared, conn, req, n, &mut served).await;
     finish(shared, served, result, access, grpc, received.elapsed())
 }
@@ -184,7 +184,12 @@ fn dispatch<'a>(
     served.metrics = sets.and_then(|m| m.first()).cloned();
     let limits = snapshot.limits.route(route.index());
     if !limits.is_empty() {
-        crate::limits::check(limits, &key_source(shared, conn, req), &mut served.granted)?;
+        crate::limits::check(
+            limits,
+            &key_source(shared, conn, req),
+            served.received,
+            &mut served.granted,
+        )?;
     }
     if let Some(own) = &route.answer {
         return answer(own, route, req, conn).map(Dispatched::Answered);
@@ -210,7 +215,12 @@ fn dispatch<'a>(
         .ok_or_else(|| ProxyError::NoRoute)?;
     let limits = snapshot.limits.cluster(index);
     if !limits.is_empty() {
-        crate::limits::check(limits, &key_source(shared, conn, req), &mut served.granted)?;
+        crate::limits::check(
+            limits,
+            &key_source(shared, conn, req),
+            served.received,
+            &mut served.granted,
+        )?;
     }
     let locator = Locator {
         generation: snapshot.generation,
