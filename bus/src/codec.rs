@@ -62,6 +62,7 @@ versioned!(
     crate::wire::NodeStatus,
     crate::wire::ValidateReply,
     crate::usage::UsageReport,
+    crate::event::FleetEvent,
     crate::rollout::RolloutRecord,
     crate::rollout::RolloutEvent
 );

@@ -115,6 +115,21 @@ impl Subjects {
         format!("{}.status", self.prefix)
     }
 
+    /// Node `node`'s fleet events of kind `kind`: `<prefix>.event.<kind>.<node>`.
+    pub fn event(&self, kind: &str, node: &str) -> Result<String, BusError> {
+        Ok(format!(
+            "{}.event.{}.{}",
+            self.prefix,
+            token(kind)?,
+            token(node)?
+        ))
+    }
+
+    /// Every event, the rollouts' included: `<prefix>.event.>`.
+    pub fn events_all(&self) -> String {
+        format!("{}.event.>", self.prefix)
+    }
+
     /// Events of staged rollouts, published by their drivers: `<prefix>.event.rollout`.
     pub fn rollout_events(&self) -> String {
         format!("{}.event.rollout", self.prefix)

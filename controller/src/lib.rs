@@ -15,6 +15,7 @@ pub mod announce;
 pub mod composer;
 pub mod debounce;
 pub mod dry_run;
+pub mod fleet_view;
 pub mod follow;
 pub mod heartbeats;
 pub mod identity;

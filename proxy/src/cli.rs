@@ -1,7 +1,8 @@
 //! The binary's commands beyond `run`, `check` and `demo`: the fleet over NATS (`push`, `rollback`,
-//! `history`, `fleet`, `provision`), staged rollouts, `diff`, `heartbeat` and `scale`.
+//! `history`, `fleet`, `provision`, `events`), staged rollouts, `diff`, `heartbeat` and `scale`.
 
 pub(crate) mod diff;
+pub(crate) mod events;
 pub(crate) mod heartbeat;
 pub(crate) mod nats;
 pub(crate) mod push;

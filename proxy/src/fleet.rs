@@ -1,6 +1,6 @@
 //! Joining the fleet: when the node's config has `[node.nats]`, start the controller that follows
 //! config pushes, heartbeats and scaling events, answers status requests, and keeps the last applied
-//! config on disk; and the exchange of rate-limit usage that fleet limits share.
+//! config on disk; the exchange of rate-limit usage that fleet limits share; and fleet events.
 
 use crate::NodeHandle;
 use edgeplane_bus::{BusStats, Subjects};
@@ -77,10 +77,12 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
     };
     let rollout = pushes.rollout.clone();
     pushes.restore();
+    let nodes = Arc::new(edgeplane_controller::fleet_view::FleetNodes::default());
     let _ = node.admin_context().fleet.set(crate::admin::FleetView {
         state: state.clone(),
         composer: composer.clone(),
         bus: stats.clone(),
+        nodes: nodes.clone(),
     });
     crate::telemetry::collect_controller(
         node.telemetry(),
@@ -123,6 +125,22 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
             subjects.clone(),
             identity.clone(),
             sink.clone(),
+        )),
+        tokio::spawn(edgeplane_controller::fleet_view::follow(
+            client.clone(),
+            subjects.clone(),
+            nodes,
+        )),
+        tokio::spawn(crate::events::run(
+            client.clone(),
+            subjects.clone(),
+            config.id.clone(),
+            crate::events::Sources {
+                tables: node.tables().clone(),
+                state: state.clone(),
+                composer: composer.clone(),
+            },
+            Some(node.telemetry().clone()),
         )),
         tokio::spawn(crate::limits::report::run(
             client.clone(),

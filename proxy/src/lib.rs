@@ -20,6 +20,7 @@ pub mod admin;
 pub mod demo;
 mod downstream;
 mod error;
+mod events;
 pub mod fleet;
 mod grpc;
 pub mod limits;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 mod cli;
 
-use cli::{diff, heartbeat, nats, push, rollout, scale};
+use cli::{diff, events, heartbeat, nats, push, rollout, scale};
 
 // mimalloc saves about half a microsecond per proxied request over glibc malloc (measured with
 // callgrind; BENCHMARKS.md, "instructions per request").
@@ -73,6 +73,9 @@ enum Command {
     History(nats::ListArgs),
     /// List the fleet's nodes: id, zone, applied revision, last seen, uptime and load.
     Fleet(nats::ListArgs),
+    /// Tail the fleet's events (config applied or rejected, endpoints down, ejected, failovers...),
+    /// filtered by kind, node or cluster.
+    Events(events::EventsArgs),
     /// Create the fleet's JetStream assets (config bucket, nodes bucket, scaling stream) with
     /// `--replicas`, so that nodes and publishers need no right to create them.
     Provision(nats::ListArgs),
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::History(args) => return nats_command(nats::history(args)),
         Command::Fleet(args) => return nats_command(nats::fleet(args)),
         Command::Provision(args) => return nats_command(nats::provision(args)),
+        Command::Events(args) => return nats_command(events::run(args)),
         Command::Heartbeat(args) => return nats_command(heartbeat::run(args)),
         Command::Scale(args) => return nats_command(scale::run(args)),
     };

@@ -1,5 +1,6 @@
 //! The JSON admin API (`/api/v1/...`): status, clusters with live endpoint state, route explanation,
-//! per-node endpoint overrides (drain, disable, enable), and rate limits ([`super::limits`]).
+//! per-node endpoint overrides (drain, disable, enable), rate limits ([`super::limits`]) and the fleet
+//! ([`super::fleet`]).
 
 use super::{error, json_reply, AdminContext, Resp};
 use crate::tables::router::normalize_host;
@@ -26,13 +27,17 @@ pub(super) fn answer<B>(req: &Request<B>, ctx: &AdminContext) -> Resp {
         (&Method::GET, ["clusters", name]) => cluster(ctx, name),
         (&Method::GET, ["explain"]) => explain(ctx, req.uri().query().unwrap_or("")),
         (&Method::GET, ["limits"]) => super::limits::list(ctx),
+        (&Method::GET, ["fleet"]) => super::fleet::fleet(ctx),
         (&Method::GET, ["limits", owner, name, limit]) => {
             super::limits::one(ctx, owner, name, limit, req.uri().query().unwrap_or(""))
         }
         (&Method::POST, ["clusters", name, "endpoints", address, action]) => {
             endpoint_action(ctx, name, address, action)
         }
-        (_, ["status" | "clusters" | "explain" | "config" | "limits"] | ["clusters", _])
+        (
+            _,
+            ["status" | "clusters" | "explain" | "config" | "limits" | "fleet"] | ["clusters", _],
+        )
         | (_, ["limits", _, _, _])
         | (_, ["clusters", _, "endpoints", _, _]) => error(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -10,6 +10,7 @@
 
 mod api;
 mod document;
+mod fleet;
 mod limits;
 
 use crate::downstream::server::Phase;
@@ -67,6 +68,8 @@ pub(crate) struct FleetView {
     pub(crate) composer: Arc<Composer>,
     /// The NATS connection.
     pub(crate) bus: Arc<BusStats>,
+    /// Every node of the fleet, from their announcements.
+    pub(crate) nodes: Arc<edgeplane_controller::fleet_view::FleetNodes>,
 }
 
 impl std::fmt::Debug for AdminContext {

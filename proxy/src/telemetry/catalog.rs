@@ -52,6 +52,8 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_rate_limit_fleet_share", Gauge, "route, cluster, limit", "A fleet limit: this node's part of the fleet's reported demand on its hot keys, 0 to 1 (1 when no other node reports demand)."),
     m("edgeplane_rate_limit_fleet_nodes", Gauge, "route, cluster, limit", "A fleet limit: nodes sharing it, this one included, as their usage reports show."),
     m("edgeplane_rate_limit_reports_total", Counter, "result", "Rate-limit usage reports on the bus: sent by this node, received from others, malformed (dropped, never counted in a share)."),
+    m("edgeplane_events_total", Counter, "kind", "Fleet events this node published on <prefix>.event.<kind>.<node>, by kind (docs/bus.md)."),
+    m("edgeplane_events_suppressed_total", Counter, "", "Fleet events held back by the event budget (a flapping endpoint) and stood for by a later event's suppressed count."),
     m("edgeplane_upstream_retries_total", Counter, "cluster", "Tries sent again: on another endpoint by the retry policy, or on a fresh connection after a pooled one failed before anything was sent."),
     m("edgeplane_downstream_received_bytes_total", Counter, "", "Bytes read from clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),
     m("edgeplane_downstream_sent_bytes_total", Counter, "", "Bytes written to clients, headers and bodies (counted per connection, added every 64 KiB and at close)."),
