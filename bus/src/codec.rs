@@ -63,6 +63,7 @@ versioned!(
     crate::wire::ValidateReply,
     crate::usage::UsageReport,
     crate::event::FleetEvent,
+    crate::autoscale::AutoscaleRecommendation,
     crate::rollout::RolloutRecord,
     crate::rollout::RolloutEvent
 );

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Every kind of fleet event, as its subject token.
-pub const KINDS: [&str; 16] = [
+pub const KINDS: [&str; 17] = [
     "config_applied",
     "config_rejected",
     "config_rolled_back",
@@ -23,6 +23,7 @@ pub const KINDS: [&str; 16] = [
     "circuit_open",
     "circuit_closed",
     "membership_frozen",
+    "autoscale_recommendation",
 ];
 
 /// One fleet event.

@@ -21,6 +21,10 @@ pub const CONFIG_HISTORY: i64 = 64;
 pub const NODES_BUCKET: &str = "edge_nodes";
 /// Announcements older than this disappear from the nodes bucket.
 pub const NODES_MAX_AGE: Duration = Duration::from_secs(3600);
+/// The leases bucket: one key per lease (e.g. `autoscale`), its value the holder's node id.
+pub const LEASES_BUCKET: &str = "edge_leases";
+/// A lease not renewed within this long expires (the bucket's `max_age`).
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// Default name of the scaling-event stream.
 pub const SCALE_STREAM: &str = "edge_scale";
@@ -84,6 +88,14 @@ pub async fn config_bucket(
 /// announcement per node, kept an hour).
 pub async fn nodes_bucket(js: &jetstream::Context, replicas: usize) -> Result<kv::Store, BusError> {
     kv_bucket(js, NODES_BUCKET, 1, NODES_MAX_AGE, replicas).await
+}
+
+/// Opens (creating if needed) the leases bucket: entries expire [`LEASE_TTL`] after their last write.
+pub async fn leases_bucket(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<kv::Store, BusError> {
+    kv_bucket(js, LEASES_BUCKET, 1, LEASE_TTL, replicas).await
 }
 
 /// Opens KV bucket `bucket`, creating its stream directly if needed (`max_age` zero: kept forever)

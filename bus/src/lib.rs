@@ -2,13 +2,14 @@
 //!
 //! Everything that touches the wire lives here and nowhere else: subject names under a configurable
 //! prefix ([`Subjects`]), the serde wire messages for config acknowledgements, heartbeats, scaling
-//! events and node announcements ([`wire`]), rate-limit usage reports ([`usage`]), fleet events ([`event`]), staged rollouts ([`rollout`]), their codec with schema versioning ([`codec`]), the NATS
+//! events and node announcements ([`wire`]), rate-limit usage reports ([`usage`]), fleet events ([`event`]), autoscale recommendations ([`autoscale`]), staged rollouts ([`rollout`]), their codec with schema versioning ([`codec`]), the NATS
 //! connection options (auth, TLS, ping interval, jittered reconnect; [`connect`]) and the JetStream
 //! resources (the config KV bucket, created in a way that works on nats-server 2.9 as well as 2.1x;
 //! [`jetstream`]). It is the only crate with serde wire types; the proxy's tables never see them.
 //!
 //! The wire format is documented for publishers in any language in `docs/bus.md`.
 
+pub mod autoscale;
 pub mod codec;
 pub mod connect;
 mod error;

@@ -115,6 +115,11 @@ impl Subjects {
         format!("{}.status", self.prefix)
     }
 
+    /// Autoscale recommendations for `cluster`: `<prefix>.autoscale.<cluster>`.
+    pub fn autoscale(&self, cluster: &str) -> Result<String, BusError> {
+        Ok(format!("{}.autoscale.{}", self.prefix, token(cluster)?))
+    }
+
     /// Node `node`'s fleet events of kind `kind`: `<prefix>.event.<kind>.<node>`.
     pub fn event(&self, kind: &str, node: &str) -> Result<String, BusError> {
         Ok(format!(

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod access_log;
+mod autoscale;
 pub mod defaults;
 mod rate_limit;
 mod resilience;
 pub use access_log::{AccessField, AccessLines, AccessLog, LineFormat, LogOutput, TemplatePart};
+pub use autoscale::{Autoscale, AutoscaleTarget};
 pub use rate_limit::{IpNet, LimitKey, LimitMode, LimitScope, RateLimit};
 pub use resilience::{Affinity, AffinityBy, CircuitBreaker, Retry, RetryOn, UpstreamTls};
 
@@ -459,6 +461,8 @@ pub struct Cluster {
     pub dns_refresh: Duration,
     /// Rate limits on every request sent to the cluster, checked after the route's.
     pub rate_limits: Vec<RateLimit>,
+    /// Instance-count recommendations; `None` = none.
+    pub autoscale: Option<Autoscale>,
     /// Upstream timeouts.
     pub timeouts: ClusterTimeouts,
     /// Upstream connection pool settings.

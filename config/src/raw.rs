@@ -518,6 +518,37 @@ pub struct RawCluster {
     /// Rate limits on every request sent to the cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RawRateLimit>,
+    /// Instance-count recommendations on the bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<RawAutoscale>,
+}
+
+/// `[clusters.<name>.autoscale]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAutoscale {
+    /// Fewest instances (default 1).
+    pub min: Option<i64>,
+    /// Most instances (required).
+    pub max: Option<i64>,
+    /// `cpu` (default), `in_flight` or `latency`.
+    pub target: Option<String>,
+    /// The signal's aim per instance (default: cpu 0.6, in_flight 10, latency 100 ms).
+    pub target_value: Option<f64>,
+    /// Add instances above this (default 1.2 × target_value).
+    pub scale_up_above: Option<f64>,
+    /// Remove instances below this (default 0.7 × target_value).
+    pub scale_down_below: Option<f64>,
+    /// After a change, wait this long before adding (default 30s).
+    pub cooldown_up: Option<String>,
+    /// After a change, wait this long before removing (default 5m).
+    pub cooldown_down: Option<String>,
+    /// Instances changed at most per recommendation (default 4).
+    pub max_step: Option<i64>,
+    /// Scale up ahead of a rising signal (default false).
+    pub predictive: Option<bool>,
+    /// Window of the predictive trend (default 2m).
+    pub window: Option<String>,
 }
 
 /// `[clusters.<name>.tls]`: connections to the endpoints use TLS, verified.

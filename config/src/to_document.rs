@@ -232,6 +232,19 @@ fn cluster(c: &Cluster) -> RawCluster {
         tls: c.tls.as_ref().map(upstream_tls),
         h2c: c.h2c.then_some(true),
         rate_limits: c.rate_limits.iter().map(rate_limit).collect(),
+        autoscale: c.autoscale.as_ref().map(|a| RawAutoscale {
+            min: int(a.min),
+            max: int(a.max),
+            target: Some(a.target.name().to_string()),
+            target_value: Some(a.target_value),
+            scale_up_above: Some(a.scale_up_above),
+            scale_down_below: Some(a.scale_down_below),
+            cooldown_up: Some(text(a.cooldown_up)),
+            cooldown_down: Some(text(a.cooldown_down)),
+            max_step: int(a.max_step),
+            predictive: Some(a.predictive),
+            window: Some(text(a.window)),
+        }),
     }
 }
 
@@ -375,6 +388,8 @@ mod tests {
         [clusters.c.tls]\nsni = \"api.internal\"\nca = \"/etc/ca.pem\"\nclient_cert = \"/c.pem\"\n\
         client_key = \"/k.pem\"\nh2 = true\n\
         [[clusters.c.rate_limits]]\nname = \"all\"\nrate = 1000\nkey = [\"route\"]\n\
+        [clusters.c.autoscale]\nmin = 2\nmax = 9\ntarget = \"in_flight\"\ntarget_value = 8.0\nscale_up_above = 12.0\n\
+        scale_down_below = 4.0\ncooldown_up = \"10s\"\ncooldown_down = \"1m\"\nmax_step = 2\npredictive = true\nwindow = \"90s\"\n\
         [[clusters.c.endpoints]]\naddress = \"127.0.0.1:9\"\nweight = 3\nzone = \"z\"\npriority = 1\n\
         [clusters.d]\nbalancing = \"ring_hash\"\nh2c = true\ndns_refresh = \"5s\"\n[clusters.d.hash_on]\nheader = \"x-user\"\n\
         [[clusters.d.endpoints]]\naddress = \"127.0.0.1:10\"\n\

@@ -196,6 +196,7 @@ fn http_token(s: &str) -> bool {
 }
 
 mod access_log;
+mod autoscale;
 mod cluster;
 mod node;
 mod rate_limit;

@@ -12,6 +12,7 @@
 //! [`membership::Membership`] state machine inside the [`composer::Composer`].
 
 pub mod announce;
+pub mod autoscale;
 pub mod composer;
 pub mod debounce;
 pub mod dry_run;

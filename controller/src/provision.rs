@@ -4,7 +4,9 @@
 //! left as they are and reported with their replica count.
 
 use async_nats::jetstream;
-use edgeplane_bus::jetstream::{config_bucket, nodes_bucket, scale_stream, CONFIG_HISTORY};
+use edgeplane_bus::jetstream::{
+    config_bucket, leases_bucket, nodes_bucket, scale_stream, CONFIG_HISTORY,
+};
 use edgeplane_bus::{BusError, Subjects};
 
 /// One asset and its replicas on the server.
@@ -28,11 +30,13 @@ pub async fn provision(
     let js = jetstream::new(client.clone());
     config_bucket(&js, bucket, CONFIG_HISTORY, replicas).await?;
     nodes_bucket(&js, replicas).await?;
+    leases_bucket(&js, replicas).await?;
     scale_stream(&js, scale, subjects.scale_all(), replicas).await?;
     let mut assets = Vec::new();
     for name in [
         format!("KV_{bucket}"),
         format!("KV_{}", edgeplane_bus::jetstream::NODES_BUCKET),
+        format!("KV_{}", edgeplane_bus::jetstream::LEASES_BUCKET),
         scale.to_string(),
     ] {
         let mut stream = js

@@ -78,11 +78,13 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
     let rollout = pushes.rollout.clone();
     pushes.restore();
     let nodes = Arc::new(edgeplane_controller::fleet_view::FleetNodes::default());
+    let autoscale = Arc::new(crate::autoscale::AutoscaleView::default());
     let _ = node.admin_context().fleet.set(crate::admin::FleetView {
         state: state.clone(),
         composer: composer.clone(),
         bus: stats.clone(),
         nodes: nodes.clone(),
+        autoscale: autoscale.clone(),
     });
     crate::telemetry::collect_controller(
         node.telemetry(),
@@ -130,6 +132,15 @@ pub async fn join(node: &NodeHandle) -> Result<Option<Controller>, FleetError> {
             client.clone(),
             subjects.clone(),
             nodes,
+        )),
+        tokio::spawn(crate::autoscale::run(
+            client.clone(),
+            subjects.clone(),
+            config.id.clone(),
+            nats.replicas,
+            node.tables().clone(),
+            autoscale,
+            Some(node.telemetry().clone()),
         )),
         tokio::spawn(crate::events::run(
             client.clone(),

@@ -17,6 +17,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod admin;
+mod autoscale;
 pub mod demo;
 mod downstream;
 mod error;

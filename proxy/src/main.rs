@@ -76,7 +76,7 @@ enum Command {
     /// Tail the fleet's events (config applied or rejected, endpoints down, ejected, failovers...),
     /// filtered by kind, node or cluster.
     Events(events::EventsArgs),
-    /// Create the fleet's JetStream assets (config bucket, nodes bucket, scaling stream) with
+    /// Create the fleet's JetStream assets (config bucket, nodes bucket, leases bucket, scaling stream) with
     /// `--replicas`, so that nodes and publishers need no right to create them.
     Provision(nats::ListArgs),
     /// Keep a backend instance in the fleet's tables by heartbeats; drain it on SIGINT/SIGTERM.

@@ -78,7 +78,7 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     let assets = provision::provision(&admin, &Subjects::default(), "edge_config", "edge_scale", 1)
         .await
         .unwrap();
-    assert_eq!(assets.len(), 3, "{assets:?}");
+    assert_eq!(assets.len(), 4, "{assets:?}");
 
     // A node with only its own permissions.
     let state = tempfile::tempdir().unwrap();

@@ -101,6 +101,33 @@ pub mod node {
     }
 }
 
+/// `[clusters.<name>.autoscale]` (`max` is required).
+pub mod autoscale {
+    use std::time::Duration;
+    /// `min`: one instance.
+    pub const MIN: i64 = 1;
+    /// Largest `min`, `max` and `max_step`.
+    pub const LIMIT: i64 = 100_000;
+    /// `target_value` for `target = "cpu"`: 60 % utilisation.
+    pub const CPU: f64 = 0.6;
+    /// `target_value` for `target = "in_flight"`: 10 requests per instance.
+    pub const IN_FLIGHT: f64 = 10.0;
+    /// `target_value` for `target = "latency"`: 100 ms.
+    pub const LATENCY_MS: f64 = 100.0;
+    /// `scale_up_above`: 1.2 × `target_value` (capped at 1 for cpu).
+    pub const UP_FACTOR: f64 = 1.2;
+    /// `scale_down_below`: 0.7 × `target_value`.
+    pub const DOWN_FACTOR: f64 = 0.7;
+    /// `cooldown_up`: 30 s.
+    pub const COOLDOWN_UP: Duration = Duration::from_secs(30);
+    /// `cooldown_down`: 5 minutes.
+    pub const COOLDOWN_DOWN: Duration = Duration::from_secs(300);
+    /// `max_step`: four instances per recommendation.
+    pub const MAX_STEP: i64 = 4;
+    /// `window`: the predictive trend over 2 minutes.
+    pub const WINDOW: Duration = Duration::from_secs(120);
+}
+
 /// `[[routes.rate_limits]]` and `[[clusters.<name>.rate_limits]]` (`burst` defaults to `rate`).
 pub mod rate_limit {
     use std::time::Duration;

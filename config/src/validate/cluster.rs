@@ -236,6 +236,7 @@ impl Validator {
                 .map(|t| self.upstream_tls(&format!("{path}.tls"), t, raw.host_rewrite.as_deref())),
             h2c: self.h2c(&path, raw),
             rate_limits: self.rate_limits(&format!("{path}.rate_limits"), &raw.rate_limits),
+            autoscale: self.autoscale(&path, raw.autoscale.as_ref()),
             failover_below: self.int(
                 &format!("{path}.failover_below"),
                 raw.failover_below,

@@ -801,3 +801,43 @@ fn rate_limits_take_their_defaults() {
     assert_eq!(config.node.trusted_proxies.len(), 2);
     assert!(config.node.trusted_proxies[1].contains("::1".parse().unwrap()));
 }
+
+#[test]
+fn bad_autoscale_sections_are_rejected_with_paths() {
+    let text = r#"
+[[node.listeners]]
+address = "127.0.0.1:80"
+[[routes]]
+cluster = "a"
+[clusters.a]
+[clusters.a.autoscale]
+min = 5
+max = 2
+target = "cpu"
+target_value = 1.5
+cooldown_up = "0s"
+[clusters.b]
+[clusters.b.autoscale]
+target = "memory"
+scale_up_above = 0.5
+scale_down_below = 0.55
+max_step = 0
+"#;
+    let got = errors(text);
+    let expect = [
+        "clusters.a.autoscale.max: 2 is below min (5)",
+        "clusters.a.autoscale.target_value: 1.5 is out of range",
+        "clusters.a.autoscale.cooldown_up: must be greater than zero",
+        "clusters.b.autoscale.max: missing",
+        "clusters.b.autoscale.target: unknown target \"memory\"",
+        "clusters.b.autoscale.target_value: expected scale_down_below (0.55) < target_value (0.6) < scale_up_above (0.5)",
+        "clusters.b.autoscale.max_step: 0 is out of range 1..=",
+    ];
+    for e in expect {
+        assert!(
+            got.iter().any(|g| g.starts_with(e)),
+            "missing {e:?} in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), expect.len(), "unexpected extra errors: {got:#?}");
+}

@@ -25,6 +25,7 @@ pub(super) fn answer<B>(req: &Request<B>, ctx: &AdminContext) -> Resp {
         (&Method::GET, ["clusters"]) => clusters(ctx),
         (&Method::GET, ["config"]) => config(ctx),
         (&Method::GET, ["clusters", name]) => cluster(ctx, name),
+        (&Method::GET, ["clusters", name, "autoscale"]) => super::fleet::autoscale(ctx, name),
         (&Method::GET, ["explain"]) => explain(ctx, req.uri().query().unwrap_or("")),
         (&Method::GET, ["limits"]) => super::limits::list(ctx),
         (&Method::GET, ["fleet"]) => super::fleet::fleet(ctx),
@@ -38,7 +39,7 @@ pub(super) fn answer<B>(req: &Request<B>, ctx: &AdminContext) -> Resp {
             _,
             ["status" | "clusters" | "explain" | "config" | "limits" | "fleet"] | ["clusters", _],
         )
-        | (_, ["limits", _, _, _])
+        | (_, ["limits", _, _, _] | ["clusters", _, "autoscale"])
         | (_, ["clusters", _, "endpoints", _, _]) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),

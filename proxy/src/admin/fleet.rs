@@ -53,3 +53,57 @@ pub(super) fn fleet(ctx: &AdminContext) -> Resp {
         }),
     )
 }
+
+/// `GET /api/v1/clusters/{name}/autoscale`: the cluster's recommendation as this node computes it,
+/// its signals and settings, and whether this node leads (publishes).
+pub(super) fn autoscale(ctx: &AdminContext, name: &str) -> Resp {
+    let Some(f) = ctx.fleet.get() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this node runs without [node.nats]: autoscale recommendations need the fleet",
+        );
+    };
+    let clusters = f
+        .autoscale
+        .clusters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(v) = clusters.get(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("cluster {name:?} has no [clusters.{name}.autoscale], or none computed yet"),
+        );
+    };
+    let (c, s, r) = (&v.config, &v.signals, &v.recommendation);
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "cluster": name,
+            "leader": f.autoscale.leader.load(std::sync::atomic::Ordering::Relaxed),
+            "current": r.current,
+            "desired": r.desired,
+            "reason": r.reason,
+            "signals": {
+                "instances": s.instances,
+                "cpu": s.cpu,
+                "in_flight": s.in_flight,
+                "latency_ms": s.latency_ms,
+                "value": r.value,
+                "projected": r.projected,
+            },
+            "settings": {
+                "min": c.min,
+                "max": c.max,
+                "target": c.target.name(),
+                "target_value": c.target_value,
+                "scale_up_above": c.scale_up_above,
+                "scale_down_below": c.scale_down_below,
+                "cooldown_up_s": c.cooldown_up.as_secs_f64(),
+                "cooldown_down_s": c.cooldown_down.as_secs_f64(),
+                "max_step": c.max_step,
+                "predictive": c.predictive,
+                "window_s": c.window.as_secs_f64(),
+            },
+        }),
+    )
+}

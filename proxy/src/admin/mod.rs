@@ -70,6 +70,8 @@ pub(crate) struct FleetView {
     pub(crate) bus: Arc<BusStats>,
     /// Every node of the fleet, from their announcements.
     pub(crate) nodes: Arc<edgeplane_controller::fleet_view::FleetNodes>,
+    /// Autoscale recommendations and the lease.
+    pub(crate) autoscale: Arc<crate::autoscale::AutoscaleView>,
 }
 
 impl std::fmt::Debug for AdminContext {
