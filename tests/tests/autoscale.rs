@@ -103,3 +103,123 @@ async fn one_node_recommends_and_another_takes_over_when_it_dies() {
         "{handover:?}"
     );
 }
+
+/// The whole loop: the example actor (tests/py/autoscale_actor.py) follows the recommendations and
+/// starts or stops real backend processes that join by heartbeat; load through the node scales the
+/// cluster out to its max, and back in to its min once the load stops, never beyond either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_scales_the_cluster_out_and_back_in_through_the_actor() {
+    use edgeplane_tests::{eventually, python_with_nats};
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let nats = NatsServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = publisher(&nats).await;
+    let mut recs = p.subscribe("edge.v1.autoscale.api").await.unwrap();
+    p.flush().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let recorder = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Some(m) = recs.next().await {
+                let r: AutoscaleRecommendation = edgeplane_bus::decode(&m.payload).unwrap();
+                seen.lock().unwrap().push(r.desired);
+            }
+        })
+    };
+    let text = format!(
+        "[node]\nid = \"as-loop\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n\
+         [[node.listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
+         [clusters.api]\nself_registration = true\n[clusters.api.autoscale]\nmin = 1\nmax = 4\n\
+         target = \"in_flight\"\ntarget_value = 4.0\nscale_up_above = 6.0\nscale_down_below = 2.0\n\
+         cooldown_up = \"2s\"\ncooldown_down = \"3s\"\nmax_step = 2\n",
+        dir.path().join("state").display(),
+        nats.url(),
+    );
+    let mut actor = std::process::Command::new(python_with_nats())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/py/autoscale_actor.py"
+        ))
+        .args([nats.url().as_str(), "api", "50"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = actor.stdout.take().unwrap();
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let said = said.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                said.lock().unwrap().push(line);
+            }
+        });
+    }
+    // The actor listens before the node starts: it gets the first recommendation, not the next
+    // periodic one 30 s later.
+    eventually(Duration::from_secs(20), "the actor is ready", || async {
+        said.lock().unwrap().iter().any(|l| l == "ready")
+    })
+    .await;
+    let (node, addr) = start_node(&text).await;
+    let _controller = join(&node).await.unwrap().unwrap();
+
+    let endpoints = |n: &edgeplane_proxy::NodeHandle| {
+        n.telemetry()
+            .render()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("edgeplane_cluster_endpoints{cluster=\"api\"} ")?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    // Below min at first: one instance is started and joins.
+    eventually(Duration::from_secs(20), "one instance joins", || async {
+        endpoints(&node) == 1.0
+    })
+    .await;
+
+    // 24 clients in a loop, 50 ms per request at the backend: 24 in flight for one instance.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..24)
+        .map(|_| {
+            let (stop, c) = (stop.clone(), Client::new(addr));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = c.try_get("scale.test", "/").await;
+                }
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(30), "scaled out to max (4)", || async {
+        endpoints(&node) == 4.0
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        let _ = l.await;
+    }
+    eventually(
+        Duration::from_secs(30),
+        "scaled back in to min (1)",
+        || async { endpoints(&node) == 1.0 },
+    )
+    .await;
+    drop(actor.stdin.take());
+    let _ = actor.wait();
+    recorder.abort();
+    let desired = seen.lock().unwrap().clone();
+    assert!(desired.iter().all(|d| (1..=4).contains(d)), "{desired:?}");
+    assert!(
+        desired.contains(&4) && desired.last() == Some(&1),
+        "{desired:?}"
+    );
+    let said = said.lock().unwrap().clone();
+    assert!(said.iter().any(|l| l == "desired=4 running=4"), "{said:?}");
+}
