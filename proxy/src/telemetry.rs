@@ -17,6 +17,7 @@ mod collect;
 mod fleet;
 mod route;
 pub(crate) mod traffic;
+pub mod utc;
 
 pub use catalog::{Kind, CATALOG};
 pub(crate) use collect::collect_node;

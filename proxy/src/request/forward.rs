@@ -182,15 +182,13 @@ fn dispatch<'a>(
     let route = find_route(&snapshot, req)?;
     let sets = snapshot.route_metrics.get(route.index());
     served.metrics = sets.and_then(|m| m.first()).cloned();
-    let limits = snapshot.limits.route(route.index());
-    if !limits.is_empty() {
-        crate::limits::check(
-            limits,
-            &key_source(shared, conn, req),
-            served.received,
-            &mut served.granted,
-        )?;
-    }
+    limit(
+        snapshot.limits.route(route.index()),
+        shared,
+        conn,
+        req,
+        served,
+    )?;
     if let Some(own) = &route.answer {
         return answer(own, route, req, conn).map(Dispatched::Answered);
     }
@@ -213,15 +211,7 @@ fn dispatch<'a>(
         .clusters
         .get(index)
         .ok_or_else(|| ProxyError::NoRoute)?;
-    let limits = snapshot.limits.cluster(index);
-    if !limits.is_empty() {
-        crate::limits::check(
-            limits,
-            &key_source(shared, conn, req),
-            served.received,
-            &mut served.granted,
-        )?;
-    }
+    limit(snapshot.limits.cluster(index), shared, conn, req, served)?;
     let locator = Locator {
         generation: snapshot.generation,
         index,
@@ -266,17 +256,24 @@ fn dispatch<'a>(
     }))
 }
 
-/// What a request offers rate limits to key it by.
-fn key_source<'r>(
-    shared: &'r Shared,
-    conn: &'r ConnInfo,
-    req: &'r Request<Incoming>,
-) -> crate::limits::key::KeySource<'r> {
-    crate::limits::key::KeySource {
+/// Checks the request against a route's or cluster's rate limits (none: one branch).
+#[inline(always)]
+fn limit(
+    limits: &[crate::limits::Limiter],
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    served: &mut Served,
+) -> Result<(), ProxyError> {
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let source = crate::limits::key::KeySource {
         headers: req.headers(),
         peer: conn.client_ip.as_bytes(),
         trusted: &shared.trusted_proxies,
-    }
+    };
+    crate::limits::check(limits, &source, served.received, &mut served.granted)
 }
 
 /// The request's target as routes match it: the path, with the query if there is one.
