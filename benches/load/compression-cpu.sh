@@ -34,29 +34,9 @@ out.append("</body></html>\n")
 open(sys.argv[1], "w").write("".join(out))
 PY
 PAGE_BYTES=$(stat -c %s "$TMP/www/page.html")
-USER_DIRECTIVE=""
-[ "$(id -u)" -ne 0 ] || USER_DIRECTIVE="user root;"
-cat >"$TMP/nginx/nginx.conf" <<CONF
-$USER_DIRECTIVE
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    sendfile on;
+bench_nginx "sendfile on;
     types { text/html html; }
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server { listen 127.0.0.1:$P1; root $TMP/www; }
-}
-CONF
-taskset -c "$LOAD_CPU" nginx -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+    server { listen 127.0.0.1:$P1; root $TMP/www; }"
 cat >"$TMP/edge.toml" <<TOML
 [node]
 id = "bench"

@@ -1,7 +1,8 @@
-# Shared set-up of the small load scripts (mirror-latency.sh, compression-cpu.sh); sourced from the
-# repo root. bench_setup NAME: checks the tools, builds the release binary if missing, makes $TMP and
-# a trap that kills every pid in PIDS and removes $TMP (kept with KEEP_TMP=1). free_ports N: N free
-# loopback ports on one line.
+# Shared set-up of the small load scripts (mirror-latency.sh, compression-cpu.sh,
+# rate-limit-memory.sh); sourced from the repo root. bench_setup NAME: checks the tools, builds the
+# release binary if missing, makes $TMP and a trap that kills every pid in PIDS and removes $TMP (kept
+# with KEEP_TMP=1). free_ports N: N free loopback ports on one line. bench_nginx 'HTTP LINES': starts
+# one nginx worker on LOAD_CPU with those lines (server blocks, directives) in its http block.
 
 bench_setup() {
     local name=$1 tool
@@ -30,4 +31,29 @@ import socket, sys
 s = [socket.socket() for _ in range(int(sys.argv[1]))]
 [x.bind(("127.0.0.1", 0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
+}
+
+bench_nginx() {
+    local user=""
+    [ "$(id -u)" -ne 0 ] || user="user root;"
+    mkdir -p "$TMP/nginx"
+    cat >"$TMP/nginx/nginx.conf" <<CONF
+$user
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    $1
+}
+CONF
+    taskset -c "$LOAD_CPU" nginx -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
+    PIDS+=($!)
 }

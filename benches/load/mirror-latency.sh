@@ -23,29 +23,8 @@ MAX_CONCURRENT=${MAX_CONCURRENT:-64}
 bench_setup mirror-latency
 read -r P1 P2 SLOW EP ADMIN <<<"$(free_ports 5)"
 
-USER_DIRECTIVE=""
-[ "$(id -u)" -ne 0 ] || USER_DIRECTIVE="user root;"
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<CONF
-$USER_DIRECTIVE
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server { listen 127.0.0.1:$P1; location / { default_type text/plain; return 200 "ok"; } }
-    server { listen 127.0.0.1:$P2; location / { default_type text/plain; return 200 "shadow"; } }
-}
-CONF
-taskset -c "$LOAD_CPU" nginx -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+bench_nginx "server { listen 127.0.0.1:$P1; location / { default_type text/plain; return 200 \"ok\"; } }
+    server { listen 127.0.0.1:$P2; location / { default_type text/plain; return 200 \"shadow\"; } }"
 
 # The slow shadow: asyncio, keep-alive, every answer after the delay.
 cat >"$TMP/slow.py" <<'PY'

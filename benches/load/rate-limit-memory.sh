@@ -18,28 +18,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 . benches/load/lib.sh
 bench_setup rate-limit-memory
 read -r BACKEND EP ADMIN <<<"$(free_ports 3)"
-USER_DIRECTIVE=""
-[ "$(id -u)" -ne 0 ] || USER_DIRECTIVE="user root;"
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<CONF
-$USER_DIRECTIVE
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server { listen 127.0.0.1:$BACKEND; location / { default_type text/plain; return 200 "ok"; } }
-}
-CONF
-taskset -c "$LOAD_CPU" nginx -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+bench_nginx "server { listen 127.0.0.1:$BACKEND; location / { default_type text/plain; return 200 \"ok\"; } }"
 echo "rate-limit-memory-token" >"$TMP/token"
 
 # Each wrk request carries its own key: a per-thread counter with the thread's number.
