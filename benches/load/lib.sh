@@ -3,6 +3,7 @@
 # release binary if missing, makes $TMP and a trap that kills every pid in PIDS and removes $TMP (kept
 # with KEEP_TMP=1). free_ports N: N free loopback ports on one line. bench_nginx 'HTTP LINES': starts
 # one nginx worker on LOAD_CPU with those lines (server blocks, directives) in its http block.
+# wait_port PORT: waits for an HTTP server on a loopback port.
 
 bench_setup() {
     local name=$1 tool
@@ -56,4 +57,11 @@ http {
 CONF
     taskset -c "$LOAD_CPU" nginx -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
     PIDS+=($!)
+}
+
+# wait_port PORT: until an HTTP server answers on the loopback port (10 s at most).
+wait_port() {
+    for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done
+    echo "port $1 not ready" >&2
+    exit 1
 }

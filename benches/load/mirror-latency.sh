@@ -93,7 +93,6 @@ TOML
 }
 echo "mirror-latency-token" >"$TMP/token"
 
-wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; exit 1; }
 wait_port "$P1"
 
 declare -A RPS P50 P99 OUTCOMES

@@ -33,7 +33,6 @@ end
 LUA
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; exit 1; }
 wait_port "$BACKEND"
 
 echo "| max_keys | keys offered | requests sent | RSS before flood | RSS after | RSS growth | tracked keys | evictions |"
