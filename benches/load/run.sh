@@ -22,7 +22,9 @@
 #                   built with benches/load/pgo-build.sh when missing)
 #   PROXY_CPU       core for the proxy under test          (default 0)
 #   LOAD_CPU        core for wrk and the backends          (default 1)
-#   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 512, as edgeplane's max_idle_per_endpoint)
+#   CONNS           client connections per cell, e.g. "64 256 1024 10000" (default "64 256")
+#   SIZES           response sizes, "2b" and/or "16k"      (default "2b 16k")
+#   NGINX_UPSTREAM_KEEPALIVE  nginx "keepalive N" idle-connection cache (default 512)
 #   READY_TIMEOUT   seconds to wait for each server        (default 20)
 #   KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
 #   TLS=1           the proxies terminate TLS (same EC P-256 certificate, TLS 1.2 and 1.3, ALPN
@@ -52,13 +54,23 @@ READY_TIMEOUT=${READY_TIMEOUT:-20}
 KEEP_TMP=${KEEP_TMP:-0}
 TLS=${TLS:-0}
 
-# Scenarios: "label path connections [close]" (close: a new connection per request).
-SCENARIOS=(
-    "2 B/64c    2b  64"
-    "2 B/256c   2b  256"
-    "16 KiB/64c 16k 64"
-    "16 KiB/256c 16k 256"
-)
+CONNS=${CONNS:-"64 256"}
+SIZES=${SIZES:-"2b 16k"}
+
+# Scenarios: "label path connections [close]" (close: a new connection per request); the label is
+# two words.
+SCENARIOS=()
+for size in $SIZES; do
+    case $size in
+        2b) size_label="2 B" ;;
+        16k) size_label="16 KiB" ;;
+        *) printf '[load] error: SIZES takes 2b and 16k, got %s\n' "$size" >&2; exit 1 ;;
+    esac
+    for c in $CONNS; do
+        [[ $c =~ ^[1-9][0-9]*$ ]] || { printf '[load] error: CONNS takes connection counts, got %s\n' "$c" >&2; exit 1; }
+        SCENARIOS+=("$size_label/${c}c $size $c")
+    done
+done
 SCHEME=http
 if [ "$TLS" = 1 ]; then
     SCHEME=https
@@ -198,8 +210,14 @@ for c in "$PROXY_CPU" "$LOAD_CPU"; do
 done
 [ "$PROXY_CPU" != "$LOAD_CPU" ] || log "warning: PROXY_CPU == LOAD_CPU; numbers will be meaningless"
 HZ=$(getconf CLK_TCK)
-# More fds for 256 client + 256 upstream connections per proxy.
+# File descriptors for up to 10,000 client plus as many upstream connections per proxy, and wrk's.
+# (root may raise the hard limit)
+ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+max_conns=0
+for c in $CONNS; do [ "$c" -le "$max_conns" ] || max_conns=$c; done
+[ "$(ulimit -n)" -ge $((2 * max_conns + 1024)) ] || die "ulimit -n is $(ulimit -n): too low for $max_conns connections (raise the hard limit)"
+
 
 # --------------------------------------------------------------------------
 # 2. Temp dir and cleanup.
@@ -311,7 +329,12 @@ fi
 render "$LOAD_DIR/nginx-proxy.conf.tmpl" "$TMP/nginx/nginx.conf" "${COMMON[@]}" \
     DIR="$TMP/nginx" PORT="$NGINX_PORT" NGINX_UPSTREAM_KEEPALIVE="$NGINX_UPSTREAM_KEEPALIVE" \
     NGINX_LISTEN="$NGINX_LISTEN" NGINX_TLS="$NGINX_TLS"
-render "$LOAD_DIR/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "${COMMON[@]}" PORT="$HAPROXY_PORT" HAPROXY_BIND="$HAPROXY_BIND"
+# HAProxy refuses to start when maxconn needs more file descriptors than the limit (two per
+# connection): as many as the limit allows, at most 30,000.
+HAPROXY_MAXCONN=$(( ($(ulimit -n) - 200) / 2 ))
+[ "$HAPROXY_MAXCONN" -le 30000 ] || HAPROXY_MAXCONN=30000
+[ "$HAPROXY_MAXCONN" -ge "$max_conns" ] || log "warning: HAProxy's maxconn is $HAPROXY_MAXCONN (file descriptor limit $(ulimit -n)): its $max_conns-connection cells leave some clients unserved"
+render "$LOAD_DIR/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "${COMMON[@]}" PORT="$HAPROXY_PORT" HAPROXY_BIND="$HAPROXY_BIND" HAPROXY_MAXCONN="$HAPROXY_MAXCONN"
 for v in edgeplane edgeplane-pgo; do
     admin_port=$ADMIN_PORT
     [ "$v" = edgeplane ] || admin_port=$PGO_ADMIN_PORT
@@ -490,7 +513,7 @@ stats() { # values... -> "median min max" (non-numbers such as n/a are skipped),
 
 # Per cell (proxy,scenario) and round r: RPS/P50/P99 (µs)/CPU (µs per request,
 # or n/a), error counts, FAIL (wrk's exit status if it failed), RAW table row.
-declare -A RPS=() P50=() P99=() CPU=() NON2XX=() SOCK=() FAIL=() RAW=()
+declare -A RPS=() P50=() P99=() CPU=() NON2XX=() SOCK=() FAIL=() RAW=() UPK=()
 NS=${#SCENARIOS[@]}
 NP=${#PROXY_LIST[@]}
 for ((r = 0; r < ROUNDS; r++)); do
@@ -544,6 +567,7 @@ for ((r = 0; r < ROUNDS; r++)); do
             }')"
             # (minus 1: the second stub_status request is itself a new connection)
             if [ -n "$acc0" ] && [ -n "$acc1" ]; then upconns=$((acc1 - acc0 - 1)); else upconns=n/a; fi
+            UPK[$cell]=$(awk -v u="$upconns" -v n="${reqs:-0}" 'BEGIN { if (u ~ /^-?[0-9]+$/ && n > 0) printf "%.2f\n", (u < 0 ? 0 : u) * 1000 / n; else print "n/a" }')
             RPS[$cell]=$rps
             P50[$cell]=$(lat_us 50% "$out")
             P99[$cell]=$(lat_us 99% "$out")
@@ -566,7 +590,7 @@ for ((si = 0; si < NS; si++)); do
     read -r label1 label2 _ _ <<<"${SCENARIOS[si]}"
     label="$label1 $label2"
     for p in "${PROXY_LIST[@]}"; do
-        rps_v=() p50_v=() p99_v=() cpu_v=()
+        rps_v=() p50_v=() p99_v=() cpu_v=() upk_v=()
         nfail=0 lastfail=0 non2xx=0 sc=0 sr=0 sw=0 st=0
         for ((r = 0; r < ROUNDS; r++)); do
             cell="$p,$si,$r"
@@ -574,18 +598,20 @@ for ((si = 0; si < NS; si++)); do
                 nfail=$((nfail + 1)) lastfail=${FAIL[$cell]}
                 continue
             fi
-            rps_v+=("${RPS[$cell]}") p50_v+=("${P50[$cell]}") p99_v+=("${P99[$cell]}") cpu_v+=("${CPU[$cell]}")
+            rps_v+=("${RPS[$cell]}") p50_v+=("${P50[$cell]}") p99_v+=("${P99[$cell]}") cpu_v+=("${CPU[$cell]}") upk_v+=("${UPK[$cell]}")
             read -r e_c e_r e_w e_t <<<"${SOCK[$cell]}"
             non2xx=$((non2xx + ${NON2XX[$cell]})) sc=$((sc + e_c)) sr=$((sr + e_r)) sw=$((sw + e_w)) st=$((st + e_t))
         done
         if [ "$nfail" -eq "$ROUNDS" ]; then
-            ROW[$p,$si]="| $p | $label | n/a | n/a | n/a | n/a | n/a |@VS@ wrk failed in all $ROUNDS rounds (last exit $lastfail) |"
+            ROW[$p,$si]="| $p | $label | n/a | n/a | n/a | n/a | n/a |@VS@ n/a | wrk failed in all $ROUNDS rounds (last exit $lastfail) |"
             continue
         fi
         read -r rps _ _ <<<"$(stats ${rps_v[@]+"${rps_v[@]}"})"
         read -r p50 _ _ <<<"$(stats ${p50_v[@]+"${p50_v[@]}"})"
         read -r p99 _ _ <<<"$(stats ${p99_v[@]+"${p99_v[@]}"})"
         read -r cpu cmin cmax <<<"$(stats ${cpu_v[@]+"${cpu_v[@]}"})"
+        read -r upk _ _ <<<"$(stats ${upk_v[@]+"${upk_v[@]}"})"
+        upk=$([ -n "$upk" ] && printf '%.2f' "$upk" || echo n/a)
         MED_CPU[$p,$si]=${cpu:-}
         rps=$([ -n "$rps" ] && printf '%.0f' "$rps" || echo n/a)
         if [ -n "$cpu" ]; then
@@ -601,7 +627,7 @@ for ((si = 0; si < NS; si++)); do
         fi
         [ "$nfail" -eq 0 ] || errs="$errs; wrk failed in $nfail of $ROUNDS rounds (exit $lastfail)"
         # @VS@ is filled in below, once nginx's median is known.
-        ROW[$p,$si]="| $p | $label | $rps | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $cpu_s | $range |@VS@ $errs |"
+        ROW[$p,$si]="| $p | $label | $rps | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $cpu_s | $range |@VS@ $upk | $errs |"
     done
 done
 
@@ -642,11 +668,11 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "- $ROUNDS round(s); the table shows medians over the rounds, the min–max of CPU µs/req (range) and the errors summed over all rounds"
     echo
     if [ "$VS_NGINX" -eq 1 ]; then
-        echo "| proxy | scenario | req/s (median) | p50 (median) | p99 (median) | CPU µs/req (median) | range | vs nginx | errors (total) |"
-        echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+        echo "| proxy | scenario | req/s (median) | p50 (median) | p99 (median) | CPU µs/req (median) | range | vs nginx | upstream connects per 1k requests (median) | errors (total) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
     else
-        echo "| proxy | scenario | req/s (median) | p50 (median) | p99 (median) | CPU µs/req (median) | range | errors (total) |"
-        echo "|---|---|---:|---:|---:|---:|---:|---|"
+        echo "| proxy | scenario | req/s (median) | p50 (median) | p99 (median) | CPU µs/req (median) | range | upstream connects per 1k requests (median) | errors (total) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
     fi
     for ((si = 0; si < NS; si++)); do
         for p in "${PROXY_LIST[@]}"; do echo "${ROW[$p,$si]}"; done

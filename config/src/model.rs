@@ -650,8 +650,11 @@ pub struct ClusterTimeouts {
 /// Upstream connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool {
-    /// Idle keep-alive connections kept per endpoint (default 64).
-    pub max_idle_per_endpoint: usize,
+    /// A fixed cap on the idle keep-alive connections kept per endpoint; `None` (the default): no
+    /// fixed cap. Either way a connection unused for `idle_timeout` is closed, and the pool is LIFO,
+    /// so what stays is what the load of the last `idle_timeout` used at once: the recent peak of
+    /// concurrent requests to the endpoint.
+    pub max_idle_per_endpoint: Option<usize>,
     /// Idle connections older than this are closed (default 60s).
     pub idle_timeout: Duration,
 }

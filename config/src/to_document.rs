@@ -212,7 +212,7 @@ fn cluster(c: &Cluster) -> RawCluster {
             total: c.timeouts.total.map(text),
         },
         pool: RawPool {
-            max_idle_per_endpoint: int(c.pool.max_idle_per_endpoint as u64),
+            max_idle_per_endpoint: c.pool.max_idle_per_endpoint.and_then(|n| int(n as u64)),
             idle_timeout: Some(text(c.pool.idle_timeout)),
         },
         self_registration: Some(c.membership.self_registration),

@@ -255,8 +255,6 @@ pub mod cluster {
     pub mod pool {
         use std::time::Duration;
 
-        /// `clusters.<name>.pool.max_idle_per_endpoint`: idle keep-alive connections kept per endpoint.
-        pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
         /// `clusters.<name>.pool.idle_timeout`: idle upstream connections older than this are closed.
         pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     }

@@ -112,13 +112,16 @@ impl Validator {
             }),
         };
         let pool = Pool {
-            max_idle_per_endpoint: self.int(
-                &format!("{path}.pool.max_idle_per_endpoint"),
-                raw.pool.max_idle_per_endpoint,
-                d::pool::MAX_IDLE_PER_ENDPOINT as i64,
-                0,
-                10_000,
-            ),
+            // Absent: no fixed cap (the pool follows the load, see the model's doc).
+            max_idle_per_endpoint: raw.pool.max_idle_per_endpoint.map(|n| {
+                self.int(
+                    &format!("{path}.pool.max_idle_per_endpoint"),
+                    Some(n),
+                    0,
+                    0,
+                    100_000,
+                )
+            }),
             idle_timeout: self.duration(
                 &format!("{path}.pool.idle_timeout"),
                 raw.pool.idle_timeout.as_deref(),

@@ -337,7 +337,7 @@ mod tests {
         let up = crate::upstream::Upstream::new(
             ([127, 0, 0, 1], 1).into(),
             crate::upstream::pool::Pool::new(edgeplane_config::model::Pool {
-                max_idle_per_endpoint: 1,
+                max_idle_per_endpoint: Some(1),
                 idle_timeout: std::time::Duration::from_secs(1),
             }),
             Default::default(),

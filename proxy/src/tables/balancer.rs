@@ -70,7 +70,7 @@ pub(crate) mod test_support {
                 upstream: Arc::new(Upstream::new(
                     ([127, 0, 0, 1], 1 + i as u16).into(),
                     Pool::new(edgeplane_config::model::Pool {
-                        max_idle_per_endpoint: 1,
+                        max_idle_per_endpoint: Some(1),
                         idle_timeout: Duration::from_secs(1),
                     }),
                     Default::default(),

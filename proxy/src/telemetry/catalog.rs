@@ -76,6 +76,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_cluster_panic", Gauge, "cluster", "1 while a cluster is in panic mode (too few usable endpoints; picks ignore health)."),
     m("edgeplane_cluster_endpoints", Gauge, "cluster", "Endpoints in a cluster's tables."),
     m("edgeplane_cluster_upstream_connections", Gauge, "cluster", "Open upstream connections of a cluster on this node, busy and idle."),
+    m("edgeplane_upstream_connections_opened_total", Counter, "cluster", "Upstream connections a cluster opened on this node (a steady load should add none: see the pool's sizing in docs/config.md)."),
     m("edgeplane_cluster_pending", Gauge, "cluster", "Requests waiting for a connection under a cluster's max_connections."),
     m("edgeplane_cluster_retries_in_flight", Gauge, "cluster", "Retries in flight to a cluster."),
     m("edgeplane_cluster_overflow_total", Counter, "cluster", "Requests and retries a cluster's limits turned away (max_requests, max_pending, max_retries, retry budget)."),

@@ -46,6 +46,11 @@ pub(crate) fn collect_node(
                 &[("cluster", cluster)],
             )
             .set(f64::from(b.connections()));
+            t.counter(
+                "edgeplane_upstream_connections_opened_total",
+                &[("cluster", cluster)],
+            )
+            .absolute(b.opened());
             t.gauge("edgeplane_cluster_pending", &[("cluster", cluster)])
                 .set(f64::from(b.pending()));
             t.gauge(

@@ -17,6 +17,8 @@ pub struct ClusterState {
     rejected: AtomicU64,
     /// Open upstream connections, busy and idle.
     connections: AtomicU32,
+    /// Upstream connections opened, ever.
+    opened: AtomicU64,
     /// Requests waiting for a connection slot.
     pending: AtomicU32,
     /// Retries in flight.
@@ -133,7 +135,13 @@ impl ClusterState {
             self.connections.fetch_sub(1, Relaxed);
             return None;
         }
+        self.opened.fetch_add(1, Relaxed);
         Some(ConnSlot(self.clone()))
+    }
+
+    /// Upstream connections the cluster opened on this node, ever.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Relaxed)
     }
 
     /// Waits until a connection slot may have freed up (a connection closed or went idle). Admits at

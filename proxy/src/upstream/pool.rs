@@ -7,6 +7,15 @@
 //! hyper-util's legacy client pool costs about 3 µs per request (key hashing, checkout bookkeeping);
 //! this pool is one short critical section per checkout and per return, never held across an await.
 //! LIFO keeps the warmest connections busy and lets surplus ones age out.
+//!
+//! How many stay: by default there is no fixed cap. A connection is only opened when a request finds
+//! none idle, and one unused for the idle timeout closes (at a take from the top, or from the bottom
+//! at a return), so with LIFO what the pool holds is what the last idle timeout's load used at once:
+//! the recent peak of concurrent requests to the endpoint. A steady load therefore never closes and
+//! reopens connections, whatever its concurrency (a fixed cap below it does: the former default of
+//! 64 per endpoint cost 84 connects per 1,000 requests at 256 client connections over two endpoints,
+//! and 16 % of the throughput), and a burst's surplus is given back one idle timeout after it. `max_idle_per_endpoint` adds a fixed cap for backends that must not
+//! see more idle connections; the cluster's `max_connections` bounds busy and idle together.
 
 pub(crate) use crate::upstream::conn::Sender;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -32,6 +41,19 @@ struct Stacks {
 impl Stacks {
     fn len(&self) -> usize {
         self.h1_client.len() + self.hyper.len()
+    }
+
+    /// Closes the coldest connection of each stack if it has been idle for `timeout`.
+    fn expire_coldest(&mut self, now: Instant, timeout: Duration) {
+        for stack in [&mut self.h1_client, &mut self.hyper] {
+            // HTTP/2 connections are shared, not idle: their `since` is their last use.
+            if stack
+                .first()
+                .is_some_and(|e| !e.sender.is_h2() && now.duration_since(e.since) >= timeout)
+            {
+                stack.remove(0);
+            }
+        }
     }
 
     /// Closes the coldest connection, hyper's first (the h1 client's are the cheaper to use).
@@ -65,7 +87,10 @@ impl Pool {
 
     /// Applies new settings (a reload keeps the pool and its connections).
     pub(crate) fn configure(&self, settings: edgeplane_config::model::Pool) {
-        self.max_idle.store(settings.max_idle_per_endpoint, Relaxed);
+        self.max_idle.store(
+            settings.max_idle_per_endpoint.unwrap_or(usize::MAX),
+            Relaxed,
+        );
         self.idle_timeout_ms
             .store(settings.idle_timeout.as_millis() as u64, Relaxed);
     }
@@ -119,9 +144,15 @@ impl Pool {
             return;
         }
         let max = self.max_idle.load(Relaxed);
+        let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
+        // Surplus from an earlier, larger load sits at the bottom, where takes never look: one of
+        // its connections closes per return once unused for the idle timeout, so the pool shrinks
+        // to what the load uses even while its top is always busy.
+        let now = Instant::now();
+        idle.expire_coldest(now, timeout);
         if idle.len() >= max {
             // The bottom of a stack is its coldest connection: let it go.
             if max == 0 {
@@ -129,10 +160,7 @@ impl Pool {
             }
             idle.evict_coldest();
         }
-        let entry = Idle {
-            sender,
-            since: Instant::now(),
-        };
+        let entry = Idle { sender, since: now };
         if entry.sender.h1_client().is_some() {
             idle.h1_client.push(entry);
         } else {
@@ -172,7 +200,7 @@ mod tests {
         let up = Upstream::new(
             addr,
             Pool::new(edgeplane_config::model::Pool {
-                max_idle_per_endpoint: 8,
+                max_idle_per_endpoint: Some(8),
                 idle_timeout: Duration::from_secs(60),
             }),
             Default::default(),
@@ -212,5 +240,51 @@ mod tests {
         up.pool.put(taken);
         assert!(up.pool.evict_one());
         assert!(up.pool.take(false).unwrap().h1_client().is_some());
+    }
+
+    #[tokio::test]
+    async fn without_a_cap_the_pool_keeps_what_the_load_used_and_returns_age_out_the_coldest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let timeout = Duration::from_secs(60);
+        let up = Upstream::new(
+            addr,
+            Pool::new(edgeplane_config::model::Pool {
+                max_idle_per_endpoint: None,
+                idle_timeout: timeout,
+            }),
+            Default::default(),
+        );
+        let mut peers = Vec::new();
+        let mut senders = Vec::new();
+        // 200 requests at once needed 200 connections: all of them stay when they return.
+        for _ in 0..200 {
+            let slot = up.cluster.try_connection(None).unwrap();
+            let (sender, peer) = tokio::join!(
+                conn::connect(addr, Duration::from_secs(5), slot, None, false),
+                listener.accept()
+            );
+            senders.push(sender.unwrap());
+            peers.push(peer.unwrap().0);
+        }
+        for s in senders {
+            up.pool.put(s);
+        }
+        assert_eq!(up.pool.idle_count(), 200);
+        // The load shrinks to one request at a time: it keeps reusing the top; the bottom one,
+        // unused for the idle timeout, closes at the next return.
+        {
+            let mut idle = up.pool.idle.lock().unwrap();
+            let coldest = &mut idle.h1_client[0];
+            coldest.since = Instant::now().checked_sub(timeout).unwrap();
+        }
+        let s = up.pool.take(true).unwrap();
+        up.pool.put(s);
+        assert_eq!(up.pool.idle_count(), 199);
+        // Only connections past the timeout go: the next return closes none.
+        let s = up.pool.take(true).unwrap();
+        up.pool.put(s);
+        assert_eq!(up.pool.idle_count(), 199);
+        assert_eq!(up.cluster.opened(), 200);
     }
 }
