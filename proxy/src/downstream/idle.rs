@@ -92,6 +92,13 @@ impl Watchdog {
     }
 }
 
+impl Watchdog {
+    /// How long the connection had been without I/O at the last sample, as of `now`.
+    pub(crate) fn quiet_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.quiet_since)
+    }
+}
+
 /// Byte counters shared by a node's downstream connections.
 #[derive(Debug)]
 pub(crate) struct ByteCounters {
@@ -125,6 +132,11 @@ impl<T> Tracked<T> {
             received: 0,
             sent: 0,
         }
+    }
+
+    /// The socket underneath.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
     }
 
     fn count_received(&mut self, n: usize) {

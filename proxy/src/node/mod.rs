@@ -122,7 +122,12 @@ impl NodeHandle {
         );
 
         let open = server.open_connections();
-        crate::telemetry::collect_node(&telemetry, node, tables.clone(), open.clone());
+        crate::telemetry::collect_node(
+            &telemetry,
+            node,
+            tables.clone(),
+            (open.clone(), server.parked_connections()),
+        );
         let mut bound = Vec::new();
         let mut sockets = Vec::new();
         for l in &node.listeners {
@@ -172,6 +177,7 @@ impl NodeHandle {
             tokio::spawn(crate::upstream::outlier::run(tables.clone())),
             tokio::spawn(crate::upstream::health_check::run(tables.clone())),
             tokio::spawn(crate::upstream::resolver::run(tables.clone(), resolver)),
+            tokio::spawn(server.watch()),
         ];
         if node.listeners.iter().any(|l| l.tls.is_some()) {
             tasks.push(tokio::spawn(crate::downstream::tls::watch(tables.clone())));

@@ -63,6 +63,7 @@ pub const CATALOG: &[Entry] = &[
     m("edgeplane_access_log_dropped_lines_total", Counter, "", "Access log lines dropped because the writer's queue was full (node.access_log.buffer_lines): the disk or pipe is slower than the traffic."),
     m("edgeplane_access_log_write_errors_total", Counter, "", "Failed writes (or reopens after rotation) of the access log; the lines are lost."),
     m("edgeplane_connections_active", Gauge, "", "Open downstream connections."),
+    m("edgeplane_connections_parked", Gauge, "", "Open downstream connections holding no HTTP state (idle HTTP/1.x connections parked, and new ones before their first bytes), as of the last sample (every 250 ms)."),
     m("edgeplane_endpoint_in_flight", Gauge, "cluster, endpoint", "Requests this node has in flight to an endpoint."),
     m("edgeplane_endpoint_health", Gauge, "cluster, endpoint", "Health score of an endpoint, 0 (down) to 100."),
     m("edgeplane_endpoint_check_failed", Gauge, "cluster, endpoint", "1 while active health checks keep an endpoint out."),

@@ -13,7 +13,7 @@ pub(crate) fn collect_node(
     telemetry: &Telemetry,
     node: &Node,
     tables: Arc<Tables>,
-    open: Arc<AtomicUsize>,
+    (open, parked): (Arc<AtomicUsize>, Arc<AtomicUsize>),
 ) {
     let started = Instant::now();
     let info = telemetry.gauge(
@@ -30,6 +30,8 @@ pub(crate) fn collect_node(
             .set(started.elapsed().as_secs_f64());
         t.gauge("edgeplane_connections_active", &[])
             .set(open.load(Relaxed) as f64);
+        t.gauge("edgeplane_connections_parked", &[])
+            .set(parked.load(Relaxed) as f64);
         let snap = tables.load();
         t.gauge("edgeplane_snapshot_generation", &[])
             .set(snap.generation as f64);

@@ -1,0 +1,130 @@
+//! A socket with bytes put back in front of it: what the protocol sniff read
+//! ([`crate::downstream::sniff`]), or what hyper had read of a next request when its connection
+//! parked ([`crate::downstream::park`]). Reads drain those bytes first; writes pass through.
+
+use bytes::{Buf, Bytes};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// `inner`, read from after `prefix`.
+#[derive(Debug)]
+pub(crate) struct Rewind<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Rewind<T> {
+    /// `inner` with nothing put back.
+    pub(crate) fn new(inner: T) -> Self {
+        Rewind {
+            prefix: Bytes::new(),
+            inner,
+        }
+    }
+
+    /// Puts `bytes` back in front of what is still to be read (before anything put back earlier).
+    pub(crate) fn put_back(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.prefix = if self.prefix.is_empty() {
+            bytes
+        } else {
+            let mut joined = Vec::with_capacity(bytes.len() + self.prefix.len());
+            joined.extend_from_slice(&bytes);
+            joined.extend_from_slice(&self.prefix);
+            joined.into()
+        };
+    }
+
+    /// Whether bytes put back are still to be read.
+    pub(crate) fn has_prefix(&self) -> bool {
+        !self.prefix.is_empty()
+    }
+
+    /// The socket underneath.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            if this.prefix.is_empty() {
+                // Its memory goes with it.
+                this.prefix = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn bytes_put_back_are_read_first_latest_first() {
+        let mut r = Rewind::new(&b" world"[..]);
+        r.put_back(Bytes::from_static(b"lo,"));
+        r.put_back(Bytes::from_static(b"hel"));
+        assert!(r.has_prefix());
+        let mut out = String::new();
+        r.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "hello, world");
+        assert!(!r.has_prefix());
+    }
+
+    #[tokio::test]
+    async fn a_small_read_takes_part_of_the_prefix() {
+        let mut r = Rewind::new(&b""[..]);
+        r.put_back(Bytes::from_static(b"abcdef"));
+        let mut two = [0u8; 2];
+        r.read_exact(&mut two).await.unwrap();
+        assert_eq!(&two, b"ab");
+        assert!(r.has_prefix());
+    }
+}

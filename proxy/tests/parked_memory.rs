@@ -1,0 +1,112 @@
+//! What an idle keep-alive connection costs once parked: heap bytes counted by dhat's allocator
+//! across 200 connections that each had one request answered. The figure against nginx (RSS of 10,000
+//! connections) is in BENCHMARKS.md, from benches/load/conn-memory.sh; this guards the mechanism.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use edgeplane_proxy::NodeHandle;
+use edgeplane_tests::{endpoints, eventually, Backend};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// Sends one request on `conn` and reads its whole answer (the backend's name as body).
+async fn one_request(conn: &mut TcpStream) {
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the answer");
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("content-length");
+            if seen.len() >= end + 4 + length {
+                assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+                return;
+            }
+        }
+    }
+}
+
+async fn parked(admin: std::net::SocketAddr) -> usize {
+    let mut c = TcpStream::connect(admin).await.unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("edgeplane_connections_parked "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as usize)
+}
+
+#[tokio::test]
+async fn a_parked_keep_alive_connection_holds_no_http_state() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let backend = Backend::named("b").await;
+    let config = format!(
+        "[node]\nid = \"test-node\"\nadmin = \"127.0.0.1:0\"\n[[node.listeners]]\naddress = \"127.0.0.1:0\"\n\
+         [[routes]]\ncluster = \"c\"\n{}",
+        endpoints("c", &[(&backend, 1)])
+    );
+    let node = NodeHandle::start(&edgeplane_config::from_toml(&config).unwrap())
+        .await
+        .unwrap();
+    let addr = node.listen_addrs()[0];
+    let admin = node.admin_addr().unwrap();
+    // Warm: the upstream connection, the first request's one-time allocations.
+    let mut warm = TcpStream::connect(addr).await.unwrap();
+    one_request(&mut warm).await;
+    drop(warm);
+    eventually(
+        Duration::from_secs(10),
+        "the warm-up connection gone",
+        || async { parked(admin).await == 0 },
+    )
+    .await;
+    let before = dhat::HeapStats::get().curr_bytes;
+
+    const N: usize = 200;
+    let mut conns = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        one_request(&mut c).await;
+        conns.push(c);
+    }
+    let busy = dhat::HeapStats::get().curr_bytes;
+    eventually(
+        Duration::from_secs(20),
+        "every idle connection parked",
+        || async { parked(admin).await == N },
+    )
+    .await;
+    let after = dhat::HeapStats::get().curr_bytes;
+    let per_busy = busy.saturating_sub(before) / N;
+    let per_parked = after.saturating_sub(before) / N;
+    eprintln!("heap per connection: {per_busy} B before parking, {per_parked} B parked (client side included)");
+    // Parked, the connection still serves: the next request is answered.
+    one_request(&mut conns[0]).await;
+    assert!(
+        per_parked * 4 < per_busy,
+        "parking gives back most of a connection's memory"
+    );
+    assert!(
+        per_parked <= 4096,
+        "a parked connection holds {per_parked} B"
+    );
+    node.shutdown_within(Duration::from_secs(1)).await;
+}
