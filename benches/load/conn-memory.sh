@@ -3,18 +3,19 @@
 # connections (each after one answered request), and N connections each with one request in flight
 # to an upstream that never answers. Run from anywhere: benches/load/conn-memory.sh
 #
-#   N=10000 INFLIGHT_N=9000 PROXIES="edgeplane nginx haproxy" MODES="idle inflight"
+#   N=10000 INFLIGHT_N=8000 PROXIES="edgeplane nginx haproxy" MODES="idle inflight"
 #
 # Per proxy and mode: RSS before (after one warm-up request) and with the connections held, and the
-# difference divided by the connections. nginx counts master and worker. INFLIGHT_N defaults to 9,000
-# because a proxy then holds two descriptors per connection and this machine's hard limit is 20,000.
+# difference divided by the connections. nginx counts master and worker. INFLIGHT_N defaults to 8,000
+# because a proxy holds two descriptors per connection in flight and this machine's hard limit is
+# 20,000 (nginx, which keeps a reserve, starts reusing connections near 9,000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benches/load/lib.sh
 bench_setup conn-memory
 ulimit -n "$(ulimit -Hn)"
 N=${N:-10000}
-INFLIGHT_N=${INFLIGHT_N:-9000}
+INFLIGHT_N=${INFLIGHT_N:-8000}
 PROXIES=${PROXIES:-"edgeplane nginx haproxy"}
 MODES=${MODES:-"idle inflight"}
 HOLD=benches/load/conn_hold.py

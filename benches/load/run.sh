@@ -216,7 +216,8 @@ ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 max_conns=0
 for c in $CONNS; do [ "$c" -le "$max_conns" ] || max_conns=$c; done
-[ "$(ulimit -n)" -ge $((2 * max_conns + 1024)) ] || die "ulimit -n is $(ulimit -n): too low for $max_conns connections (raise the hard limit)"
+[ "$(ulimit -n)" -ge $((max_conns + 1024)) ] || die "ulimit -n is $(ulimit -n): too low for $max_conns connections (raise the hard limit)"
+[ "$(ulimit -n)" -ge $((2 * max_conns + 1024)) ] || log "warning: ulimit -n is $(ulimit -n): a proxy holding $max_conns client connections has room for $(( $(ulimit -n) - max_conns - 1024 )) upstream ones"
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! A connection must deliver a complete request head within `header_read`: from its accept, and from
 //! the first byte that follows a finished request. Each request counts itself in the connection's
 //! [`Activity`] ([`Answering`], held by the response body until hyper drops it), and the connection's
-//! supervisor samples those counters ([`HeadWatch`]). Waiting for the next request without sending
+//! watcher ([`crate::downstream::watcher`]) samples those counters ([`HeadWatch`]). Waiting for the next request without sending
 //! anything is idleness, left to the idle timeout. HTTP/2 and upgraded connections are exempt: their
 //! reads are not request heads.
 //!
@@ -65,7 +65,7 @@ impl Answering {
 impl Drop for Answering {
     fn drop(&mut self) {
         let c = &self.0 .0;
-        // Reads up to here belonged to this request; the supervisor sees this before the count drops.
+        // Reads up to here belonged to this request; the watcher sees this before the count drops.
         c.reads_when_done.store(c.reads(), Release);
         c.requests.fetch_sub(1, AcqRel);
     }
@@ -98,7 +98,7 @@ impl Body for Answered {
     }
 }
 
-/// The supervisor's view of the head deadline, from samples of the connection's counters.
+/// The watcher's view of the head deadline, from samples of the connection's counters.
 #[derive(Debug)]
 pub(crate) struct HeadWatch {
     timeout: Duration,

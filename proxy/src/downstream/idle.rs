@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// What one connection shares with its supervisor: its I/O calls (idle detection, below) and its
+/// What one connection shares with the watcher: its I/O calls (idle detection, below) and its
 /// requests (the request-head deadline, [`crate::downstream::head_watch`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Activity(pub(crate) Arc<Counters>);

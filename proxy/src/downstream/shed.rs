@@ -3,9 +3,9 @@
 //! request read) close, as nginx does with its reusable connections, so that new clients are served
 //! instead of waiting for an idle timeout.
 //!
-//! The accept loop asks for as many closures as it has clients waiting; each connection's supervisor
-//! looks when asked (one wake-up of every supervisor when the first ask comes) and at each of its
-//! ticks, and an idle one takes one closure and closes gracefully. The request path pays nothing.
+//! The accept loop asks for as many closures as it has clients waiting; the watcher
+//! ([`crate::downstream::watcher`]) looks through the connections when asked and at each of its
+//! sweeps, and idle ones take one closure each and close gracefully. The request path pays nothing.
 
 use crate::downstream::idle::Counters;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
