@@ -442,6 +442,17 @@ proc_pids() { # name -> PIDs whose CPU time counts for it (nginx: master + worke
     if [ "$1" = nginx ]; then descendants "${PID[$1]}"; fi
 }
 
+user_ticks() { # pids... -> sum of utime (field 14 of /proc/PID/stat)
+    local pid s f total=0
+    for pid in "$@"; do
+        s=$(<"/proc/$pid/stat") || die "process $pid vanished"
+        s=${s##*) }
+        read -r -a f <<<"$s"
+        total=$((total + f[11]))
+    done
+    echo "$total"
+}
+
 cpu_ticks() { # pids... -> sum of utime+stime (fields 14, 15 of /proc/PID/stat)
     local pid s f total=0
     for pid in "$@"; do
@@ -536,10 +547,10 @@ for ((r = 0; r < ROUNDS; r++)); do
             read -r -a pids <<<"$(proc_pids "$p" | tr '\n' ' ')"
             acc0=$(backend_accepts)
             c0=$(core_ticks "$PROXY_CPU") l0=$(core_ticks "$LOAD_CPU")
-            t0=$(cpu_ticks "${pids[@]}")
+            t0=$(cpu_ticks "${pids[@]}") u0=$(user_ticks "${pids[@]}")
             wrc=0
             run_wrk "$DURATION" "$conns" "$url" "$out" "$mode" || wrc=$?
-            t1=$(cpu_ticks "${pids[@]}")
+            t1=$(cpu_ticks "${pids[@]}") u1=$(user_ticks "${pids[@]}")
             c1=$(core_ticks "$PROXY_CPU") l1=$(core_ticks "$LOAD_CPU")
             acc1=$(backend_accepts)
             kill -0 "${PID[$p]}" 2>/dev/null || { show_log "${LOGF[$p]}"; die "$p died during the run"; }
@@ -548,7 +559,7 @@ for ((r = 0; r < ROUNDS; r++)); do
                 show_log "$out"
                 log "  -> wrk failed (exit $wrc)"
                 FAIL[$cell]=$wrc
-                RAW[$cell]="| $p | $label | $((r + 1)) | wrk failed (exit $wrc) | | | | | | |"
+                RAW[$cell]="| $p | $label | $((r + 1)) | wrk failed (exit $wrc) | | | | | | | |"
                 continue
             fi
             reqs=$(awk '/ requests in / { print $1; exit }' "$out")
@@ -575,7 +586,8 @@ for ((r = 0; r < ROUNDS; r++)); do
             CPU[$cell]=$cpu_us
             NON2XX[$cell]=$non2xx
             SOCK[$cell]=$sock
-            RAW[$cell]="| $p | $label | $((r + 1)) | $reqs | $wall | $cpu_s | $cpu_pct | $(busy_pct "$c0" "$c1") | $(busy_pct "$l0" "$l1") | $upconns |"
+            user_us=$(awk -v u=$((u1 - u0)) -v hz="$HZ" -v n="${reqs:-0}" 'BEGIN { if (n > 0) printf "%.1f", u / hz * 1e6 / n; else print "n/a" }')
+            RAW[$cell]="| $p | $label | $((r + 1)) | $reqs | $wall | $cpu_s | $cpu_pct | $user_us | $(busy_pct "$c0" "$c1") | $(busy_pct "$l0" "$l1") | $upconns |"
             if [ "$sock" = "0 0 0 0" ] && [ "$non2xx" -eq 0 ]; then errs=0; else errs="non-2xx $non2xx, socket c/r/w/t ${sock// //}"; fi
             log "  -> $rps req/s, p50 $p50, p99 $p99, $cpu_us µs CPU/req, errors: $errs"
         done
@@ -681,8 +693,8 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo
     echo "<details><summary>raw counts</summary>"
     echo
-    echo "| proxy | scenario | round | requests | wall | proxy CPU s | proxy CPU % | core $PROXY_CPU busy | core $LOAD_CPU busy | backend conns opened |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| proxy | scenario | round | requests | wall | proxy CPU s | proxy CPU % | of it user space, µs/req | core $PROXY_CPU busy | core $LOAD_CPU busy | backend conns opened |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for ((si = 0; si < NS; si++)); do
         for p in "${PROXY_LIST[@]}"; do
             for ((r = 0; r < ROUNDS; r++)); do echo "${RAW[$p,$si,$r]}"; done
