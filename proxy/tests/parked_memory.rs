@@ -42,6 +42,43 @@ async fn one_request(conn: &mut TcpStream) {
     }
 }
 
+/// Sends two requests in one write and reads both answers.
+async fn pipelined_pair(conn: &mut TcpStream) {
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    let answers = |seen: &[u8]| {
+        // Complete answers so far: head plus Content-Length bytes, one after another.
+        let text = String::from_utf8_lossy(seen).into_owned();
+        let (mut at, mut n) = (0, 0);
+        while let Some(end) = text[at..].find("\r\n\r\n") {
+            let head = &text[at..at + end];
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("content-length");
+            if text.len() < at + end + 4 + length {
+                break;
+            }
+            at += end + 4 + length;
+            n += 1;
+        }
+        n
+    };
+    while answers(&seen) < 2 {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before both answers");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
 async fn parked(admin: std::net::SocketAddr) -> usize {
     let mut c = TcpStream::connect(admin).await.unwrap();
     c.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
@@ -98,8 +135,10 @@ async fn a_parked_keep_alive_connection_holds_no_http_state() {
     let per_busy = busy.saturating_sub(before) / N;
     let per_parked = after.saturating_sub(before) / N;
     eprintln!("heap per connection: {per_busy} B before parking, {per_parked} B parked (client side included)");
-    // Parked, the connection still serves: the next request is answered.
+    // Parked, the connection still serves: the next request is answered, and so are two pipelined
+    // in one write (hyper reads both; what it had read when it parks again is put back).
     one_request(&mut conns[0]).await;
+    pipelined_pair(&mut conns[1]).await;
     assert!(
         per_parked * 4 < per_busy,
         "parking gives back most of a connection's memory"
