@@ -57,17 +57,25 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.prefix.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let n = this.prefix.len().min(buf.remaining());
+        buf.put_slice(&this.prefix[..n]);
+        this.prefix.advance(n);
         if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix[..n]);
-            this.prefix.advance(n);
-            if this.prefix.is_empty() {
-                // Its memory goes with it.
-                this.prefix = Bytes::new();
-            }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        // Its memory goes with it.
+        this.prefix = Bytes::new();
+        // The rest of what the socket has, in the same read: a parser that got only the prefix
+        // would read again into a buffer it first grows (hyper doubles its 8 KiB read buffer when
+        // its free room is short of 8 KiB: 16 KiB for every connection after a sniff). The socket's
+        // error, if any, comes with the next read, after the prefix.
+        if buf.remaining() > 0 {
+            let _ = Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -116,6 +124,15 @@ mod tests {
         r.read_to_string(&mut out).await.unwrap();
         assert_eq!(out, "hello, world");
         assert!(!r.has_prefix());
+    }
+
+    #[tokio::test]
+    async fn the_read_that_ends_the_prefix_also_takes_what_the_socket_has() {
+        let mut r = Rewind::new(&b" world"[..]);
+        r.put_back(Bytes::from_static(b"hello,"));
+        let mut buf = [0u8; 64];
+        let n = r.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello, world");
     }
 
     #[tokio::test]
