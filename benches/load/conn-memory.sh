@@ -43,7 +43,7 @@ wait_established() {
 }
 
 start_proxy() { # name listen-port backend-port -> pid in PROXY_PID
-    local name=$1 port=$2 backend=$3 user=""
+    local name=$1 port=$2 backend=$3
     case $name in
         edgeplane)
             cat >"$TMP/e.toml" <<CONF
@@ -62,35 +62,18 @@ CONF
             RUST_LOG=warn taskset -c "$PROXY_CPU" "$EDGEPLANE_BIN" run --config "$TMP/e.toml" &
             ;;
         nginx)
-            [ "$(id -u)" -ne 0 ] || user="user root;"
-            mkdir -p "$TMP/px"
-            cat >"$TMP/px/nginx.conf" <<CONF
-$user
-worker_processes 1;
-pid $TMP/px/nginx.pid;
-error_log $TMP/px/error.log warn;
-events { worker_connections 19000; }
-http {
-    access_log off;
-    keepalive_timeout 300s;
-    client_body_temp_path $TMP/px/body;
-    proxy_temp_path $TMP/px/proxy;
-    fastcgi_temp_path $TMP/px/fastcgi;
-    uwsgi_temp_path $TMP/px/uwsgi;
-    scgi_temp_path $TMP/px/scgi;
-    upstream b { server 127.0.0.1:$backend; keepalive 512; }
+            NGINX_PROXY_CONNECTIONS=19000 bench_nginx_proxy "upstream b { server 127.0.0.1:$backend; keepalive 512; }
     server {
         listen 127.0.0.1:$port backlog=4096;
         location / {
             proxy_pass http://b;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
             proxy_read_timeout 300s;
         }
-    }
-}
-CONF
-            taskset -c "$PROXY_CPU" nginx -c "$TMP/px/nginx.conf" -g 'daemon off;' &
+    }"
+            PROXY_PID=$NGINX_PROXY_PID
+            return
             ;;
         haproxy)
             cat >"$TMP/h.cfg" <<CONF

@@ -19,7 +19,7 @@ MODES=${MODES:-"h2c tls"}
 HZ=$(getconf CLK_TCK)
 read -r B EP_C EP_T NX_C NX_T <<<"$(free_ports 5)"
 bench_nginx "server { listen 127.0.0.1:$B backlog=4096; keepalive_timeout 300s; location / { return 200 ok; } }"
-mkdir -p "$TMP/tls" "$TMP/px"
+mkdir -p "$TMP/tls"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
     -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>/dev/null
 cat >"$TMP/e.toml" <<CONF
@@ -41,44 +41,19 @@ cluster = "b"
 [[clusters.b.endpoints]]
 address = "127.0.0.1:$B"
 CONF
-user=""
-[ "$(id -u)" -ne 0 ] || user="user root;"
-cat >"$TMP/px/nginx.conf" <<CONF
-$user
-worker_processes 1;
-pid $TMP/px/nginx.pid;
-error_log $TMP/px/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-    http2_max_concurrent_streams 128;
-    client_body_temp_path $TMP/px/body;
-    proxy_temp_path $TMP/px/proxy;
-    fastcgi_temp_path $TMP/px/fastcgi;
-    uwsgi_temp_path $TMP/px/uwsgi;
-    scgi_temp_path $TMP/px/scgi;
+RUST_LOG=warn taskset -c "$PROXY_CPU" "$EDGEPLANE_BIN" run --config "$TMP/e.toml" &
+EP_PID=$!
+PIDS+=("$EP_PID")
+bench_nginx_proxy "http2_max_concurrent_streams 128;
     upstream b { server 127.0.0.1:$B; keepalive 512; }
     server {
         listen 127.0.0.1:$NX_C http2;
         listen 127.0.0.1:$NX_T ssl http2;
         ssl_certificate $TMP/tls/cert.pem;
         ssl_certificate_key $TMP/tls/key.pem;
-        location / {
-            proxy_pass http://b;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
-RUST_LOG=warn taskset -c "$PROXY_CPU" "$EDGEPLANE_BIN" run --config "$TMP/e.toml" &
-EP_PID=$!
-PIDS+=("$EP_PID")
-taskset -c "$PROXY_CPU" nginx -c "$TMP/px/nginx.conf" -g 'daemon off;' &
-NX_PID=$!
-PIDS+=("$NX_PID")
+        location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+    }"
+NX_PID=$NGINX_PROXY_PID
 wait_port "$B"
 wait_port "$EP_C"
 for _ in $(seq 100); do curl -skf -o /dev/null --http2-prior-knowledge "http://127.0.0.1:$NX_C/" && break; sleep 0.1; done

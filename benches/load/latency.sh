@@ -33,31 +33,6 @@ address = "127.0.0.1:$B1"
 [[clusters.b.endpoints]]
 address = "127.0.0.1:$B2"
 CONF
-user=""
-[ "$(id -u)" -ne 0 ] || user="user root;"
-mkdir -p "$TMP/px"
-cat >"$TMP/px/nginx.conf" <<CONF
-$user
-worker_processes 1;
-pid $TMP/px/nginx.pid;
-error_log $TMP/px/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/px/body;
-    proxy_temp_path $TMP/px/proxy;
-    fastcgi_temp_path $TMP/px/fastcgi;
-    uwsgi_temp_path $TMP/px/uwsgi;
-    scgi_temp_path $TMP/px/scgi;
-    upstream b { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 512; }
-    server {
-        listen 127.0.0.1:$NX backlog=4096;
-        location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-CONF
 cat >"$TMP/h.cfg" <<CONF
 global
     nbthread 1
@@ -81,8 +56,11 @@ backend be
 CONF
 RUST_LOG=warn taskset -c "$PROXY_CPU" "$EDGEPLANE_BIN" run --config "$TMP/e.toml" &
 PIDS+=($!)
-taskset -c "$PROXY_CPU" nginx -c "$TMP/px/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+bench_nginx_proxy "upstream b { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 512; }
+    server {
+        listen 127.0.0.1:$NX backlog=4096;
+        location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+    }"
 taskset -c "$PROXY_CPU" haproxy -f "$TMP/h.cfg" &
 PIDS+=($!)
 wait_port "$B1"

@@ -2,7 +2,8 @@
 # rate-limit-memory.sh); sourced from the repo root. bench_setup NAME: checks the tools, builds the
 # release binary if missing, makes $TMP and a trap that kills every pid in PIDS and removes $TMP (kept
 # with KEEP_TMP=1). free_ports N: N free loopback ports on one line. bench_nginx 'HTTP LINES': starts
-# one nginx worker on LOAD_CPU with those lines (server blocks, directives) in its http block.
+# one nginx worker on LOAD_CPU with those lines (server blocks, directives) in its http block;
+# bench_nginx_proxy the same on PROXY_CPU, as a proxy under test.
 # wait_port PORT: waits for an HTTP server on a loopback port.
 
 bench_setup() {
@@ -34,29 +35,45 @@ s = [socket.socket() for _ in range(int(sys.argv[1]))]
 print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
 }
 
-bench_nginx() {
+# nginx_conf DIR CONNECTIONS 'HTTP LINES': an nginx configuration in DIR/nginx.conf, one worker,
+# no access log, keep-alive for 300 s and a million requests, temp paths in DIR.
+nginx_conf() {
     local user=""
     [ "$(id -u)" -ne 0 ] || user="user root;"
-    mkdir -p "$TMP/nginx"
-    cat >"$TMP/nginx/nginx.conf" <<CONF
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<CONF
 $user
 worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 16384; }
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections $2; }
 http {
     access_log off;
+    keepalive_timeout 300s;
     keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    $1
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    $3
 }
 CONF
+}
+
+bench_nginx() {
+    nginx_conf "$TMP/nginx" 16384 "$1"
     taskset -c "$LOAD_CPU" nginx -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
     PIDS+=($!)
+}
+
+# bench_nginx_proxy 'HTTP LINES': nginx as a proxy under test, one worker on PROXY_CPU (pid in
+# NGINX_PROXY_PID; worker_connections NGINX_PROXY_CONNECTIONS, default 16384).
+bench_nginx_proxy() {
+    nginx_conf "$TMP/px" "${NGINX_PROXY_CONNECTIONS:-16384}" "$1"
+    taskset -c "$PROXY_CPU" nginx -c "$TMP/px/nginx.conf" -g 'daemon off;' &
+    NGINX_PROXY_PID=$!
+    PIDS+=("$NGINX_PROXY_PID")
 }
 
 # wait_port PORT: until an HTTP server answers on the loopback port (10 s at most).

@@ -13,70 +13,47 @@ use tokio::net::TcpStream;
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-/// Sends one request on `conn` and reads its whole answer (the backend's name as body).
-async fn one_request(conn: &mut TcpStream) {
-    conn.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Writes `requests` on `conn` at once and reads `wanted` whole answers.
+async fn exchange(conn: &mut TcpStream, requests: &[u8], wanted: usize) {
+    conn.write_all(requests).await.unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 1024];
-    loop {
+    while answers(&seen) < wanted {
         let n = conn.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before the answer");
+        assert!(n > 0, "closed before the answers");
         seen.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&seen);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .expect("content-length");
-            if seen.len() >= end + 4 + length {
-                assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-                return;
-            }
-        }
     }
 }
 
-/// Sends two requests in one write and reads both answers.
-async fn pipelined_pair(conn: &mut TcpStream) {
-    conn.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    let answers = |seen: &[u8]| {
-        // Complete answers so far: head plus Content-Length bytes, one after another.
-        let text = String::from_utf8_lossy(seen).into_owned();
-        let (mut at, mut n) = (0, 0);
-        while let Some(end) = text[at..].find("\r\n\r\n") {
-            let head = &text[at..at + end];
-            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .expect("content-length");
-            if text.len() < at + end + 4 + length {
-                break;
-            }
-            at += end + 4 + length;
-            n += 1;
+/// Sends one request on `conn` and reads its whole answer.
+async fn one_request(conn: &mut TcpStream) {
+    exchange(conn, REQUEST, 1).await;
+}
+
+/// Complete answers in `seen`, one after another (each a 200 with a Content-Length body).
+fn answers(seen: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(seen).into_owned();
+    let (mut at, mut n) = (0, 0);
+    while let Some(end) = text[at..].find("\r\n\r\n") {
+        let head = &text[at..at + end];
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .expect("content-length");
+        if text.len() < at + end + 4 + length {
+            break;
         }
-        n
-    };
-    while answers(&seen) < 2 {
-        let n = conn.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before both answers");
-        seen.extend_from_slice(&buf[..n]);
+        at += end + 4 + length;
+        n += 1;
     }
+    n
 }
 
 async fn parked(admin: std::net::SocketAddr) -> usize {
@@ -138,7 +115,7 @@ async fn a_parked_keep_alive_connection_holds_no_http_state() {
     // Parked, the connection still serves: the next request is answered, and so are two pipelined
     // in one write (hyper reads both; what it had read when it parks again is put back).
     one_request(&mut conns[0]).await;
-    pipelined_pair(&mut conns[1]).await;
+    exchange(&mut conns[1], &[REQUEST, REQUEST].concat(), 2).await;
     assert!(
         per_parked * 4 < per_busy,
         "parking gives back most of a connection's memory"

@@ -6,7 +6,7 @@
 use crate::downstream::closing::{Ask, Closing};
 use crate::downstream::head_watch::{Answered, Answering};
 use crate::downstream::idle::Activity;
-use crate::downstream::park::{Parkable, Socket};
+use crate::downstream::park::Socket;
 use crate::downstream::rewind::Rewind;
 use crate::downstream::sniff::{sniff, Protocol};
 use crate::request::forward;
@@ -45,7 +45,7 @@ pub(crate) async fn serve<S: Socket>(
     closing: Arc<Closing>,
     peer: SocketAddr,
 ) {
-    let mut io = Rewind::new(socket);
+    let mut io = Rewind::new(socket).parking_with(closing.clone());
     // Waiting for its first bytes is as good as parked: no park word needed.
     closing.parking(true);
     let protocol = match until_closed(&closing, sniff(&mut io)).await {
@@ -120,23 +120,19 @@ async fn http1<S: Socket>(
     builders: &Builders,
     io: Rewind<S>,
     ctx: &Ctx,
-    closing: &Arc<Closing>,
+    closing: &Closing,
     peer: SocketAddr,
 ) -> Option<Rewind<S>> {
-    let parkable = Parkable {
-        inner: io,
-        closing: closing.clone(),
-    };
     let mut conn = builders
         .http1
-        .serve_connection(TokioIo::new(parkable), service(ctx))
+        .serve_connection(TokioIo::new(io), service(ctx))
         .with_upgrades();
     if !run_http1(&mut conn, closing, &ctx.2, peer).await {
         return None;
     }
     // None when the connection became a tunnel: the socket is the tunnel's.
     let parts = conn.into_parts()?;
-    let mut io = parts.io.into_inner().inner;
+    let mut io = parts.io.into_inner();
     io.put_back(parts.read_buf);
     tracing::trace!(%peer, "parked");
     Some(io)

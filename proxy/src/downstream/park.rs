@@ -9,17 +9,13 @@
 //! connection's own task checks again that it is idle (between two polls of hyper, so nothing moves
 //! meanwhile), then asks hyper to close it gracefully: an idle hyper connection finishes at once, and
 //! its socket, with anything hyper had read of a next request, comes back through
-//! [`Parkable`], which skips the socket's shutdown while parking. Only cleartext connections park:
+//! [`crate::downstream::rewind::Rewind`], which skips the socket's shutdown while parking. Only cleartext connections park:
 //! a TLS session may hold decrypted bytes that no socket readiness would announce.
 
-use crate::downstream::closing::Closing;
 use crate::downstream::idle::Tracked;
-use crate::downstream::rewind::Rewind;
 use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// A downstream socket, as far as parking goes.
@@ -45,57 +41,5 @@ impl Socket for tokio_rustls::server::TlsStream<Tracked<TcpStream>> {
 
     fn poll_read_ready(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Pending
-    }
-}
-
-/// The socket as hyper's HTTP/1.x connection holds it: as is, except that a connection parking
-/// keeps its socket open when hyper shuts it down.
-#[derive(Debug)]
-pub(crate) struct Parkable<T> {
-    pub(crate) inner: Rewind<T>,
-    pub(crate) closing: Arc<Closing>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Parkable<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Parkable<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.closing.is_parked() {
-            return Pin::new(&mut this.inner).poll_flush(cx);
-        }
-        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }

@@ -1,10 +1,14 @@
 //! A socket with bytes put back in front of it: what the protocol sniff read
 //! ([`crate::downstream::sniff`]), or what hyper had read of a next request when its connection
-//! parked ([`crate::downstream::park`]). Reads drain those bytes first; writes pass through.
+//! parked ([`crate::downstream::park`]). Reads drain those bytes first; writes pass through; a
+//! shutdown is skipped while the connection parks (hyper shuts the socket down when its connection
+//! ends, and a parking connection ends hyper's but keeps the socket).
 
+use crate::downstream::closing::Closing;
 use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -13,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub(crate) struct Rewind<T> {
     prefix: Bytes,
     inner: T,
+    /// The connection's word, telling whether it parks.
+    parking: Option<Arc<Closing>>,
 }
 
 impl<T> Rewind<T> {
@@ -21,7 +27,15 @@ impl<T> Rewind<T> {
         Rewind {
             prefix: Bytes::new(),
             inner,
+            parking: None,
         }
+    }
+
+    /// The socket of a connection that may park: shutdowns are skipped while `closing` says it is
+    /// parked.
+    pub(crate) fn parking_with(mut self, closing: Arc<Closing>) -> Self {
+        self.parking = Some(closing);
+        self
     }
 
     /// Puts `bytes` back in front of what is still to be read (before anything put back earlier).
@@ -105,7 +119,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.parking.as_ref().is_some_and(|c| c.is_parked()) {
+            return Pin::new(&mut this.inner).poll_flush(cx);
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
