@@ -1,6 +1,6 @@
 //! Parking idle HTTP/1.x connections: a keep-alive connection quiet for a while gives back everything
 //! hyper holds for it (its 8 KiB read and write buffers, the slot for a request's future, the cached
-//! header map: about 30 KiB) and waits for its socket to become readable with nothing but the socket,
+//! header map: about 22 KiB) and waits for its socket to become readable with nothing but the socket,
 //! as nginx frees an idle keep-alive connection's buffers. The next request's first bytes wake it, and
 //! a new hyper connection takes over from there.
 //!
