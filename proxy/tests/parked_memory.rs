@@ -121,7 +121,7 @@ async fn a_parked_keep_alive_connection_holds_no_http_state() {
         "parking gives back most of a connection's memory"
     );
     assert!(
-        per_parked <= 4096,
+        per_parked <= 1536,
         "a parked connection holds {per_parked} B"
     );
     node.shutdown_within(Duration::from_secs(1)).await;

@@ -9,6 +9,7 @@ use crate::downstream::idle::Activity;
 use crate::downstream::park::Socket;
 use crate::downstream::rewind::Rewind;
 use crate::downstream::sniff::{sniff, Protocol};
+use crate::downstream::watcher::Registration;
 use crate::request::forward;
 use crate::request::shared::{ConnInfo, Shared};
 use http::Request;
@@ -33,63 +34,142 @@ pub(crate) struct Builders {
 /// What a request needs of its connection, in one Arc, so a request clones one reference count.
 pub(crate) type Ctx = Arc<(Arc<Shared>, ConnInfo, Activity)>;
 
-/// Serves the connection on `socket` until it ends or is told to close.
+/// A connection's task: hyper's state, boxed, while it serves, and only its socket while it is
+/// parked between requests.
 ///
-/// This is the future of the connection's task, alive as long as the connection: it keeps only what
-/// a parked connection needs (the socket, its word, the request context), and each active stretch of
-/// it, with hyper's state, is boxed.
-pub(crate) async fn serve<S: Socket>(
+/// Every open connection holds this for as long as it lives, parked or not, so it is kept small by
+/// hand (an `async fn` would hold its arguments and every local of every state at once): its
+/// active stretches (the protocol sniff, then hyper's HTTP/2 connection or one HTTP/1.x connection
+/// until it parks) are boxed apart, and what a parked connection needs is the socket, its word,
+/// the request context and the builders to start hyper again.
+pub(crate) struct Connection<S> {
+    state: State<S>,
     builders: Arc<Builders>,
-    socket: S,
     ctx: Ctx,
     closing: Arc<Closing>,
-    peer: SocketAddr,
-) {
-    let mut io = Rewind::new(socket).parking_with(closing.clone());
+    _watched: Registration,
+}
+
+/// One active stretch of a connection: it ends with the socket back when the connection parks.
+type Stretch<S> = Pin<Box<dyn Future<Output = Option<Rewind<S>>> + Send>>;
+
+enum State<S> {
+    /// The sniff or hyper serving.
+    Active(Stretch<S>),
+    /// Between requests: waiting for the socket to become readable.
+    Parked(Rewind<S>),
+    /// Ended.
+    Done,
+}
+
+impl<S: Socket> Connection<S> {
+    /// Serves the connection on `socket` until it ends or is told to close; `watched` is its place
+    /// in the watcher, left when the connection ends.
+    pub(crate) fn new(
+        builders: Arc<Builders>,
+        socket: S,
+        ctx: Ctx,
+        closing: Arc<Closing>,
+        watched: Registration,
+    ) -> Self {
+        let start = Box::pin(start(
+            builders.clone(),
+            Rewind::new(socket).parking_with(closing.clone()),
+            ctx.clone(),
+            closing.clone(),
+        ));
+        Connection {
+            state: State::Active(start),
+            builders,
+            ctx,
+            closing,
+            _watched: watched,
+        }
+    }
+
+    /// An HTTP/1.x stretch on `io`, after a park.
+    fn resume(&self, io: Rewind<S>) -> Stretch<S> {
+        let (builders, ctx, closing) = (
+            self.builders.clone(),
+            self.ctx.clone(),
+            self.closing.clone(),
+        );
+        Box::pin(async move { http1(&builders, io, &ctx, &closing).await })
+    }
+}
+
+impl<S: Socket> Future for Connection<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            let io = match &mut this.state {
+                State::Active(stretch) => match stretch.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => break,
+                    Poll::Ready(Some(io)) if io.has_prefix() => io,
+                    Poll::Ready(Some(io)) => {
+                        this.state = State::Parked(io);
+                        continue;
+                    }
+                },
+                State::Parked(io) => {
+                    if this.closing.poll(cx) != Ask::Nothing {
+                        break;
+                    }
+                    match io.get_ref().poll_read_ready(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(_)) => break,
+                        Poll::Ready(Ok(())) => {
+                            match std::mem::replace(&mut this.state, State::Done) {
+                                State::Parked(io) => io,
+                                _ => break,
+                            }
+                        }
+                    }
+                }
+                State::Done => break,
+            };
+            this.closing.unparked();
+            this.state = State::Active(this.resume(io));
+        }
+        this.state = State::Done;
+        Poll::Ready(())
+    }
+}
+
+/// A connection's first stretch: the protocol sniff, then HTTP/2 until the connection ends, or
+/// HTTP/1.x until it ends or parks.
+async fn start<S: Socket>(
+    builders: Arc<Builders>,
+    mut io: Rewind<S>,
+    ctx: Ctx,
+    closing: Arc<Closing>,
+) -> Option<Rewind<S>> {
+    let peer = ctx.1.peer;
     // Waiting for its first bytes is as good as parked: no park word needed.
     closing.parking(true);
     let protocol = match until_closed(&closing, sniff(&mut io)).await {
         Some(Ok(Some(p))) => p,
         Some(Err(e)) => {
             tracing::debug!(%peer, error = %e, "connection ended before its first request");
-            return;
+            return None;
         }
-        Some(Ok(None)) | None => return,
+        Some(Ok(None)) | None => return None,
     };
     closing.unparked();
     if protocol == Protocol::Http2 {
         ctx.2 .0.exempt.store(true, Relaxed);
-        return Box::pin(http2(&builders, io, &ctx, &closing, peer)).await;
+        http2(&builders, io, &ctx, &closing).await;
+        return None;
     }
-    loop {
-        let active = Box::pin(http1(&builders, io, &ctx, &closing, peer));
-        let Some(back) = active.await else {
-            return;
-        };
-        io = back;
-        if !io.has_prefix() {
-            let readable = std::future::poll_fn(|cx| {
-                if closing.poll(cx) != Ask::Nothing {
-                    return Poll::Ready(false);
-                }
-                io.get_ref().poll_read_ready(cx).map(|r| r.is_ok())
-            });
-            if !readable.await {
-                return;
-            }
-        }
-        closing.unparked();
-    }
+    http1(&builders, io, &ctx, &closing).await
 }
 
 /// An HTTP/2 connection, until it ends or is told to close.
-async fn http2<S: Socket>(
-    builders: &Builders,
-    io: Rewind<S>,
-    ctx: &Ctx,
-    closing: &Closing,
-    peer: SocketAddr,
-) {
+async fn http2<S: Socket>(builders: &Builders, io: Rewind<S>, ctx: &Ctx, closing: &Closing) {
+    let peer = ctx.1.peer;
     let conn = builders
         .http2
         .serve_connection(TokioIo::new(io), service(ctx));
@@ -121,8 +201,8 @@ async fn http1<S: Socket>(
     io: Rewind<S>,
     ctx: &Ctx,
     closing: &Closing,
-    peer: SocketAddr,
 ) -> Option<Rewind<S>> {
+    let peer = ctx.1.peer;
     let mut conn = builders
         .http1
         .serve_connection(TokioIo::new(io), service(ctx))

@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub(crate) struct ConnInfo {
     /// The client's IP as a header value, made once per connection.
     pub(crate) client_ip: HeaderValue,
+    /// The client's address and port.
+    pub(crate) peer: std::net::SocketAddr,
     /// `http` or `https`.
     pub(crate) proto: HeaderValue,
     /// Keeps the connection counted; an upgraded tunnel takes a share of it.
