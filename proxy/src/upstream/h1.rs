@@ -70,7 +70,7 @@ impl Conn {
     pub(crate) fn new(io: TcpStream) -> Self {
         Conn {
             io,
-            rbuf: BytesMut::with_capacity(READ_SIZE),
+            rbuf: BytesMut::new(),
             wbuf: Vec::new(),
             read_size: READ_SIZE,
             deadline: None,
@@ -98,7 +98,13 @@ impl Conn {
     }
 
     /// Reads more of the response into the read buffer; `Ok(0)` at the end of the stream.
+    ///
+    /// The buffer is allocated when the first response starts to arrive: a request waiting for a
+    /// slow upstream holds none (16 KiB per request in flight otherwise).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.rbuf.capacity() == 0 {
+            ready!(self.io.poll_read_ready(cx))?;
+        }
         if self.rbuf.capacity() - self.rbuf.len() < MIN_ROOM {
             self.rbuf.reserve(self.read_size);
         }

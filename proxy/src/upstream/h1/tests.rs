@@ -115,9 +115,29 @@ fn only_requests_without_a_streamed_body_or_upgrade_are_eligible() {
     assert!(!eligible(&upgrade));
 }
 
+/// A request waiting for its response holds no read buffer: it is allocated when the response
+/// starts to arrive.
+#[tokio::test]
+async fn no_read_buffer_until_the_response_arrives() {
+    let (mut conn, mut peer) = pair().await;
+    let waiting = std::future::poll_fn(|cx| Poll::Ready(conn.poll_fill(cx).is_pending())).await;
+    assert!(waiting, "nothing to read yet");
+    assert_eq!(conn.rbuf.capacity(), 0, "no buffer while waiting");
+    peer.write_all(b"HTTP/1.1 200 OK\r\n").await.expect("write");
+    let n = std::future::poll_fn(|cx| conn.poll_fill(cx))
+        .await
+        .expect("read");
+    assert_eq!(n, 17);
+    assert!(
+        conn.rbuf.capacity() >= READ_SIZE,
+        "allocated once bytes came"
+    );
+}
+
 #[tokio::test]
 async fn responses_land_at_the_start_of_the_read_buffer_once_it_is_free() {
     let (mut conn, _peer) = pair().await;
+    conn.rbuf.reserve(READ_SIZE);
     let start = conn.rbuf.as_ptr();
     // The second time through, the map comes from the connection's template, which must not hold
     // on to the buffer either.
