@@ -101,26 +101,24 @@ impl Body for Answered {
 /// The watcher's view of the head deadline, from samples of the connection's counters.
 #[derive(Debug)]
 pub(crate) struct HeadWatch {
-    timeout: Duration,
     /// Since when a head has been awaited with bytes arriving (or since the accept).
     waiting_since: Option<Instant>,
     heads: u32,
 }
 
 impl HeadWatch {
-    /// The watch of a connection accepted at `accepted`: its first head is due within `timeout`.
-    pub(crate) fn new(timeout: Duration, accepted: Instant) -> HeadWatch {
+    /// The watch of a connection accepted at `accepted`: its first head is due from then.
+    pub(crate) fn new(accepted: Instant) -> HeadWatch {
         HeadWatch {
-            timeout,
             waiting_since: Some(accepted),
             heads: 0,
         }
     }
 
-    /// Samples the connection at `now`: true when a head has been due for the whole timeout. A head
+    /// Samples the connection at `now`: true when a head has been due for the whole `timeout`. A head
     /// that started arriving between two samples counts from the later one, so sampled every
     /// `timeout / 8`, the cut comes between one timeout and one and a quarter after the first byte.
-    pub(crate) fn overdue_at(&mut self, c: &Counters, now: Instant) -> bool {
+    pub(crate) fn overdue_at(&mut self, c: &Counters, timeout: Duration, now: Instant) -> bool {
         if c.exempt.load(Relaxed) {
             return false;
         }
@@ -132,7 +130,7 @@ impl HeadWatch {
             return false;
         }
         match self.waiting_since {
-            Some(since) => now.duration_since(since) >= self.timeout,
+            Some(since) => now.duration_since(since) >= timeout,
             None => {
                 if c.reads() != c.reads_when_done.load(Acquire) {
                     self.waiting_since = Some(now);
@@ -148,6 +146,8 @@ mod tests {
     use super::*;
     use crate::downstream::idle::READ;
 
+    const TEN: Duration = Duration::from_secs(10);
+
     fn read(a: &Activity) {
         a.0.io.fetch_add(READ, Relaxed);
     }
@@ -156,9 +156,9 @@ mod tests {
     fn a_silent_new_connection_is_due_from_its_accept() {
         let a = Activity::default();
         let t0 = Instant::now();
-        let mut w = HeadWatch::new(Duration::from_secs(10), t0);
-        assert!(!w.overdue_at(&a.0, t0 + Duration::from_secs(9)));
-        assert!(w.overdue_at(&a.0, t0 + Duration::from_secs(10)));
+        let mut w = HeadWatch::new(t0);
+        assert!(!w.overdue_at(&a.0, TEN, t0 + Duration::from_secs(9)));
+        assert!(w.overdue_at(&a.0, TEN, t0 + Duration::from_secs(10)));
     }
 
     #[test]
@@ -166,22 +166,22 @@ mod tests {
         let a = Activity::default();
         let t0 = Instant::now();
         let s = |n: u64| t0 + Duration::from_secs(n);
-        let mut w = HeadWatch::new(Duration::from_secs(10), t0);
+        let mut w = HeadWatch::new(t0);
         read(&a);
         let answering = Answering::start(&a, Version::HTTP_11);
-        assert!(!w.overdue_at(&a.0, s(1)));
+        assert!(!w.overdue_at(&a.0, TEN, s(1)));
         // The request's body is read while it is answered: not a head.
         read(&a);
-        assert!(!w.overdue_at(&a.0, s(2)));
+        assert!(!w.overdue_at(&a.0, TEN, s(2)));
         drop(answering);
         // Keep-alive silence is not a late head, however long.
-        assert!(!w.overdue_at(&a.0, s(3)));
-        assert!(!w.overdue_at(&a.0, s(100)));
+        assert!(!w.overdue_at(&a.0, TEN, s(3)));
+        assert!(!w.overdue_at(&a.0, TEN, s(100)));
         // The next head starts arriving and never ends.
         read(&a);
-        assert!(!w.overdue_at(&a.0, s(101)));
-        assert!(!w.overdue_at(&a.0, s(110)));
-        assert!(w.overdue_at(&a.0, s(111)));
+        assert!(!w.overdue_at(&a.0, TEN, s(101)));
+        assert!(!w.overdue_at(&a.0, TEN, s(110)));
+        assert!(w.overdue_at(&a.0, TEN, s(111)));
     }
 
     #[test]
@@ -189,11 +189,11 @@ mod tests {
         let a = Activity::default();
         let t0 = Instant::now();
         let s = |n: u64| t0 + Duration::from_secs(n);
-        let mut w = HeadWatch::new(Duration::from_secs(10), t0);
+        let mut w = HeadWatch::new(t0);
         read(&a);
         drop(Answering::start(&a, Version::HTTP_11));
-        assert!(!w.overdue_at(&a.0, s(10)));
-        assert!(!w.overdue_at(&a.0, s(30)));
+        assert!(!w.overdue_at(&a.0, TEN, s(10)));
+        assert!(!w.overdue_at(&a.0, TEN, s(30)));
     }
 
     #[test]
@@ -201,7 +201,7 @@ mod tests {
         for version in [Version::HTTP_2, Version::HTTP_11] {
             let a = Activity::default();
             let t0 = Instant::now();
-            let mut w = HeadWatch::new(Duration::from_secs(10), t0);
+            let mut w = HeadWatch::new(t0);
             let answering = Answering::start(&a, version);
             if version == Version::HTTP_11 {
                 let resp = Response::builder()
@@ -213,9 +213,9 @@ mod tests {
                 drop(answering);
             }
             read(&a);
-            assert!(!w.overdue_at(&a.0, t0 + Duration::from_secs(1)));
+            assert!(!w.overdue_at(&a.0, TEN, t0 + Duration::from_secs(1)));
             assert!(
-                !w.overdue_at(&a.0, t0 + Duration::from_secs(60)),
+                !w.overdue_at(&a.0, TEN, t0 + Duration::from_secs(60)),
                 "{version:?}"
             );
         }

@@ -52,47 +52,43 @@ impl Activity {
     fn bump(&self, by: u64) {
         self.0.io.fetch_add(by, Relaxed);
     }
-
-    /// A watchdog for this connection with the given idle timeout.
-    pub(crate) fn watchdog(&self, timeout: Duration) -> Watchdog {
-        Watchdog {
-            activity: self.clone(),
-            timeout,
-            seen: 0,
-            quiet_since: Instant::now(),
-        }
-    }
 }
 
-/// Tells, when sampled, whether a connection has had no I/O for its whole timeout.
+/// Tells, when sampled, whether a connection has had no I/O for a whole timeout. It keeps only the
+/// last count seen and since when it has not moved (the counters and the timeout are the sampler's):
+/// the watcher holds one or two per connection.
 #[derive(Debug)]
 pub(crate) struct Watchdog {
-    activity: Activity,
-    timeout: Duration,
     seen: u64,
     quiet_since: Instant,
 }
 
 impl Watchdog {
-    /// Samples the connection at `now`: true once it has had no I/O since a sample at least one
-    /// timeout ago (then a further whole quiet timeout is needed to be true again). Sampled every
-    /// `timeout / 4`, it fires between one timeout and one and a quarter after the last I/O.
-    pub(crate) fn expired_at(&mut self, now: Instant) -> bool {
-        let count = self.activity.0.io.load(Relaxed);
+    /// A watchdog starting at `now`.
+    pub(crate) fn new(now: Instant) -> Watchdog {
+        Watchdog {
+            seen: 0,
+            quiet_since: now,
+        }
+    }
+
+    /// Samples the connection's counters `c` at `now`: true once it has had no I/O since a sample at
+    /// least `timeout` ago (then a further whole quiet timeout is needed to be true again). Sampled
+    /// every `timeout / 4`, it fires between one timeout and one and a quarter after the last I/O.
+    pub(crate) fn expired_at(&mut self, c: &Counters, timeout: Duration, now: Instant) -> bool {
+        let count = c.io.load(Relaxed);
         if count != self.seen {
             self.seen = count;
             self.quiet_since = now;
             false
-        } else if now.duration_since(self.quiet_since) >= self.timeout {
+        } else if now.duration_since(self.quiet_since) >= timeout {
             self.quiet_since = now;
             true
         } else {
             false
         }
     }
-}
 
-impl Watchdog {
     /// How long the connection had been without I/O at the last sample, as of `now`.
     pub(crate) fn quiet_for(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.quiet_since)
@@ -235,7 +231,7 @@ mod tests {
     fn fires_only_after_a_quiet_timeout() {
         let activity = Activity::default();
         let start = Instant::now();
-        let mut dog = activity.watchdog(Duration::from_secs(8));
+        let mut dog = Watchdog::new(start);
         let at = |s: u64| start + Duration::from_secs(s);
         // Sampled every 2 s; traffic every 3 s for 30 s keeps it alive.
         let mut fired = None;
@@ -243,7 +239,7 @@ mod tests {
             if t <= 30 && t % 3 == 0 {
                 activity.bump(READ);
             }
-            if dog.expired_at(at(t)) {
+            if dog.expired_at(&activity.0, Duration::from_secs(8), at(t)) {
                 fired = Some(t);
                 break;
             }

@@ -113,8 +113,8 @@ impl Watcher {
         let mut entry = Watched {
             activity: activity.clone(),
             closing: closing.clone(),
-            idle: activity.watchdog(self.timeouts.idle),
-            head: HeadWatch::new(self.timeouts.header_read, now),
+            idle: Watchdog::new(now),
+            head: HeadWatch::new(now),
             drain: None,
             asked_graceful: false,
             done: false,
@@ -206,10 +206,10 @@ impl Watcher {
             if !e.asked_graceful && self.shed.take_if_idle(c) {
                 tracing::debug!("idle connection closed to make room at the connection limit");
                 e.ask(Ask::Graceful);
-            } else if e.head.overdue_at(c, at) {
+            } else if e.head.overdue_at(c, self.timeouts.header_read, at) {
                 tracing::debug!("request head not received in time");
                 e.ask(Ask::Now);
-            } else if e.idle.expired_at(at) {
+            } else if e.idle.expired_at(c, self.timeouts.idle, at) {
                 tracing::debug!(closing = e.asked_graceful, "connection idle");
                 e.ask(if e.asked_graceful {
                     Ask::Now
@@ -254,7 +254,7 @@ impl Watched {
         if c.exempt.load(Relaxed) {
             self.ask(Ask::Graceful);
         } else if self.drain.is_none() {
-            self.drain = Some(self.activity.watchdog(DRAIN_QUIET));
+            self.drain = Some(Watchdog::new(Instant::now()));
         }
     }
 
@@ -262,8 +262,12 @@ impl Watched {
         if self.asked_graceful || self.done {
             return;
         }
-        let quiet = self.drain.as_mut().is_some_and(|w| w.expired_at(at));
-        if quiet && self.activity.0.idle() {
+        let c = &self.activity.0;
+        let quiet = self
+            .drain
+            .as_mut()
+            .is_some_and(|w| w.expired_at(c, DRAIN_QUIET, at));
+        if quiet && c.idle() {
             tracing::debug!("idle connection closed while draining");
             self.ask(Ask::Graceful);
         }
@@ -309,6 +313,14 @@ mod tests {
 
     fn word(c: &Closing) -> (Ask, bool) {
         c.poll_word(&Context::from_waker(std::task::Waker::noop()))
+    }
+
+    /// The watcher holds an entry per open connection: its counters and word are the connection's,
+    /// its timeouts the watcher's.
+    #[test]
+    fn an_entry_is_small() {
+        let size = std::mem::size_of::<Watched>();
+        assert!(size <= 96, "a watcher entry is {size} bytes");
     }
 
     #[tokio::test(start_paused = true)]
