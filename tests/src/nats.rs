@@ -91,6 +91,11 @@ impl NatsServer {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the server is running (not stopped by [`NatsServer::stop`]).
     pub fn running(&self) -> bool {
         self.child.is_some()

@@ -47,6 +47,11 @@ async fn any_node_serves_the_whole_fleet() {
     }
     let admin = nodes[0].0.admin_addr().unwrap();
 
+    // A node follows the fleet only once asked: the first request starts its view.
+    let (status, first) = get(admin, "/api/v1/fleet").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["following"], false, "{first}");
+
     // Both nodes appear, online, with their zones, from node fa's API.
     eventually(
         Duration::from_secs(15),
@@ -58,6 +63,7 @@ async fn any_node_serves_the_whole_fleet() {
     )
     .await;
     let (_, body) = get(admin, "/api/v1/fleet").await;
+    assert_eq!(body["following"], true);
     let fb = body["nodes"]
         .as_array()
         .unwrap()

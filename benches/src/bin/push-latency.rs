@@ -57,13 +57,14 @@ async fn main() -> anyhow::Result<()> {
         let revision = kv.put("current", doc.into()).await?;
         let mut applied = 0;
         while applied < nodes {
-            let msg = tokio::time::timeout(
-                Duration::from_secs(if i == 0 { 30 } else { 5 }),
-                acks.next(),
-            )
-            .await
-            .context("timed out waiting for acks")?
-            .context("ack subscription ended")?;
+            // The warm-up waits for every node to have connected and made its watch.
+            let wait = Duration::from_secs(if i == 0 { 30 + nodes as u64 / 10 } else { 5 });
+            let msg = tokio::time::timeout(wait, acks.next())
+                .await
+                .with_context(|| {
+                    format!("push {i}: {applied} of {nodes} nodes acked within {wait:?}")
+                })?
+                .context("ack subscription ended")?;
             let ack: ConfigAck = decode(&msg.payload)?;
             if ack.revision == revision {
                 if ack.status != AckStatus::Applied {
@@ -91,5 +92,34 @@ async fn main() -> anyhow::Result<()> {
         pct(0.99).as_secs_f64() * 1e3,
         samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
+    for (who, pid) in [
+        ("nats-server", nats.pid().map(|p| p.to_string())),
+        ("the nodes' process", Some("self".to_string())),
+    ] {
+        if let Some(usage) = pid.and_then(|p| usage(&p)) {
+            println!("{who}: {usage}");
+        }
+    }
     Ok(())
+}
+
+/// Peak and current RSS and CPU time so far of process `pid` (a number or `self`), from /proc.
+fn usage(pid: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    let cpu = (ticks(11)? + ticks(12)?) / 100.0;
+    Some(format!(
+        "RSS {:.0} MiB (peak {:.0} MiB), CPU {cpu:.1} s",
+        kib("VmRSS:")? / 1024.0,
+        kib("VmHWM:")? / 1024.0
+    ))
 }

@@ -14,6 +14,9 @@ pub(super) fn fleet(ctx: &AdminContext) -> Resp {
             "this node runs without [node.nats]: it knows no fleet",
         );
     };
+    // The first request starts this node's view of the fleet (controller::fleet_view).
+    let following = f.nodes.is_wanted();
+    f.nodes.want();
     let nodes = f.nodes.nodes();
     let online: Vec<_> = nodes.iter().filter(|n| n.online).collect();
     let newest = online.iter().map(|n| n.status.revision).max().unwrap_or(0);
@@ -41,6 +44,7 @@ pub(super) fn fleet(ctx: &AdminContext) -> Resp {
     json_reply(
         StatusCode::OK,
         &json!({
+            "following": following,
             "nodes": list,
             "totals": {
                 "nodes": nodes.len(),
