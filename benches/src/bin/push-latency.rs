@@ -96,30 +96,9 @@ async fn main() -> anyhow::Result<()> {
         ("nats-server", nats.pid().map(|p| p.to_string())),
         ("the nodes' process", Some("self".to_string())),
     ] {
-        if let Some(usage) = pid.and_then(|p| usage(&p)) {
+        if let Some(usage) = pid.and_then(|p| edgeplane_benches::process_usage(&p)) {
             println!("{who}: {usage}");
         }
     }
     Ok(())
-}
-
-/// Peak and current RSS and CPU time so far of process `pid` (a number or `self`), from /proc.
-fn usage(pid: &str) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    let cpu = (ticks(11)? + ticks(12)?) / 100.0;
-    Some(format!(
-        "RSS {:.0} MiB (peak {:.0} MiB), CPU {cpu:.1} s",
-        kib("VmRSS:")? / 1024.0,
-        kib("VmHWM:")? / 1024.0
-    ))
 }
