@@ -73,7 +73,7 @@ impl EdgeNode {
         let child = Command::new(edgeplane_bin()?)
             .args(["run", "--config"])
             .arg(&file)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", node_log())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(
                 dir.join(format!("{id}.log")),
@@ -114,7 +114,7 @@ impl EdgeNode {
         let next = Command::new(edgeplane_bin()?)
             .args(["run", "--upgrade", "--config"])
             .arg(&self.file)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", node_log())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log)?))
             .kill_on_drop(true)
@@ -232,4 +232,10 @@ pub async fn serve_backend(name: &str, addr: &str) -> anyhow::Result<()> {
     let _backend = edgeplane_tests::Backend::named_at(name, addr.parse()?).await;
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// The nodes' log filter: `CHAOS_NODE_LOG` (e.g. `info,edgeplane_proxy=debug` to see each retry and
+/// failure), `info` by default.
+fn node_log() -> String {
+    std::env::var("CHAOS_NODE_LOG").unwrap_or_else(|_| "info".into())
 }
