@@ -64,3 +64,41 @@ pub fn process_usage(pid: &str) -> Option<String> {
         kib("VmHWM:")? / 1024.0
     ))
 }
+
+/// Heartbeats of `instances` instances `i-0`, `i-1`… of cluster `api` (unique loopback addresses,
+/// healthy, a long ttl), each with the subject it is published on; bump `seq` before each send.
+pub fn heartbeats(instances: u64) -> Vec<(String, edgeplane_bus::wire::Heartbeat)> {
+    let subjects = edgeplane_bus::Subjects::default();
+    (0..instances)
+        .map(|i| {
+            let id = format!("i-{i}");
+            let hb = edgeplane_bus::wire::Heartbeat {
+                schema: 1,
+                instance: id.clone(),
+                boot_id: "bench".into(),
+                seq: 0,
+                address: format!("127.1.{}.{}:8080", (i >> 8) & 0xff, i & 0xff),
+                weight: 1,
+                zone: None,
+                health: 100,
+                in_flight: 2,
+                cpu: 0.25,
+                latency_ms: 3.5,
+                ttl_ms: 600_000,
+                draining: false,
+            };
+            (subjects.heartbeat("api", &id).unwrap_or_default(), hb)
+        })
+        .collect()
+}
+
+/// A publisher's NATS connection to `url` (no retry on the first connect: the server is up).
+pub async fn publisher(url: String) -> anyhow::Result<async_nats::Client> {
+    Ok(edgeplane_bus::BusOptions {
+        urls: vec![url],
+        retry_initial: false,
+        ..edgeplane_bus::BusOptions::default()
+    }
+    .connect(Default::default())
+    .await?)
+}

@@ -11,8 +11,7 @@
 //! `cargo run --release -p edgeplane-benches --bin heartbeat-fleet [-- NODES INSTANCES SECONDS]`
 
 use anyhow::Context as _;
-use edgeplane_bus::wire::Heartbeat;
-use edgeplane_bus::{encode, BusOptions, Subjects};
+use edgeplane_bus::encode;
 use edgeplane_proxy::fleet::join;
 use edgeplane_proxy::NodeHandle;
 use edgeplane_tests::NatsServer;
@@ -46,35 +45,8 @@ async fn main() -> anyhow::Result<()> {
         let controller = join(&node).await?.context("node follows NATS")?;
         fleet.push((node, controller));
     }
-    let client = BusOptions {
-        urls: vec![nats.url()],
-        retry_initial: false,
-        ..BusOptions::default()
-    }
-    .connect(Default::default())
-    .await?;
-    let subjects = Subjects::default();
-    let mut beats: Vec<(String, Heartbeat)> = (0..instances)
-        .map(|i| {
-            let id = format!("i-{i}");
-            let hb = Heartbeat {
-                schema: 1,
-                instance: id.clone(),
-                boot_id: "bench".into(),
-                seq: 0,
-                address: format!("127.1.{}.{}:8080", (i >> 8) & 0xff, i & 0xff),
-                weight: 1,
-                zone: None,
-                health: 100,
-                in_flight: 2,
-                cpu: 0.25,
-                latency_ms: 3.5,
-                ttl_ms: 600_000,
-                draining: false,
-            };
-            (subjects.heartbeat("api", &id).unwrap_or_default(), hb)
-        })
-        .collect();
+    let client = edgeplane_benches::publisher(nats.url()).await?;
+    let mut beats = edgeplane_benches::heartbeats(instances);
 
     // Registration: beat every instance once a second until every node lists all of them.
     let joined = |fleet: &[(NodeHandle, _)]| {

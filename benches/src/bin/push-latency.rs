@@ -7,8 +7,8 @@
 
 use anyhow::{bail, Context as _};
 use edgeplane_benches::routing_text;
+use edgeplane_bus::decode;
 use edgeplane_bus::wire::{AckStatus, ConfigAck};
-use edgeplane_bus::{decode, BusOptions};
 use edgeplane_proxy::fleet::join;
 use edgeplane_proxy::NodeHandle;
 use edgeplane_tests::NatsServer;
@@ -37,13 +37,7 @@ async fn main() -> anyhow::Result<()> {
         let controller = join(&node).await?.context("node follows NATS")?;
         fleet.push((node, controller));
     }
-    let client = BusOptions {
-        urls: vec![nats.url()],
-        retry_initial: false,
-        ..BusOptions::default()
-    }
-    .connect(Default::default())
-    .await?;
+    let client = edgeplane_benches::publisher(nats.url()).await?;
     let js = async_nats::jetstream::new(client.clone());
     let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 64, 1).await?;
     let mut acks = client.subscribe("edge.v1.ack.*").await?;
