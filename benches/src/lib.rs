@@ -44,6 +44,18 @@ pub fn routing_text(clusters: usize, per_cluster: usize, policy: &str, salt: u16
     text
 }
 
+/// Prints the RSS and CPU time of nats-server (`nats_pid`) and of this process (the in-process nodes).
+pub fn print_usage(nats_pid: Option<u32>) {
+    for (who, pid) in [
+        ("nats-server", nats_pid.map(|p| p.to_string())),
+        ("the nodes' process", Some("self".to_string())),
+    ] {
+        if let Some(usage) = pid.and_then(|p| process_usage(&p)) {
+            println!("{who}: {usage}");
+        }
+    }
+}
+
 /// Peak and current RSS and CPU time so far of process `pid` (a number or `self`), from /proc.
 pub fn process_usage(pid: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -129,13 +129,6 @@ async fn main() -> anyhow::Result<()> {
         taken.iter().min().unwrap_or(&0),
         taken.iter().max().unwrap_or(&0),
     );
-    for (who, pid) in [
-        ("nats-server", nats.pid().map(|p| p.to_string())),
-        ("the nodes' process", Some("self".to_string())),
-    ] {
-        if let Some(usage) = pid.and_then(|p| edgeplane_benches::process_usage(&p)) {
-            println!("{who}: {usage}");
-        }
-    }
+    edgeplane_benches::print_usage(nats.pid());
     Ok(())
 }

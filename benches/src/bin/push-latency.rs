@@ -86,13 +86,6 @@ async fn main() -> anyhow::Result<()> {
         pct(0.99).as_secs_f64() * 1e3,
         samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
-    for (who, pid) in [
-        ("nats-server", nats.pid().map(|p| p.to_string())),
-        ("the nodes' process", Some("self".to_string())),
-    ] {
-        if let Some(usage) = pid.and_then(|p| edgeplane_benches::process_usage(&p)) {
-            println!("{who}: {usage}");
-        }
-    }
+    edgeplane_benches::print_usage(nats.pid());
     Ok(())
 }
