@@ -191,12 +191,13 @@ impl<'a> Attempts<'a> {
         next.upstream.start_request().holding(admission)
     }
 
-    /// Books an answer on its endpoint; a status the policy retries gets the next try, if any.
+    /// Books an answer on its endpoint (`latency`: since its try started); a status the policy
+    /// retries gets the next try, if any.
     pub(crate) fn after_answer(
         &mut self,
         answer: &Answer,
         upstream: &Arc<Upstream>,
-        sent: Instant,
+        latency: std::time::Duration,
         added: &mut AddedHeaders<'_>,
     ) -> Option<(Request<RequestBody>, NextTry)> {
         // A 5xx or 429 is a failure for balancing and outlier detection: an endpoint that answers
@@ -205,7 +206,7 @@ impl<'a> Attempts<'a> {
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             charge_failure(self.shared, &self.routed.locator, upstream, None);
         } else {
-            upstream.record_success(sent.elapsed());
+            upstream.record_success(latency);
             if upstream.on_trial() {
                 crate::upstream::outlier::trial_passed(upstream);
             }

@@ -55,7 +55,11 @@ pub(crate) async fn handle(
     let grpc = req.version() == http::Version::HTTP_2 && crate::grpc::is_call(req.headers());
     let mut served = Served::new(received);
     let result = forward(shared, conn, req, n, &mut served).await;
-    finish(shared, served, result, access, grpc, received.elapsed())
+    let elapsed = served.answered.map_or_else(
+        || received.elapsed(),
+        |at| at.saturating_duration_since(received),
+    );
+    finish(shared, served, result, access, grpc, elapsed)
 }
 
 /// Routes and proxies request number `n`, trying again as its cluster's retry policy allows;
@@ -92,14 +96,19 @@ async fn forward(
         limits: &limits,
         tls: tls.as_deref(),
         h2c,
+        upgrade: upgrade.is_some(),
     };
     let metrics = served.metrics.as_deref();
+    // The clock is read as few times as it can be (each reading costs about as much as routing a
+    // request): the first try starts when the head arrived, unless its body was read first.
+    let mut sent = tokio::time::Instant::from_std(served.received);
     // Awaited here rather than in a helper, for the same reason as the tries.
     let mut req = match attempts.prepare(req, upgrade.is_some(), mirror.is_some()) {
         Prepared::Ready(req) => req,
         Prepared::ToBuffer(whole) => {
             let (req, replay) = retry::buffer(whole, attempts.read_timeout()).await?;
             attempts.replay_with(replay);
+            sent = tokio::time::Instant::now();
             req
         }
     };
@@ -111,24 +120,38 @@ async fn forward(
     loop {
         let upstream = in_flight.upstream();
         served.upstream = Some(upstream.address);
-        let sent = tokio::time::Instant::now();
         let deadline = attempts.try_deadline(sent);
-        let outcome = send::send(upstream, &settings, deadline, req, &mut added, metrics).await;
+        let outcome = send::send(
+            upstream,
+            &settings,
+            (sent, deadline),
+            req,
+            &mut added,
+            metrics,
+        )
+        .await;
         let (again, next) = match outcome {
-            Ok(answer) => match attempts.after_answer(&answer, upstream, sent, &mut added) {
-                Some(retry) => retry,
-                None => {
-                    let settled = attempts.settle(answer, in_flight);
-                    let (ops, location) = (response_headers.as_deref(), location.as_deref());
-                    let up = upgrade.as_ref().zip(downstream_upgrade);
-                    return respond(settled, ops, location, up, compress.as_deref());
+            Ok(answer) => {
+                // One reading for the endpoint's latency and the request's duration.
+                let answered = tokio::time::Instant::now();
+                served.answered = Some(answered.into_std());
+                let latency = answered.saturating_duration_since(sent);
+                match attempts.after_answer(&answer, upstream, latency, &mut added) {
+                    Some(retry) => retry,
+                    None => {
+                        let settled = attempts.settle(answer, in_flight);
+                        let (ops, location) = (response_headers.as_deref(), location.as_deref());
+                        let up = upgrade.as_ref().zip(downstream_upgrade);
+                        return respond(settled, ops, location, up, compress.as_deref());
+                    }
                 }
-            },
+            }
             Err(failure) => attempts.after_failure(failure, upstream, &mut added)?,
         };
         attempts.wait(&next, metrics).await?;
         in_flight = attempts.advance(in_flight, next);
         req = again;
+        sent = tokio::time::Instant::now();
     }
 }
 
@@ -179,7 +202,7 @@ fn dispatch<'a>(
     served: &mut Served,
 ) -> Result<Dispatched<'a>, ProxyError> {
     let snapshot = shared.tables.guard();
-    let route = find_route(&snapshot, req)?;
+    let (route, host_header) = find_route(&snapshot, req)?;
     let sets = snapshot.route_metrics.get(route.index());
     served.metrics = sets.and_then(|m| m.first()).cloned();
     limit(
@@ -227,7 +250,7 @@ fn dispatch<'a>(
     tracing::trace!(route = %route.name, cluster = %cluster.name, upstream = %endpoint.upstream.address, "routed");
     let host_rewrite = cluster.host_rewrite.as_ref();
     let location = LocationRewrite::of(route, req, &conn.proto, host_rewrite);
-    let (added, upgrade) = rewrite_request(shared, conn, req, n, route, host_rewrite)?;
+    let (added, upgrade) = rewrite_request(shared, conn, req, n, route, host_header, host_rewrite)?;
     let mirror = mirror::plan(&snapshot, route, req, upgrade.is_some());
     let compress = route
         .compression
@@ -282,19 +305,21 @@ fn target(uri: &http::Uri) -> &str {
         .map_or_else(|| uri.path(), |pq| pq.as_str())
 }
 
-/// The route matching the request's host, path, query, method, headers and cookies.
+/// The route matching the request's host, path, query, method, headers and cookies, and the
+/// request's `Host` header (for `X-Forwarded-Host`; found here, it is not looked up twice).
 fn find_route<'s>(
     snapshot: &'s Snapshot,
     req: &Request<Incoming>,
-) -> Result<&'s Route, ProxyError> {
-    let raw_host = headers::request_host(req.uri(), req.headers(), req.version())
+) -> Result<(&'s Route, Option<HeaderValue>), ProxyError> {
+    let (raw_host, header) = headers::host_and_header(req.uri(), req.headers(), req.version())
         .map_err(ProxyError::BadRequest)?;
     let mut buf = [0u8; MAX_HOST];
     let host = normalize_host(raw_host, &mut buf);
-    snapshot
+    let route = snapshot
         .router
         .find(host, target(req.uri()), req.method(), req.headers())
-        .ok_or_else(|| ProxyError::NoRoute)
+        .ok_or_else(|| ProxyError::NoRoute)?;
+    Ok((route, header.cloned()))
 }
 
 /// The cluster's endpoint for the request (by its hash key and affinity token, if the cluster uses

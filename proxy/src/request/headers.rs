@@ -38,6 +38,17 @@ pub(crate) fn request_host<'a>(
     headers: &'a HeaderMap,
     version: http::Version,
 ) -> Result<&'a [u8], &'static str> {
+    host_and_header(uri, headers, version).map(|(host, _)| host)
+}
+
+/// [`request_host`], and the request's one `Host` header if it has one (looked up once for both:
+/// a header lookup costs about as much as the rest of the check).
+#[inline]
+pub(crate) fn host_and_header<'a>(
+    uri: &'a http::Uri,
+    headers: &'a HeaderMap,
+    version: http::Version,
+) -> Result<(&'a [u8], Option<&'a HeaderValue>), &'static str> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let first = hosts.next();
     if hosts.next().is_some() {
@@ -47,44 +58,53 @@ pub(crate) fn request_host<'a>(
         if a.as_str().contains('@') {
             return Err("userinfo in the request target");
         }
-        return Ok(a.as_str().as_bytes());
+        return Ok((a.as_str().as_bytes(), first));
     }
     match first {
-        Some(h) if valid_authority(h.as_bytes()) => Ok(h.as_bytes()),
+        Some(h) if valid_authority(h.as_bytes()) => Ok((h.as_bytes(), first)),
         Some(_) => Err("invalid Host header"),
         None if version == http::Version::HTTP_11 => Err("missing Host header"),
-        None => Ok(b""),
+        None => Ok((b"", None)),
     }
 }
 
 /// Whether `host` is a plausible `host[:port]` (RFC 3986 reg-name, IPv4 or bracketed IPv6 literal):
-/// not empty, and none of `@ / , ? #`, spaces or controls.
+/// not empty, and none of `@ / , ? #`, spaces or controls. One table lookup per byte.
 fn valid_authority(host: &[u8]) -> bool {
-    !host.is_empty()
-        && host.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b':'
-                        | b'['
-                        | b']'
-                        | b'%'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b';'
-                        | b'='
-                )
-        })
+    !host.is_empty() && host.iter().all(|&b| AUTHORITY[usize::from(b)])
 }
+
+/// The bytes a `Host` value may hold: letters, digits and `-._~:[]%!$&'()*+;=`.
+static AUTHORITY: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b':'
+                    | b'['
+                    | b']'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
 
 /// Removes hop-by-hop headers, including every header named in `Connection`, and `Expect`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {

@@ -114,6 +114,7 @@ async fn send_copy(plan: &MirrorPlan, req: Request<RequestBody>, tables: &Tables
         limits: &limits,
         tls: tls.as_deref(),
         h2c,
+        upgrade: false,
     };
     let started = Instant::now();
     let head_by = started
@@ -124,7 +125,7 @@ async fn send_copy(plan: &MirrorPlan, req: Request<RequestBody>, tables: &Tables
     let answer = match send::send(
         in_flight.upstream(),
         &settings,
-        head_by,
+        (started, head_by),
         req,
         &mut added,
         None,

@@ -14,14 +14,16 @@ use http::uri::{PathAndQuery, Uri};
 use http::{header, HeaderValue, Request, Version};
 use hyper::body::Incoming;
 
-/// Turns the client's request (number `n`, matched to `route`) into the upstream's. Returns the
-/// forwarding headers to add when it is sent, and the protocol of an upgrade the route allows.
+/// Turns the client's request (number `n`, matched to `route`, its `Host` header `host_header`) into
+/// the upstream's. Returns the forwarding headers to add when it is sent, and the protocol of an
+/// upgrade the route allows.
 pub(crate) fn rewrite_request<'a>(
     shared: &'a Shared,
     conn: &'a ConnInfo,
     req: &mut Request<Incoming>,
     n: u64,
     route: &Route,
+    host_header: Option<HeaderValue>,
     host_rewrite: Option<&HeaderValue>,
 ) -> Result<(AddedHeaders<'a>, Option<HeaderValue>), ProxyError> {
     let hop_by_hop = headers::HopByHop::find(req.headers());
@@ -66,7 +68,7 @@ pub(crate) fn rewrite_request<'a>(
             h.insert(header::HOST, value.clone());
             Some(value)
         }
-        None => h.get(header::HOST).cloned(),
+        None => host_header,
     };
     if let Some(rewrite) = host_rewrite {
         h.insert(header::HOST, rewrite.clone());

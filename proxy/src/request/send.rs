@@ -92,6 +92,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) tls: Option<&'a TlsClient>,
     /// Cleartext HTTP/2 with prior knowledge.
     pub(crate) h2c: bool,
+    /// The request switches protocols (the route let its `Upgrade` through).
+    pub(crate) upgrade: bool,
 }
 
 /// A response head and the connection it came on.
@@ -124,23 +126,29 @@ impl Answer {
 }
 
 /// Sends `req`, with its `added` headers, to `upstream` and waits for the response headers until
-/// `deadline`. A pooled connection that turns out dead before the request went out is replaced
+/// `deadline` (the try started at `sent`, the clock its pooled connections' idleness is read by). A pooled connection that turns out dead before the request went out is replaced
 /// transparently (hyper hands the unsent request back; the h1_client client keeps it until a response
 /// comes, and an idempotent request that got nothing back on a pooled connection goes again on
 /// another).
 pub(crate) async fn send(
     upstream: &Upstream,
     settings: &Settings<'_>,
-    deadline: Instant,
+    (sent, deadline): (Instant, Instant),
     mut req: Request<RequestBody>,
     added: &mut AddedHeaders<'_>,
     metrics: Option<&RouteMetrics>,
 ) -> Result<Answer, Failure> {
-    let h1_client = h1::eligible(&req);
+    let h1_client = h1::eligible(&req, settings.upgrade);
     let mut pooled_taken = 0;
     loop {
-        let connection =
-            connection(upstream, settings, deadline, h1_client, &mut pooled_taken).await;
+        let connection = connection(
+            upstream,
+            settings,
+            (sent, deadline),
+            h1_client,
+            &mut pooled_taken,
+        )
+        .await;
         let (mut sender, pooled) = match connection {
             Ok(Some(ready)) => ready,
             Ok(None) => continue,
@@ -214,12 +222,12 @@ fn resending(
 async fn connection(
     upstream: &Upstream,
     settings: &Settings<'_>,
-    deadline: Instant,
+    (sent, deadline): (Instant, Instant),
     h1_client: bool,
     pooled_taken: &mut usize,
 ) -> Result<Option<(Sender, bool)>, Failure> {
     let pooled = if *pooled_taken < POOLED_ATTEMPTS {
-        upstream.pool.take(h1_client)
+        upstream.pool.take(h1_client, sent.into_std())
     } else {
         None
     };
@@ -321,7 +329,7 @@ async fn connection_slot(
             Ok(None) => return Err(Failure::limited(ProxyError::CircuitOpen("max_pending"))),
             Ok(Some(())) => {}
         }
-        if let Some(s) = upstream.pool.take(h1_client) {
+        if let Some(s) = upstream.pool.take(h1_client, Instant::now().into_std()) {
             return Ok(Slot::Pooled(s));
         }
     }
@@ -353,12 +361,13 @@ mod tests {
             limits: &limits,
             tls: None,
             h2c: false,
+            upgrade: false,
         };
         let req = http::Request::new(crate::request::request_body::RequestBody::Buffered(None));
         let deadline = tokio::time::Instant::now();
         let v = http::HeaderValue::from_static("x");
         let mut added = crate::request::added_headers::AddedHeaders::new(&v, &v, &v, None, 0, 0);
-        let f = super::send(&up, &settings, deadline, req, &mut added, None);
+        let f = super::send(&up, &settings, (deadline, deadline), req, &mut added, None);
         let size = std::mem::size_of_val(&f);
         assert!(size <= 2048, "a try's future is {size} bytes");
     }

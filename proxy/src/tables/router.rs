@@ -137,9 +137,11 @@ impl Route {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Route>,
-    exact: HashMap<Box<str>, Vec<usize>>,
+    /// Host names as bytes: a request's host is matched as it came (ASCII, checked by the request
+    /// path), without a UTF-8 check per request.
+    exact: HashMap<Box<[u8]>, Vec<usize>>,
     /// Sorted from longest suffix to shortest.
-    suffixes: Vec<(Box<str>, Vec<usize>)>,
+    suffixes: Vec<(Box<[u8]>, Vec<usize>)>,
     any: Vec<usize>,
 }
 
@@ -237,13 +239,19 @@ impl Router {
                 match h {
                     HostMatch::Exact(name) => router
                         .exact
-                        .entry(name.as_str().into())
+                        .entry(name.as_bytes().into())
                         .or_default()
                         .push(index),
                     HostMatch::Suffix(suffix) => {
-                        match router.suffixes.iter_mut().find(|(s, _)| **s == **suffix) {
+                        match router
+                            .suffixes
+                            .iter_mut()
+                            .find(|(s, _)| **s == *suffix.as_bytes())
+                        {
                             Some((_, list)) => list.push(index),
-                            None => router.suffixes.push((suffix.as_str().into(), vec![index])),
+                            None => router
+                                .suffixes
+                                .push((suffix.as_bytes().into(), vec![index])),
                         }
                     }
                 }
@@ -273,7 +281,7 @@ impl Router {
     /// `target` is the path, with the query if the request has one.
     pub fn find(
         &self,
-        host: &str,
+        host: &[u8],
         target: &str,
         method: &Method,
         headers: &HeaderMap,
@@ -290,7 +298,7 @@ impl Router {
             }
         }
         for (suffix, list) in &self.suffixes {
-            if host.len() > suffix.len() && host.ends_with(&**suffix) {
+            if host.len() > suffix.len() && host.ends_with(suffix) {
                 if let Some(r) = first(list) {
                     return Some(r);
                 }
@@ -304,8 +312,9 @@ impl Router {
 pub const MAX_HOST: usize = 255;
 
 /// Strips the port (and IPv6 brackets' port) from a Host value and lower-cases it into `buf` when it
-/// has upper-case letters, so that the common, already lower-case host is used as it is.
-pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str {
+/// has upper-case letters, so that the common, already lower-case host is used as it is. A host
+/// longer than [`MAX_HOST`] becomes empty.
+pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a [u8] {
     let host = if raw.first() == Some(&b'[') {
         match raw.iter().position(|&b| b == b']') {
             Some(end) => &raw[..=end],
@@ -319,17 +328,16 @@ pub fn normalize_host<'a>(raw: &'a [u8], buf: &'a mut [u8; MAX_HOST]) -> &'a str
     };
     let host = host.strip_suffix(b".").unwrap_or(host);
     if host.len() > MAX_HOST {
-        return "";
+        return b"";
     }
-    let bytes: &[u8] = if host.iter().any(u8::is_ascii_uppercase) {
+    if host.iter().any(u8::is_ascii_uppercase) {
         let out = &mut buf[..host.len()];
         out.copy_from_slice(host);
         out.make_ascii_lowercase();
         out
     } else {
         host
-    };
-    std::str::from_utf8(bytes).unwrap_or("")
+    }
 }
 
 mod actions;

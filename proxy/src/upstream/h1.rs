@@ -21,7 +21,7 @@ pub(crate) use parse::{Framing, Head};
 use crate::request::added_headers::AddedHeaders;
 use crate::request::request_body::RequestBody;
 use bytes::BytesMut;
-use http::{header, Method, Request};
+use http::{Method, Request};
 use http_body::Body;
 use std::future::Future;
 use std::io;
@@ -133,10 +133,11 @@ impl Conn {
     }
 }
 
-/// Whether `req` can go through this client: no upgrade, and a body that is empty or held whole and
-/// at most [`MAX_BODY`] long.
-pub(crate) fn eligible(req: &Request<RequestBody>) -> bool {
-    if req.headers().contains_key(header::UPGRADE) {
+/// Whether `req` can go through this client: not an `upgrade` (a protocol switch the route lets
+/// through; routing knows it, so no header is looked up here), and a body that is empty or held
+/// whole and at most [`MAX_BODY`] long.
+pub(crate) fn eligible(req: &Request<RequestBody>, upgrade: bool) -> bool {
+    if upgrade {
         return false;
     }
     match req.body() {

@@ -108,7 +108,8 @@ impl Pool {
 
     /// Takes the most recently returned live connection, of the h1 client if `h1_client` and there
     /// is one (else of hyper's, and the other way round), dropping dead and expired ones on the way.
-    pub(crate) fn take(&self, h1_client: bool) -> Option<Sender> {
+    /// `now` is the request's clock (one reading serves its whole try).
+    pub(crate) fn take(&self, h1_client: bool, now: Instant) -> Option<Sender> {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let mut idle = self.idle.lock().ok()?;
         let Stacks {
@@ -116,7 +117,7 @@ impl Pool {
             hyper: h,
         } = &mut *idle;
         let (first, second) = if h1_client { (o, h) } else { (h, o) };
-        take_from(first, timeout).or_else(|| take_from(second, timeout))
+        take_from(first, now, timeout).or_else(|| take_from(second, now, timeout))
     }
 
     /// Keeps a new HTTP/2 connection to share it with the next requests.
@@ -139,8 +140,11 @@ impl Pool {
     /// for a connection slot).
     pub(crate) fn put(&self, sender: Sender) {
         sender.notify();
-        // A shared HTTP/2 sender's connection is still in the stack.
-        if sender.is_closed() || sender.is_h2() {
+        // A shared HTTP/2 sender's connection is still in the stack. The own client's connections
+        // are checked for a close when taken, not here: the check polls the socket's readiness
+        // (about 150 instructions, and a system call when it was just read from), and it is made at
+        // the take anyway.
+        if sender.is_h2() || (sender.h1_client().is_none() && sender.is_closed()) {
             return;
         }
         let max = self.max_idle.load(Relaxed);
@@ -169,16 +173,17 @@ impl Pool {
     }
 }
 
-/// The most recently returned live connection of `stack`, dropping dead and expired ones on the way.
-fn take_from(stack: &mut Vec<Idle>, timeout: Duration) -> Option<Sender> {
+/// The most recently returned live connection of `stack`, dropping dead and expired ones (idle for
+/// `timeout` at `now`) on the way.
+fn take_from(stack: &mut Vec<Idle>, now: Instant, timeout: Duration) -> Option<Sender> {
     while let Some(entry) = stack.last_mut() {
-        if entry.sender.is_closed() || entry.since.elapsed() >= timeout {
+        if entry.sender.is_closed() || now.saturating_duration_since(entry.since) >= timeout {
             stack.pop();
             continue;
         }
         if entry.sender.is_h2() {
             // In use: it does not expire while requests keep coming.
-            entry.since = Instant::now();
+            entry.since = now;
             return entry.sender.share();
         }
         return stack.pop().map(|e| e.sender);
@@ -223,23 +228,28 @@ mod tests {
         up.pool.put(hyper);
         up.pool.put(own);
         assert_eq!(up.pool.idle_count(), 2);
-        let taken = up.pool.take(false).unwrap();
+        let taken = up.pool.take(false, Instant::now()).unwrap();
         assert!(taken.h1_client().is_none(), "hyper's for a hyper request");
         up.pool.put(taken);
-        let taken = up.pool.take(true).unwrap();
+        let taken = up.pool.take(true, Instant::now()).unwrap();
         assert!(
             taken.h1_client().is_some(),
             "the h1 client's for a request for the h1 client"
         );
         // Either kind when the preferred stack is empty.
-        let other = up.pool.take(true).unwrap();
+        let other = up.pool.take(true, Instant::now()).unwrap();
         assert!(other.h1_client().is_none());
-        assert!(up.pool.take(true).is_none());
+        assert!(up.pool.take(true, Instant::now()).is_none());
         // The coldest goes first when full, hyper's before the h1 client's.
         up.pool.put(other);
         up.pool.put(taken);
         assert!(up.pool.evict_one());
-        assert!(up.pool.take(false).unwrap().h1_client().is_some());
+        assert!(up
+            .pool
+            .take(false, Instant::now())
+            .unwrap()
+            .h1_client()
+            .is_some());
     }
 
     #[tokio::test]
@@ -278,11 +288,11 @@ mod tests {
             let coldest = &mut idle.h1_client[0];
             coldest.since = Instant::now().checked_sub(timeout).unwrap();
         }
-        let s = up.pool.take(true).unwrap();
+        let s = up.pool.take(true, Instant::now()).unwrap();
         up.pool.put(s);
         assert_eq!(up.pool.idle_count(), 199);
         // Only connections past the timeout go: the next return closes none.
-        let s = up.pool.take(true).unwrap();
+        let s = up.pool.take(true, Instant::now()).unwrap();
         up.pool.put(s);
         assert_eq!(up.pool.idle_count(), 199);
         assert_eq!(up.cluster.opened(), 200);

@@ -28,17 +28,19 @@ impl Router {
     /// [`Router::find`] with its reasons.
     pub fn explain<'a>(
         &'a self,
-        host: &str,
+        host: &[u8],
         path: &str,
         method: &Method,
         headers: &HeaderMap,
     ) -> Explanation<'a> {
         let mut groups: Vec<(String, &[usize])> = Vec::new();
         if let Some(list) = self.exact.get(host) {
+            let host = String::from_utf8_lossy(host);
             groups.push((format!("exact host {host:?}"), list));
         }
         for (suffix, list) in &self.suffixes {
-            if host.len() > suffix.len() && host.ends_with(&**suffix) {
+            if host.len() > suffix.len() && host.ends_with(suffix) {
+                let suffix = String::from_utf8_lossy(suffix);
                 groups.push((format!("wildcard \"*{suffix}\""), list));
             }
         }

@@ -33,7 +33,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, cluster: usize) -> model::Rou
 }
 
 fn find<'a>(r: &'a Router, host: &str, path: &str) -> Option<&'a str> {
-    r.find(host, path, &Method::GET, &HeaderMap::new())
+    r.find(host.as_bytes(), path, &Method::GET, &HeaderMap::new())
         .map(|r| &*r.name)
 }
 
@@ -89,7 +89,7 @@ fn methods_and_headers() {
     let mut h = HeaderMap::new();
     assert_eq!(
         router
-            .find("a", "/", &Method::GET, &h)
+            .find(b"a", "/", &Method::GET, &h)
             .unwrap()
             .name
             .as_ref(),
@@ -97,7 +97,7 @@ fn methods_and_headers() {
     );
     assert_eq!(
         router
-            .find("a", "/", &Method::POST, &h)
+            .find(b"a", "/", &Method::POST, &h)
             .unwrap()
             .name
             .as_ref(),
@@ -106,7 +106,7 @@ fn methods_and_headers() {
     h.insert("x-canary", HeaderValue::from_static("1"));
     assert_eq!(
         router
-            .find("a", "/", &Method::GET, &h)
+            .find(b"a", "/", &Method::GET, &h)
             .unwrap()
             .name
             .as_ref(),
@@ -115,7 +115,7 @@ fn methods_and_headers() {
     h.insert("x-canary", HeaderValue::from_static("2"));
     assert_eq!(
         router
-            .find("a", "/", &Method::GET, &h)
+            .find(b"a", "/", &Method::GET, &h)
             .unwrap()
             .name
             .as_ref(),
@@ -124,7 +124,7 @@ fn methods_and_headers() {
     h.insert("authorization", HeaderValue::from_static("Bearer x"));
     assert_eq!(
         router
-            .find("a", "/", &Method::GET, &h)
+            .find(b"a", "/", &Method::GET, &h)
             .unwrap()
             .name
             .as_ref(),
@@ -143,15 +143,15 @@ fn host_normalisation() {
     let mut buf = [0u8; MAX_HOST];
     assert_eq!(
         normalize_host(b"API.Example.COM:8080", &mut buf),
-        "api.example.com"
+        b"api.example.com"
     );
     let mut buf = [0u8; MAX_HOST];
-    assert_eq!(normalize_host(b"example.com.", &mut buf), "example.com");
+    assert_eq!(normalize_host(b"example.com.", &mut buf), b"example.com");
     let mut buf = [0u8; MAX_HOST];
-    assert_eq!(normalize_host(b"[::1]:8080", &mut buf), "[::1]");
+    assert_eq!(normalize_host(b"[::1]:8080", &mut buf), b"[::1]");
     let mut buf = [0u8; MAX_HOST];
-    assert_eq!(normalize_host(b"plain", &mut buf), "plain");
+    assert_eq!(normalize_host(b"plain", &mut buf), b"plain");
     let long = vec![b'a'; 300];
     let mut buf = [0u8; MAX_HOST];
-    assert_eq!(normalize_host(&long, &mut buf), "");
+    assert_eq!(normalize_host(&long, &mut buf), b"");
 }
