@@ -5,6 +5,9 @@
 #
 #   N=10000 INFLIGHT_N=8000 PROXIES="edgeplane nginx haproxy" MODES="idle inflight"
 #
+# MODES may add idle-tls: the idle case with the proxies terminating TLS (one EC P-256 certificate,
+# TLS 1.2 and 1.3, ALPN http/1.1, no session cache or tickets; TLS_N connections, default N).
+#
 # Per proxy and mode: RSS before (after one warm-up request) and with the connections held, and the
 # difference divided by the connections. nginx counts master and worker. INFLIGHT_N defaults to 8,000
 # because a proxy holds two descriptors per connection in flight and this machine's hard limit is
@@ -42,8 +45,25 @@ wait_established() {
     return 1
 }
 
-start_proxy() { # name listen-port backend-port -> pid in PROXY_PID
-    local name=$1 port=$2 backend=$3
+# One certificate for every proxy's TLS listener (mode idle-tls).
+tls_files() {
+    [ -f "$TMP/tls/cert.pem" ] && return 0
+    mkdir -p "$TMP/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench \
+        -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>"$TMP/tls/openssl.log"
+    cat "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >"$TMP/tls/combined.pem"
+}
+
+start_proxy() { # name listen-port backend-port [tls] -> pid in PROXY_PID
+    local name=$1 port=$2 backend=$3 tls=${4:-}
+    local e_tls="" n_ssl="" n_tls="" h_ssl=""
+    if [ -n "$tls" ]; then
+        tls_files
+        e_tls=$(printf '[node.listeners.tls]\nalpn = ["http/1.1"]\n[[certificates]]\ncert = "%s"\nkey = "%s"' "$TMP/tls/cert.pem" "$TMP/tls/key.pem")
+        n_ssl=" ssl"
+        n_tls="ssl_certificate $TMP/tls/cert.pem; ssl_certificate_key $TMP/tls/key.pem; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets off; ssl_session_cache off;"
+        h_ssl=" ssl crt $TMP/tls/combined.pem ssl-min-ver TLSv1.2 no-tls-tickets alpn http/1.1"
+    fi
     case $name in
         edgeplane)
             cat >"$TMP/e.toml" <<CONF
@@ -52,6 +72,7 @@ id = "mem"
 workers = 1
 [[node.listeners]]
 address = "127.0.0.1:$port"
+$e_tls
 [[routes]]
 cluster = "b"
 [clusters.b.timeouts]
@@ -64,7 +85,8 @@ CONF
         nginx)
             NGINX_PROXY_CONNECTIONS=19000 bench_nginx_proxy "upstream b { server 127.0.0.1:$backend; keepalive 512; }
     server {
-        listen 127.0.0.1:$port backlog=4096;
+        listen 127.0.0.1:$port$n_ssl backlog=4096;
+        $n_tls
         location / {
             proxy_pass http://b;
             proxy_http_version 1.1;
@@ -90,7 +112,7 @@ defaults
     timeout server 300s
     timeout http-keep-alive 300s
 frontend fe
-    bind 127.0.0.1:$port
+    bind 127.0.0.1:$port$h_ssl
     default_backend be
 backend be
     server b1 127.0.0.1:$backend
@@ -105,11 +127,14 @@ CONF
 echo "| proxy | mode | connections | RSS before | RSS held | per connection |"
 echo "|---|---|---:|---:|---:|---:|"
 for mode in $MODES; do
-    n=$N
-    [ "$mode" = idle ] || n=$INFLIGHT_N
+    case $mode in
+        idle) n=$N ;;
+        idle-tls) n=${TLS_N:-$N} ;;
+        *) n=$INFLIGHT_N ;;
+    esac
     for name in $PROXIES; do
         read -r B P <<<"$(free_ports 2)"
-        if [ "$mode" = idle ]; then
+        if [ "$mode" != inflight ]; then
             bench_nginx "server { listen 127.0.0.1:$B backlog=4096; keepalive_timeout 300s; location / { return 200 ok; } }"
         else
             taskset -c "$LOAD_CPU" python3 "$HOLD" backend "$B" >/dev/null &
@@ -118,9 +143,13 @@ for mode in $MODES; do
         BACKEND_PID=${PIDS[-1]}
         wait_port_tcp() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
         wait_port_tcp "$B"
-        start_proxy "$name" "$P" "$B"
+        tls=""; [ "$mode" = idle-tls ] && tls=tls
+        start_proxy "$name" "$P" "$B" $tls
         wait_port_tcp "$P"
-        if [ "$mode" = idle ]; then curl -fsS -o /dev/null "http://127.0.0.1:$P/2b"; fi
+        case $mode in
+            idle) curl -fsS -o /dev/null "http://127.0.0.1:$P/2b" ;;
+            idle-tls) curl -fsSk -o /dev/null "https://127.0.0.1:$P/2b" ;;
+        esac
         before=$(rss_kb "$PROXY_PID")
         exec {hold_in}> >(taskset -c "$LOAD_CPU" python3 "$HOLD" clients "$P" "$n" "$mode" >"$TMP/hold.out")
         HOLDER=$!

@@ -2,6 +2,7 @@
 """Holds many connections for benches/load/conn-memory.sh.
 
   conn_hold.py clients PORT N idle      N keep-alive connections, one request answered on each
+  conn_hold.py clients PORT N idle-tls  the same over TLS (ALPN http/1.1, the certificate not checked)
   conn_hold.py clients PORT N inflight  N connections, each with one request sent and unanswered
   conn_hold.py backend PORT             an HTTP server that reads requests and never answers
 
@@ -9,16 +10,25 @@
 `backend` prints "listening" and holds every connection it accepts until killed.
 """
 import asyncio
+import ssl
 import sys
 
 REQUEST = b"GET /2b HTTP/1.1\r\nHost: bench\r\nUser-Agent: conn-hold\r\n\r\n"
 
 
-async def one(port, mode, held):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+def tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def one(port, mode, held, tls):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
     writer.write(REQUEST)
     await writer.drain()
-    if mode == "idle":
+    if mode in ("idle", "idle-tls"):
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
         for line in head.split(b"\r\n"):
@@ -33,10 +43,11 @@ async def one(port, mode, held):
 async def clients(port, n, mode):
     held = []
     sem = asyncio.Semaphore(256)  # connects at once, so the listen backlog never overflows
+    tls = tls_context() if mode == "idle-tls" else None
 
     async def limited():
         async with sem:
-            await one(port, mode, held)
+            await one(port, mode, held, tls)
 
     await asyncio.gather(*(limited() for _ in range(n)))
     print(f"ready {len(held)}", flush=True)

@@ -1,14 +1,14 @@
 //! TLS termination through a real node, with certificates made at test time: SNI selection (exact,
 //! wildcard, default), HTTP/2 and HTTP/1.1 by ALPN (a Rust client and curl --http2), rotation of the
-//! certificate files under concurrent load with zero failed requests and live connections kept, and a
-//! bad certificate rejected whole while the old one stays.
+//! certificate files under concurrent load with zero failed requests and live connections kept, a
+//! bad certificate rejected whole while the old one stays, and idle TLS connections parking.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::start_node;
-use edgeplane_tests::{eventually, tls_request, Backend, TestPki, TlsConn};
+use edgeplane_tests::{eventually, tls_request, Backend, Client, TestPki, TlsConn};
 use http::StatusCode;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -256,4 +256,49 @@ async fn a_push_with_a_bad_certificate_is_rejected_and_changes_nothing() {
     assert_eq!(node.tables().load().hash, before);
     let r = tls_request(addr, "p.test", &pki.ca_pem, &[]).await.unwrap();
     assert_eq!((r.status, r.peer_cert), (StatusCode::OK, der(&good.0)));
+}
+
+/// The node's `edgeplane_connections_parked` gauge, read from its admin listener.
+async fn parked(admin: &Client) -> usize {
+    let metrics = admin.get("admin", "/metrics").await.body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("edgeplane_connections_parked "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as usize)
+}
+
+/// An idle TLS keep-alive connection parks like a cleartext one (hyper's state goes, the TLS session
+/// stays), is woken by the client's next record, and serves it on the same connection, again and
+/// again.
+#[tokio::test]
+async fn an_idle_tls_connection_parks_and_serves_its_next_requests() {
+    let pki = TestPki::new();
+    let cert = pki.server(&["p.test"]);
+    let backend = Backend::named("b").await;
+    let cfg = format!(
+        "[node]\nadmin = \"127.0.0.1:0\"\n{}",
+        tls_config(&backend, &inline_cert(&cert))
+    );
+    let (node, addr) = start_node(&cfg).await;
+    let admin = Client::new(node.admin_addr().unwrap());
+    let mut conn = TlsConn::open(addr, "p.test", &pki.ca_pem, &["http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(conn.alpn.as_deref(), Some("http/1.1"));
+    for round in 0..3 {
+        let (status, backend) = conn.get().await.unwrap();
+        assert_eq!(
+            (status, backend.as_str()),
+            (StatusCode::OK, "b"),
+            "request {round}"
+        );
+        eventually(Duration::from_secs(10), "the TLS connection parked", || {
+            let admin = admin.clone();
+            async move { parked(&admin).await == 1 }
+        })
+        .await;
+    }
+    // Parked a third time, it still answers.
+    let (status, _) = conn.get().await.unwrap();
+    assert_eq!(status, StatusCode::OK);
 }

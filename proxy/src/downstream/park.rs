@@ -9,8 +9,12 @@
 //! connection's own task checks again that it is idle (between two polls of hyper, so nothing moves
 //! meanwhile), then asks hyper to close it gracefully: an idle hyper connection finishes at once, and
 //! its socket, with anything hyper had read of a next request, comes back through
-//! [`crate::downstream::rewind::Rewind`], which skips the socket's shutdown while parking. Only cleartext connections park:
-//! a TLS session may hold decrypted bytes that no socket readiness would announce.
+//! [`crate::downstream::rewind::Rewind`], which skips the socket's shutdown while parking (for TLS,
+//! no `close_notify` goes out: the session goes on).
+//!
+//! TLS connections park too (their rustls session stays, hyper's buffers go): a session may hold
+//! decrypted bytes, a peer's `close_notify` or TLS bytes still to send that no socket readiness
+//! would announce, so a parked TLS connection wakes at once when it does.
 
 use crate::downstream::idle::Tracked;
 use std::io;
@@ -37,9 +41,16 @@ impl Socket for Tracked<TcpStream> {
 }
 
 impl Socket for tokio_rustls::server::TlsStream<Tracked<TcpStream>> {
-    const PARKABLE: bool = false;
+    const PARKABLE: bool = true;
 
-    fn poll_read_ready(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Pending
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (tcp, session) = self.get_ref();
+        // Plaintext or a close_notify already taken off the socket, or records still to write:
+        // hyper must run to see them (a new hyper connection reads, or flushes, and parks again
+        // once idle).
+        if !session.wants_read() || session.wants_write() {
+            return Poll::Ready(Ok(()));
+        }
+        tcp.get_ref().poll_read_ready(cx)
     }
 }
