@@ -1,5 +1,6 @@
 //! The `edgeplane` binary as a user runs it: `check`, `run --config` with 64 MiB bodies streamed both
-//! ways in bounded memory, and graceful exit on SIGTERM.
+//! ways in bounded memory, graceful exit on SIGTERM, and requests waiting out a node that ran out of
+//! file descriptors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +23,15 @@ async fn run_node_with(
     config: &str,
     node_extra: &str,
 ) -> (Proc, std::net::SocketAddr, tempfile::TempDir) {
+    run_node_limited(config, node_extra, None).await
+}
+
+/// A node process; with `max_files`, its open file limit (`ulimit -n`) is set that low.
+async fn run_node_limited(
+    config: &str,
+    node_extra: &str,
+    max_files: Option<u32>,
+) -> (Proc, std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.toml");
     let port = free_port();
@@ -31,7 +41,15 @@ async fn run_node_with(
         state.display()
     );
     std::fs::write(&path, text).unwrap();
-    let child = Command::new(BIN)
+    let mut command = match max_files {
+        None => Command::new(BIN),
+        Some(n) => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+            sh
+        }
+    };
+    let child = command
         .args(["run", "--config"])
         .arg(&path)
         .env("RUST_LOG", "warn")
@@ -502,4 +520,54 @@ async fn heartbeat_and_scale_commands_change_a_running_node() {
         served_by("none"),
     )
     .await;
+}
+
+/// A node out of file descriptors (many clients, each with a request in flight, each needing an
+/// upstream connection) does not fail the requests it cannot open a connection for: they wait for a
+/// connection to come back and are answered on it. The node's counter shows the connects that failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_out_a_node_without_file_descriptors() {
+    // The backend's own latency: a connection comes back every 200 ms per request it served.
+    let slow = Backend::with("slow", |_req| async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        edgeplane_tests::text(StatusCode::OK, "slow")
+    })
+    .await;
+    let admin_port = free_port();
+    let (_node, addr, _dir) = run_node_limited(
+        &format!(
+            "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+            endpoints("c", &[(&slow, 1)])
+        ),
+        &format!("admin = \"127.0.0.1:{admin_port}\""),
+        Some(96),
+    )
+    .await;
+    // 48 client connections and as many upstream ones need more than 96 descriptors with the
+    // node's own (listeners, the runtime's, logs).
+    let client = Client::new(addr);
+    let requests: Vec<_> = (0..48)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.get("a", "/").await })
+        })
+        .collect();
+    for r in requests {
+        let resp = r.await.unwrap();
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
+    }
+    // The client's keep-alive connections hold the node's descriptors: closed, the admin listener
+    // can accept again.
+    drop(client);
+    let metrics = Client::new(([127, 0, 0, 1], admin_port).into())
+        .get("admin", "/metrics")
+        .await
+        .body;
+    let local: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("edgeplane_upstream_local_connect_errors_total{cluster=\"c\"} ")
+        })
+        .map_or(0.0, |v| v.trim().parse().unwrap());
+    assert!(local > 0.0, "no connect ran out of descriptors:\n{metrics}");
 }

@@ -263,6 +263,11 @@ async fn connection(
 
 /// A new connection within the cluster's limits, or a pooled one that went idle while this try
 /// waited for a place.
+///
+/// A connect that fails for lack of this node's own resources (out of file descriptors or ports:
+/// many clients each with a request in flight) does not fail the request: the try waits, as a
+/// pending request does at `max_connections`, for a connection of the cluster to come back or close,
+/// then takes it from the pool or connects again, until its deadline.
 async fn open(
     upstream: &Upstream,
     settings: &Settings<'_>,
@@ -280,25 +285,51 @@ async fn open(
         );
         return Err(Failure::connect(error));
     }
-    match connection_slot(upstream, settings.limits, deadline, h1_client).await? {
-        Slot::Pooled(s) => {
-            *pooled_taken += 1;
-            Ok(s)
+    loop {
+        let slot = match connection_slot(upstream, settings.limits, deadline, h1_client).await? {
+            Slot::Pooled(s) => {
+                *pooled_taken += 1;
+                return Ok(s);
+            }
+            Slot::New(slot) => slot,
+        };
+        // Boxed: connecting (TLS and HTTP/2 handshakes) is a large future, and the request's h1_client
+        // future stays small when it is not in it (most requests reuse a pooled connection).
+        let connecting = Box::pin(conn::connect(
+            upstream.address,
+            settings.timeouts.connect,
+            slot,
+            settings.tls,
+            settings.h2c,
+        ));
+        let error = match connecting.await {
+            Ok(sender) => {
+                upstream.pool.share(&sender);
+                return Ok(sender);
+            }
+            Err(error) => error,
+        };
+        let ProxyError::Connect(ConnectCause::Local, detail) = &error else {
+            return Err(Failure::connect(error));
+        };
+        let waited = tokio::time::timeout_at(
+            deadline,
+            upstream.cluster.wait_for_slot(settings.limits.max_pending),
+        )
+        .await;
+        match waited {
+            // Out of time or of places to wait: the request fails with the connect's error (counted
+            // with the try's failure).
+            Err(_) | Ok(None) => return Err(Failure::connect(error)),
+            // Waited out: counted here.
+            Ok(Some(())) => upstream
+                .cluster
+                .outliers
+                .local_wait(upstream.address, detail),
         }
-        Slot::New(slot) => {
-            // Boxed: connecting (TLS and HTTP/2 handshakes) is a large future, and the request's h1_client
-            // future stays small when it is not in it (most requests reuse a pooled connection).
-            let timeout = settings.timeouts.connect;
-            let connecting = Box::pin(conn::connect(
-                upstream.address,
-                timeout,
-                slot,
-                settings.tls,
-                settings.h2c,
-            ));
-            let sender = connecting.await.map_err(Failure::connect)?;
-            upstream.pool.share(&sender);
-            Ok(sender)
+        if let Some(s) = upstream.pool.take(h1_client, Instant::now().into_std()) {
+            *pooled_taken += 1;
+            return Ok(s);
         }
     }
 }

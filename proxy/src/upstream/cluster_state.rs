@@ -136,7 +136,7 @@ impl ClusterState {
             return None;
         }
         self.opened.fetch_add(1, Relaxed);
-        Some(ConnSlot(self.clone()))
+        Some(ConnSlot(self.clone(), true))
     }
 
     /// Upstream connections the cluster opened on this node, ever.
@@ -205,21 +205,31 @@ impl Drop for Admission {
     }
 }
 
-/// An open upstream connection's place in its cluster's count; dropped with the connection.
+/// An open upstream connection's place in its cluster's count; dropped with the connection, which
+/// wakes a request waiting for a place (unless the place was given back quietly).
 #[derive(Debug)]
-pub(crate) struct ConnSlot(Arc<ClusterState>);
+pub(crate) struct ConnSlot(Arc<ClusterState>, bool);
 
 impl ConnSlot {
     /// Wakes a request of the cluster waiting for a connection slot (this connection went idle).
     pub(crate) fn notify(&self) {
         self.0.slot_freed();
     }
+
+    /// Gives the place back without waking a waiting request: its connect failed for lack of this
+    /// node's own resources, which freed nothing a waiter could use (waking one would only have it
+    /// fail the same way and wake the next).
+    pub(crate) fn give_back_quietly(mut self) {
+        self.1 = false;
+    }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Relaxed);
-        self.0.slot_freed();
+        if self.1 {
+            self.0.slot_freed();
+        }
     }
 }
 

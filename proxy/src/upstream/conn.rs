@@ -161,7 +161,13 @@ pub(crate) async fn connect(
 ) -> Result<Sender, ProxyError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(ProxyError::Connect(ConnectCause::of(&e), e.to_string())),
+        Ok(Err(e)) => {
+            let cause = ConnectCause::of(&e);
+            if cause == ConnectCause::Local {
+                slot.give_back_quietly();
+            }
+            return Err(ProxyError::Connect(cause, e.to_string()));
+        }
         Err(_) => {
             return Err(ProxyError::Connect(
                 ConnectCause::TimedOut,

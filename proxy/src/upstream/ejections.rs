@@ -85,6 +85,22 @@ impl ClusterBook {
     /// Counts a connect failure caused by this node's own resources, and logs it (at most once a
     /// second per cluster).
     pub(crate) fn local_error(&self, cluster: &str, endpoint: std::net::SocketAddr, error: &str) {
+        if self.count_local() {
+            tracing::warn!(%cluster, %endpoint, error, "connect failed for lack of local resources (file descriptors, ports, memory); not charged to the endpoint");
+        }
+    }
+
+    /// Counts a connect failure caused by this node's own resources that a request waited out (until
+    /// a connection of the cluster came back or closed), and logs it (at most once a second per
+    /// cluster).
+    pub(crate) fn local_wait(&self, endpoint: std::net::SocketAddr, error: &str) {
+        if self.count_local() {
+            tracing::warn!(%endpoint, error, "connect failed for lack of local resources (file descriptors, ports, memory); the request waited for a connection to come back");
+        }
+    }
+
+    /// Counts a local connect failure; whether it is the first of this second (to be logged).
+    fn count_local(&self) -> bool {
         self.local_errors.fetch_add(1, Relaxed);
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let now = START
@@ -92,8 +108,6 @@ impl ClusterBook {
             .elapsed()
             .as_secs()
             + 1;
-        if self.local_logged.swap(now, Relaxed) != now {
-            tracing::warn!(%cluster, %endpoint, error, "connect failed for lack of local resources (file descriptors, ports, memory); not charged to the endpoint");
-        }
+        self.local_logged.swap(now, Relaxed) != now
     }
 }
