@@ -17,8 +17,8 @@ use std::time::Duration;
 pub(crate) struct Served {
     /// When the request's head arrived (also the clock of its rate limits).
     pub(crate) received: std::time::Instant,
-    /// When the answer that was not retried, or the last one, arrived (the clock is read once for
-    /// the endpoint's latency and the request's duration).
+    /// When the upstream's answer the client gets arrived (`None` until then, and again after a
+    /// retried one): the clock is read once for the endpoint's latency and the request's duration.
     pub(crate) answered: Option<std::time::Instant>,
     /// The matched route's metrics (for the cluster that served it).
     pub(crate) metrics: Option<Arc<RouteMetrics>>,

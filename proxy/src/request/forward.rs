@@ -152,6 +152,8 @@ async fn forward(
         in_flight = attempts.advance(in_flight, next);
         req = again;
         sent = tokio::time::Instant::now();
+        // A retried answer is not the request's end: its duration runs on.
+        served.answered = None;
     }
 }
 
