@@ -13,7 +13,8 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, Proc, BIN};
+use common::{Proc, BIN};
+use edgeplane_tests::free_port;
 
 async fn run_node(config: &str) -> (Proc, std::net::SocketAddr, tempfile::TempDir) {
     run_node_with(config, "").await

@@ -19,7 +19,8 @@ use tokio::net::TcpStream;
 
 mod common;
 
-use common::{free_port, Proc, BIN};
+use common::{Proc, BIN};
+use edgeplane_tests::free_port;
 
 /// `edgeplane run --config CONFIG`, with `--upgrade` if asked.
 fn edgeplane_run(config: &Path, upgrade: bool) -> Proc {

@@ -42,6 +42,24 @@ where
     }
 }
 
+/// A free loopback port, bound and released for a server or node to bind right away. Never the
+/// same port twice in one test process: a port released at once can come back on the next bind (a
+/// node's listener and admin port picked one after the other once were the same).
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free loopback port: {e}"));
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
 /// A node config with one listener on `127.0.0.1:0`, followed by `rest` (routes and clusters).
 pub fn node_config(rest: &str) -> String {
     format!("[node]\nid = \"test-node\"\n[[node.listeners]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n{rest}")

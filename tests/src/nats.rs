@@ -2,6 +2,7 @@
 //! machine's server on 4222. Stopped (killed) when dropped; [`NatsServer::stop`] and
 //! [`NatsServer::restart`] simulate outages.
 
+use crate::free_port;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -139,15 +140,6 @@ pub struct NatsCluster {
     /// The servers, by index.
     pub servers: Vec<NatsServer>,
     monitors: Vec<u16>,
-}
-
-/// A free loopback port (bound, then released for a server to bind).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl NatsCluster {

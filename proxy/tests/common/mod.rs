@@ -1,4 +1,4 @@
-//! What the binary's tests share: free ports and `edgeplane` processes.
+//! What the binary's tests share: `edgeplane` processes (free ports come from `edgeplane_tests`).
 
 // Each test file uses part of this.
 #![allow(dead_code)]
@@ -8,15 +8,6 @@ use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgeplane");
-
-/// A free loopback port: bound, read, released. The node binds it again right away.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process, killed if the test ends first.
 pub struct Proc(pub Child);

@@ -27,9 +27,20 @@ pub fn edgeplane_bin() -> anyhow::Result<PathBuf> {
 
 /// A free loopback port (bound, then released for the child to bind).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(free_ports::<1>()?[0])
+}
+
+/// `N` different free loopback ports: all are held until the last is found (ports picked one after
+/// another, each released at once, can come back the same).
+pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let held = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&held) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// One `edgeplane run` process.
@@ -56,7 +67,7 @@ impl EdgeNode {
         nats: &str,
         routing: &str,
     ) -> anyhow::Result<EdgeNode> {
-        let (port, admin_port) = (free_port()?, free_port()?);
+        let [port, admin_port] = free_ports()?;
         let nats = if nats.is_empty() {
             String::new()
         } else {
