@@ -572,3 +572,41 @@ async fn requests_wait_out_a_node_without_file_descriptors() {
         .map_or(0.0, |v| v.trim().parse().unwrap());
     assert!(local > 0.0, "no connect ran out of descriptors:\n{metrics}");
 }
+
+/// A node whose descriptors are all held by idle keep-alive clients still serves new clients: an
+/// accept that fails for want of a descriptor closes an idle connection to make room, as the
+/// connection limit does, instead of leaving new clients in the backlog until an idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_clients_are_served_when_idle_ones_hold_every_descriptor() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::named("b").await;
+    let (_node, addr, _dir) = run_node_limited(
+        &format!(
+            "[[routes]]\ncluster = \"c\"\n[clusters.c]\n{}",
+            endpoints("c", &[(&backend, 1)])
+        ),
+        "",
+        Some(64),
+    )
+    .await;
+    // More clients, one after another, each kept open after its answer, than the node has
+    // descriptors.
+    let mut held = Vec::new();
+    for i in 0..100 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut head))
+            .await
+            .unwrap_or_else(|_| panic!("client {i} was not answered"))
+            .unwrap();
+        assert!(
+            head[..n].starts_with(b"HTTP/1.1 200"),
+            "client {i}: {:?}",
+            String::from_utf8_lossy(&head[..n])
+        );
+        held.push(c);
+    }
+}

@@ -94,14 +94,13 @@ impl Server {
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) {
         let mut phase = self.phase.clone();
+        let mut logged = None;
         loop {
             let (stream, peer) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(pair) => pair,
                     Err(e) => {
-                        // EMFILE and friends: back off briefly instead of spinning.
-                        tracing::warn!(listener = %name, error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        self.accept_failed(&name, &e, &mut logged).await;
                         continue;
                     }
                 },
@@ -139,6 +138,25 @@ impl Server {
     /// Downstream connections open now, across this server's listeners.
     pub(crate) fn open_connections(&self) -> Arc<AtomicUsize> {
         self.open.clone()
+    }
+
+    /// An accept failed (out of file descriptors, typically: `EMFILE`, `ENFILE`): logged at most once
+    /// a second; an idle keep-alive connection is asked to close to free a descriptor, as at the
+    /// connection limit, and the loop backs off briefly instead of spinning.
+    async fn accept_failed(
+        &self,
+        listener: &str,
+        error: &std::io::Error,
+        logged: &mut Option<std::time::Instant>,
+    ) {
+        if logged.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+            tracing::warn!(listener, %error, "accept failed; closing an idle keep-alive connection to make room");
+            *logged = Some(std::time::Instant::now());
+        }
+        self.shed.ask();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Taken by an idle connection meanwhile, or withdrawn.
+        self.shed.settle();
     }
 
     /// Starts serving a connection just accepted: its task's future is a [`Connection`], which keeps
