@@ -94,6 +94,7 @@ const MAX_HEAD: usize = 16 * 1024;
 /// that idle clients of the admin listener cannot use up the node's file descriptors.
 pub(crate) async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut logged: Option<std::time::Instant> = None;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -101,8 +102,11 @@ pub(crate) async fn serve(listener: TcpListener, ctx: Arc<AdminContext>) {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "admin accept failed");
+                // EMFILE and friends: back off instead of spinning (and log once a second).
+                if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    logged = Some(std::time::Instant::now());
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
