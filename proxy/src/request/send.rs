@@ -126,10 +126,10 @@ impl Answer {
 }
 
 /// Sends `req`, with its `added` headers, to `upstream` and waits for the response headers until
-/// `deadline` (the try started at `sent`, the clock its pooled connections' idleness is read by). A pooled connection that turns out dead before the request went out is replaced
-/// transparently (hyper hands the unsent request back; the h1_client client keeps it until a response
-/// comes, and an idempotent request that got nothing back on a pooled connection goes again on
-/// another).
+/// `deadline` (the try started at `sent`, the clock its pooled connections' idleness is read by). A
+/// pooled connection that turns out dead before the request went out is replaced transparently
+/// (hyper hands the unsent request back; the h1_client client keeps it until a response comes, and
+/// an idempotent request that got nothing back on a pooled connection goes again on another).
 pub(crate) async fn send(
     upstream: &Upstream,
     settings: &Settings<'_>,
