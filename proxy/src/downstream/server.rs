@@ -141,8 +141,11 @@ impl Server {
     }
 
     /// An accept failed (out of file descriptors, typically: `EMFILE`, `ENFILE`): logged at most once
-    /// a second; an idle keep-alive connection is asked to close to free a descriptor, as at the
-    /// connection limit, and the loop backs off briefly instead of spinning.
+    /// a second, and the loop backs off briefly instead of spinning.
+    ///
+    /// Closing an idle keep-alive connection to free a descriptor, as at the connection limit, was
+    /// tried and withdrawn: a connection just accepted counts as idle until its first request is
+    /// read, and closing it with that request unread resets the client.
     async fn accept_failed(
         &self,
         listener: &str,
@@ -150,13 +153,10 @@ impl Server {
         logged: &mut Option<std::time::Instant>,
     ) {
         if logged.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
-            tracing::warn!(listener, %error, "accept failed; closing an idle keep-alive connection to make room");
+            tracing::warn!(listener, %error, "accept failed");
             *logged = Some(std::time::Instant::now());
         }
-        self.shed.ask();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        // Taken by an idle connection meanwhile, or withdrawn.
-        self.shed.settle();
     }
 
     /// Starts serving a connection just accepted: its task's future is a [`Connection`], which keeps

@@ -1,8 +1,7 @@
 //! Making room at the connection limit: when every `max_connections` slot is taken and a client
-//! waits to be accepted, or an accept failed for want of a file descriptor, idle keep-alive
-//! connections (no request being answered, nothing of a next request read) close, as nginx does
-//! with its reusable connections, so that new clients are served instead of waiting for an idle
-//! timeout.
+//! waits to be accepted, idle keep-alive connections (no request being answered, nothing of a next
+//! request read) close, as nginx does with its reusable connections, so that new clients are served
+//! instead of waiting for an idle timeout.
 //!
 //! The accept loop asks for as many closures as it has clients waiting; the watcher
 //! ([`crate::downstream::watcher`]) looks through the connections when asked and at each of its
