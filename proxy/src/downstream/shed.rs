@@ -44,9 +44,12 @@ impl Shed {
     }
 
     /// Whether the connection with these counters should close now to make room: closures are
-    /// wanted, it is idle, and it takes one.
+    /// wanted, it is an idle keep-alive connection (it has had a request, and is between requests),
+    /// and it takes one. A connection that has had no request yet is never taken: until its first
+    /// bytes are read it looks idle, and closing it with its request unread resets the client.
     pub(crate) fn take_if_idle(&self, c: &Counters) -> bool {
-        if self.wanted.load(Relaxed) == 0 || !c.idle() {
+        let had_a_request = c.requests.load(Relaxed) >> 32 != 0;
+        if self.wanted.load(Relaxed) == 0 || !had_a_request || !c.idle() {
             return false;
         }
         self.wanted
@@ -62,12 +65,19 @@ mod tests {
     #[test]
     fn closures_are_taken_once_and_only_by_idle_connections() {
         let shed = Shed::default();
+        let fresh = Counters::default();
+        // One request answered: a head received, none being answered.
         let idle = Counters::default();
+        idle.requests.fetch_add(1 << 32, Relaxed);
         assert!(!shed.take_if_idle(&idle), "nothing asked");
         shed.ask();
         shed.ask();
+        assert!(
+            !shed.take_if_idle(&fresh),
+            "a connection without a request yet (its first may be unread)"
+        );
         let busy = Counters::default();
-        busy.requests.fetch_add(1, Relaxed);
+        busy.requests.fetch_add((1 << 32) + 1, Relaxed);
         assert!(!shed.take_if_idle(&busy), "a request is being answered");
         assert!(shed.take_if_idle(&idle));
         shed.settle();
