@@ -114,3 +114,34 @@ pub async fn publisher(url: String) -> anyhow::Result<async_nats::Client> {
     .connect(Default::default())
     .await?)
 }
+
+/// Starts a fleet of `nodes` in-process nodes (`n0`, `n1`...), each with its own NATS connection to
+/// `nats_url`, its state under `state_dir`, one listener on a free port and the routing `routing`
+/// (TOML), each following the bus; returns once every node has joined.
+pub async fn start_fleet(
+    nodes: u64,
+    nats_url: &str,
+    state_dir: &std::path::Path,
+    routing: &str,
+) -> anyhow::Result<
+    Vec<(
+        edgeplane_proxy::NodeHandle,
+        edgeplane_proxy::fleet::Controller,
+    )>,
+> {
+    use anyhow::Context as _;
+    let mut fleet = Vec::new();
+    for i in 0..nodes {
+        let text = format!(
+            "[node]\nid = \"n{i}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{nats_url}\"]\n\
+             [[node.listeners]]\naddress = \"127.0.0.1:0\"\n{routing}",
+            state_dir.join(format!("n{i}")).display(),
+        );
+        let node = edgeplane_proxy::NodeHandle::start(&edgeplane_config::from_toml(&text)?).await?;
+        let controller = edgeplane_proxy::fleet::join(&node)
+            .await?
+            .context("node follows NATS")?;
+        fleet.push((node, controller));
+    }
+    Ok(fleet)
+}

@@ -10,9 +10,7 @@
 //!
 //! `cargo run --release -p edgeplane-benches --bin heartbeat-fleet [-- NODES INSTANCES SECONDS]`
 
-use anyhow::Context as _;
 use edgeplane_bus::encode;
-use edgeplane_proxy::fleet::join;
 use edgeplane_proxy::NodeHandle;
 use edgeplane_tests::NatsServer;
 use std::sync::atomic::Ordering::Relaxed;
@@ -32,19 +30,8 @@ async fn main() -> anyhow::Result<()> {
     let nats = NatsServer::start(&[]);
     let state = tempfile::tempdir()?;
 
-    let mut fleet = Vec::new();
-    for i in 0..nodes {
-        let text = format!(
-            "[node]\nid = \"n{i}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n\
-             [[node.listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
-             [clusters.api]\nself_registration = true\n",
-            state.path().join(format!("n{i}")).display(),
-            nats.url()
-        );
-        let node = NodeHandle::start(&edgeplane_config::from_toml(&text)?).await?;
-        let controller = join(&node).await?.context("node follows NATS")?;
-        fleet.push((node, controller));
-    }
+    let routing = "[[routes]]\ncluster = \"api\"\n[clusters.api]\nself_registration = true\n";
+    let fleet = edgeplane_benches::start_fleet(nodes, &nats.url(), state.path(), routing).await?;
     let client = edgeplane_benches::publisher(nats.url()).await?;
     let mut beats = edgeplane_benches::heartbeats(instances);
 

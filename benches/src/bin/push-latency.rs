@@ -9,8 +9,6 @@ use anyhow::{bail, Context as _};
 use edgeplane_benches::routing_text;
 use edgeplane_bus::decode;
 use edgeplane_bus::wire::{AckStatus, ConfigAck};
-use edgeplane_proxy::fleet::join;
-use edgeplane_proxy::NodeHandle;
 use edgeplane_tests::NatsServer;
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
@@ -19,24 +17,12 @@ use std::time::{Duration, Instant};
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let pushes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
-    let nodes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
+    let nodes: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
     let nats = NatsServer::start(&[]);
     let state = tempfile::tempdir()?;
 
-    let mut fleet = Vec::new();
-    for i in 0..nodes {
-        let text = format!(
-            "[node]\nid = \"n{i}\"\nstate_dir = \"{}\"\n[node.nats]\nurls = [\"{}\"]\n\
-             [[node.listeners]]\naddress = \"127.0.0.1:0\"\n{}",
-            state.path().join(format!("n{i}")).display(),
-            nats.url(),
-            routing_text(1, 3, "round_robin", 0)
-        );
-        let config = edgeplane_config::from_toml(&text)?;
-        let node = NodeHandle::start(&config).await?;
-        let controller = join(&node).await?.context("node follows NATS")?;
-        fleet.push((node, controller));
-    }
+    let routing = routing_text(1, 3, "round_robin", 0);
+    let _fleet = edgeplane_benches::start_fleet(nodes, &nats.url(), state.path(), &routing).await?;
     let client = edgeplane_benches::publisher(nats.url()).await?;
     let js = async_nats::jetstream::new(client.clone());
     let kv = edgeplane_bus::jetstream::config_bucket(&js, "edge_config", 64, 1).await?;
