@@ -65,6 +65,9 @@ pub struct PushReport {
     pub rejected: BTreeMap<String, Vec<String>>,
     /// Nodes that were found before the push but did not answer in time.
     pub silent: BTreeSet<String>,
+    /// Per node that answered: the time from the write's confirmation by the server to its answer
+    /// arriving here (the answer's own trip back included).
+    pub answered_after: BTreeMap<String, Duration>,
 }
 
 impl PushReport {
@@ -197,7 +200,8 @@ pub async fn push(
         hash,
         ..PushReport::default()
     };
-    let deadline = Instant::now() + opts.timeout;
+    let written_at = Instant::now();
+    let deadline = written_at + opts.timeout;
     let mut waiting = expected_nodes.clone();
     while !waiting.is_empty() || expected_nodes.is_empty() {
         let msg = match tokio::time::timeout_at(deadline, acks.next()).await {
@@ -215,6 +219,9 @@ pub async fn push(
             continue;
         }
         waiting.remove(&ack.node);
+        report
+            .answered_after
+            .insert(ack.node.clone(), written_at.elapsed());
         match ack.status {
             AckStatus::Applied => {
                 report.applied.insert(ack.node);

@@ -158,11 +158,17 @@ fn print_report(report: &publish::PushReport) -> ExitCode {
         report.revision,
         &report.hash[..12]
     );
+    let after = |node: &String| {
+        report
+            .answered_after
+            .get(node)
+            .map_or(String::new(), |d| format!(" ({} ms)", d.as_millis()))
+    };
     for node in &report.applied {
-        println!("  applied   {node}");
+        println!("  applied   {node}{}", after(node));
     }
     for (node, errors) in &report.rejected {
-        println!("  rejected  {node}");
+        println!("  rejected  {node}{}", after(node));
         for e in errors {
             println!("              {e}");
         }
