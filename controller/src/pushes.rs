@@ -151,11 +151,15 @@ impl Pushes {
         let mut resync = tokio::time::interval(RESYNC);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.reset();
+        // The backstop's reads in flight. The watch is followed meanwhile: across a slow link a
+        // read takes a round trip, and an update the watch delivers must not wait for it.
+        let mut reading: Option<Reading<'_>> = None;
         loop {
             let next = async {
                 tokio::select! {
-                    entry = updates.next() => Some(entry),
-                    _ = resync.tick() => None,
+                    entry = updates.next() => Step::Entry(entry),
+                    reads = in_flight(&mut reading) => Step::Read(reads),
+                    _ = resync.tick(), if reading.is_none() => Step::Resync,
                 }
             };
             let Some(next) = link.unless_reconnected(next).await else {
@@ -163,28 +167,38 @@ impl Pushes {
                 return Ok(Ended::Reconnected);
             };
             match next {
-                Some(Some(entry)) => {
+                Step::Entry(Some(entry)) => {
                     let entry = entry.map_err(|e| e.to_string())?;
                     let fresh = seen.insert(entry.key.clone());
                     if self.take(known, &entry, fresh) {
                         self.follow(known);
                     }
                 }
-                Some(None) => return Ok(Ended::Closed),
+                Step::Entry(None) => return Ok(Ended::Closed),
                 // The backstop: a watch whose consumer lived on a server that died (on a NATS
                 // cluster, without this node's connection dropping) only notices after missed idle
                 // heartbeats; direct gets every second bound how stale a node can be. It also
                 // notices a rollout whose driver's lease ran out.
-                None => {
-                    if let Err(ended) = self.resync(&kv, &mut link, known).await {
-                        return Ok(ended);
+                Step::Resync => {
+                    reading = Some(Box::pin(read_keys(&kv, &[CONFIG_KEY, ROLLOUT_KEY])))
+                }
+                Step::Read(reads) => {
+                    let (read, rollout_read) = self.take_reads(known, reads);
+                    reading = None;
+                    if rollout_read && known.missing_candidate() {
+                        reading = Some(Box::pin(read_keys(&kv, &[CANDIDATE_KEY])));
+                    } else if read > 0 {
+                        // Only with the bucket read: a node cut off from NATS keeps serving what it
+                        // has.
+                        self.follow(known);
                     }
                 }
             }
         }
     }
 
-    /// Reads the keys directly, takes in what is newer than what was known, and serves the target.
+    /// Reads the keys directly (at once: one round trip), then the rollout's candidate if that
+    /// turns out to be missing, takes in what is newer than what was known, and serves the target.
     /// A failed read is logged (the watch or the next resync tries again); `Err(Reconnected)` when
     /// the connection came back meanwhile.
     async fn resync(
@@ -193,34 +207,43 @@ impl Pushes {
         link: &mut Link,
         known: &mut Bucket,
     ) -> Result<(), Ended> {
-        let mut keys = vec![CONFIG_KEY, ROLLOUT_KEY];
+        let mut keys: &[&'static str] = &[CONFIG_KEY, ROLLOUT_KEY];
         let mut read = 0;
-        while let Some(key) = keys.pop() {
-            let Some(entry) = link.unless_reconnected(kv.entry(key)).await else {
+        loop {
+            let Some(reads) = link.unless_reconnected(read_keys(kv, keys)).await else {
                 return Err(Ended::Reconnected);
             };
-            match entry {
-                Ok(Some(entry)) if entry.revision > known.revision(key) => {
-                    tracing::info!(
-                        key,
-                        revision = entry.revision,
-                        "read a newer revision than the watch delivered"
-                    );
-                    self.take(known, &entry, false);
-                    read += 1;
-                }
-                Ok(_) => read += 1,
-                Err(e) => tracing::debug!(error = %e, key, "reading the config bucket failed"),
+            let (n, rollout_read) = self.take_reads(known, reads);
+            read += n;
+            if !(rollout_read && known.missing_candidate()) {
+                break;
             }
-            if key == ROLLOUT_KEY && known.missing_candidate() {
-                keys.push(CANDIDATE_KEY);
-            }
+            keys = &[CANDIDATE_KEY];
         }
-        // Only with the bucket read: a node cut off from NATS keeps serving what it has.
         if read > 0 {
             self.follow(known);
         }
         Ok(())
+    }
+
+    /// Takes in the entries read directly: how many keys were read (found or absent), and whether
+    /// the rollout record was among them.
+    fn take_reads(&self, known: &mut Bucket, reads: Reads) -> (usize, bool) {
+        let (mut read, mut rollout_read) = (0, false);
+        for (key, entry) in reads {
+            let Some(entry) = entry else { continue };
+            read += 1;
+            rollout_read |= key == ROLLOUT_KEY;
+            if let Some(entry) = entry.filter(|e| e.revision > known.revision(key)) {
+                tracing::info!(
+                    key,
+                    revision = entry.revision,
+                    "read a newer revision than the watch delivered"
+                );
+                self.take(known, &entry, false);
+            }
+        }
+        (read, rollout_read)
     }
 
     /// Takes in one entry of the bucket (`fresh`: the first of its key since watching began);
@@ -348,6 +371,44 @@ impl Pushes {
             }
             let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
         });
+    }
+}
+
+/// What woke the watch loop.
+enum Step {
+    /// The watch delivered an entry, or ended (`None`).
+    Entry(Option<Result<kv::Entry, kv::WatcherError>>),
+    /// The backstop's reads came back.
+    Read(Reads),
+    /// Time for the backstop's reads.
+    Resync,
+}
+
+/// Keys read directly, each with its entry (`None`: the read failed and was logged).
+type Reads = Vec<(&'static str, Option<Option<kv::Entry>>)>;
+
+/// Direct reads in flight, borrowing the bucket's handle.
+type Reading<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Reads> + Send + 'a>>;
+
+/// Reads `keys` of the bucket directly, all at once.
+async fn read_keys(kv: &kv::Store, keys: &[&'static str]) -> Reads {
+    let reads = keys.iter().map(|&key| async move {
+        match kv.entry(key).await {
+            Ok(entry) => (key, Some(entry)),
+            Err(e) => {
+                tracing::debug!(error = %e, key, "reading the config bucket failed");
+                (key, None)
+            }
+        }
+    });
+    futures_util::future::join_all(reads).await
+}
+
+/// The reads in flight, if any; never resolves without.
+async fn in_flight(reading: &mut Option<Reading<'_>>) -> Reads {
+    match reading {
+        Some(fut) => fut.await,
+        None => std::future::pending().await,
     }
 }
 
