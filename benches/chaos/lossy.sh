@@ -84,7 +84,9 @@ summary() {
 }
 echo "over $PUSHES pushes: command start -> shown by every node: $(summary "${converged[@]}"); write -> slowest node's answer received: $(summary "${slowest[@]}")"
 for n in $(seq "$NODES"); do
-    echo "== node edge-$n: $(grep -E 'requests in|Socket errors|Non-2xx' "$TMP/wrk-$n.txt" | tr -s ' ' | tr '\n' ';')"
+    requests=$(awk '/requests in/ {print $1}' "$TMP/wrk-$n.txt")
+    failed=$(awk '/Socket errors/ {gsub(",", ""); s += $4 + $6 + $8 + $10} /Non-2xx/ {s += $NF} END {print s + 0}' "$TMP/wrk-$n.txt")
+    echo "== node edge-$n: $requests requests, $failed failed (wrk's socket errors and non-2xx answers)"
     count=$(metric "$n" edgeplane_config_push_apply_seconds_count) sum=$(metric "$n" edgeplane_config_push_apply_seconds_sum)
     echo "   write -> applied on this node (edgeplane_config_push_apply_seconds): mean $(awk -v s="$sum" -v c="$count" 'BEGIN {printf "%.0f", c ? 1000 * s / c : -1}') ms over $count pushes"
     echo "   revision $(revision "$n"), endpoints $(metric "$n" 'edgeplane_cluster_endpoints{cluster="api"}'), heartbeats expired $(metric "$n" edgeplane_heartbeats_expired_total), missed $(metric "$n" edgeplane_heartbeats_missed_total), bus connects $(metric "$n" edgeplane_bus_connects_total), disconnects $(metric "$n" edgeplane_bus_disconnects_total)"

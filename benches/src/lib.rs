@@ -65,16 +65,21 @@ pub fn process_usage(pid: &str) -> Option<String> {
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
     };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    let cpu = (ticks(11)? + ticks(12)?) / 100.0;
+    let cpu = cpu_seconds(pid)?;
     Some(format!(
         "RSS {:.0} MiB (peak {:.0} MiB), CPU {cpu:.1} s",
         kib("VmRSS:")? / 1024.0,
         kib("VmHWM:")? / 1024.0
     ))
+}
+
+/// CPU time (user + system) so far of process `pid` (a number or `self`), in seconds, from /proc.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// Heartbeats of `instances` instances `i-0`, `i-1`… of cluster `api` (unique loopback addresses,

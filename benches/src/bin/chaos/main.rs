@@ -11,7 +11,9 @@
 //! `backend-hang-unchecked`, `backend-restart` (a backend process SIGKILLed, SIGSTOPped with or
 //! without health checks, or killed and started again under load; `CHAOS_RUNS` runs each), `upgrade`
 //! (three binary upgrades in a row under load), `rate-limit` (a fleet rate limit on four nodes under
-//! skewed load, NATS killed half-way). Default: `outage convergence`.
+//! skewed load, NATS killed half-way), `heartbeat-burst` (heartbeats of `CHAOS_HB_INSTANCES` (1,000)
+//! instances at `CHAOS_HB_RATE` (250,000) a second for `CHAOS_HB_SECONDS` (10) into one node).
+//! Default: `outage convergence`.
 //! Environment: `CHAOS_NODES` (10), `CHAOS_CYCLES` (20), `CHAOS_CONNS` (16), `CHAOS_RUNS` (3),
 //! `EDGEPLANE_BIN`, `CHAOS_LOGS` (a folder that keeps each scenario's node configs and logs).
 //! `chaos backend NAME ADDR` is the backend process those scenarios start.
@@ -19,6 +21,7 @@
 
 mod backend_death;
 mod convergence;
+mod heartbeat_burst;
 mod load;
 mod outage;
 mod procs;
@@ -116,9 +119,18 @@ async fn main() -> anyhow::Result<()> {
             }
             "upgrade" => rows.push(upgrade::run(conns).await?),
             "rate-limit" => rows.push(rate_limit::run().await?),
+            "heartbeat-burst" => rows.push(
+                heartbeat_burst::run(&heartbeat_burst::Settings {
+                    instances: env_usize("CHAOS_HB_INSTANCES", 1_000)? as u64,
+                    rate: env_usize("CHAOS_HB_RATE", 250_000)? as u64,
+                    seconds: env_usize("CHAOS_HB_SECONDS", 10)? as u64,
+                })
+                .await?,
+            ),
             other => bail!(
                 "unknown scenario {other:?} (outage, outage-long, convergence, backend-kill, \
-                 backend-hang, backend-hang-unchecked, backend-restart, upgrade, rate-limit)"
+                 backend-hang, backend-hang-unchecked, backend-restart, upgrade, rate-limit, \
+                 heartbeat-burst)"
             ),
         }
     }

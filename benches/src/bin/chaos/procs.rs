@@ -142,6 +142,11 @@ impl EdgeNode {
         Ok(started.elapsed())
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     async fn ready(&self) -> bool {
         self.scraper
             .try_get("admin", "/readyz")
