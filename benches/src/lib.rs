@@ -6,6 +6,11 @@
 //!   endpoints, and what one balancer pick costs at 3, 100 and 10,000 endpoints.
 //! - `src/bin/push-latency.rs`: push → applied on every node of a 10-node fleet over a real
 //!   nats-server, p50/p99 over 100 pushes.
+//! - `src/bin/heartbeat-fleet.rs`, `src/bin/heartbeat-ingest.rs`: heartbeats taken in by many nodes,
+//!   and by one node per second of CPU.
+//! - `src/bin/reconnect-fleet.rs`: a fleet reconnecting after nats-server restarts: the spread of the
+//!   reconnections, the push right after, the server's consumers.
+//! - `src/bin/chaos/`: fault scenarios against the release binaries (RELIABILITY.md).
 //!
 //! Results and the commands that produced them are in BENCHMARKS.md.
 
