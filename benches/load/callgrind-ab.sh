@@ -5,6 +5,8 @@
 # CG_KEEP=DIR keeps each run's callgrind output there (callgrind_annotate DIR/callgrind.off.0.out).
 # CG_CONNS=N sets wrk's connections (default 32); CG_ONLY=off|on measures one variant;
 # CG_ARGS adds valgrind options (e.g. "--cache-sim=yes" for simulated cache misses per function).
+# CG_CLIENT=h2 drives it with h2load (HTTP/2 with prior knowledge, one stream per connection)
+# instead of wrk (HTTP/1.1).
 # CG_ROUTE_EXTRA adds TOML lines to the route, e.g. a rate limit that never refuses:
 #   CG_ROUTE_EXTRA='[[routes.rate_limits]]\nrate = 1000000000\n'
 set -euo pipefail
@@ -31,17 +33,28 @@ done
 nginx -c "$TMP/nginx.conf" &
 NGINX=$!
 trap 'kill $NGINX 2>/dev/null; rm -rf "$TMP"' EXIT
+load() { # SECONDS: the client's run
+    if [ "${CG_CLIENT:-}" = h2 ]; then
+        h2load -c"${CG_CONNS:-32}" -m1 -D"$1" "http://127.0.0.1:$PROXY/"
+    else
+        wrk -t1 -c"${CG_CONNS:-32}" -d"$1"s "http://127.0.0.1:$PROXY/"
+    fi
+}
 measure() { # on|off
     local v=$1 pid out reqs ir
     # shellcheck disable=SC2086
     RUST_LOG=warn valgrind --tool=callgrind ${CG_ARGS:-} --callgrind-out-file="$TMP/cg.$v.out" "$BIN" run --config "$TMP/edge-$v.toml" >"$TMP/edge.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 300); do curl -fs -o /dev/null "http://127.0.0.1:$PROXY/" && break; sleep 0.2; done
-    wrk -t1 -c"${CG_CONNS:-32}" -d3s "http://127.0.0.1:$PROXY/" >/dev/null
+    load 3 >/dev/null
     callgrind_control -z "$pid" >/dev/null
-    out=$(wrk -t1 -c"${CG_CONNS:-32}" -d10s "http://127.0.0.1:$PROXY/")
+    out=$(load 10)
     callgrind_control -d "$pid" >/dev/null
-    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    if [ "${CG_CLIENT:-}" = h2 ]; then
+        reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
+    else
+        reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    fi
     kill "$pid"; wait "$pid" 2>/dev/null || true
     ir=$(awk '/^summary:/ {print $2; exit}' "$TMP/cg.$v.out.1")
     echo "metrics $v: $reqs requests, $((ir / reqs)) instructions per request"

@@ -172,7 +172,7 @@ async fn http2<S: Socket>(builders: &Builders, io: Rewind<S>, ctx: &Ctx, closing
     let peer = ctx.1.peer;
     let conn = builders
         .http2
-        .serve_connection(TokioIo::new(io), service(ctx));
+        .serve_connection(TokioIo::new(io), service_h2(ctx));
     let mut conn = std::pin::pin!(conn);
     let mut graceful = false;
     std::future::poll_fn(|cx| loop {
@@ -266,7 +266,8 @@ where
     .await
 }
 
-/// The request service of a connection.
+/// The request service of an HTTP/1.x connection: hyper's dispatcher keeps each request's future
+/// in place.
 fn service(
     ctx: &Ctx,
 ) -> impl hyper::service::Service<
@@ -279,14 +280,33 @@ fn service(
        + Unpin
        + 'static {
     let ctx = ctx.clone();
-    service_fn(move |req: Request<Incoming>| {
-        let ctx = ctx.clone();
-        async move {
-            let answering = Answering::start(&ctx.2, req.version());
-            let resp = forward::handle(&ctx.0, &ctx.1, req).await;
-            Ok::<_, Infallible>(answering.respond(resp))
-        }
-    })
+    service_fn(move |req: Request<Incoming>| answer(ctx.clone(), req))
+}
+
+/// The request service of an HTTP/2 connection: hyper moves each stream's future into a task of its
+/// own, which copies it whole twice, and once more as it ends. Boxed, those copies are of a pointer
+/// instead of the request's few kilobytes of state (callgrind: 39.7k → 37.0k instructions per
+/// request at one stream per connection).
+fn service_h2(
+    ctx: &Ctx,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = http::Response<Answered>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Send
+       + Sync
+       + Unpin
+       + 'static {
+    let ctx = ctx.clone();
+    service_fn(move |req: Request<Incoming>| Box::pin(answer(ctx.clone(), req)))
+}
+
+/// Answers one request.
+async fn answer(ctx: Ctx, req: Request<Incoming>) -> Result<http::Response<Answered>, Infallible> {
+    let answering = Answering::start(&ctx.2, req.version());
+    let resp = forward::handle(&ctx.0, &ctx.1, req).await;
+    Ok(answering.respond(resp))
 }
 
 /// `fut`'s output, or `None` once the connection is told to close (gracefully or now).
