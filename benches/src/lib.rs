@@ -78,6 +78,18 @@ pub fn process_usage(pid: &str) -> Option<String> {
     ))
 }
 
+/// The program's first `N` arguments as numbers, `defaults[i]` for each one not given.
+pub fn numeric_args<const N: usize>(defaults: [u64; N]) -> anyhow::Result<[u64; N]> {
+    use anyhow::Context as _;
+    let mut out = defaults;
+    for (slot, arg) in out.iter_mut().zip(std::env::args().skip(1)) {
+        *slot = arg
+            .parse()
+            .with_context(|| format!("argument {arg:?} is not a number"))?;
+    }
+    Ok(out)
+}
+
 /// CPU time (user + system) so far of process `pid` (a number or `self`), in seconds, from /proc.
 pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

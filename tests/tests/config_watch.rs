@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::start_node;
-use edgeplane_bus::{BusOptions, Credentials, Subjects};
+use common::{publisher_as, push_options, start_node};
+use edgeplane_bus::Subjects;
 use edgeplane_controller::publish::{push, PushOptions};
 use edgeplane_proxy::fleet::join;
 use edgeplane_tests::{eventually, Backend, NatsServer};
@@ -28,25 +28,10 @@ async fn a_push_is_applied_while_the_direct_reads_hang() {
             a.addr
         )
     };
-    let admin = BusOptions {
-        urls: vec![nats.url()],
-        credentials: Credentials::UserPassword {
-            user: "admin".into(),
-            password: "admin".into(),
-        },
-        retry_initial: false,
-        ..BusOptions::default()
-    }
-    .connect(Default::default())
-    .await
-    .unwrap();
+    let admin = publisher_as(&nats, "admin").await;
     let opts = PushOptions {
-        bucket: "edge_config".into(),
-        replicas: 1,
-        expect_revision: None,
-        force: false,
-        discover: Duration::from_millis(300),
         timeout: Duration::from_secs(10),
+        ..push_options()
     };
     // The bucket exists before the node starts (the node may not create it either way).
     push(&admin, &Subjects::default(), &routing(1), &opts)

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::start_node;
+use common::{push_options, start_node};
 use edgeplane_bus::{BusOptions, Subjects, TlsFiles};
-use edgeplane_controller::publish::{push, PushOptions};
+use edgeplane_controller::publish::push;
 use edgeplane_proxy::fleet::join;
 use edgeplane_tests::{endpoints, eventually, Backend, Client, NatsServer, TestPki};
 use std::path::{Path, PathBuf};
@@ -152,14 +152,7 @@ async fn a_node_takes_a_push_over_tls() {
     .connect(Default::default())
     .await
     .unwrap();
-    let opts = PushOptions {
-        bucket: "edge_config".into(),
-        replicas: 1,
-        expect_revision: None,
-        force: false,
-        discover: Duration::from_millis(300),
-        timeout: Duration::from_secs(5),
-    };
+    let opts = push_options();
     let client = Client::new(addr);
     eventually(
         Duration::from_secs(10),

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::start_node;
+use common::{publisher_as, start_node};
 use edgeplane_bus::wire::{Heartbeat, ScaleAction};
-use edgeplane_bus::{encode, BusOptions, Credentials, Subjects};
+use edgeplane_bus::{encode, Subjects};
 use edgeplane_controller::publish::{push, PushOptions};
 use edgeplane_controller::{provision, scale_publish};
 use edgeplane_proxy::fleet::join;
@@ -18,21 +18,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn connect_as(nats: &NatsServer, user: &str) -> async_nats::Client {
-    BusOptions {
-        urls: vec![nats.url()],
-        credentials: Credentials::UserPassword {
-            user: user.into(),
-            password: user.into(),
-        },
-        retry_initial: false,
-        ..BusOptions::default()
-    }
-    .connect(Default::default())
-    .await
-    .unwrap()
-}
 
 fn heartbeat(cluster: &str, b: &Backend, seq: u64) -> (String, bytes::Bytes) {
     let hb = Heartbeat {
@@ -74,7 +59,7 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     let (a, b) = (Backend::named("a").await, Backend::named("b").await);
 
     // An operator provisions the assets; nobody else may create them.
-    let admin = connect_as(&nats, "admin").await;
+    let admin = publisher_as(&nats, "admin").await;
     let assets = provision::provision(&admin, &Subjects::default(), "edge_config", "edge_scale", 1)
         .await
         .unwrap();
@@ -103,7 +88,7 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     };
 
     // The config publisher pushes; the node applies and acknowledges (its status reply, its ack).
-    let publisher = connect_as(&nats, "publisher").await;
+    let publisher = publisher_as(&nats, "publisher").await;
     let doc = format!(
         "[[routes]]\ncluster = \"api\"\n[clusters.api]\nself_registration = true\n\
          [[clusters.api.endpoints]]\naddress = \"{}\"\n",
@@ -133,7 +118,7 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     assert_eq!(controller.state.lock().unwrap().revision, revision);
 
     // The backends' heartbeat credentials: heartbeats of their cluster join the node.
-    let hb = connect_as(&nats, "hb-api").await;
+    let hb = publisher_as(&nats, "hb-api").await;
     let mut seq = 0;
     eventually(WAIT, "b joins by heartbeat", || {
         seq += 1;
@@ -190,7 +175,7 @@ async fn each_role_can_do_its_job_and_nothing_else() {
     hb.flush().await.unwrap();
 
     // The scaler's event goes through: proof that the stream works and that what follows counts.
-    let scaler = connect_as(&nats, "scaler").await;
+    let scaler = publisher_as(&nats, "scaler").await;
     let c = Backend::named("c").await;
     scale_publish::publish(
         &scaler,

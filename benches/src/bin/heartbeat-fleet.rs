@@ -18,15 +18,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut next = |default: u64| -> anyhow::Result<u64> {
-        Ok(args
-            .next()
-            .map(|a| a.parse())
-            .transpose()?
-            .unwrap_or(default))
-    };
-    let (nodes, instances, seconds) = (next(100)?, next(10_000)?, next(20)?);
+    let [nodes, instances, seconds] = edgeplane_benches::numeric_args([100, 10_000, 20])?;
     let nats = NatsServer::start(&[]);
     let state = tempfile::tempdir()?;
 

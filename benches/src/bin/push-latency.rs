@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let pushes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
-    let nodes: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
+    let [pushes, nodes] = edgeplane_benches::numeric_args([100, 10])?;
     let nats = NatsServer::start(&[]);
     let state = tempfile::tempdir()?;
 
@@ -38,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         let mut applied = 0;
         while applied < nodes {
             // The warm-up waits for every node to have connected and made its watch.
-            let wait = Duration::from_secs(if i == 0 { 30 + nodes as u64 / 10 } else { 5 });
+            let wait = Duration::from_secs(if i == 0 { 30 + nodes / 10 } else { 5 });
             let msg = tokio::time::timeout(wait, acks.next())
                 .await
                 .with_context(|| {

@@ -20,15 +20,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut next = |default: u64| -> anyhow::Result<u64> {
-        Ok(args
-            .next()
-            .map(|a| a.parse())
-            .transpose()?
-            .unwrap_or(default))
-    };
-    let (nodes, cycles, down_ms) = (next(100)?, next(10)?, next(2_000)?);
+    let [nodes, cycles, down_ms] = edgeplane_benches::numeric_args([100, 10, 2_000])?;
     let mut nats = NatsServer::start(&[]);
     let state = tempfile::tempdir()?;
     let fleet = edgeplane_benches::start_fleet(

@@ -170,9 +170,10 @@ async fn start<S: Socket>(
 /// An HTTP/2 connection, until it ends or is told to close.
 async fn http2<S: Socket>(builders: &Builders, io: Rewind<S>, ctx: &Ctx, closing: &Closing) {
     let peer = ctx.1.peer;
-    let conn = builders
-        .http2
-        .serve_connection(TokioIo::new(io), service_h2(ctx));
+    let conn = builders.http2.serve_connection(
+        TokioIo::new(io),
+        service(ctx, |ctx, req| Box::pin(answer(ctx, req))),
+    );
     let mut conn = std::pin::pin!(conn);
     let mut graceful = false;
     std::future::poll_fn(|cx| loop {
@@ -205,7 +206,7 @@ async fn http1<S: Socket>(
     let peer = ctx.1.peer;
     let mut conn = builders
         .http1
-        .serve_connection(TokioIo::new(io), service(ctx))
+        .serve_connection(TokioIo::new(io), service(ctx, answer))
         .with_upgrades();
     if !run_http1(&mut conn, closing, &ctx.2, peer).await {
         return None;
@@ -266,10 +267,15 @@ where
     .await
 }
 
-/// The request service of an HTTP/1.x connection: hyper's dispatcher keeps each request's future
-/// in place.
-fn service(
+/// The request service of a connection: each request answered by [`answer`], its future made by
+/// `future` (for HTTP/1.x, `answer` itself: hyper's dispatcher keeps the future in place; for
+/// HTTP/2, boxed: hyper moves each stream's future into a task of its own, which copies it whole
+/// twice and once more as it ends, and a box makes those copies a pointer's instead of the
+/// request's few kilobytes of state: callgrind 39.7k → 37.1k instructions per request at one stream
+/// per connection).
+fn service<W, Fut>(
     ctx: &Ctx,
+    future: W,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = http::Response<Answered>,
@@ -278,28 +284,13 @@ fn service(
 > + Send
        + Sync
        + Unpin
-       + 'static {
+       + 'static
+where
+    W: Fn(Ctx, Request<Incoming>) -> Fut + Copy + Send + Sync + Unpin + 'static,
+    Fut: Future<Output = Result<http::Response<Answered>, Infallible>> + Send + 'static,
+{
     let ctx = ctx.clone();
-    service_fn(move |req: Request<Incoming>| answer(ctx.clone(), req))
-}
-
-/// The request service of an HTTP/2 connection: hyper moves each stream's future into a task of its
-/// own, which copies it whole twice, and once more as it ends. Boxed, those copies are of a pointer
-/// instead of the request's few kilobytes of state (callgrind: 39.7k → 37.0k instructions per
-/// request at one stream per connection).
-fn service_h2(
-    ctx: &Ctx,
-) -> impl hyper::service::Service<
-    Request<Incoming>,
-    Response = http::Response<Answered>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Send
-       + Sync
-       + Unpin
-       + 'static {
-    let ctx = ctx.clone();
-    service_fn(move |req: Request<Incoming>| Box::pin(answer(ctx.clone(), req)))
+    service_fn(move |req: Request<Incoming>| future(ctx.clone(), req))
 }
 
 /// Answers one request.

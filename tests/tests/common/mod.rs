@@ -32,3 +32,35 @@ pub async fn publisher(nats: &edgeplane_tests::NatsServer) -> async_nats::Client
     .await
     .unwrap()
 }
+
+/// A NATS client of the test connected as `user` (password = user name), like a publisher with its
+/// own credentials.
+#[allow(dead_code)]
+pub async fn publisher_as(nats: &edgeplane_tests::NatsServer, user: &str) -> async_nats::Client {
+    edgeplane_bus::BusOptions {
+        urls: vec![nats.url()],
+        credentials: edgeplane_bus::Credentials::UserPassword {
+            user: user.into(),
+            password: user.into(),
+        },
+        retry_initial: false,
+        ..edgeplane_bus::BusOptions::default()
+    }
+    .connect(Default::default())
+    .await
+    .unwrap()
+}
+
+/// Push options of the tests: the default bucket, one replica, 300 ms to find the nodes, 5 s for
+/// their answers.
+#[allow(dead_code)]
+pub fn push_options() -> edgeplane_controller::publish::PushOptions {
+    edgeplane_controller::publish::PushOptions {
+        bucket: "edge_config".into(),
+        replicas: 1,
+        expect_revision: None,
+        force: false,
+        discover: std::time::Duration::from_millis(300),
+        timeout: std::time::Duration::from_secs(5),
+    }
+}
