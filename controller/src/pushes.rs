@@ -154,6 +154,8 @@ impl Pushes {
         // The backstop's reads in flight. The watch is followed meanwhile: across a slow link a
         // read takes a round trip, and an update the watch delivers must not wait for it.
         let mut reading: Option<Reading<'_>> = None;
+        // Keys the current round of reads got an answer for (found or absent).
+        let mut read = 0;
         loop {
             let next = async {
                 tokio::select! {
@@ -180,10 +182,12 @@ impl Pushes {
                 // heartbeats; direct gets every second bound how stale a node can be. It also
                 // notices a rollout whose driver's lease ran out.
                 Step::Resync => {
-                    reading = Some(Box::pin(read_keys(&kv, &[CONFIG_KEY, ROLLOUT_KEY])))
+                    read = 0;
+                    reading = Some(Box::pin(read_keys(&kv, &[CONFIG_KEY, ROLLOUT_KEY])));
                 }
                 Step::Read(reads) => {
-                    let (read, rollout_read) = self.take_reads(known, reads);
+                    let (n, rollout_read) = self.take_reads(known, reads);
+                    read += n;
                     reading = None;
                     if rollout_read && known.missing_candidate() {
                         reading = Some(Box::pin(read_keys(&kv, &[CANDIDATE_KEY])));
