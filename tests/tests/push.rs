@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{publisher, push_options, start_node};
+use common::{publisher, push_options as opts, start_node};
 use edgeplane_bus::Subjects;
 use edgeplane_controller::publish::{push, PushError, PushOptions};
 use edgeplane_proxy::fleet::{join, Controller};
@@ -97,14 +97,9 @@ async fn a_push_reaches_every_node_and_each_acknowledges() {
         assert!(n.serves("a").await);
     }
 
-    let report = push(
-        &pub_client,
-        &Subjects::default(),
-        &routing_to(&b),
-        &push_options(),
-    )
-    .await
-    .unwrap();
+    let report = push(&pub_client, &Subjects::default(), &routing_to(&b), &opts())
+        .await
+        .unwrap();
     assert_eq!(
         report
             .applied
@@ -121,21 +116,16 @@ async fn a_push_reaches_every_node_and_each_acknowledges() {
     }
 
     // Pushing the same document again writes nothing.
-    let again = push(
-        &pub_client,
-        &Subjects::default(),
-        &routing_to(&b),
-        &push_options(),
-    )
-    .await
-    .unwrap();
+    let again = push(&pub_client, &Subjects::default(), &routing_to(&b), &opts())
+        .await
+        .unwrap();
     assert!(again.unchanged);
     assert_eq!(again.revision, report.revision);
 
     // A stale expected revision is a conflict and writes nothing.
     let stale = PushOptions {
         expect_revision: Some(report.revision - 1),
-        ..push_options()
+        ..opts()
     };
     match push(&pub_client, &Subjects::default(), &routing_to(&a), &stale).await {
         Err(PushError::Conflict { current, expected }) => {
@@ -183,7 +173,7 @@ async fn invalid_documents_are_rejected_whole_by_every_node() {
 
     // `push` validates locally first: nothing is written.
     let bad = "[[routes]]\ncluster = \"nope\"\n";
-    match push(&pub_client, &Subjects::default(), bad, &push_options()).await {
+    match push(&pub_client, &Subjects::default(), bad, &opts()).await {
         Err(PushError::Invalid(errors)) => assert!(
             errors[0].starts_with("routes[0].cluster: unknown cluster"),
             "{errors:?}"
@@ -243,14 +233,9 @@ async fn invalid_documents_are_rejected_whole_by_every_node() {
 
     // A valid revision, then a rejected one: every node reports the applied one as in place (status
     // replies, metrics), and the rejected one only as handled.
-    let applied = push(
-        &pub_client,
-        &Subjects::default(),
-        &routing_to(&a),
-        &push_options(),
-    )
-    .await
-    .unwrap();
+    let applied = push(&pub_client, &Subjects::default(), &routing_to(&a), &opts())
+        .await
+        .unwrap();
     assert_eq!(applied.applied.len(), 3, "{applied:?}");
     let rejected = kv.put("current", bad.into()).await.unwrap();
     eventually(
@@ -317,15 +302,12 @@ async fn nodes_serve_through_a_nats_outage_and_restart_from_disk() {
     let node = fleet_node("n1", &nats, state.path(), &a).await;
     let pub_client = publisher(&nats).await;
     until_discovered(&pub_client, 1).await;
-    assert!(push(
-        &pub_client,
-        &Subjects::default(),
-        &routing_to(&b),
-        &push_options()
-    )
-    .await
-    .unwrap()
-    .all_applied());
+    assert!(
+        push(&pub_client, &Subjects::default(), &routing_to(&b), &opts())
+            .await
+            .unwrap()
+            .all_applied()
+    );
 
     // Traffic flows while NATS goes away and comes back: zero failed requests.
     let stop = Arc::new(AtomicBool::new(false));
@@ -362,14 +344,9 @@ async fn nodes_serve_through_a_nats_outage_and_restart_from_disk() {
     // After the restart the node reconnects and applies the next push.
     let pub_client = publisher(&nats).await;
     until_discovered(&pub_client, 1).await;
-    let report = push(
-        &pub_client,
-        &Subjects::default(),
-        &routing_to(&c),
-        &push_options(),
-    )
-    .await
-    .unwrap();
+    let report = push(&pub_client, &Subjects::default(), &routing_to(&c), &opts())
+        .await
+        .unwrap();
     assert!(report.all_applied(), "{report:?}");
     assert!(node.serves("c").await);
     stop.store(true, Ordering::Relaxed);
@@ -404,10 +381,10 @@ async fn rollback_history_and_fleet() {
     let pub_client = publisher(&nats).await;
     until_discovered(&pub_client, 2).await;
     let subjects = Subjects::default();
-    let first = push(&pub_client, &subjects, &routing_to(&b), &push_options())
+    let first = push(&pub_client, &subjects, &routing_to(&b), &opts())
         .await
         .unwrap();
-    let second = push(&pub_client, &subjects, &routing_to(&c), &push_options())
+    let second = push(&pub_client, &subjects, &routing_to(&c), &opts())
         .await
         .unwrap();
     assert!(first.all_applied() && second.all_applied());
@@ -420,25 +397,20 @@ async fn rollback_history_and_fleet() {
     assert_eq!(revisions[0].hash.as_deref().ok(), Some(first.hash.as_str()));
 
     // Default target: the revision before the current one.
-    let (target, report) = rollback(&pub_client, &subjects, None, &push_options())
+    let (target, report) = rollback(&pub_client, &subjects, None, &opts())
         .await
         .unwrap();
     assert_eq!(target, first.revision);
     assert!(report.all_applied(), "{report:?}");
     assert_eq!(report.hash, first.hash);
     assert!(n1.serves("b").await && n2.serves("b").await);
-    let (_, report) = rollback(
-        &pub_client,
-        &subjects,
-        Some(second.revision),
-        &push_options(),
-    )
-    .await
-    .unwrap();
+    let (_, report) = rollback(&pub_client, &subjects, Some(second.revision), &opts())
+        .await
+        .unwrap();
     assert!(report.all_applied());
     assert!(n1.serves("c").await);
     assert!(
-        rollback(&pub_client, &subjects, Some(999), &push_options())
+        rollback(&pub_client, &subjects, Some(999), &opts())
             .await
             .is_err(),
         "unknown revision"
@@ -540,7 +512,7 @@ async fn push_cluster_replaces_one_cluster_with_cas_and_retries() {
             endpoints(&format!("k{i}"), &[(&a, 1)])
         );
     }
-    assert!(push(&pub_client, &subjects, &doc, &push_options())
+    assert!(push(&pub_client, &subjects, &doc, &opts())
         .await
         .unwrap()
         .all_applied());
@@ -550,7 +522,7 @@ async fn push_cluster_replaces_one_cluster_with_cas_and_retries() {
         "[clusters.k0]\nbalancing = \"least_connections\"\n{}",
         endpoints("k0", &[(&b, 1)])
     );
-    let report = push_cluster(&pub_client, &subjects, "k0", &k0, &push_options())
+    let report = push_cluster(&pub_client, &subjects, "k0", &k0, &opts())
         .await
         .unwrap();
     assert!(report.all_applied(), "{report:?}");
@@ -569,7 +541,7 @@ async fn push_cluster_replaces_one_cluster_with_cas_and_retries() {
                 &Subjects::default(),
                 &format!("k{i}"),
                 &text,
-                &push_options(),
+                &opts(),
             )
             .await
         }));
@@ -594,7 +566,7 @@ async fn push_cluster_replaces_one_cluster_with_cas_and_retries() {
     );
 
     // A file without that cluster is refused before anything is written.
-    match push_cluster(&pub_client, &subjects, "k9", &k0, &push_options()).await {
+    match push_cluster(&pub_client, &subjects, "k9", &k0, &opts()).await {
         Err(PushError::Invalid(errors)) => {
             assert_eq!(errors, ["clusters.k9: not defined in the given file"])
         }
@@ -616,15 +588,10 @@ async fn a_recreated_bucket_is_followed_from_its_new_history() {
     until_discovered(&pub_client, 1).await;
     let subjects = Subjects::default();
     for backend in [&b, &a, &b] {
-        assert!(push(
-            &pub_client,
-            &subjects,
-            &routing_to(backend),
-            &push_options()
-        )
-        .await
-        .unwrap()
-        .all_applied());
+        assert!(push(&pub_client, &subjects, &routing_to(backend), &opts())
+            .await
+            .unwrap()
+            .all_applied());
     }
     assert_eq!(node.revision(), 3);
     // An operator deletes the bucket; the next push creates it again, starting at revision 1.

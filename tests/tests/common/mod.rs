@@ -23,32 +23,34 @@ pub async fn node_and_client(text: &str) -> (NodeHandle, Client) {
 /// A NATS client of the test, like any publisher (fails at once if the server is not up).
 #[allow(dead_code)]
 pub async fn publisher(nats: &edgeplane_tests::NatsServer) -> async_nats::Client {
-    edgeplane_bus::BusOptions {
-        urls: vec![nats.url()],
-        retry_initial: false,
-        ..edgeplane_bus::BusOptions::default()
-    }
-    .connect(Default::default())
-    .await
-    .unwrap()
+    connect(bus_options(nats)).await
 }
 
-/// A NATS client of the test connected as `user` (password = user name), like a publisher with its
-/// own credentials.
+/// The same, connected as `user` (password = user name), like a publisher with its own credentials.
 #[allow(dead_code)]
 pub async fn publisher_as(nats: &edgeplane_tests::NatsServer, user: &str) -> async_nats::Client {
-    edgeplane_bus::BusOptions {
-        urls: vec![nats.url()],
+    connect(edgeplane_bus::BusOptions {
         credentials: edgeplane_bus::Credentials::UserPassword {
             user: user.into(),
             password: user.into(),
         },
+        ..bus_options(nats)
+    })
+    .await
+}
+
+#[allow(dead_code)]
+fn bus_options(nats: &edgeplane_tests::NatsServer) -> edgeplane_bus::BusOptions {
+    edgeplane_bus::BusOptions {
+        urls: vec![nats.url()],
         retry_initial: false,
         ..edgeplane_bus::BusOptions::default()
     }
-    .connect(Default::default())
-    .await
-    .unwrap()
+}
+
+#[allow(dead_code)]
+async fn connect(options: edgeplane_bus::BusOptions) -> async_nats::Client {
+    options.connect(Default::default()).await.unwrap()
 }
 
 /// Push options of the tests: the default bucket, one replica, 300 ms to find the nodes, 5 s for
