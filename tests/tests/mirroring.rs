@@ -219,3 +219,37 @@ fn invalid_mirrors_are_rejected_with_paths() {
         assert!(err.iter().any(|l| l.starts_with(want)), "{want}: {err:#?}");
     }
 }
+
+#[tokio::test]
+async fn a_mirrored_post_is_not_retried() {
+    // The body of a mirrored request is buffered so that the shadow gets a copy; that must not make a
+    // non-idempotent request replayable.
+    let down = || async { text(StatusCode::SERVICE_UNAVAILABLE, "down") };
+    let (a, b) = (
+        Backend::with("a", move |_| down()).await,
+        Backend::with("b", move |_| down()).await,
+    );
+    let (shadow, _seen) = recording_shadow().await;
+    let text = node_config(&format!(
+        "[[routes]]\nname = \"web\"\ncluster = \"primary\"\n[routes.mirror]\ncluster = \"shadow\"\n\
+         max_body = 64\n[clusters.primary]\n[clusters.primary.retry]\nattempts = 2\non = [\"5xx\"]\n\
+         backoff_base = \"1ms\"\n{}[clusters.shadow]\n[[clusters.shadow.endpoints]]\naddress = \"{}\"\n",
+        endpoints("primary", &[(&a, 1), (&b, 1)]),
+        shadow.addr
+    ));
+    let (_node, client) = node_and_client(&text).await;
+
+    // A GET is idempotent: the 503 is retried on the other endpoint.
+    let resp = client.get("m.test", "/page").await;
+    assert_eq!(resp.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(a.hits() + b.hits() >= 2, "the GET was not retried");
+
+    let before = a.hits() + b.hits();
+    let resp = post(&client, "/form", "a=1&b=2").await;
+    assert_eq!(resp.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        a.hits() + b.hits(),
+        before + 1,
+        "the POST was sent more than once"
+    );
+}

@@ -63,6 +63,9 @@ pub(crate) struct Attempts<'a> {
     deadline: Option<Instant>,
     /// The copy to send again, for a replayable request.
     replay: Option<Box<Replay>>,
+    /// The request may be sent again (idempotent, its body buffered): its buffered copy is kept for
+    /// that. A mirrored request's body is buffered too, for the mirror's sake only.
+    replayable: bool,
     /// A gRPC call's head, kept while its body is copied as it streams (see [`retry`]).
     call_head: Option<Box<Replay>>,
     /// The upload's progress, for a request whose body streams from the client.
@@ -107,6 +110,7 @@ impl<'a> Attempts<'a> {
             response_header: timeouts.response_header,
             deadline: timeouts.total.map(|t| Instant::now() + t),
             replay: None,
+            replayable: false,
             call_head: None,
             upload: None,
             max_request_body,
@@ -136,7 +140,8 @@ impl<'a> Attempts<'a> {
         mirrored: bool,
     ) -> Prepared {
         let copied = mirrored && !req.body().is_end_stream();
-        if copied || retry::replayable(&req, &self.policy, upgrade) {
+        self.replayable = retry::replayable(&req, &self.policy, upgrade);
+        if copied || self.replayable {
             Prepared::ToBuffer(req)
         } else if req.body().is_end_stream() {
             if self.retries_grpc(&req) {
@@ -160,9 +165,12 @@ impl<'a> Attempts<'a> {
         self.response_header
     }
 
-    /// Keeps the copy a replayable request's retries send.
+    /// Keeps the copy a replayable request's retries send (a request buffered only to be mirrored
+    /// is not replayable: its copy is dropped).
     pub(crate) fn replay_with(&mut self, replay: Option<Box<Replay>>) {
-        self.replay = replay;
+        if self.replayable {
+            self.replay = replay;
+        }
     }
 
     /// The deadline of a try sent at `sent`: its wait for response headers, within the total.
