@@ -165,12 +165,15 @@ impl<'a> Attempts<'a> {
         self.response_header
     }
 
-    /// Keeps the copy a replayable request's retries send (a request buffered only to be mirrored
-    /// is not replayable: its copy is dropped).
+    /// Whether the request may be sent again (decided by [`Attempts::prepare`]): only then does
+    /// [`retry::buffer`] keep a copy of it.
+    pub(crate) fn replayable(&self) -> bool {
+        self.replayable
+    }
+
+    /// Keeps the copy a replayable request's retries send.
     pub(crate) fn replay_with(&mut self, replay: Option<Box<Replay>>) {
-        if self.replayable {
-            self.replay = replay;
-        }
+        self.replay = replay;
     }
 
     /// The deadline of a try sent at `sent`: its wait for response headers, within the total.

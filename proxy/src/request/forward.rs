@@ -106,7 +106,8 @@ async fn forward(
     let mut req = match attempts.prepare(req, upgrade.is_some(), mirror.is_some()) {
         Prepared::Ready(req) => req,
         Prepared::ToBuffer(whole) => {
-            let (req, replay) = retry::buffer(whole, attempts.read_timeout()).await?;
+            let keep = attempts.replayable();
+            let (req, replay) = retry::buffer(whole, attempts.read_timeout(), keep).await?;
             attempts.replay_with(replay);
             sent = tokio::time::Instant::now();
             req

@@ -77,10 +77,12 @@ pub(crate) fn replayable(req: &Request<Incoming>, policy: &Retry, upgrade: bool)
             .is_some_and(|n| n <= policy.buffer_body as u64)
 }
 
-/// Reads a replayable request's body whole (within `read_timeout`) and keeps a copy of the request.
+/// Reads a request's body whole (within `read_timeout`) and, if it is `replayable`, keeps a copy of
+/// the request for its retries (a request buffered only to be mirrored gets none).
 pub(crate) async fn buffer(
     req: Request<Incoming>,
     read_timeout: Duration,
+    replayable: bool,
 ) -> Result<(Request<RequestBody>, Option<Box<Replay>>), ProxyError> {
     let (parts, body) = req.into_parts();
     let bytes = if body.is_end_stream() {
@@ -92,16 +94,18 @@ pub(crate) async fn buffer(
             .map_err(|_| ProxyError::BadRequest("request body could not be read"))?;
         Some(collected.to_bytes()).filter(|b| !b.is_empty())
     };
-    let replay = Box::new(Replay {
-        method: parts.method.clone(),
-        uri: parts.uri.clone(),
-        version: parts.version,
-        headers: parts.headers.clone(),
-        body: bytes.clone(),
+    let replay = replayable.then(|| {
+        Box::new(Replay {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            body: bytes.clone(),
+        })
     });
     Ok((
         Request::from_parts(parts, RequestBody::Buffered(bytes)),
-        Some(replay),
+        replay,
     ))
 }
 
