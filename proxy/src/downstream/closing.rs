@@ -67,6 +67,11 @@ impl Closing {
         Self::decode(self.word.load(Ordering::Acquire))
     }
 
+    /// What has been asked so far, without waiting for a change.
+    pub(crate) fn asked(&self) -> Ask {
+        Self::decode(self.word.load(Ordering::Acquire)).0
+    }
+
     fn decode(word: u8) -> (Ask, bool) {
         let ask = match word & NOW {
             0 => Ask::Nothing,

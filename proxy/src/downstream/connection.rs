@@ -1,17 +1,19 @@
 //! One downstream connection after its accept (and TLS handshake): the protocol sniff, then hyper's
-//! HTTP/2 connection, or HTTP/1.x connections one after another with parking between them
-//! ([`crate::downstream::park`]). The connection obeys its [`Closing`] word, given by the watcher
+//! HTTP/2 connection, or HTTP/1.x stretches one after another with parking between them
+//! ([`crate::downstream::park`]), each served by the own HTTP/1.x server
+//! ([`crate::downstream::h1`]) and by hyper's from the first request the own server leaves to it. The connection obeys its [`Closing`] word, given by the watcher
 //! ([`crate::downstream::watcher`]).
 
+use crate::downstream::answer::{answer, Ctx};
+use crate::downstream::body::ClientBody;
 use crate::downstream::closing::{Ask, Closing};
-use crate::downstream::head_watch::{Answered, Answering};
+use crate::downstream::h1;
+use crate::downstream::head_watch::Answered;
 use crate::downstream::idle::Activity;
 use crate::downstream::park::Socket;
 use crate::downstream::rewind::Rewind;
 use crate::downstream::sniff::{sniff, Protocol};
 use crate::downstream::watcher::Registration;
-use crate::request::forward;
-use crate::request::shared::{ConnInfo, Shared};
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -29,10 +31,9 @@ use std::task::Poll;
 pub(crate) struct Builders {
     pub(crate) http1: http1::Builder,
     pub(crate) http2: http2::Builder<TokioExecutor>,
+    /// The own HTTP/1.x server's limits on request heads.
+    pub(crate) heads: h1::HeadLimits,
 }
-
-/// What a request needs of its connection, in one Arc, so a request clones one reference count.
-pub(crate) type Ctx = Arc<(Arc<Shared>, ConnInfo, Activity)>;
 
 /// A connection's task: hyper's state, boxed, while it serves, and only its socket while it is
 /// parked between requests.
@@ -195,9 +196,30 @@ async fn http2<S: Socket>(builders: &Builders, io: Rewind<S>, ctx: &Ctx, closing
     .await;
 }
 
-/// One active stretch of an HTTP/1.x connection: hyper serves requests until the connection ends
-/// (`None`) or parks (its socket back, with what hyper had read of a next request put back).
+/// One active stretch of an HTTP/1.x connection: the own server ([`crate::downstream::h1`]) serves
+/// requests until the connection ends (`None`) or parks (its socket back); a request it leaves to
+/// hyper is served by hyper's connection, until that one ends or parks.
 async fn http1<S: Socket>(
+    builders: &Builders,
+    io: Rewind<S>,
+    ctx: &Ctx,
+    closing: &Closing,
+) -> Option<Rewind<S>> {
+    match h1::serve(io, ctx, closing, builders.heads).await {
+        h1::Ended::Park(io) => {
+            closing.parking(true);
+            tracing::trace!(peer = %ctx.1.peer, "parked");
+            Some(io)
+        }
+        h1::Ended::Closed => None,
+        // Boxed: hyper's connection is large and rarely needed.
+        h1::Ended::Hyper(io) => Box::pin(hyper_http1(builders, io, ctx, closing)).await,
+    }
+}
+
+/// hyper's HTTP/1.x connection: it serves requests until the connection ends (`None`) or parks (its
+/// socket back, with what hyper had read of a next request put back).
+async fn hyper_http1<S: Socket>(
     builders: &Builders,
     io: Rewind<S>,
     ctx: &Ctx,
@@ -286,18 +308,11 @@ fn service<W, Fut>(
        + Unpin
        + 'static
 where
-    W: Fn(Ctx, Request<Incoming>) -> Fut + Copy + Send + Sync + Unpin + 'static,
+    W: Fn(Ctx, Request<ClientBody>) -> Fut + Copy + Send + Sync + Unpin + 'static,
     Fut: Future<Output = Result<http::Response<Answered>, Infallible>> + Send + 'static,
 {
     let ctx = ctx.clone();
-    service_fn(move |req: Request<Incoming>| future(ctx.clone(), req))
-}
-
-/// Answers one request.
-async fn answer(ctx: Ctx, req: Request<Incoming>) -> Result<http::Response<Answered>, Infallible> {
-    let answering = Answering::start(&ctx.2, req.version());
-    let resp = forward::handle(&ctx.0, &ctx.1, req).await;
-    Ok(answering.respond(resp))
+    service_fn(move |req: Request<Incoming>| future(ctx.clone(), req.map(ClientBody::Hyper)))
 }
 
 /// `fut`'s output, or `None` once the connection is told to close (gracefully or now).

@@ -69,7 +69,14 @@ impl Server {
         let shed = Arc::new(Shed::default());
         Server {
             shared,
-            builders: Arc::new(Builders { http1, http2 }),
+            builders: Arc::new(Builders {
+                http1,
+                http2,
+                heads: crate::downstream::h1::HeadLimits {
+                    max_bytes: limits.max_header_bytes,
+                    max_headers: limits.max_headers,
+                },
+            }),
             timeouts,
             slots,
             open: Arc::default(),

@@ -5,12 +5,12 @@
 
 mod line;
 
+use crate::downstream::body::ClientBody;
 use crate::request::shared::{ConnInfo, Shared};
 use crate::request::{added_headers, trace_context};
 use crate::telemetry::access_writer::AccessLogger;
 use crate::telemetry::RouteMetrics;
 use http::{header, HeaderValue, Request, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 
 /// What the access log needs of a request, taken before the request is sent on.
@@ -45,7 +45,7 @@ pub(crate) struct Ending<'a> {
 impl AccessEntry {
     /// What the log line needs of request number `n`.
     pub(crate) fn of(
-        req: &Request<Incoming>,
+        req: &Request<ClientBody>,
         shared: &Shared,
         conn: &ConnInfo,
         n: u64,

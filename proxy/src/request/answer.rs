@@ -2,6 +2,7 @@
 //! route's parts replaced, or a fixed response (a maintenance page, a health answer). No upstream is
 //! asked; the route's response header operations apply as to any response.
 
+use crate::downstream::body::ClientBody;
 use crate::error::ProxyError;
 use crate::request::body::ProxyBody;
 use crate::request::headers;
@@ -9,13 +10,12 @@ use crate::request::shared::ConnInfo;
 use crate::tables::router::{replace_prefix, Route, RouteAnswer};
 use edgeplane_config::model::RedirectPath;
 use http::{header, HeaderValue, Request, Response};
-use hyper::body::Incoming;
 
 /// The response `route` gives `req` itself.
 pub(crate) fn answer(
     answer: &RouteAnswer,
     route: &Route,
-    req: &Request<Incoming>,
+    req: &Request<ClientBody>,
     conn: &ConnInfo,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let mut resp = match answer {

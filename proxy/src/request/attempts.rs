@@ -9,6 +9,7 @@
 //! [`crate::request::next_try`], one try in [`crate::request::send`] (whose failures say which retry condition they
 //! meet).
 
+use crate::downstream::body::ClientBody;
 use crate::error::ProxyError;
 use crate::request::added_headers::AddedHeaders;
 use crate::request::next_try::{charge_failure, next_try, Locator, NextTry, Retrying};
@@ -22,7 +23,6 @@ use crate::upstream::{InFlight, Upstream};
 use edgeplane_config::model::{ClusterTimeouts, Retry, RetryOn};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -49,7 +49,7 @@ pub(crate) enum Prepared {
     /// Ready to send: streamed from the client, or empty.
     Ready(Request<RequestBody>),
     /// Replayable: read the body whole, then send (and keep a copy).
-    ToBuffer(Request<Incoming>),
+    ToBuffer(Request<ClientBody>),
 }
 
 /// The tries of one request.
@@ -121,7 +121,7 @@ impl<'a> Attempts<'a> {
     }
 
     /// Whether `req` is a gRPC call the cluster retries on some gRPC statuses.
-    fn retries_grpc(&self, req: &Request<Incoming>) -> bool {
+    fn retries_grpc(&self, req: &Request<ClientBody>) -> bool {
         self.policy.attempts > 0
             && self.policy.on.0 & RetryOn::GRPC.0 != 0
             && crate::grpc::is_call(req.headers())
@@ -135,7 +135,7 @@ impl<'a> Attempts<'a> {
     /// checked against the mirror's `max_body`).
     pub(crate) fn prepare(
         &mut self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         upgrade: bool,
         mirrored: bool,
     ) -> Prepared {

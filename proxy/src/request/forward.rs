@@ -3,6 +3,7 @@
 //! One `load()` of the snapshot per request; no lock except the endpoint pool's short push/pop; no
 //! allocation for routing. Nothing here panics: every failure becomes a [`ProxyError`] response.
 
+use crate::downstream::body::ClientBody;
 use crate::downstream::lifecycle::ConnHold;
 use crate::error::ProxyError;
 use crate::request::access_log::AccessEntry;
@@ -31,7 +32,6 @@ use crate::upstream::InFlight;
 use edgeplane_config::model::{CircuitBreaker, ClusterTimeouts};
 use http::{HeaderValue, Request, Response};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,7 +40,7 @@ use std::time::Instant;
 pub(crate) async fn handle(
     shared: &Shared,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Response<ProxyBody> {
     let received = Instant::now();
     let n = shared
@@ -69,7 +69,7 @@ pub(crate) async fn handle(
 async fn forward(
     shared: &Shared,
     conn: &ConnInfo,
-    mut req: Request<Incoming>,
+    mut req: Request<ClientBody>,
     n: u64,
     served: &mut Served,
 ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -200,7 +200,7 @@ struct Dispatch<'a> {
 fn dispatch<'a>(
     shared: &'a Shared,
     conn: &'a ConnInfo,
-    req: &mut Request<Incoming>,
+    req: &mut Request<ClientBody>,
     n: u64,
     served: &mut Served,
 ) -> Result<Dispatched<'a>, ProxyError> {
@@ -288,7 +288,7 @@ fn limit(
     limits: &[crate::limits::Limiter],
     shared: &Shared,
     conn: &ConnInfo,
-    req: &Request<Incoming>,
+    req: &Request<ClientBody>,
     served: &mut Served,
 ) -> Result<(), ProxyError> {
     if limits.is_empty() {
@@ -312,7 +312,7 @@ fn target(uri: &http::Uri) -> &str {
 /// request's `Host` header (for `X-Forwarded-Host`; found here, it is not looked up twice).
 fn find_route<'s>(
     snapshot: &'s Snapshot,
-    req: &Request<Incoming>,
+    req: &Request<ClientBody>,
 ) -> Result<(&'s Route, Option<HeaderValue>), ProxyError> {
     let (raw_host, header) = headers::host_and_header(req.uri(), req.headers(), req.version())
         .map_err(ProxyError::BadRequest)?;
@@ -329,7 +329,7 @@ fn find_route<'s>(
 /// them), and what retries need to know of the routing.
 fn pick<'s>(
     cluster: &'s Cluster,
-    req: &Request<Incoming>,
+    req: &Request<ClientBody>,
     conn: &ConnInfo,
     locator: Locator,
 ) -> Result<(&'s Endpoint, Routed), ProxyError> {
@@ -360,9 +360,9 @@ fn pick<'s>(
 
 #[cfg(test)]
 mod tests {
+    use crate::downstream::body::ClientBody;
     use crate::request::shared::{ConnInfo, Shared};
     use http::Request;
-    use hyper::body::Incoming;
 
     fn output_size<A, B, C, Fut, F: FnOnce(A, B, C) -> Fut>(_: &F) -> usize {
         std::mem::size_of::<Fut>()
@@ -373,8 +373,9 @@ mod tests {
     /// by-value arguments twice, once cost 850 bytes and 5 % more instructions per request.
     #[test]
     fn a_request_is_a_small_future() {
-        let handle =
-            |s: &'static Shared, c: &'static ConnInfo, r: Request<Incoming>| super::handle(s, c, r);
+        let handle = |s: &'static Shared, c: &'static ConnInfo, r: Request<ClientBody>| {
+            super::handle(s, c, r)
+        };
         let size = output_size(&handle);
         assert!(size <= 3400, "a request's future is {size} bytes");
     }

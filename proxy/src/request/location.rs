@@ -3,10 +3,10 @@
 //! proxy puts the client's own origin there instead, and maps a replaced path prefix back, as
 //! nginx's `proxy_redirect default` does (traefik/traefik#5809).
 
+use crate::downstream::body::ClientBody;
 use crate::request::headers;
 use crate::tables::router::{PathRewrite, Route};
 use http::{header, HeaderMap, HeaderValue, Request};
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 
 /// What a route's responses' `Location` headers are rewritten with, for one request.
@@ -26,7 +26,7 @@ impl LocationRewrite {
     #[inline(always)]
     pub(crate) fn of(
         route: &Route,
-        req: &Request<Incoming>,
+        req: &Request<ClientBody>,
         scheme: &HeaderValue,
         host_rewrite: Option<&HeaderValue>,
     ) -> Option<Box<LocationRewrite>> {

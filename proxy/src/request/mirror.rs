@@ -6,6 +6,7 @@
 //! is read to the end and dropped. Nothing of it reaches the client or delays its response, and a
 //! failing shadow is only counted.
 
+use crate::downstream::body::ClientBody;
 use crate::request::added_headers::AddedHeaders;
 use crate::request::admit::admit;
 use crate::request::attempts::Settled;
@@ -18,7 +19,6 @@ use crate::tables::{Snapshot, Tables};
 use http::Request;
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -38,7 +38,7 @@ pub(crate) struct MirrorPlan {
 pub(crate) fn plan(
     snapshot: &Snapshot,
     route: &Route,
-    req: &Request<Incoming>,
+    req: &Request<ClientBody>,
     upgrade: bool,
 ) -> Option<Box<MirrorPlan>> {
     let state = snapshot.mirrors.get(route.index())?.as_ref()?;

@@ -2,9 +2,9 @@
 //! client's broken upload is never charged to the endpoint, and cutting it at the route's
 //! `max_request_body`) or buffered whole for a replay.
 
+use crate::downstream::body::ClientBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -64,7 +64,7 @@ impl Body for RequestBody {
 /// not the endpoint's, and must not be charged to it.
 #[derive(Debug)]
 pub(crate) struct Upload {
-    inner: Incoming,
+    inner: ClientBody,
     state: Arc<UploadState>,
     /// Bytes the body may have at most (the route's `max_request_body`).
     limit: Option<u64>,
@@ -131,7 +131,7 @@ impl Upload {
     /// Streams `inner`, reporting to `state`, cut after `limit` bytes if there is one; with
     /// `copy_up_to`, keeps a copy of a body of at most that many bytes for a replay.
     pub(crate) fn new(
-        inner: Incoming,
+        inner: ClientBody,
         state: Arc<UploadState>,
         limit: Option<u64>,
         copy_up_to: Option<u64>,

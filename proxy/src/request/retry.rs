@@ -7,6 +7,7 @@
 //! streams ([`crate::request::request_body::Upload`]'s copy, up to `buffer_body`), so that a
 //! trailers-only answer with such a status can be replayed once the body was sent whole.
 
+use crate::downstream::body::ClientBody;
 use crate::error::ProxyError;
 use crate::request::request_body::RequestBody;
 use bytes::Bytes;
@@ -14,7 +15,6 @@ use edgeplane_config::model::Retry;
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::time::Duration;
 
 /// What is kept of a replayable request to send it again.
@@ -65,7 +65,7 @@ pub(crate) fn idempotent(method: &Method) -> bool {
 
 /// Whether `policy` replays failed tries and this request may be replayed: idempotent, not an
 /// upgrade, and a body that is empty or small enough to buffer (by its declared size).
-pub(crate) fn replayable(req: &Request<Incoming>, policy: &Retry, upgrade: bool) -> bool {
+pub(crate) fn replayable(req: &Request<ClientBody>, policy: &Retry, upgrade: bool) -> bool {
     if !policy.replays() || upgrade || !idempotent(req.method()) {
         return false;
     }
@@ -80,7 +80,7 @@ pub(crate) fn replayable(req: &Request<Incoming>, policy: &Retry, upgrade: bool)
 /// Reads a request's body whole (within `read_timeout`) and, if it is `replayable`, keeps a copy of
 /// the request for its retries (a request buffered only to be mirrored gets none).
 pub(crate) async fn buffer(
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     read_timeout: Duration,
     replayable: bool,
 ) -> Result<(Request<RequestBody>, Option<Box<Replay>>), ProxyError> {

@@ -4,6 +4,7 @@
 //! headers (`X-Forwarded-*`, `Via`, request id) are prepared here and added when the request is sent
 //! ([`crate::request::added_headers`]).
 
+use crate::downstream::body::ClientBody;
 use crate::error::ProxyError;
 use crate::request::added_headers::AddedHeaders;
 use crate::request::shared::ConnInfo;
@@ -12,7 +13,6 @@ use crate::request::{headers, trace_context};
 use crate::tables::router::Route;
 use http::uri::{PathAndQuery, Uri};
 use http::{header, HeaderValue, Request, Version};
-use hyper::body::Incoming;
 
 /// Turns the client's request (number `n`, matched to `route`, its `Host` header `host_header`) into
 /// the upstream's. Returns the forwarding headers to add when it is sent, and the protocol of an
@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 pub(crate) fn rewrite_request<'a>(
     shared: &'a Shared,
     conn: &'a ConnInfo,
-    req: &mut Request<Incoming>,
+    req: &mut Request<ClientBody>,
     n: u64,
     route: &Route,
     host_header: Option<HeaderValue>,
