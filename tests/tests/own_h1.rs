@@ -9,7 +9,7 @@ mod common;
 use bytes::Bytes;
 use common::start_node;
 use edgeplane_proxy::NodeHandle;
-use edgeplane_tests::node_config;
+use edgeplane_tests::{eventually, node_config, Client};
 use edgeplane_tests::{text, Backend};
 use http::StatusCode;
 use http_body::{Body, Frame};
@@ -299,4 +299,51 @@ async fn a_head_in_pieces_and_a_large_one_are_read_whole() {
     c.send(format!("GET /big HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes())
         .await;
     assert_eq!(body(&c.response(false).await), "/big body=0");
+}
+
+/// The node's `edgeplane_connections_parked` gauge, read from its admin listener.
+async fn parked(admin: &Client) -> usize {
+    let metrics = admin.get("admin", "/metrics").await.body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("edgeplane_connections_parked "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as usize)
+}
+
+/// A connection between requests parks, whether its last answer came from a backend or from the
+/// node itself (answered at once), and serves its next request when woken.
+#[tokio::test]
+async fn an_idle_connection_parks_after_proxied_and_local_answers() {
+    let backend = Backend::named("b").await;
+    let config = format!(
+        "[node]\nid = \"test-node\"\nadmin = \"127.0.0.1:0\"\n[[node.listeners]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n\
+         [[routes]]\nhosts = [\"a\"]\ncluster = \"c\"\n[clusters.c]\n[[clusters.c.endpoints]]\naddress = \"{}\"\n",
+        backend.addr
+    );
+    let (node, addr) = start_node(&config).await;
+    let admin = Client::new(node.admin_addr().unwrap());
+    let mut c = Conn::open(addr).await;
+    for (host, status) in [
+        ("a", "200"),
+        ("nowhere", "404"),
+        ("a", "200"),
+        ("nowhere", "404"),
+    ] {
+        // Exactly the size of the node's first read buffer (a read that fills it leaves the socket
+        // marked readable).
+        let start = format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Pad: ");
+        let pad = "p".repeat(1024 - start.len() - 4);
+        c.send(format!("{start}{pad}\r\n\r\n").as_bytes()).await;
+        let r = c.response(false).await;
+        assert!(
+            r.head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{}",
+            r.head
+        );
+        eventually(Duration::from_secs(10), "the connection parked", || {
+            let admin = admin.clone();
+            async move { parked(&admin).await == 1 }
+        })
+        .await;
+    }
 }

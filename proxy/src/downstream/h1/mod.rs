@@ -123,20 +123,27 @@ async fn read_head<S: Socket>(
             buf.reserve(room.min(limits.max_bytes.saturating_sub(buf.len())).max(1));
         }
         let read = std::future::poll_fn(|cx| {
-            if closing.poll(cx) != Ask::Nothing {
+            let (ask, park) = closing.poll_word(cx);
+            if ask != Ask::Nothing {
                 // Told to close: within a head, a connection closes at once.
-                return Poll::Ready(None);
+                return Poll::Ready(Err(Next::Closed));
             }
-            wire::poll_read_buf(io, cx, buf).map(Some)
+            match wire::poll_read_buf(io, cx, buf) {
+                // Readable but nothing to read after all (a readiness left from the last request):
+                // still idle, so it may park.
+                Poll::Pending if park && buf.is_empty() => Poll::Ready(Err(Next::Park)),
+                other => other.map(Ok),
+            }
         })
         .await;
         match read {
-            Some(Ok(n)) if n > 0 => {}
-            Some(Ok(_)) | None => return Next::Closed,
-            Some(Err(e)) => {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(Ok(_)) => return Next::Closed,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "connection ended while reading a request head");
                 return Next::Closed;
             }
+            Err(next) => return next,
         }
     }
 }

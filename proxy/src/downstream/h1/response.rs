@@ -90,7 +90,10 @@ pub(crate) fn encode(parts: &Parts, hint: &SizeHint, ended: bool, asked: Asked) 
     } else {
         Framing::Close
     };
-    let keep_alive = asked.keep_alive && framing != Framing::Close && !seen.close;
+    // An interim status as the final answer (only an upstream gone wrong sends one to a request
+    // that did not ask to upgrade) leaves the client unsure where the next response starts.
+    let keep_alive =
+        asked.keep_alive && framing != Framing::Close && !seen.close && !status.is_informational();
     match framing {
         Framing::Chunked => {
             let mut last_chunked = false;
