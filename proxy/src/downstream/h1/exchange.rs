@@ -53,9 +53,13 @@ pub(crate) async fn exchange<S: Socket>(
     };
     // Pinned here, in the connection's state, and polled through a reference: the request's future
     // is a few kilobytes (boxing it costs mimalloc's slower path for blocks over 1 KiB, and moving
-    // it into a callee's state copies it).
-    let answering = std::pin::pin!(answer(ctx.clone(), request));
-    let Some(resp) = in_flight(io, buf, closing, answering).await else {
+    // it into a callee's state copies it). In a block of its own, so that writing the response
+    // reuses its room in the connection's state.
+    let resp = {
+        let answering = std::pin::pin!(answer(ctx.clone(), request));
+        in_flight(io, buf, closing, answering).await
+    };
+    let Some(resp) = resp else {
         return Outcome::Broken;
     };
     // Told to close gracefully while answering: this is the connection's last response.
