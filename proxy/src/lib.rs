@@ -35,3 +35,10 @@ pub mod upgrade;
 pub mod upstream;
 
 pub use node::{NodeHandle, StartError};
+
+/// Reads `data` as the node's own HTTP/1.x server reads a client's bytes (request heads, then the
+/// response heads it would write for them). For the fuzz target `h1_request` and its corpus
+/// replay: whatever `data` holds, this returns, never panics.
+pub fn read_request_untrusted(data: &[u8]) {
+    downstream::h1::read_untrusted(data);
+}

@@ -11,10 +11,11 @@ use std::sync::OnceLock;
 pub type Target = fn(&[u8]);
 
 /// Every fuzz target: its name (the corpus folder) and its function.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("config", config),
     ("bus", bus),
     ("h1_response", h1_response),
+    ("h1_request", h1_request),
     ("router", router),
     ("admin", admin),
 ];
@@ -56,6 +57,11 @@ pub fn bus(data: &[u8]) {
 /// The own HTTP/1.1 client's response head parser and chunked decoder.
 pub fn h1_response(data: &[u8]) {
     edgeplane_proxy::upstream::h1::read_untrusted(data);
+}
+
+/// The own HTTP/1.x server's request head parser and response head encoder.
+pub fn h1_request(data: &[u8]) {
+    edgeplane_proxy::read_request_untrusted(data);
 }
 
 /// A routing table with exact, wildcard and catch-all hosts, prefixes, methods and header conditions.

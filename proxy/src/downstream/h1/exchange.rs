@@ -157,9 +157,7 @@ async fn write_response<S: Socket>(
         };
         let frame: Frame<Bytes> = match frame {
             None => {
-                if matches!(out.framing, Framing::Length(_)) && out.left > 0 {
-                    return Err(io::Error::other("response body shorter than its length"));
-                }
+                out.check_complete()?;
                 out.put(io, closing, &[], Some(None)).await?;
                 break;
             }
@@ -185,6 +183,7 @@ async fn write_response<S: Socket>(
                 }
             }
             Err(frame) => {
+                out.check_complete()?;
                 let trailers = frame.into_trailers().ok();
                 out.put(io, closing, &[], Some(trailers.as_ref())).await?;
                 break;
@@ -206,6 +205,14 @@ struct Out {
 }
 
 impl Out {
+    /// At the body's end: an error when it was shorter than its length.
+    fn check_complete(&self) -> io::Result<()> {
+        if matches!(self.framing, Framing::Length(_)) && self.left > 0 {
+            return Err(io::Error::other("response body shorter than its length"));
+        }
+        Ok(())
+    }
+
     /// Writes the head if not yet written, then `data` framed, and the body's end when `end` is
     /// given (with the trailers, for a chunked body to a client that takes them).
     async fn put<W: tokio::io::AsyncWrite + Unpin>(

@@ -172,6 +172,33 @@ async fn readable<S: Socket>(io: &mut Rewind<S>, closing: &Closing) -> Next {
     .await
 }
 
+/// Reads `data` as the own server reads a client's bytes: request heads one after another (as
+/// pipelined), each answered with a response head that carries the request's headers, for every
+/// version, method and keep-alive combination the encoder distinguishes. For the fuzz target
+/// `h1_request` and its corpus replay: whatever `data` holds, this returns, never panics.
+pub(crate) fn read_untrusted(data: &[u8]) {
+    let mut buf = BytesMut::from(data);
+    for _ in 0..4 {
+        let Parsed::Request(head) = head::parse(&mut buf, head::MAX_HEADERS) else {
+            return;
+        };
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.headers = head.request.headers().clone();
+        for (status, ended) in [(200, false), (204, true), (304, true), (404, false)] {
+            parts.status = http::StatusCode::from_u16(status).unwrap_or_default();
+            for (head_request, keep_alive) in [(false, true), (true, false)] {
+                let asked = response::Asked {
+                    version: head.request.version(),
+                    head: head_request,
+                    keep_alive: keep_alive && head.keep_alive,
+                };
+                let hint = http_body::SizeHint::default();
+                let _ = response::encode(&parts, &hint, ended, asked);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
