@@ -12,31 +12,13 @@ use edgeplane_proxy::NodeHandle;
 use edgeplane_tests::{eventually, node_config, Client};
 use edgeplane_tests::{text, Backend};
 use http::StatusCode;
-use http_body::{Body, Frame};
-use http_body_util::BodyExt;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A body of a few pieces whose length is not known in advance (sent chunked by hyper).
-struct Pieces(Vec<Bytes>);
-
-impl Body for Pieces {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        Poll::Ready((!this.0.is_empty()).then(|| Ok(Frame::data(this.0.remove(0)))))
-    }
-}
 
 /// A node in front of a backend answering `path` (and `body=N` with the request body's length),
 /// and `/pieces` with a body of unknown length.
@@ -46,12 +28,11 @@ async fn setup() -> (NodeHandle, SocketAddr, Backend) {
         |req: http::Request<hyper::body::Incoming>| async move {
             let path = req.uri().path().to_string();
             if path == "/pieces" {
-                let pieces = vec![
-                    Bytes::from_static(b"one,"),
-                    Bytes::from_static(b"two,"),
-                    Bytes::from_static(b"three"),
-                ];
-                return http::Response::new(Pieces(pieces).boxed());
+                // A stream of frames: a body whose length is not known in advance (sent chunked).
+                let pieces = ["one,", "two,", "three"]
+                    .map(|p| Ok::<_, Infallible>(Frame::data(Bytes::from_static(p.as_bytes()))));
+                let body = StreamBody::new(futures_util::stream::iter(pieces));
+                return http::Response::new(body.boxed());
             }
             let body = req.into_body().collect().await.unwrap().to_bytes();
             text(StatusCode::OK, format!("{path} body={}", body.len()))
@@ -301,15 +282,6 @@ async fn a_head_in_pieces_and_a_large_one_are_read_whole() {
     assert_eq!(body(&c.response(false).await), "/big body=0");
 }
 
-/// The node's `edgeplane_connections_parked` gauge, read from its admin listener.
-async fn parked(admin: &Client) -> usize {
-    let metrics = admin.get("admin", "/metrics").await.body;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("edgeplane_connections_parked "))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as usize)
-}
-
 /// A connection between requests parks, whether its last answer came from a backend or from the
 /// node itself (answered at once), and serves its next request when woken.
 #[tokio::test]
@@ -342,7 +314,7 @@ async fn an_idle_connection_parks_after_proxied_and_local_answers() {
         );
         eventually(Duration::from_secs(10), "the connection parked", || {
             let admin = admin.clone();
-            async move { parked(&admin).await == 1 }
+            async move { common::parked(&admin).await == 1 }
         })
         .await;
     }

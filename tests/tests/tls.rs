@@ -258,15 +258,6 @@ async fn a_push_with_a_bad_certificate_is_rejected_and_changes_nothing() {
     assert_eq!((r.status, r.peer_cert), (StatusCode::OK, der(&good.0)));
 }
 
-/// The node's `edgeplane_connections_parked` gauge, read from its admin listener.
-async fn parked(admin: &Client) -> usize {
-    let metrics = admin.get("admin", "/metrics").await.body;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("edgeplane_connections_parked "))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as usize)
-}
-
 /// An idle TLS keep-alive connection parks like a cleartext one (hyper's state goes, the TLS session
 /// stays), is woken by the client's next record, and serves it on the same connection, again and
 /// again.
@@ -294,7 +285,7 @@ async fn an_idle_tls_connection_parks_and_serves_its_next_requests() {
         );
         eventually(Duration::from_secs(10), "the TLS connection parked", || {
             let admin = admin.clone();
-            async move { parked(&admin).await == 1 }
+            async move { common::parked(&admin).await == 1 }
         })
         .await;
     }

@@ -66,3 +66,13 @@ pub fn push_options() -> edgeplane_controller::publish::PushOptions {
         timeout: std::time::Duration::from_secs(5),
     }
 }
+
+/// The node's `edgeplane_connections_parked` gauge, read from its admin listener.
+#[allow(dead_code)]
+pub async fn parked(admin: &Client) -> usize {
+    let metrics = admin.get("admin", "/metrics").await.body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("edgeplane_connections_parked "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap_or(0.0) as usize)
+}
