@@ -8,6 +8,7 @@
 //! (400, 431, `100 Continue`, chunked uploads, tunnels) stay exactly hyper's.
 
 use crate::downstream::body::ClientBody;
+use crate::request::headers::{connection_tokens, ConnectionToken};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
@@ -110,14 +111,12 @@ fn build(bytes: &Bytes, req: &httparse::Request<'_, '_>, max_headers: usize) -> 
         } else if name == TRANSFER_ENCODING || name == UPGRADE || name == EXPECT {
             return None;
         } else if name == CONNECTION {
-            for token in value.as_bytes().split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    return None;
+            for token in connection_tokens(value.as_bytes()) {
+                match token {
+                    ConnectionToken::Close => close = true,
+                    ConnectionToken::KeepAlive => keep = true,
+                    ConnectionToken::Upgrade => return None,
+                    ConnectionToken::Names(_) => {}
                 }
             }
         } else if name == http::header::TE {

@@ -3,6 +3,7 @@
 //! same head from either.
 
 use crate::downstream::h1::date;
+use crate::request::headers::{connection_tokens, ConnectionToken};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderValue, StatusCode, Version};
@@ -163,10 +164,9 @@ impl Seen {
     }
 
     fn connection(&mut self, value: &HeaderValue) {
-        for token in value.as_bytes().split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            self.close |= token.eq_ignore_ascii_case(b"close");
-            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        for token in connection_tokens(value.as_bytes()) {
+            self.close |= token == ConnectionToken::Close;
+            self.keep_alive |= token == ConnectionToken::KeepAlive;
         }
     }
 
